@@ -1,0 +1,116 @@
+# faqbot - build, run, test.  `make run` and `make test` install any missing
+# Debian package first (.ci/deps.sh), so they work on a fresh Debian 12.
+#
+#   make            build build/faqbot
+#   make run        build and run (the console chat on faq/faq.json without chat credentials)
+#   make test       every test, in a normal build and under ASan + UBSan
+#   make eval       accuracy on tests/eval/
+#   make bench      speed and memory figures
+#   make install    PREFIX=/usr/local DESTDIR=
+#   make clean
+
+VERSION  := 0.1.0
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+BUILD    ?= build
+SANITIZE ?=
+CC       ?= cc
+
+DEB_PACKAGES = build-essential pkg-config libcurl4-openssl-dev libjansson-dev \
+	libstemmer-dev libutf8proc-dev libedit-dev libcmocka-dev libsqlite3-dev \
+	wfrench python3
+
+# Lazily expanded: pkg-config runs after `deps` has installed the packages.
+PKG_CFLAGS = $(shell pkg-config --cflags jansson libutf8proc libedit 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs jansson libutf8proc libedit 2>/dev/null) -lstemmer -lm
+
+WARN     = -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wstrict-prototypes -Wvla
+OPT      = -O2 -g
+ifneq ($(SANITIZE),)
+OPT      = -O1 -g -fno-omit-frame-pointer -fsanitize=$(SANITIZE) -fno-sanitize-recover=all
+endif
+CFLAGS_ALL = -std=c11 $(WARN) $(OPT) -Iinclude -I$(BUILD)/gen \
+	-DFAQBOT_VERSION='"$(VERSION)"' -DFAQBOT_DATADIR='"$(PREFIX)/share/faqbot"' \
+	$(PKG_CFLAGS) $(CFLAGS)
+LDFLAGS_ALL = $(OPT) $(LDFLAGS)
+
+SRCS     = $(filter-out src/main.c,$(wildcard src/*.c))
+OBJS     = $(SRCS:src/%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/stopwords.o
+HEADERS  = $(wildcard include/*.h)
+STOPWORDS = $(wildcard faq/stopwords/*.txt)
+UNIT_SRCS = $(wildcard tests/unit/test_*.c)
+UNIT_BINS = $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+
+.PHONY: all deps run test unit eval bench install clean check-faq
+
+all: deps
+	@$(MAKE) --no-print-directory $(BUILD)/faqbot
+
+deps:
+	@sh .ci/deps.sh $(DEB_PACKAGES)
+
+$(BUILD)/faqbot: $(BUILD)/obj/main.o $(OBJS)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS)
+
+$(BUILD)/obj/%.o: src/%.c $(HEADERS) | $(BUILD)/obj
+	$(CC) $(CFLAGS_ALL) -c -o $@ $<
+
+# Stopword lists are data files compiled into the binary.
+$(BUILD)/gen/stopwords.c: $(STOPWORDS) Makefile | $(BUILD)/gen
+	@{ echo '/* generated from faq/stopwords by the Makefile; do not edit */'; \
+	  echo '#include <stddef.h>'; \
+	  echo 'struct stopword_data { const char *language; const char *words; };'; \
+	  echo 'extern const struct stopword_data stopword_data[];'; \
+	  echo 'extern const size_t stopword_data_count;'; \
+	  echo 'const struct stopword_data stopword_data[] = {'; \
+	  for f in $(STOPWORDS); do \
+	    printf '{ "%s",\n' "$$(basename $$f .txt)"; \
+	    sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' $$f; \
+	    echo '},'; \
+	  done; \
+	  echo '};'; \
+	  echo 'const size_t stopword_data_count = sizeof(stopword_data) / sizeof(stopword_data[0]);'; \
+	} > $@
+
+$(BUILD)/obj/stopwords.o: $(BUILD)/gen/stopwords.c | $(BUILD)/obj
+	$(CC) $(CFLAGS_ALL) -c -o $@ $<
+
+$(BUILD)/obj $(BUILD)/gen $(BUILD)/tests:
+	@mkdir -p $@
+
+$(BUILD)/tests/%: tests/unit/%.c $(OBJS) $(HEADERS) | $(BUILD)/tests
+	$(CC) $(CFLAGS_ALL) -DTEST_DATA_DIR='"tests/data"' -o $@ $< $(OBJS) $(LDFLAGS_ALL) \
+		$(PKG_LIBS) $$(pkg-config --libs cmocka)
+
+unit-bins: $(UNIT_BINS) $(BUILD)/faqbot
+
+run: all
+	@if [ -n "$$FAQBOT_TELEGRAM_TOKEN$$FAQBOT_TELEGRAM_TOKEN_FILE$$FAQBOT_MATRIX_HOMESERVER" ]; then \
+	  exec ./$(BUILD)/faqbot run; \
+	else \
+	  exec ./$(BUILD)/faqbot console --faq faq/faq.json; \
+	fi
+
+# Every test: normal build, then ASan + UBSan build (leaks fail too).
+test: deps
+	@$(MAKE) --no-print-directory unit-bins
+	@$(MAKE) --no-print-directory BUILD=build/asan SANITIZE=address,undefined unit-bins
+	@sh tests/run.sh build build/asan
+
+eval: all
+	@python3 tests/eval/eval.py --faqbot $(BUILD)/faqbot --faq faq/faq.json
+
+bench: all
+	@$(MAKE) --no-print-directory $(BUILD)/bench
+	@python3 tests/bench/bench.py --faqbot $(BUILD)/faqbot --bench $(BUILD)/bench
+
+$(BUILD)/bench: tests/bench/bench.c $(OBJS) $(HEADERS)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(OBJS) $(LDFLAGS_ALL) $(PKG_LIBS)
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/faqbot
+	install -m 755 $(BUILD)/faqbot $(DESTDIR)$(PREFIX)/bin/faqbot
+	install -m 644 faq/faq.json faq/faq.schema.json $(DESTDIR)$(PREFIX)/share/faqbot/
+
+clean:
+	rm -rf build

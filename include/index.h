@@ -1,0 +1,76 @@
+/*
+ * index.h - inverted index over an FAQ and BM25-style candidate ranking.
+ *
+ * index_build analyses every entry once (questions, keywords, answer) into
+ * stemmed terms, applies the FAQ's synonyms (every phrase of a group is
+ * rewritten to the group's first phrase, at index and query time alike, so
+ * "programme local de l'habitat" and "PLH" are one term), and builds:
+ *   - postings per term with a BM25F saturation per entry (questions weigh
+ *     1, keywords 2, the answer 0.2, lengths normalised);
+ *   - postings per term over single phrasings, to measure how much of the
+ *     closest phrasing a question covers;
+ *   - a typo index: every vocabulary term with one letter deleted, so a
+ *     query word one edit away ("souscirption") finds its term in a few
+ *     hash look-ups (SymSpell), plus prefix search for truncated words.
+ *
+ * index_rank scores a question against every entry it shares a term with
+ * and returns the best candidates with their coverage figures; match.h
+ * turns those into a decision.  An index is immutable once built except for
+ * internal scratch space, so a reload builds a new index and swaps it in.
+ *
+ * Ownership: index_build takes ownership of the faq (freed by index_free).
+ * An index is not safe for concurrent queries (shared scratch space).
+ */
+#ifndef FAQBOT_INDEX_H
+#define FAQBOT_INDEX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "faq.h"
+#include "strbuf.h"
+
+#define INDEX_MAX_CAND 8        /* candidates returned by index_rank */
+#define INDEX_MAX_QUERY_TERMS 64 /* terms of a question considered */
+
+enum term_match { TERM_UNKNOWN, TERM_EXACT, TERM_TYPO, TERM_PREFIX };
+
+struct index_cand {
+	uint32_t entry;
+	double qcov;  /* weighted share of the question's terms found in the entry */
+	double dcov;  /* weighted share of the entry's closest phrasing covered */
+	double score; /* qcov * (a + (1-a) * dcov): the confidence, in [0,1] */
+};
+
+struct index_result {
+	struct index_cand cand[INDEX_MAX_CAND];
+	size_t n_cand;
+	size_t n_terms;   /* distinct terms in the question */
+	size_t n_unknown; /* of which matched no vocabulary term */
+};
+
+struct index;
+
+/* Builds the index; takes ownership of faq.  Returns NULL (with a
+ * diagnostic) only when the FAQ's language has no stemmer. */
+struct index *index_build(struct faq *faq, struct faq_diags *d);
+void index_free(struct index *idx);
+/* The FAQ this index was built from (borrowed, lives as long as idx). */
+const struct faq *index_faq(const struct index *idx);
+/* Entry number for an id, or -1 (hash look-up). */
+long index_find(const struct index *idx, const char *id);
+size_t index_vocabulary_size(const struct index *idx);
+
+/* Ranks the entries for a question (any bytes; invalid UTF-8 is ignored). */
+void index_rank(struct index *idx, const char *q, size_t len, struct index_result *out);
+
+/* Appends a human-readable account of how the question's terms matched
+ * (term, weight, how it matched) and, per candidate, which terms it had. */
+void index_explain(struct index *idx, const char *q, size_t len,
+		   const struct index_result *res, struct strbuf *out);
+
+/* Appends the question's analysed terms, space-separated (synonyms
+ * applied): used to group similar unanswered questions. */
+void index_terms(struct index *idx, const char *q, size_t len, struct strbuf *out);
+
+#endif

@@ -1,0 +1,81 @@
+/*
+ * text.h - turns UTF-8 text into the folded, stemmed terms the matcher
+ * compares.  Pure: no I/O (the stopword lists are data files under
+ * faq/stopwords/ compiled into the binary by the Makefile).
+ *
+ * Pipeline, per input string:
+ *   1. invalid UTF-8 bytes are treated as separators (never reach output);
+ *   2. each code point is case-folded and compatibility-normalised with
+ *      utf8proc, and accents are stripped from Latin, Greek and Cyrillic
+ *      letters, so "NUMÉRIQUE", "numérique" and "numerique" fold alike;
+ *      ligatures such as œ become "oe";
+ *   3. tokens are runs of letters, digits and marks; hyphens, apostrophes
+ *      (' and ’) and punctuation split them; a dot or comma between digits
+ *      stays, so versions and decimals ("2.0", "0,1" -> "0.1") are one token;
+ *   4. stopwords of the language are dropped; French elisions (l' d' qu'
+ *      jusqu' ...) are stopwords, so "l'habitat" gives "habitat";
+ *   5. words are stemmed with Snowball (libstemmer) in the FAQ's language.
+ *
+ * Ownership: text_new returns an analyzer freed with text_free.  It holds a
+ * libstemmer object and scratch space, so one analyzer must not be used by
+ * two threads at once (faqbot is single-threaded).
+ */
+#ifndef FAQBOT_TEXT_H
+#define FAQBOT_TEXT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "strbuf.h"
+
+/* Longest token kept, in bytes of folded UTF-8; longer runs are dropped. */
+#define TEXT_MAX_TOKEN 64
+
+/* A list of terms: for each, the stem and the folded unstemmed word.  The
+ * strings live in `arena`; pointers from termlist_stem/_word are borrowed
+ * until the next append, clear or release. */
+struct termlist {
+	struct strbuf arena;
+	uint32_t *stem_off;
+	uint32_t *word_off;
+	size_t n, alloc;
+};
+
+void termlist_init(struct termlist *tl);
+void termlist_release(struct termlist *tl);
+void termlist_clear(struct termlist *tl);
+const char *termlist_stem(const struct termlist *tl, size_t i);
+const char *termlist_word(const struct termlist *tl, size_t i);
+
+struct text;
+
+/* Creates an analyzer for a libstemmer algorithm name ("french",
+ * "english", "fr", ...).  Returns NULL for an unknown language. */
+struct text *text_new(const char *language);
+void text_free(struct text *t);
+/* 1 when a stopword list ships for this analyzer's language. */
+int text_has_stopwords(const struct text *t);
+/* The canonical list of languages, NULL-terminated (borrowed, static). */
+const char **text_languages(void);
+
+/* Appends the terms of s[0..len) to out, at most max_terms of them (0 = no
+ * limit).  Returns the number appended.  Never fails on bad input. */
+size_t text_analyze(struct text *t, const char *s, size_t len,
+		    struct termlist *out, size_t max_terms);
+
+/* Folds s (case, accents, compatibility forms) without tokenising or
+ * stemming, appending to out; invalid UTF-8 bytes become U+FFFD. */
+void text_fold(const char *s, size_t len, struct strbuf *out);
+
+/* 1 when s[0..len) is valid UTF-8 (no overlongs, surrogates or NULs). */
+int text_utf8_valid(const char *s, size_t len);
+/* Appends s to out with every invalid UTF-8 sequence replaced by U+FFFD. */
+void text_utf8_sanitize(const char *s, size_t len, struct strbuf *out);
+/* Length of s in UTF-16 code units (Telegram's unit for text limits). */
+size_t text_utf16_len(const char *s, size_t len);
+
+/* Damerau (optimal string alignment) edit distance between two byte
+ * strings, giving up and returning max+1 once it exceeds max. */
+int text_edit_distance(const char *a, size_t alen, const char *b, size_t blen, int max);
+
+#endif

@@ -1,0 +1,84 @@
+/*
+ * console.c - interactive chat on the terminal.  See console.h.
+ *
+ * Lines are capped (CONSOLE_MAX_LINE) so a pasted megabyte cannot grow
+ * memory; the excess of an over-long line is read and dropped.
+ */
+#include "console.h"
+#include "strbuf.h"
+#include "util.h"
+
+#include <editline/readline.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CONSOLE_MAX_LINE 65536
+
+/* Reads one line into sb (without the newline); returns 0 at end of input. */
+static int read_plain(FILE *in, struct strbuf *sb)
+{
+	strbuf_reset(sb);
+	int c, any = 0;
+	while ((c = fgetc(in)) != EOF) {
+		any = 1;
+		if (c == '\n')
+			break;
+		if (sb->len < CONSOLE_MAX_LINE)
+			strbuf_addch(sb, (char)c);
+	}
+	if (sb->len && sb->buf[sb->len - 1] == '\r')
+		strbuf_truncate(sb, sb->len - 1);
+	return any;
+}
+
+static int read_edit(struct strbuf *sb)
+{
+	char *line = readline("vous> ");
+	if (!line)
+		return 0;
+	strbuf_reset(sb);
+	size_t n = strlen(line);
+	strbuf_add(sb, line, n > CONSOLE_MAX_LINE ? CONSOLE_MAX_LINE : n);
+	if (n)
+		add_history(line);
+	free(line);
+	return 1;
+}
+
+static int is_blank(const char *s)
+{
+	for (; *s; s++)
+		if (*s != ' ' && *s != '\t')
+			return 0;
+	return 1;
+}
+
+int console_run(struct bot *b, FILE *in, FILE *out, int interactive)
+{
+	struct strbuf line = STRBUF_INIT, text = STRBUF_INIT;
+	if (interactive) {
+		fprintf(out, "faqbot : console (%zu questions). Tapez /aide pour l'aide, /quit pour sortir.\n",
+			index_faq(bot_index(b))->n_entries);
+		using_history();
+	}
+	for (;;) {
+		int ok = interactive ? read_edit(&line) : read_plain(in, &line);
+		if (!ok)
+			break;
+		if (is_blank(line.buf))
+			continue;
+		if (!strcmp(line.buf, "/quit") || !strcmp(line.buf, "/exit"))
+			break;
+		struct inbound_msg m = { line.buf, line.len, CHAT_PRIVATE, 1, "console", '/' };
+		struct reply r;
+		bot_handle(b, &m, &r);
+		strbuf_reset(&text);
+		reply_format_plain(&r, &text);
+		fprintf(out, "%s%s\n", interactive ? "bot> " : "", text.buf);
+		fflush(out);
+		reply_release(&r);
+	}
+	strbuf_release(&line);
+	strbuf_release(&text);
+	return 0;
+}

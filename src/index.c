@@ -1,0 +1,884 @@
+/*
+ * index.c - inverted index and candidate ranking.  See index.h.
+ *
+ * Scoring, for a question with distinct terms t (weight w(t) = W0 +
+ * idf(t); a word the FAQ never uses weighs W_UNKNOWN) and an entry e:
+ *
+ *   qcov(e)  = sum_t w(t) * quality(t) * sat(e,t) / sum_t w(t)
+ *   dcov(e)  = max over e's phrasings p of
+ *              sum_{t in p and in the question} w(t) * quality(t) / sum_{t in p} w(t)
+ *   score(e) = qcov(e) * (A + (1 - A) * dcov(e))
+ *
+ * sat(e,t) is BM25F's saturation of t's field-weighted, length-normalised
+ * frequency in e, scaled so one occurrence in a question of average length
+ * gives 1; quality is 1 for an exact term, lower for a typo or a prefix.
+ * qcov asks "how much of what was asked does this entry talk about"; dcov
+ * asks "how much of one way of asking this entry's question was said", so a
+ * question sharing one incidental word with a long phrasing stays low.
+ * Both are in [0,1], so the score is a confidence a threshold can cut.
+ *
+ * Build cost is linear in the FAQ's text; a question costs its analysis
+ * plus the postings of its terms (short: FAQ terms are rare).
+ */
+#include "index.h"
+#include "strmap.h"
+#include "text.h"
+#include "util.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Field weights and BM25 constants. */
+#define F_QUESTION 1.0
+#define F_KEYWORD 2.0
+#define F_ANSWER 0.2
+#define BM25_K1 0.6
+#define BM25_B 0.3
+/* Term weight w(t) = W0 + idf(t); an unknown word weighs W_UNKNOWN_RATIO
+ * times the weight of a word used by a single entry. */
+#define W0 0.5
+#define W_UNKNOWN_RATIO 0.6
+/* Match quality of a term found through a typo or as a prefix. */
+#define Q_TYPO 0.8
+#define Q_PREFIX 0.7
+/* score = qcov * (A + (1 - A) * dcov) */
+#define A_QCOV 0.5
+#define TYPO_MIN_LEN 4 /* bytes: shorter words are matched exactly only */
+#define MAX_TERM_CANDS 3
+
+struct posting {
+	uint32_t entry;
+	float sat;
+};
+
+struct syn_rule {
+	uint32_t *from, nfrom;
+	uint32_t *to, nto;
+};
+
+struct qterm {
+	uint32_t tl;     /* index in the analysed termlist */
+	int32_t id;      /* exact term id, or -1 */
+	uint32_t cand[MAX_TERM_CANDS];
+	float qual[MAX_TERM_CANDS];
+	int ncand;
+	enum term_match kind;
+	float w;
+};
+
+struct index {
+	struct faq *faq;
+	struct text *text;
+
+	struct strmap *vocab;    /* stem -> term id */
+	struct strbuf term_str;  /* NUL-separated term strings */
+	uint32_t *term_off;
+	size_t n_terms, terms_alloc;
+	uint32_t *df;
+	float *w;                /* query weight per term */
+	float w_unknown;
+
+	uint32_t *e_start;       /* CSR: postings of term t are [e_start[t], e_start[t+1]) */
+	struct posting *epost;
+	uint32_t *p_start;       /* CSR over phrasings */
+	uint32_t *ppost;
+	uint32_t *phr_entry;
+	float *phr_w;
+	size_t n_phr, phr_alloc;
+
+	struct syn_rule *rules;
+	size_t n_rules, rules_alloc;
+	uint8_t *syn_first;      /* per term id < n_syn_terms: 1 when a rule starts with it */
+	size_t n_syn_terms;
+
+	struct strmap *fz_map;   /* term with one character deleted -> chain head */
+	uint32_t *fz_term, *fz_next;
+	size_t fz_n, fz_alloc;
+	uint32_t *sorted;        /* ids of terms with df > 0, by string */
+	size_t n_sorted;
+
+	struct strmap *ids;      /* entry id -> entry number */
+
+	/* query scratch */
+	struct termlist tl;
+	struct qterm *qt;
+	size_t qt_alloc;
+	float *acc, *cur, *dbest;
+	uint32_t *stamp, *seen, *touched;
+	float *pacc, *pcur;
+	uint32_t *pstamp, *ptouched;
+	uint32_t qid;
+};
+
+static const char *term_string(const struct index *idx, uint32_t t)
+{
+	return idx->term_str.buf + idx->term_off[t];
+}
+
+static uint32_t term_intern(struct index *idx, const char *s)
+{
+	size_t len = strlen(s);
+	int added;
+	uint32_t id = strmap_put(idx->vocab, s, len, (uint32_t)idx->n_terms, &added);
+	if (added) {
+		xgrow(&idx->term_off, &idx->terms_alloc, idx->n_terms + 1, sizeof(uint32_t));
+		idx->term_off[idx->n_terms] = (uint32_t)idx->term_str.len;
+		strbuf_add(&idx->term_str, s, len + 1);
+		idx->n_terms++;
+	}
+	return id;
+}
+
+static int32_t term_lookup(const struct index *idx, const char *s)
+{
+	uint32_t v;
+	if (!strmap_get(idx->vocab, s, strlen(s), &v))
+		return -1;
+	return (int32_t)v;
+}
+
+/* ==== Synonyms ==== */
+
+/* Rewrites ids[0..n) by the synonym rules (longest rule first) into
+ * out/src (src[k] = position in ids the k-th output term comes from);
+ * returns the output length, at most out_cap. */
+static size_t apply_rules(const struct index *idx, const int32_t *ids, size_t n, int32_t *out,
+			  uint32_t *src, size_t out_cap)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < n && k < out_cap;) {
+		const struct syn_rule *best = NULL;
+		if (ids[i] >= 0 && (size_t)ids[i] < idx->n_syn_terms && idx->syn_first[ids[i]]) {
+			for (size_t r = 0; r < idx->n_rules; r++) {
+				const struct syn_rule *ru = &idx->rules[r];
+				if (ru->nfrom > n - i || (best && ru->nfrom <= best->nfrom))
+					continue;
+				size_t j = 0;
+				while (j < ru->nfrom && ids[i + j] == (int32_t)ru->from[j])
+					j++;
+				if (j == ru->nfrom)
+					best = ru;
+			}
+		}
+		if (!best) {
+			src[k] = (uint32_t)i;
+			out[k++] = ids[i++];
+			continue;
+		}
+		for (uint32_t j = 0; j < best->nto && k < out_cap; j++) {
+			src[k] = (uint32_t)i;
+			out[k++] = (int32_t)best->to[j];
+		}
+		i += best->nfrom;
+	}
+	return k;
+}
+
+static size_t phrase_ids(struct index *idx, const char *s, uint32_t **out)
+{
+	termlist_clear(&idx->tl);
+	text_analyze(idx->text, s, strlen(s), &idx->tl, 0);
+	*out = xmalloc((idx->tl.n + 1) * sizeof(uint32_t));
+	for (size_t i = 0; i < idx->tl.n; i++)
+		(*out)[i] = term_intern(idx, termlist_stem(&idx->tl, i));
+	return idx->tl.n;
+}
+
+static void build_rules(struct index *idx)
+{
+	const struct faq *f = idx->faq;
+	for (size_t g = 0; g < f->n_synonyms; g++) {
+		uint32_t *to;
+		size_t nto = phrase_ids(idx, f->synonyms[g].phrases[0], &to);
+		int used = 0;
+		for (size_t p = 1; p < f->synonyms[g].n; p++) {
+			uint32_t *from;
+			size_t nfrom = phrase_ids(idx, f->synonyms[g].phrases[p], &from);
+			if (!nfrom || !nto || (nfrom == nto && !memcmp(from, to, nto * sizeof(uint32_t)))) {
+				free(from);
+				continue;
+			}
+			xgrow(&idx->rules, &idx->rules_alloc, idx->n_rules + 1, sizeof(*idx->rules));
+			struct syn_rule *r = &idx->rules[idx->n_rules++];
+			r->from = from;
+			r->nfrom = (uint32_t)nfrom;
+			r->to = used ? memcpy(xmalloc(nto * sizeof(uint32_t)), to, nto * sizeof(uint32_t)) : to;
+			r->nto = (uint32_t)nto;
+			used = 1;
+		}
+		if (!used)
+			free(to);
+	}
+}
+
+/* Analyses s into term ids with synonyms applied.  With intern, unseen
+ * terms join the vocabulary (building); otherwise they come back as -1.
+ * Returns the count; *out and *src (each term's position in idx->tl) are
+ * scratch owned by the caller (free() both). */
+static size_t analyse_ids(struct index *idx, const char *s, size_t len, int intern,
+			  size_t max_terms, int32_t **out, uint32_t **src)
+{
+	termlist_clear(&idx->tl);
+	text_analyze(idx->text, s, len, &idx->tl, max_terms);
+	size_t n = idx->tl.n;
+	int32_t *raw = xmalloc((n + 1) * sizeof(int32_t));
+	for (size_t i = 0; i < n; i++) {
+		const char *st = termlist_stem(&idx->tl, i);
+		raw[i] = intern ? (int32_t)term_intern(idx, st) : term_lookup(idx, st);
+	}
+	size_t cap = idx->n_rules ? n * 4 + 8 : n + 1;
+	*out = xmalloc(cap * sizeof(int32_t));
+	*src = xmalloc(cap * sizeof(uint32_t));
+	size_t k = apply_rules(idx, raw, n, *out, *src, cap);
+	free(raw);
+	return k;
+}
+
+/* ==== Build ==== */
+
+struct raw_post {
+	uint32_t term, entry;
+	uint16_t qtf, atf;
+	uint8_t kw;
+};
+
+struct build {
+	struct raw_post *rp;
+	size_t n_rp, rp_alloc;
+	uint32_t *pp_term, *pp_phr;
+	size_t n_pp, pp_alloc, pp_alloc2;
+	uint32_t *mark, *slot, *pmark;
+	size_t mark_alloc, slot_alloc, pmark_alloc;
+	float *lq, *la;
+};
+
+static void grow_marks(struct index *idx, struct build *b)
+{
+	size_t old = b->mark_alloc;
+	xgrow(&b->mark, &b->mark_alloc, idx->n_terms, sizeof(uint32_t));
+	if (b->mark_alloc > old)
+		memset(b->mark + old, 0, (b->mark_alloc - old) * sizeof(uint32_t));
+	xgrow(&b->slot, &b->slot_alloc, idx->n_terms, sizeof(uint32_t));
+	old = b->pmark_alloc;
+	xgrow(&b->pmark, &b->pmark_alloc, idx->n_terms, sizeof(uint32_t));
+	if (b->pmark_alloc > old)
+		memset(b->pmark + old, 0, (b->pmark_alloc - old) * sizeof(uint32_t));
+}
+
+/* Adds one occurrence of term t in entry e's field. */
+static void count_term(struct index *idx, struct build *b, size_t first_rp, uint32_t e,
+		       int32_t t, int field)
+{
+	(void)idx;
+	if (t < 0)
+		return;
+	struct raw_post *p;
+	if (b->mark[t] == e + 1) {
+		p = &b->rp[first_rp + b->slot[t]];
+	} else {
+		xgrow(&b->rp, &b->rp_alloc, b->n_rp + 1, sizeof(*b->rp));
+		b->mark[t] = e + 1;
+		b->slot[t] = (uint32_t)(b->n_rp - first_rp);
+		p = &b->rp[b->n_rp++];
+		memset(p, 0, sizeof(*p));
+		p->term = (uint32_t)t;
+		p->entry = e;
+	}
+	if (field == 0 && p->qtf < UINT16_MAX)
+		p->qtf++;
+	else if (field == 1)
+		p->kw = 1;
+	else if (field == 2 && p->atf < UINT16_MAX)
+		p->atf++;
+}
+
+static void add_entry(struct index *idx, struct build *b, uint32_t e)
+{
+	const struct faq_entry *en = &idx->faq->entries[e];
+	size_t first = b->n_rp;
+	int32_t *ids;
+	uint32_t *src;
+	for (size_t q = 0; q < en->n_questions; q++) {
+		size_t n = analyse_ids(idx, en->questions[q], strlen(en->questions[q]), 1, 0, &ids, &src);
+		grow_marks(idx, b);
+		uint32_t phr = (uint32_t)idx->n_phr++;
+		xgrow(&idx->phr_entry, &idx->phr_alloc, phr + 1, sizeof(uint32_t));
+		idx->phr_entry[phr] = e;
+		for (size_t i = 0; i < n; i++) {
+			count_term(idx, b, first, e, ids[i], 0);
+			b->lq[e] += 1;
+			if (ids[i] >= 0 && b->pmark[ids[i]] != phr + 1) {
+				b->pmark[ids[i]] = phr + 1;
+				size_t a2 = b->pp_alloc;
+				xgrow(&b->pp_term, &a2, b->n_pp + 1, sizeof(uint32_t));
+				xgrow(&b->pp_phr, &b->pp_alloc, b->n_pp + 1, sizeof(uint32_t));
+				b->pp_term[b->n_pp] = (uint32_t)ids[i];
+				b->pp_phr[b->n_pp++] = phr;
+			}
+		}
+		free(ids);
+		free(src);
+	}
+	for (size_t k = 0; k < en->n_keywords; k++) {
+		size_t n = analyse_ids(idx, en->keywords[k], strlen(en->keywords[k]), 1, 0, &ids, &src);
+		grow_marks(idx, b);
+		for (size_t i = 0; i < n; i++)
+			count_term(idx, b, first, e, ids[i], 1);
+		free(ids);
+		free(src);
+	}
+	size_t n = analyse_ids(idx, en->answer, strlen(en->answer), 1, 0, &ids, &src);
+	grow_marks(idx, b);
+	for (size_t i = 0; i < n; i++) {
+		count_term(idx, b, first, e, ids[i], 2);
+		b->la[e] += 1;
+	}
+	free(ids);
+	free(src);
+}
+
+struct sort_item {
+	const char *s;
+	uint32_t id;
+};
+
+static int cmp_sort_item(const void *a, const void *b)
+{
+	return strcmp(((const struct sort_item *)a)->s, ((const struct sort_item *)b)->s);
+}
+
+static void fz_add(struct index *idx, const char *del, size_t len, uint32_t t)
+{
+	int added;
+	uint32_t head = strmap_put(idx->fz_map, del, len, (uint32_t)idx->fz_n, &added);
+	size_t a2 = idx->fz_alloc;
+	xgrow(&idx->fz_term, &a2, idx->fz_n + 1, sizeof(uint32_t));
+	xgrow(&idx->fz_next, &idx->fz_alloc, idx->fz_n + 1, sizeof(uint32_t));
+	idx->fz_term[idx->fz_n] = t;
+	if (added) {
+		idx->fz_next[idx->fz_n] = UINT32_MAX;
+	} else {
+		/* insert after the head, so the map keeps pointing at the head */
+		idx->fz_next[idx->fz_n] = idx->fz_next[head];
+		idx->fz_next[head] = (uint32_t)idx->fz_n;
+	}
+	idx->fz_n++;
+}
+
+static int has_letter(const char *s)
+{
+	for (; *s; s++)
+		if (!((*s >= '0' && *s <= '9') || *s == '.'))
+			return 1;
+	return 0;
+}
+
+/* Calls fn for s with each character (not byte) deleted. */
+static size_t char_deletions(const char *s, size_t len, char out[][TEXT_MAX_TOKEN + 1])
+{
+	size_t n = 0;
+	for (size_t i = 0; i < len;) {
+		size_t cl = 1;
+		while (i + cl < len && ((unsigned char)s[i + cl] & 0xC0) == 0x80)
+			cl++;
+		memcpy(out[n], s, i);
+		memcpy(out[n] + i, s + i + cl, len - i - cl);
+		out[n][len - cl] = '\0';
+		n++;
+		i += cl;
+	}
+	return n;
+}
+
+static void build_typo_index(struct index *idx)
+{
+	idx->fz_map = strmap_new(idx->n_terms * 4);
+	idx->sorted = xmalloc((idx->n_terms + 1) * sizeof(uint32_t));
+	char dels[TEXT_MAX_TOKEN + 1][TEXT_MAX_TOKEN + 1];
+	for (uint32_t t = 0; t < idx->n_terms; t++) {
+		if (!idx->df[t])
+			continue;
+		idx->sorted[idx->n_sorted++] = t;
+		const char *s = term_string(idx, t);
+		size_t len = strlen(s);
+		if (len < TYPO_MIN_LEN || len > TEXT_MAX_TOKEN || !has_letter(s))
+			continue;
+		size_t n = char_deletions(s, len, dels);
+		for (size_t i = 0; i < n; i++)
+			if (i == 0 || strcmp(dels[i], dels[i - 1]))
+				fz_add(idx, dels[i], strlen(dels[i]), t);
+	}
+	/* the term arena no longer moves: sort (string, id) pairs */
+	struct sort_item *items = xmalloc((idx->n_sorted + 1) * sizeof(*items));
+	for (size_t i = 0; i < idx->n_sorted; i++) {
+		items[i].s = term_string(idx, idx->sorted[i]);
+		items[i].id = idx->sorted[i];
+	}
+	qsort(items, idx->n_sorted, sizeof(*items), cmp_sort_item);
+	for (size_t i = 0; i < idx->n_sorted; i++)
+		idx->sorted[i] = items[i].id;
+	free(items);
+}
+
+static void build_postings(struct index *idx, struct build *b)
+{
+	size_t N = idx->faq->n_entries, T = idx->n_terms;
+	idx->df = xcalloc(T + 1, sizeof(uint32_t));
+	idx->e_start = xcalloc(T + 2, sizeof(uint32_t));
+	for (size_t i = 0; i < b->n_rp; i++)
+		idx->e_start[b->rp[i].term + 2]++;
+	for (size_t t = 0; t < T; t++) {
+		idx->df[t] = idx->e_start[t + 2];
+		idx->e_start[t + 2] += idx->e_start[t + 1];
+	}
+	double avg_q = 0, avg_a = 0;
+	for (size_t e = 0; e < N; e++) {
+		avg_q += b->lq[e];
+		avg_a += b->la[e];
+	}
+	avg_q = avg_q / (double)N + 1e-9;
+	avg_a = avg_a / (double)N + 1e-9;
+	idx->epost = xmalloc((b->n_rp + 1) * sizeof(struct posting));
+	for (size_t i = 0; i < b->n_rp; i++) {
+		const struct raw_post *r = &b->rp[i];
+		double nq = 1 - BM25_B + BM25_B * b->lq[r->entry] / avg_q;
+		double na = 1 - BM25_B + BM25_B * b->la[r->entry] / avg_a;
+		double tf = F_QUESTION * r->qtf / nq + F_KEYWORD * r->kw + F_ANSWER * r->atf / na;
+		double sat = tf * (1 + BM25_K1) / (tf + BM25_K1);
+		struct posting *p = &idx->epost[idx->e_start[r->term + 1]++];
+		p->entry = r->entry;
+		p->sat = (float)(sat > 1 ? 1 : sat);
+	}
+	idx->w = xmalloc((T + 1) * sizeof(float));
+	for (size_t t = 0; t < T; t++) {
+		double df = idx->df[t];
+		idx->w[t] = (float)(W0 + log(1 + ((double)N - df + 0.5) / (df + 0.5)));
+	}
+	idx->w_unknown = (float)(W_UNKNOWN_RATIO * (W0 + log(1 + ((double)N - 0.5) / 1.5)));
+
+	/* phrasing postings */
+	idx->p_start = xcalloc(T + 2, sizeof(uint32_t));
+	for (size_t i = 0; i < b->n_pp; i++)
+		idx->p_start[b->pp_term[i] + 2]++;
+	for (size_t t = 0; t < T; t++)
+		idx->p_start[t + 2] += idx->p_start[t + 1];
+	idx->ppost = xmalloc((b->n_pp + 1) * sizeof(uint32_t));
+	idx->phr_w = xcalloc(idx->n_phr + 1, sizeof(float));
+	for (size_t i = 0; i < b->n_pp; i++) {
+		idx->ppost[idx->p_start[b->pp_term[i] + 1]++] = b->pp_phr[i];
+		idx->phr_w[b->pp_phr[i]] += idx->w[b->pp_term[i]];
+	}
+}
+
+static void alloc_scratch(struct index *idx)
+{
+	size_t N = idx->faq->n_entries + 1, P = idx->n_phr + 1;
+	idx->acc = xcalloc(N, sizeof(float));
+	idx->cur = xcalloc(N, sizeof(float));
+	idx->dbest = xcalloc(N, sizeof(float));
+	idx->stamp = xcalloc(N, sizeof(uint32_t));
+	idx->seen = xcalloc(N, sizeof(uint32_t));
+	idx->touched = xcalloc(N, sizeof(uint32_t));
+	idx->pacc = xcalloc(P, sizeof(float));
+	idx->pcur = xcalloc(P, sizeof(float));
+	idx->pstamp = xcalloc(P, sizeof(uint32_t));
+	idx->ptouched = xcalloc(P, sizeof(uint32_t));
+}
+
+struct index *index_build(struct faq *faq, struct faq_diags *d)
+{
+	struct text *t = text_new(faq->language);
+	if (!t) {
+		faq_diags_add(d, FAQ_ERROR, "%s: \"language\": no stemmer for \"%s\"", faq->source,
+			      faq->language);
+		faq_free(faq);
+		return NULL;
+	}
+	struct index *idx = xcalloc(1, sizeof(*idx));
+	idx->faq = faq;
+	idx->text = t;
+	idx->vocab = strmap_new(1024);
+	strbuf_init(&idx->term_str, 0);
+	termlist_init(&idx->tl);
+	build_rules(idx);
+	/* rules only name terms interned while building them */
+	idx->n_syn_terms = idx->n_terms;
+	idx->syn_first = xcalloc(idx->n_terms + 1, 1);
+	for (size_t r = 0; r < idx->n_rules; r++)
+		idx->syn_first[idx->rules[r].from[0]] = 1;
+
+	struct build b;
+	memset(&b, 0, sizeof(b));
+	b.lq = xcalloc(faq->n_entries + 1, sizeof(float));
+	b.la = xcalloc(faq->n_entries + 1, sizeof(float));
+	idx->ids = strmap_new(faq->n_entries);
+	for (uint32_t e = 0; e < faq->n_entries; e++) {
+		strmap_put(idx->ids, faq->entries[e].id, strlen(faq->entries[e].id), e, NULL);
+		add_entry(idx, &b, e);
+	}
+	build_postings(idx, &b);
+	build_typo_index(idx);
+	alloc_scratch(idx);
+	free(b.rp);
+	free(b.pp_term);
+	free(b.pp_phr);
+	free(b.mark);
+	free(b.slot);
+	free(b.pmark);
+	free(b.lq);
+	free(b.la);
+	return idx;
+}
+
+void index_free(struct index *idx)
+{
+	if (!idx)
+		return;
+	faq_free(idx->faq);
+	text_free(idx->text);
+	strmap_free(idx->vocab);
+	strbuf_release(&idx->term_str);
+	free(idx->term_off);
+	free(idx->df);
+	free(idx->w);
+	free(idx->e_start);
+	free(idx->epost);
+	free(idx->p_start);
+	free(idx->ppost);
+	free(idx->phr_entry);
+	free(idx->phr_w);
+	for (size_t r = 0; r < idx->n_rules; r++) {
+		free(idx->rules[r].from);
+		free(idx->rules[r].to);
+	}
+	free(idx->rules);
+	free(idx->syn_first);
+	strmap_free(idx->fz_map);
+	free(idx->fz_term);
+	free(idx->fz_next);
+	free(idx->sorted);
+	strmap_free(idx->ids);
+	termlist_release(&idx->tl);
+	free(idx->qt);
+	free(idx->acc);
+	free(idx->cur);
+	free(idx->dbest);
+	free(idx->stamp);
+	free(idx->seen);
+	free(idx->touched);
+	free(idx->pacc);
+	free(idx->pcur);
+	free(idx->pstamp);
+	free(idx->ptouched);
+	free(idx);
+}
+
+const struct faq *index_faq(const struct index *idx)
+{
+	return idx->faq;
+}
+
+long index_find(const struct index *idx, const char *id)
+{
+	uint32_t v;
+	return strmap_get(idx->ids, id, strlen(id), &v) ? (long)v : -1;
+}
+
+size_t index_vocabulary_size(const struct index *idx)
+{
+	return idx->n_sorted;
+}
+
+/* ==== Query ==== */
+
+static void add_cand(struct qterm *q, uint32_t t, float qual)
+{
+	for (int i = 0; i < q->ncand; i++)
+		if (q->cand[i] == t)
+			return;
+	if (q->ncand < MAX_TERM_CANDS) {
+		q->cand[q->ncand] = t;
+		q->qual[q->ncand++] = qual;
+	}
+}
+
+static void typo_chain(const struct index *idx, const char *key, size_t len, const char *q,
+		       size_t qlen, struct qterm *out)
+{
+	uint32_t head;
+	if (!strmap_get(idx->fz_map, key, len, &head))
+		return;
+	for (uint32_t i = head; i != UINT32_MAX; i = idx->fz_next[i]) {
+		const char *s = term_string(idx, idx->fz_term[i]);
+		if (text_edit_distance(q, qlen, s, strlen(s), 1) <= 1)
+			add_cand(out, idx->fz_term[i], Q_TYPO);
+	}
+}
+
+/* Vocabulary terms one edit away from q (SymSpell with deletions of 1). */
+static void find_typos(const struct index *idx, const char *q, struct qterm *out)
+{
+	size_t len = strlen(q);
+	if (len < TYPO_MIN_LEN || len > TEXT_MAX_TOKEN || !has_letter(q))
+		return;
+	typo_chain(idx, q, len, q, len, out);            /* q lacks a letter */
+	char dels[TEXT_MAX_TOKEN + 1][TEXT_MAX_TOKEN + 1];
+	size_t n = char_deletions(q, len, dels);
+	for (size_t i = 0; i < n; i++) {
+		int32_t t = term_lookup(idx, dels[i]);       /* q has one letter too many */
+		if (t >= 0 && idx->df[t] && strlen(dels[i]) >= TYPO_MIN_LEN - 1)
+			add_cand(out, (uint32_t)t, Q_TYPO);
+		typo_chain(idx, dels[i], strlen(dels[i]), q, len, out); /* substitution, swap */
+	}
+}
+
+/* Vocabulary terms that q is the beginning of ("souscr" -> "souscript"). */
+static void find_prefixes(const struct index *idx, const char *q, struct qterm *out)
+{
+	size_t len = strlen(q), lo = 0, hi = idx->n_sorted;
+	if (len < TYPO_MIN_LEN || !has_letter(q))
+		return;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (strcmp(term_string(idx, idx->sorted[mid]), q) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (size_t i = lo; i < idx->n_sorted && out->ncand < MAX_TERM_CANDS; i++) {
+		const char *s = term_string(idx, idx->sorted[i]);
+		if (strncmp(s, q, len))
+			break;
+		add_cand(out, idx->sorted[i], Q_PREFIX);
+	}
+}
+
+/* Analyses the question into distinct query terms with their candidates. */
+static size_t query_terms(struct index *idx, const char *q, size_t len)
+{
+	int32_t *ids;
+	uint32_t *src;
+	size_t n = analyse_ids(idx, q, len, 0, INDEX_MAX_QUERY_TERMS, &ids, &src);
+	xgrow(&idx->qt, &idx->qt_alloc, n + 1, sizeof(struct qterm));
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) {
+		const char *stem = termlist_stem(&idx->tl, src[i]);
+		int dup = 0;
+		for (size_t j = 0; j < k && !dup; j++)
+			dup = ids[i] >= 0 ? idx->qt[j].id == ids[i]
+			      : (idx->qt[j].id < 0 && !strcmp(termlist_stem(&idx->tl, idx->qt[j].tl), stem));
+		if (dup)
+			continue;
+		struct qterm *t = &idx->qt[k++];
+		memset(t, 0, sizeof(*t));
+		t->id = ids[i];
+		t->tl = src[i];
+		if (ids[i] >= 0 && idx->df[ids[i]]) {
+			add_cand(t, (uint32_t)ids[i], 1.0f);
+			t->kind = TERM_EXACT;
+		} else if (ids[i] < 0) {
+			find_typos(idx, stem, t);
+			t->kind = t->ncand ? TERM_TYPO : TERM_UNKNOWN;
+			if (!t->ncand) {
+				find_prefixes(idx, stem, t);
+				t->kind = t->ncand ? TERM_PREFIX : TERM_UNKNOWN;
+			}
+		}
+		t->w = idx->w_unknown;
+		for (int c = 0; c < t->ncand; c++)
+			if (c == 0 || idx->w[t->cand[c]] > t->w)
+				t->w = idx->w[t->cand[c]];
+	}
+	free(ids);
+	free(src);
+	return k;
+}
+
+static void next_qid(struct index *idx)
+{
+	if (++idx->qid == UINT32_MAX) {
+		size_t N = idx->faq->n_entries + 1, P = idx->n_phr + 1;
+		memset(idx->stamp, 0, N * sizeof(uint32_t));
+		memset(idx->seen, 0, N * sizeof(uint32_t));
+		memset(idx->pstamp, 0, P * sizeof(uint32_t));
+		idx->qid = 1;
+	}
+}
+
+static void insert_cand(struct index_result *out, const struct index_cand *c)
+{
+	size_t pos = out->n_cand;
+	while (pos > 0 && (out->cand[pos - 1].score < c->score ||
+			   (out->cand[pos - 1].score == c->score && out->cand[pos - 1].qcov < c->qcov)))
+		pos--;
+	if (pos >= INDEX_MAX_CAND)
+		return;
+	size_t end = out->n_cand < INDEX_MAX_CAND ? out->n_cand : INDEX_MAX_CAND - 1;
+	memmove(&out->cand[pos + 1], &out->cand[pos], (end - pos) * sizeof(*c));
+	out->cand[pos] = *c;
+	if (out->n_cand < INDEX_MAX_CAND)
+		out->n_cand++;
+}
+
+void index_rank(struct index *idx, const char *q, size_t len, struct index_result *out)
+{
+	memset(out, 0, sizeof(*out));
+	size_t nq = query_terms(idx, q, len);
+	out->n_terms = nq;
+	double wsum = 0;
+	size_t nt = 0, np = 0;
+	next_qid(idx);
+	uint32_t query_seen = idx->qid;
+	for (size_t i = 0; i < nq; i++) {
+		struct qterm *t = &idx->qt[i];
+		wsum += t->w;
+		if (!t->ncand) {
+			out->n_unknown++;
+			continue;
+		}
+		next_qid(idx);
+		uint32_t s = idx->qid;
+		for (int c = 0; c < t->ncand; c++) {
+			uint32_t term = t->cand[c];
+			float qual = t->qual[c];
+			for (uint32_t k = idx->e_start[term]; k < idx->e_start[term + 1]; k++) {
+				const struct posting *p = &idx->epost[k];
+				float v = qual * p->sat;
+				uint32_t e = p->entry;
+				if (idx->seen[e] < query_seen) {
+					idx->seen[e] = query_seen;
+					idx->acc[e] = 0;
+					idx->dbest[e] = 0;
+					idx->touched[nt++] = e;
+				}
+				if (idx->stamp[e] != s) {
+					idx->stamp[e] = s;
+					idx->cur[e] = v;
+					idx->acc[e] += t->w * v;
+				} else if (v > idx->cur[e]) {
+					idx->acc[e] += t->w * (v - idx->cur[e]);
+					idx->cur[e] = v;
+				}
+			}
+			float wv = idx->w[term] * qual;
+			for (uint32_t k = idx->p_start[term]; k < idx->p_start[term + 1]; k++) {
+				uint32_t p = idx->ppost[k];
+				if (idx->pstamp[p] < query_seen) {
+					idx->pstamp[p] = s;
+					idx->pacc[p] = wv;
+					idx->pcur[p] = wv;
+					idx->ptouched[np++] = p;
+				} else if (idx->pstamp[p] != s) {
+					idx->pstamp[p] = s;
+					idx->pacc[p] += wv;
+					idx->pcur[p] = wv;
+				} else if (wv > idx->pcur[p]) {
+					idx->pacc[p] += wv - idx->pcur[p];
+					idx->pcur[p] = wv;
+				}
+			}
+		}
+	}
+	for (size_t i = 0; i < np; i++) {
+		uint32_t p = idx->ptouched[i];
+		float d = idx->phr_w[p] > 0 ? idx->pacc[p] / idx->phr_w[p] : 0;
+		uint32_t e = idx->phr_entry[p];
+		if (d > idx->dbest[e])
+			idx->dbest[e] = d > 1 ? 1 : d;
+	}
+	for (size_t i = 0; i < nt; i++) {
+		uint32_t e = idx->touched[i];
+		struct index_cand c;
+		c.entry = e;
+		c.qcov = wsum > 0 ? idx->acc[e] / wsum : 0;
+		if (c.qcov > 1)
+			c.qcov = 1;
+		c.dcov = idx->dbest[e];
+		c.score = c.qcov * (A_QCOV + (1 - A_QCOV) * c.dcov);
+		insert_cand(out, &c);
+	}
+}
+
+/* ==== Explanations ==== */
+
+static const char *kind_name(enum term_match k)
+{
+	switch (k) {
+	case TERM_EXACT: return "exact";
+	case TERM_TYPO: return "typo";
+	case TERM_PREFIX: return "prefix";
+	default: return "unknown";
+	}
+}
+
+static const struct posting *find_posting(const struct index *idx, uint32_t term, uint32_t e)
+{
+	uint32_t lo = idx->e_start[term], hi = idx->e_start[term + 1];
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (idx->epost[mid].entry < e)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < idx->e_start[term + 1] && idx->epost[lo].entry == e ? &idx->epost[lo] : NULL;
+}
+
+void index_explain(struct index *idx, const char *q, size_t len,
+		   const struct index_result *res, struct strbuf *out)
+{
+	size_t nq = query_terms(idx, q, len);
+	strbuf_addf(out, "terms (%zu):\n", nq);
+	for (size_t i = 0; i < nq; i++) {
+		const struct qterm *t = &idx->qt[i];
+		const char *word = termlist_word(&idx->tl, t->tl);
+		const char *stem = t->id >= 0 ? term_string(idx, (uint32_t)t->id)
+				   : termlist_stem(&idx->tl, t->tl);
+		strbuf_addf(out, "  %-16s stem %-14s weight %.2f  %s", word, stem, t->w,
+			    kind_name(t->kind));
+		for (int c = 0; c < t->ncand; c++)
+			if (t->kind != TERM_EXACT)
+				strbuf_addf(out, "%s%s", c ? ", " : " -> ", term_string(idx, t->cand[c]));
+		strbuf_addch(out, '\n');
+	}
+	strbuf_addf(out, "candidates (%zu):\n", res->n_cand);
+	for (size_t k = 0; k < res->n_cand; k++) {
+		const struct index_cand *c = &res->cand[k];
+		strbuf_addf(out, "  %zu. %-22s confidence %.3f (question coverage %.2f, phrasing coverage %.2f)\n",
+			    k + 1, idx->faq->entries[c->entry].id, c->score, c->qcov, c->dcov);
+		strbuf_addstr(out, "     matched:");
+		for (size_t i = 0; i < nq; i++) {
+			const struct qterm *t = &idx->qt[i];
+			for (int j = 0; j < t->ncand; j++) {
+				const struct posting *p = find_posting(idx, t->cand[j], c->entry);
+				if (p) {
+					strbuf_addf(out, " %s(%.2f)", term_string(idx, t->cand[j]),
+						    t->w * t->qual[j] * p->sat);
+					break;
+				}
+			}
+		}
+		strbuf_addch(out, '\n');
+	}
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+void index_terms(struct index *idx, const char *q, size_t len, struct strbuf *out)
+{
+	size_t nq = query_terms(idx, q, len);
+	const char **s = xmalloc((nq + 1) * sizeof(char *));
+	for (size_t i = 0; i < nq; i++) {
+		const struct qterm *t = &idx->qt[i];
+		s[i] = t->id >= 0 ? term_string(idx, (uint32_t)t->id)
+		       : (t->ncand ? term_string(idx, t->cand[0]) : termlist_stem(&idx->tl, t->tl));
+	}
+	qsort(s, nq, sizeof(char *), cmp_str);
+	for (size_t i = 0; i < nq; i++)
+		strbuf_addf(out, "%s%s", i ? " " : "", s[i]);
+	free(s);
+}
