@@ -35,16 +35,26 @@
 #define F_ANSWER 0.2
 #define BM25_K1 0.6
 #define BM25_B 0.3
-/* Term weight w(t) = W0 + idf(t); an unknown word weighs W_UNKNOWN_RATIO
- * times the weight of a word used by a single entry. */
+/* Term weight w(t) = W0 + idf(t); a word the FAQ never uses weighs like
+ * the rarest FAQ word (W_UNKNOWN_RATIO times a word of a single entry): it
+ * is evidence that the question is about something else. */
 #define W0 0.5
-#define W_UNKNOWN_RATIO 0.6
+#ifndef W_UNKNOWN_RATIO
+#define W_UNKNOWN_RATIO 0.8
+#endif
 /* Match quality of a term found through a typo or as a prefix. */
 #define Q_TYPO 0.8
 #define Q_PREFIX 0.7
 /* score = qcov * (A + (1 - A) * dcov) */
-#define A_QCOV 0.5
-#define TYPO_MIN_LEN 4 /* bytes: shorter words are matched exactly only */
+#ifndef A_QCOV
+#define A_QCOV 0.6
+#endif
+/* Typos: only words of TYPO_MIN_LEN bytes or more, and never on the first
+ * letter (readers rarely mistype it, and "argent" is not "urgent").  A
+ * prefix must be PREFIX_MIN_LEN long and miss at most PREFIX_MAX_TAIL bytes. */
+#define TYPO_MIN_LEN 5
+#define PREFIX_MIN_LEN 5
+#define PREFIX_MAX_TAIL 4
 #define MAX_TERM_CANDS 3
 
 struct posting {
@@ -611,7 +621,7 @@ static void typo_chain(const struct index *idx, const char *key, size_t len, con
 		return;
 	for (uint32_t i = head; i != UINT32_MAX; i = idx->fz_next[i]) {
 		const char *s = term_string(idx, idx->fz_term[i]);
-		if (text_edit_distance(q, qlen, s, strlen(s), 1) <= 1)
+		if (s[0] == q[0] && text_edit_distance(q, qlen, s, strlen(s), 1) <= 1)
 			add_cand(out, idx->fz_term[i], Q_TYPO);
 	}
 }
@@ -627,7 +637,7 @@ static void find_typos(const struct index *idx, const char *q, struct qterm *out
 	size_t n = char_deletions(q, len, dels);
 	for (size_t i = 0; i < n; i++) {
 		int32_t t = term_lookup(idx, dels[i]);       /* q has one letter too many */
-		if (t >= 0 && idx->df[t] && strlen(dels[i]) >= TYPO_MIN_LEN - 1)
+		if (t >= 0 && idx->df[t] && dels[i][0] == q[0])
 			add_cand(out, (uint32_t)t, Q_TYPO);
 		typo_chain(idx, dels[i], strlen(dels[i]), q, len, out); /* substitution, swap */
 	}
@@ -637,7 +647,7 @@ static void find_typos(const struct index *idx, const char *q, struct qterm *out
 static void find_prefixes(const struct index *idx, const char *q, struct qterm *out)
 {
 	size_t len = strlen(q), lo = 0, hi = idx->n_sorted;
-	if (len < TYPO_MIN_LEN || !has_letter(q))
+	if (len < PREFIX_MIN_LEN || !has_letter(q))
 		return;
 	while (lo < hi) {
 		size_t mid = (lo + hi) / 2;
@@ -650,7 +660,8 @@ static void find_prefixes(const struct index *idx, const char *q, struct qterm *
 		const char *s = term_string(idx, idx->sorted[i]);
 		if (strncmp(s, q, len))
 			break;
-		add_cand(out, idx->sorted[i], Q_PREFIX);
+		if (strlen(s) - len <= PREFIX_MAX_TAIL)
+			add_cand(out, idx->sorted[i], Q_PREFIX);
 	}
 }
 
