@@ -413,23 +413,70 @@ static void parse_entries(struct ctx *c, json_t *root, struct faq *f)
 
 /* ==== Entry points ==== */
 
-static void syntax_error(struct ctx *c, const json_error_t *je)
+/* The token jansson names in "... near 'TOKEN'", copied into tok. */
+static int near_token(const char *text, char *tok, size_t size)
 {
-	const char *hint = "";
-	if (strstr(je->text, "expected near '}'") || strstr(je->text, "expected near ']'"))
-		hint = " (is there a comma before a closing } or ]? JSON does not allow one)";
-	else if (strstr(je->text, "'}' expected") || strstr(je->text, "']' expected"))
-		hint = " (is a comma missing between two items, or a bracket left open?)";
-	else if (strstr(je->text, "invalid token"))
-		hint = " (texts need \"double quotes\"; true, false and null are lower case)";
-	else if (strstr(je->text, "duplicate object key"))
-		hint = " (the same key appears twice in one object)";
-	else if (strstr(je->text, "unable to decode"))
-		hint = " (the file must be saved as UTF-8)";
+	const char *p = strstr(text, "near '");
+	if (!p)
+		return 0;
+	p += 6;
+	const char *end = strrchr(p, '\'');
+	if (!end || end < p || (size_t)(end - p) >= size)
+		return 0;
+	memcpy(tok, p, (size_t)(end - p));
+	tok[end - p] = '\0';
+	return 1;
+}
+
+/* A sentence for the mistakes people make editing JSON by hand, read from
+ * the bytes around the error rather than from jansson's wording. */
+static const char *syntax_hint(const json_error_t *je, const char *data, size_t len,
+			       const char *tok, int have_tok)
+{
+	if (strstr(je->text, "duplicate object key"))
+		return "the same key appears twice in one object";
+	if (strstr(je->text, "unable to decode") || strstr(je->text, "invalid UTF-8"))
+		return "the file must be saved as UTF-8";
+	if (strstr(je->text, "near end of file"))
+		return "the file ends too early: is a closing } or ] or a quote missing?";
+	if (strstr(je->text, "end of file expected"))
+		return "there is something after the last closing }";
+	if (!have_tok)
+		return NULL;
+	size_t tl = strlen(tok), pos = (size_t)je->position;
+	if ((!strcmp(tok, "]") || !strcmp(tok, "}")) && pos >= tl && pos <= len) {
+		size_t i = pos - tl;
+		while (i > 0 && strchr(" \t\r\n", data[i - 1]))
+			i--;
+		if (i > 0 && data[i - 1] == ',')
+			return "JSON allows no comma before a closing } or ]: remove it";
+	}
+	if (tok[0] == '\'')
+		return "texts and keys need \"double quotes\", not 'single quotes'";
+	if (strstr(je->text, "':' expected"))
+		return "a key must be followed by a colon, as in \"answer\": \"...\"";
+	if (strstr(je->text, "'}' expected") || strstr(je->text, "']' expected"))
+		return "is a comma missing before this item, or a bracket left open?";
+	if (strstr(je->text, "invalid token"))
+		return "texts need \"double quotes\"; true, false and null are lower case";
+	return NULL;
+}
+
+static void syntax_error(struct ctx *c, const json_error_t *je, const char *data, size_t len)
+{
+	char tok[64];
+	int have_tok = near_token(je->text, tok, sizeof(tok));
+	const char *hint = syntax_hint(je, data, len, tok, have_tok);
+	/* jansson points at the last character of the token; editors want its first */
+	int col = je->column;
+	if (have_tok && col > (int)strlen(tok))
+		col -= (int)strlen(tok) - 1;
 	if (je->line > 0)
-		ERR(c, "%s:%d:%d: JSON syntax error: %s%s", c->src, je->line, je->column, je->text, hint);
+		ERR(c, "%s:%d:%d: JSON syntax error: %s%s%s%s", c->src, je->line, col, je->text,
+		    hint ? " (" : "", hint ? hint : "", hint ? ")" : "");
 	else
-		ERR(c, "%s: JSON syntax error: %s%s", c->src, je->text, hint);
+		ERR(c, "%s: JSON syntax error: %s%s%s%s", c->src, je->text,
+		    hint ? " (" : "", hint ? hint : "", hint ? ")" : "");
 }
 
 struct faq *faq_parse(const char *data, size_t len, const char *source, struct faq_diags *d)
@@ -439,7 +486,7 @@ struct faq *faq_parse(const char *data, size_t len, const char *source, struct f
 	json_error_t je;
 	json_t *root = json_loadb(data, len, JSON_REJECT_DUPLICATES, &je);
 	if (!root) {
-		syntax_error(&c, &je);
+		syntax_error(&c, &je, data, len);
 		return NULL;
 	}
 	if (!json_is_object(root)) {

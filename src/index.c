@@ -102,8 +102,15 @@ struct index {
 	uint8_t *syn_first;      /* per term id < n_syn_terms: 1 when a rule starts with it */
 	size_t n_syn_terms;
 
-	struct strmap *fz_map;   /* term with one character deleted -> chain head */
-	uint32_t *fz_term, *fz_next;
+	/* Typo sources: the strings a mistyped query word is compared with (every
+	 * stem and every folded FAQ word), each leading to a term. */
+	struct strmap *words;    /* folded FAQ word -> term id (while building) */
+	struct strmap *src_map;  /* source string -> source id */
+	struct strbuf src_str;
+	uint32_t *src_off, *src_term;
+	size_t n_src, src_alloc;
+	struct strmap *fz_map;   /* source with one character deleted -> chain head */
+	uint32_t *fz_src, *fz_next;
 	size_t fz_n, fz_alloc;
 	uint32_t *sorted;        /* ids of terms with df > 0, by string */
 	size_t n_sorted;
@@ -236,6 +243,10 @@ static size_t analyse_ids(struct index *idx, const char *s, size_t len, int inte
 	for (size_t i = 0; i < n; i++) {
 		const char *st = termlist_stem(&idx->tl, i);
 		raw[i] = intern ? (int32_t)term_intern(idx, st) : term_lookup(idx, st);
+		if (intern && idx->words) {
+			const char *w = termlist_word(&idx->tl, i);
+			strmap_put(idx->words, w, strlen(w), (uint32_t)raw[i], NULL);
+		}
 	}
 	size_t cap = idx->n_rules ? n * 4 + 8 : n + 1;
 	*out = xmalloc(cap * sizeof(int32_t));
@@ -358,14 +369,19 @@ static int cmp_sort_item(const void *a, const void *b)
 	return strcmp(((const struct sort_item *)a)->s, ((const struct sort_item *)b)->s);
 }
 
-static void fz_add(struct index *idx, const char *del, size_t len, uint32_t t)
+static const char *src_string(const struct index *idx, uint32_t src)
+{
+	return idx->src_str.buf + idx->src_off[src];
+}
+
+static void fz_add(struct index *idx, const char *del, size_t len, uint32_t src)
 {
 	int added;
 	uint32_t head = strmap_put(idx->fz_map, del, len, (uint32_t)idx->fz_n, &added);
 	size_t a2 = idx->fz_alloc;
-	xgrow(&idx->fz_term, &a2, idx->fz_n + 1, sizeof(uint32_t));
+	xgrow(&idx->fz_src, &a2, idx->fz_n + 1, sizeof(uint32_t));
 	xgrow(&idx->fz_next, &idx->fz_alloc, idx->fz_n + 1, sizeof(uint32_t));
-	idx->fz_term[idx->fz_n] = t;
+	idx->fz_src[idx->fz_n] = src;
 	if (added) {
 		idx->fz_next[idx->fz_n] = UINT32_MAX;
 	} else {
@@ -401,24 +417,56 @@ static size_t char_deletions(const char *s, size_t len, char out[][TEXT_MAX_TOKE
 	return n;
 }
 
+static void add_source(struct index *idx, const char *s, uint32_t t,
+		       char dels[][TEXT_MAX_TOKEN + 1])
+{
+	size_t len = strlen(s);
+	if (len < TYPO_MIN_LEN || len > TEXT_MAX_TOKEN || !has_letter(s))
+		return;
+	int added;
+	uint32_t src = strmap_put(idx->src_map, s, len, (uint32_t)idx->n_src, &added);
+	if (!added)
+		return;
+	size_t a2 = idx->src_alloc;
+	xgrow(&idx->src_off, &a2, src + 1, sizeof(uint32_t));
+	xgrow(&idx->src_term, &idx->src_alloc, src + 1, sizeof(uint32_t));
+	idx->src_off[src] = (uint32_t)idx->src_str.len;
+	idx->src_term[src] = t;
+	strbuf_add(&idx->src_str, s, len + 1);
+	idx->n_src++;
+	size_t n = char_deletions(s, len, dels);
+	for (size_t i = 0; i < n; i++)
+		if (i == 0 || strcmp(dels[i], dels[i - 1]))
+			fz_add(idx, dels[i], strlen(dels[i]), src);
+}
+
+static void word_source_cb(const char *word, uint32_t t, void *arg)
+{
+	struct index *idx = arg;
+	char dels[TEXT_MAX_TOKEN + 1][TEXT_MAX_TOKEN + 1];
+	if (idx->df[t])
+		add_source(idx, word, t, dels);
+}
+
 static void build_typo_index(struct index *idx)
 {
-	idx->fz_map = strmap_new(idx->n_terms * 4);
+	size_t nw = strmap_count(idx->words);
+	idx->src_map = strmap_new(idx->n_terms + nw);
+	idx->fz_map = strmap_new((idx->n_terms + nw) * 6);
+	strbuf_init(&idx->src_str, 0);
 	idx->sorted = xmalloc((idx->n_terms + 1) * sizeof(uint32_t));
 	char dels[TEXT_MAX_TOKEN + 1][TEXT_MAX_TOKEN + 1];
 	for (uint32_t t = 0; t < idx->n_terms; t++) {
 		if (!idx->df[t])
 			continue;
 		idx->sorted[idx->n_sorted++] = t;
-		const char *s = term_string(idx, t);
-		size_t len = strlen(s);
-		if (len < TYPO_MIN_LEN || len > TEXT_MAX_TOKEN || !has_letter(s))
-			continue;
-		size_t n = char_deletions(s, len, dels);
-		for (size_t i = 0; i < n; i++)
-			if (i == 0 || strcmp(dels[i], dels[i - 1]))
-				fz_add(idx, dels[i], strlen(dels[i]), t);
+		add_source(idx, term_string(idx, t), t, dels);
 	}
+	/* words whose stem survived synonym rewriting (a rewritten stem has no
+	 * postings of its own) */
+	strmap_foreach(idx->words, word_source_cb, idx);
+	strmap_free(idx->words);
+	idx->words = NULL;
 	/* the term arena no longer moves: sort (string, id) pairs */
 	struct sort_item *items = xmalloc((idx->n_sorted + 1) * sizeof(*items));
 	for (size_t i = 0; i < idx->n_sorted; i++) {
@@ -509,6 +557,7 @@ struct index *index_build(struct faq *faq, struct faq_diags *d)
 	idx->faq = faq;
 	idx->text = t;
 	idx->vocab = strmap_new(1024);
+	idx->words = strmap_new(1024);
 	strbuf_init(&idx->term_str, 0);
 	termlist_init(&idx->tl);
 	build_rules(idx);
@@ -564,8 +613,13 @@ void index_free(struct index *idx)
 	}
 	free(idx->rules);
 	free(idx->syn_first);
+	strmap_free(idx->words);
+	strmap_free(idx->src_map);
+	strbuf_release(&idx->src_str);
+	free(idx->src_off);
+	free(idx->src_term);
 	strmap_free(idx->fz_map);
-	free(idx->fz_term);
+	free(idx->fz_src);
 	free(idx->fz_next);
 	free(idx->sorted);
 	strmap_free(idx->ids);
@@ -620,13 +674,14 @@ static void typo_chain(const struct index *idx, const char *key, size_t len, con
 	if (!strmap_get(idx->fz_map, key, len, &head))
 		return;
 	for (uint32_t i = head; i != UINT32_MAX; i = idx->fz_next[i]) {
-		const char *s = term_string(idx, idx->fz_term[i]);
+		const char *s = src_string(idx, idx->fz_src[i]);
 		if (s[0] == q[0] && text_edit_distance(q, qlen, s, strlen(s), 1) <= 1)
-			add_cand(out, idx->fz_term[i], Q_TYPO);
+			add_cand(out, idx->src_term[idx->fz_src[i]], Q_TYPO);
 	}
 }
 
-/* Vocabulary terms one edit away from q (SymSpell with deletions of 1). */
+/* FAQ terms whose stem or word is one edit away from q (SymSpell with
+ * deletions of 1); q is a query stem or a folded query word. */
 static void find_typos(const struct index *idx, const char *q, struct qterm *out)
 {
 	size_t len = strlen(q);
@@ -636,9 +691,9 @@ static void find_typos(const struct index *idx, const char *q, struct qterm *out
 	char dels[TEXT_MAX_TOKEN + 1][TEXT_MAX_TOKEN + 1];
 	size_t n = char_deletions(q, len, dels);
 	for (size_t i = 0; i < n; i++) {
-		int32_t t = term_lookup(idx, dels[i]);       /* q has one letter too many */
-		if (t >= 0 && idx->df[t] && dels[i][0] == q[0])
-			add_cand(out, (uint32_t)t, Q_TYPO);
+		uint32_t src;                                /* q has one letter too many */
+		if (dels[i][0] == q[0] && strmap_get(idx->src_map, dels[i], strlen(dels[i]), &src))
+			add_cand(out, idx->src_term[src], Q_TYPO);
 		typo_chain(idx, dels[i], strlen(dels[i]), q, len, out); /* substitution, swap */
 	}
 }
@@ -690,6 +745,7 @@ static size_t query_terms(struct index *idx, const char *q, size_t len)
 			t->kind = TERM_EXACT;
 		} else if (ids[i] < 0) {
 			find_typos(idx, stem, t);
+			find_typos(idx, termlist_word(&idx->tl, src[i]), t);
 			t->kind = t->ncand ? TERM_TYPO : TERM_UNKNOWN;
 			if (!t->ncand) {
 				find_prefixes(idx, stem, t);

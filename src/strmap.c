@@ -121,6 +121,14 @@ uint32_t strmap_put(struct strmap *m, const char *key, size_t len, uint32_t valu
 	return value;
 }
 
+void strmap_foreach(const struct strmap *m, void (*fn)(const char *key, uint32_t value, void *arg),
+		    void *arg)
+{
+	for (size_t i = 0; i <= m->mask; i++)
+		if (m->slots[i].hash)
+			fn(m->arena + m->slots[i].off, m->slots[i].value, arg);
+}
+
 size_t strmap_count(const struct strmap *m)
 {
 	return m->count;

@@ -1,0 +1,192 @@
+/* Unit tests for the text pipeline (src/text.c). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "text.h"
+
+/* Analyses s and returns its stems joined by spaces.  The result lives in
+ * one of 4 rotating buffers, so two calls can be compared with each other. */
+static const char *stems(struct text *t, const char *s)
+{
+	static char bufs[4][4096];
+	static int next;
+	char *out = bufs[next++ % 4];
+	struct termlist tl;
+	termlist_init(&tl);
+	text_analyze(t, s, strlen(s), &tl, 0);
+	out[0] = '\0';
+	for (size_t i = 0; i < tl.n; i++) {
+		if (i)
+			strcat(out, " ");
+		strncat(out, termlist_stem(&tl, i), sizeof(bufs[0]) - strlen(out) - 2);
+	}
+	termlist_release(&tl);
+	return out;
+}
+
+static int setup_fr(void **state)
+{
+	*state = text_new("french");
+	return *state ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+	text_free(*state);
+	return 0;
+}
+
+static void accents_and_case_fold_alike(void **state)
+{
+	struct text *t = *state;
+	assert_string_equal(stems(t, "numérique"), "numer");
+	assert_string_equal(stems(t, "NUMÉRIQUE"), "numer");
+	assert_string_equal(stems(t, "numerique"), "numer");
+	assert_string_equal(stems(t, "Numérique"), stems(t, "nume\xcc\x81rique")); /* NFD input */
+}
+
+static void ligatures_and_compat_forms(void **state)
+{
+	struct text *t = *state;
+	assert_string_equal(stems(t, "œuvre"), stems(t, "oeuvre"));
+	assert_string_equal(stems(t, "ŒUVRE"), stems(t, "oeuvre"));
+	/* fullwidth letters are compatibility forms of ASCII */
+	assert_string_equal(stems(t, "\xef\xbc\xb0\xef\xbc\xac\xef\xbc\xa8"), "plh");
+}
+
+static void elisions_with_both_apostrophes(void **state)
+{
+	struct text *t = *state;
+	assert_string_equal(stems(t, "l'habitat"), "habitat");
+	assert_string_equal(stems(t, "l’habitat"), "habitat");
+	assert_string_equal(stems(t, "d'habitat"), "habitat");
+	assert_string_equal(stems(t, "jusqu'ici lorsqu'on puisqu'il"), "");
+	assert_string_equal(stems(t, "qu’est-ce que c’est"), "");
+}
+
+static void hyphens_and_punctuation_split(void **state)
+{
+	struct text *t = *state;
+	assert_string_equal(stems(t, "multi-acteurs"), stems(t, "multi acteurs"));
+	assert_string_not_equal(stems(t, "multi-acteurs"), stems(t, "multiacteurs"));
+	assert_string_equal(stems(t, "y-a-t-il un risque?!"), "risqu");
+	assert_string_equal(stems(t, "(habitat),numérique;"), "habitat numer");
+}
+
+static void versions_and_numbers_are_tokens(void **state)
+{
+	struct text *t = *state;
+	assert_string_equal(stems(t, "PLH 2.0"), "plh 2.0");
+	assert_string_equal(stems(t, "un PLH 0,1."), "plh 0.1");
+	assert_string_equal(stems(t, "en 2026"), "2026");
+	/* a trailing dot is punctuation, not part of the number */
+	assert_string_equal(stems(t, "version 3."), "version 3");
+}
+
+static void stopwords_are_dropped(void **state)
+{
+	struct text *t = *state;
+	assert_string_equal(stems(t, "le la les de du des et ou"), "");
+	assert_string_equal(stems(t, "C'est quoi une étude en souscription ?"), "etud souscript");
+}
+
+static void invalid_utf8_never_crashes_or_leaks_out(void **state)
+{
+	struct text *t = *state;
+	const char bad[] = "habitat\xff\xfe num\xc3rique \xed\xa0\x80 \xc0\xaf fin";
+	struct termlist tl;
+	termlist_init(&tl);
+	text_analyze(t, bad, sizeof(bad) - 1, &tl, 0);
+	assert_true(tl.n >= 2);
+	for (size_t i = 0; i < tl.n; i++) {
+		assert_true(text_utf8_valid(termlist_stem(&tl, i), strlen(termlist_stem(&tl, i))));
+		assert_true(text_utf8_valid(termlist_word(&tl, i), strlen(termlist_word(&tl, i))));
+	}
+	assert_string_equal(termlist_stem(&tl, 0), "habitat");
+	termlist_release(&tl);
+}
+
+static void empty_and_huge_inputs(void **state)
+{
+	struct text *t = *state;
+	assert_string_equal(stems(t, ""), "");
+	size_t n = 100 * 1024;
+	char *big = malloc(n + 1);
+	for (size_t i = 0; i < n; i++)
+		big[i] = (i % 11 == 10) ? ' ' : (char)('a' + i % 7);
+	big[n] = '\0';
+	struct termlist tl;
+	termlist_init(&tl);
+	size_t got = text_analyze(t, big, n, &tl, 64);
+	assert_int_equal(got, 64); /* capped */
+	termlist_clear(&tl);
+	memset(big, 'x', n); /* one 100 KB "word": longer than any token */
+	assert_int_equal(text_analyze(t, big, n, &tl, 0), 0);
+	termlist_release(&tl);
+	free(big);
+}
+
+static void utf8_helpers(void **state)
+{
+	(void)state;
+	assert_true(text_utf8_valid("héllo", strlen("héllo")));
+	assert_false(text_utf8_valid("h\xc3", 2));
+	assert_false(text_utf8_valid("\xed\xa0\x80", 3)); /* surrogate */
+	assert_false(text_utf8_valid("\xc0\xaf", 2));     /* overlong */
+	assert_false(text_utf8_valid("a\0b", 3));         /* NUL */
+	struct strbuf sb = STRBUF_INIT;
+	text_utf8_sanitize("a\xff" "b", 3, &sb);
+	assert_string_equal(sb.buf, "a\xef\xbf\xbd" "b");
+	strbuf_release(&sb);
+	assert_int_equal(text_utf16_len("aé😀", strlen("aé😀")), 4);
+}
+
+static void edit_distance(void **state)
+{
+	(void)state;
+	assert_int_equal(text_edit_distance("souscript", 9, "souscirpt", 9, 2), 1); /* swap */
+	assert_int_equal(text_edit_distance("etud", 4, "etude", 5, 2), 1);
+	assert_int_equal(text_edit_distance("abc", 3, "abc", 3, 1), 0);
+	assert_int_equal(text_edit_distance("kitten", 6, "sitting", 7, 1), 2); /* capped at max+1 */
+}
+
+static void english_and_other_languages(void **state)
+{
+	(void)state;
+	struct text *en = text_new("english");
+	assert_non_null(en);
+	assert_true(text_has_stopwords(en));
+	assert_string_equal(stems(en, "How much does the subscription cost?"), "much subscript cost");
+	assert_string_equal(stems(en, "Don't worry, it's running"), "worri run");
+	text_free(en);
+	struct text *de = text_new("german"); /* a stemmer without a stopword list */
+	assert_non_null(de);
+	assert_false(text_has_stopwords(de));
+	assert_string_equal(stems(de, "Häuser"), "haus");
+	text_free(de);
+	assert_null(text_new("klingon"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(accents_and_case_fold_alike, setup_fr, teardown),
+		cmocka_unit_test_setup_teardown(ligatures_and_compat_forms, setup_fr, teardown),
+		cmocka_unit_test_setup_teardown(elisions_with_both_apostrophes, setup_fr, teardown),
+		cmocka_unit_test_setup_teardown(hyphens_and_punctuation_split, setup_fr, teardown),
+		cmocka_unit_test_setup_teardown(versions_and_numbers_are_tokens, setup_fr, teardown),
+		cmocka_unit_test_setup_teardown(stopwords_are_dropped, setup_fr, teardown),
+		cmocka_unit_test_setup_teardown(invalid_utf8_never_crashes_or_leaks_out, setup_fr, teardown),
+		cmocka_unit_test_setup_teardown(empty_and_huge_inputs, setup_fr, teardown),
+		cmocka_unit_test(utf8_helpers),
+		cmocka_unit_test(edit_distance),
+		cmocka_unit_test(english_and_other_languages),
+	};
+	return cmocka_run_group_tests_name("text", tests, NULL, NULL);
+}
