@@ -15,10 +15,12 @@ DESTDIR  ?=
 BUILD    ?= build
 SANITIZE ?=
 CC       ?= cc
+# Debian's interpreter, which sees the python3-* packages installed by deps.
+PYTHON   ?= $(shell [ -x /usr/bin/python3 ] && echo /usr/bin/python3 || echo python3)
 
 DEB_PACKAGES = build-essential pkg-config libcurl4-openssl-dev libjansson-dev \
 	libstemmer-dev libutf8proc-dev libedit-dev libcmocka-dev libsqlite3-dev \
-	wfrench python3
+	wfrench python3 python3-jsonschema
 
 # Lazily expanded: pkg-config runs after `deps` has installed the packages.
 PKG_CFLAGS = $(shell pkg-config --cflags jansson libutf8proc libedit 2>/dev/null)
@@ -95,14 +97,14 @@ run: all
 test: deps
 	@$(MAKE) --no-print-directory unit-bins
 	@$(MAKE) --no-print-directory BUILD=build/asan SANITIZE=address,undefined unit-bins
-	@sh tests/run.sh build build/asan
+	@PYTHON=$(PYTHON) sh tests/run.sh build build/asan
 
 eval: all
-	@python3 tests/eval/eval.py --faqbot $(BUILD)/faqbot --faq faq/faq.json
+	@$(PYTHON) tests/eval/eval.py --faqbot $(BUILD)/faqbot --faq faq/faq.json
 
 bench: all
 	@$(MAKE) --no-print-directory $(BUILD)/bench
-	@python3 tests/bench/bench.py --faqbot $(BUILD)/faqbot --bench $(BUILD)/bench
+	@$(PYTHON) tests/bench/bench.py --faqbot $(BUILD)/faqbot --bench $(BUILD)/bench
 
 $(BUILD)/bench: tests/bench/bench.c $(OBJS) $(HEADERS)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(OBJS) $(LDFLAGS_ALL) $(PKG_LIBS)

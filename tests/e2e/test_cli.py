@@ -1,0 +1,211 @@
+#!/usr/bin/env python3
+"""End-to-end tests of the faqbot command line (no network).
+
+FAQBOT names the binary under test (default build/faqbot); run from the
+repository root.  Also checks that faq/faq.schema.json and `faqbot check`
+agree on every fixture under tests/data/faq/.
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+FAQBOT = os.path.abspath(os.environ.get("FAQBOT", os.path.join(ROOT, "build", "faqbot")))
+FIXTURES = os.path.join(ROOT, "tests", "data", "faq")
+
+
+def run(*args, stdin=None, env=None, cwd=ROOT):
+    e = dict(os.environ)
+    e.pop("FAQBOT_FAQ", None)
+    if env:
+        e.update(env)
+    p = subprocess.run([FAQBOT, *args], input=stdin, capture_output=True, cwd=cwd, env=e,
+                       timeout=60)
+    return p.returncode, p.stdout.decode("utf-8"), p.stderr.decode("utf-8")
+
+
+def expect_lines(path):
+    with open(path, encoding="utf-8") as f:
+        return [l.rstrip("\n") for l in f if l.strip()]
+
+
+class Basics(unittest.TestCase):
+    def test_version_and_help(self):
+        rc, out, _ = run("--version")
+        self.assertEqual(rc, 0)
+        self.assertRegex(out, r"^faqbot \d+\.\d+\.\d+\n$")
+        rc, out, _ = run("--help")
+        self.assertEqual(rc, 0)
+        for cmd in ("check", "ask", "console", "run"):
+            self.assertIn(cmd, out)
+            rc, sub, _ = run(cmd, "--help")
+            self.assertEqual(rc, 0, cmd)
+            self.assertIn("usage: faqbot " + cmd, sub)
+
+    def test_bad_usage(self):
+        rc, _, err = run("frobnicate")
+        self.assertEqual(rc, 2)
+        self.assertIn("unknown command 'frobnicate'", err)
+        rc, _, err = run("ask", "--nope", "x")
+        self.assertEqual(rc, 2)
+        self.assertIn("unknown option '--nope'", err)
+        rc, _, err = run("ask")
+        self.assertEqual(rc, 2)
+        rc, _, err = run("ask", "--threshold", "7", "x")
+        self.assertEqual(rc, 2)
+
+
+class Check(unittest.TestCase):
+    def test_shipped_faq_is_clean(self):
+        rc, out, err = run("check", "faq/faq.json")
+        self.assertEqual((rc, out, err), (0, "", ""))
+
+    def test_bad_fixtures(self):
+        names = sorted(n for n in os.listdir(os.path.join(FIXTURES, "bad")) if n.endswith(".json"))
+        self.assertGreaterEqual(len(names), 15)
+        for name in names:
+            rc, out, _ = run("check", "bad/" + name, cwd=FIXTURES)
+            self.assertEqual(rc, 1, name)
+            for line in expect_lines(os.path.join(FIXTURES, "bad", name[:-5] + ".expect")):
+                if not line.startswith("#"):
+                    self.assertIn(line, out, name)
+
+    def test_warnings_do_not_fail(self):
+        rc, out, _ = run("check", "good/unknown_keys.json", cwd=FIXTURES)
+        self.assertEqual(rc, 0)
+        self.assertIn('warning: top level: unknown key "colour" is ignored', out)
+
+    def test_self_test_names_both_entries(self):
+        faq = {"language": "french",
+               "fallback": {"text": "x", "url": "https://example.org/"},
+               "entries": [
+                   {"id": "prix", "questions": ["Combien coûte l'abonnement ?"], "answer": "Dix."},
+                   {"id": "horaires", "questions": ["Quels sont les horaires ?",
+                                                    "Combien coûte l'abonnement ?"],
+                    "answer": "9h-17h."}]}
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+            json.dump(faq, f)
+        try:
+            rc, out, _ = run("check", f.name)
+        finally:
+            os.unlink(f.name)
+        self.assertEqual(rc, 0)
+        self.assertIn('entries[1] (id "horaires"): questions[1] "Combien coûte l\'abonnement ?" '
+                      'is matched to entry "prix" instead', out)
+
+    def test_missing_file(self):
+        rc, out, _ = run("check", "/nonexistent.json")
+        self.assertEqual(rc, 1)
+        self.assertIn("/nonexistent.json: cannot open the FAQ file", out)
+
+    def test_env_selects_faq(self):
+        rc, out, _ = run("check", env={"FAQBOT_FAQ": os.path.join(FIXTURES, "bad", "bad_url.json")})
+        self.assertEqual(rc, 1)
+        self.assertIn("is not a web address", out)
+
+
+class Ask(unittest.TestCase):
+    def test_answer_and_fallback(self):
+        rc, out, _ = run("ask", "combien", "ça", "coûte", "?")
+        self.assertEqual(rc, 0)
+        self.assertIn("ticket d'entrée", out)
+        rc, out, _ = run("ask", "comment renouveler mon passeport")
+        self.assertEqual(rc, 0)
+        self.assertIn("https://example.org/etude-habitat-numerique/souscrire", out)
+
+    def test_explain(self):
+        rc, out, _ = run("ask", "--explain", "etude en souscirption")
+        self.assertEqual(rc, 0)
+        self.assertIn("candidates", out)
+        self.assertIn("typo -> souscript", out)
+        self.assertIn('threshold 0.35: answer "etude-souscription"', out)
+
+    def test_json_stream_keeps_order_and_survives_bad_input(self):
+        lines = [b"combien ca coute", b"", b"bonjour", b"caf\xe9 \xff\xfe souscription",
+                 b"x" * 100_000, b"PLH 2.0 ?", "numérique".encode()]
+        rc, out, err = run("ask", "--stdin", "--json", stdin=b"\n".join(lines) + b"\n")
+        self.assertEqual(rc, 0, err)
+        rows = [json.loads(l) for l in out.splitlines()]
+        self.assertEqual(len(rows), len(lines))
+        for src, row in zip(lines, rows):
+            self.assertEqual(set(row), {"question", "match", "confidence", "suggestions"})
+            self.assertEqual(row["question"], src.decode("utf-8", "replace"))
+            self.assertTrue(0.0 <= row["confidence"] <= 1.0)
+            self.assertLessEqual(len(row["suggestions"]), 3)
+        self.assertEqual(rows[0]["match"], "cout-souscription")
+        self.assertIsNone(rows[1]["match"])
+        self.assertIsNone(rows[2]["match"])
+        self.assertEqual(rows[5]["match"], "plh-2-0")
+
+    def test_invalid_faq_is_refused(self):
+        rc, out, err = run("ask", "--faq", os.path.join(FIXTURES, "bad", "duplicate_id.json"), "x")
+        self.assertEqual(rc, 1)
+        self.assertIn("is already used by entries[0]", err)
+        self.assertIn("faqbot check", err)
+
+    def test_other_languages(self):
+        rc, out, _ = run("ask", "--faq", os.path.join(FIXTURES, "good", "english.json"),
+                         "how much is the fee?")
+        self.assertEqual(rc, 0)
+        self.assertIn("ten euros", out)
+        rc, out, _ = run("ask", "--faq", os.path.join(FIXTURES, "good", "german.json"), "Häuser")
+        self.assertIn("Drei Häuser", out)
+
+
+class Console(unittest.TestCase):
+    def test_piped_session(self):
+        rc, out, _ = run("console", stdin="/aide\n/faq\n2\n\ncombien ca coute\n/quit\nignored\n".encode())
+        self.assertEqual(rc, 0)
+        self.assertIn("/souscrire", out)                      # help
+        self.assertIn("1. Comment faire un PLH 2.0", out)     # list
+        self.assertIn("Le numérique s'installe", out)         # "2" -> interet-etude
+        self.assertIn("ticket d'entrée", out)
+        self.assertNotIn("ignored", out)
+
+    def test_run_without_credentials_is_the_console(self):
+        rc, out, _ = run("run", stdin=b"combien ca coute\n",
+                         env={"FAQBOT_TELEGRAM_TOKEN": "", "FAQBOT_MATRIX_HOMESERVER": ""})
+        self.assertEqual(rc, 0)
+        self.assertIn("ticket d'entrée", out)
+
+
+class SchemaAgreement(unittest.TestCase):
+    """faq.schema.json and `faqbot check` must agree on every fixture."""
+
+    def test_fixtures(self):
+        try:
+            import jsonschema
+        except ImportError:
+            self.fail("python3-jsonschema is missing: run make deps")
+        with open(os.path.join(ROOT, "faq", "faq.schema.json"), encoding="utf-8") as f:
+            schema = json.load(f)
+        jsonschema.Draft7Validator.check_schema(schema)
+        validator = jsonschema.Draft7Validator(schema)
+        with open(os.path.join(ROOT, "faq", "faq.json"), encoding="utf-8") as f:
+            self.assertEqual(list(validator.iter_errors(json.load(f))), [])
+        checked = 0
+        for kind in ("bad", "good"):
+            for name in sorted(os.listdir(os.path.join(FIXTURES, kind))):
+                if not name.endswith(".json"):
+                    continue
+                notes = [l for l in expect_lines(os.path.join(FIXTURES, kind, name[:-5] + ".expect"))
+                         if l.startswith("#schema:")]
+                if "#schema: not-json" in notes:
+                    continue
+                with open(os.path.join(FIXTURES, kind, name), encoding="utf-8") as f:
+                    doc = json.load(f)
+                schema_ok = not list(validator.iter_errors(doc))
+                rc, _, _ = run("check", os.path.join(FIXTURES, kind, name))
+                if "#schema: valid" in notes:   # a rule JSON Schema cannot express
+                    self.assertTrue(schema_ok, name)
+                    continue
+                self.assertEqual(schema_ok, rc == 0, f"{kind}/{name}: schema and check disagree")
+                checked += 1
+        self.assertGreaterEqual(checked, 12)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=1)

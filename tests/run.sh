@@ -1,0 +1,51 @@
+#!/bin/sh
+# Runs every test suite against each build directory given (make test passes
+# build and build/asan): the cmocka unit tests, the command-line end-to-end
+# tests, and, on the first build, the FAQ check and the evaluation gate.
+# Prints one line per suite and a closing "suites: N passed, M failed".
+set -u
+PYTHON=${PYTHON:-python3}
+passed=0
+failed=0
+failures=""
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+
+# Sanitizers: any report fails the suite; leaks are reports.
+export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:exitcode=86:strict_string_checks=1"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:exitcode=87"
+
+suite() {
+	name=$1
+	shift
+	if "$@" >"$log" 2>&1; then
+		passed=$((passed + 1))
+		printf 'PASS  %s\n' "$name"
+	else
+		failed=$((failed + 1))
+		failures="$failures $name"
+		printf 'FAIL  %s\n' "$name"
+		sed 's/^/      /' "$log" | tail -n 60
+	fi
+}
+
+first=1
+for build in "$@"; do
+	for t in "$build"/tests/test_*; do
+		[ -x "$t" ] || continue
+		suite "$build: unit $(basename "$t")" "$t"
+	done
+	suite "$build: cli end-to-end" env FAQBOT="$build/faqbot" "$PYTHON" tests/e2e/test_cli.py
+	if [ $first = 1 ]; then
+		suite "$build: faqbot check faq/faq.json is clean" \
+			sh -c "out=\$('$build/faqbot' check faq/faq.json 2>&1); rc=\$?; printf '%s' \"\$out\"; [ \$rc = 0 ] && [ -z \"\$out\" ]"
+		suite "$build: eval (>= 90% accuracy and rejection)" \
+			"$PYTHON" tests/eval/eval.py --faqbot "$build/faqbot" --faq faq/faq.json --min 0.90
+		first=0
+	fi
+done
+
+echo
+[ -n "$failures" ] && echo "failed:$failures"
+echo "suites: $passed passed, $failed failed"
+[ "$failed" = 0 ]
