@@ -23,6 +23,7 @@
 #include "index.h"
 #include "strmap.h"
 #include "text.h"
+#include "typo.h"
 #include "util.h"
 
 #include <math.h>
@@ -49,10 +50,9 @@
 #ifndef A_QCOV
 #define A_QCOV 0.6
 #endif
-/* Typos: only words of TYPO_MIN_LEN bytes or more, and never on the first
- * letter (readers rarely mistype it, and "argent" is not "urgent").  A
- * prefix must be PREFIX_MIN_LEN long and miss at most PREFIX_MAX_TAIL bytes. */
-#define TYPO_MIN_LEN 5
+/* Typos (typo.h): one edit, never on the first letter ("argent" is not
+ * "urgent"), words of TYPO_MIN_LEN bytes or more.  A prefix must be
+ * PREFIX_MIN_LEN long and miss at most PREFIX_MAX_TAIL bytes. */
 #define PREFIX_MIN_LEN 5
 #define PREFIX_MAX_TAIL 4
 #define MAX_TERM_CANDS 3
@@ -65,6 +65,19 @@ struct posting {
 struct syn_rule {
 	uint32_t *from, nfrom;
 	uint32_t *to, nto;
+};
+
+struct escratch {
+	uint32_t seen;  /* qid of the query that last touched the entry */
+	uint32_t stamp; /* qid of the query term that last touched it */
+	float acc;      /* sum of w * quality * sat */
+	float cur;      /* the current query term's best contribution */
+	float dbest;    /* best phrasing coverage */
+};
+
+struct pscratch {
+	uint32_t stamp;
+	float acc, cur;
 };
 
 struct qterm {
@@ -102,29 +115,21 @@ struct index {
 	uint8_t *syn_first;      /* per term id < n_syn_terms: 1 when a rule starts with it */
 	size_t n_syn_terms;
 
-	/* Typo sources: the strings a mistyped query word is compared with (every
-	 * stem and every folded FAQ word), each leading to a term. */
-	struct strmap *words;    /* folded FAQ word -> term id (while building) */
-	struct strmap *src_map;  /* source string -> source id */
-	struct strbuf src_str;
-	uint32_t *src_off, *src_term;
-	size_t n_src, src_alloc;
-	struct strmap *fz_map;   /* source with one character deleted -> chain head */
-	uint32_t *fz_src, *fz_next;
-	size_t fz_n, fz_alloc;
+	struct strmap *words;    /* folded question/keyword word -> term (while building) */
+	struct typo *typo;       /* question/keyword words and stems -> term */
 	uint32_t *sorted;        /* ids of terms with df > 0, by string */
 	size_t n_sorted;
 
 	struct strmap *ids;      /* entry id -> entry number */
 
-	/* query scratch */
+	/* query scratch: one struct per entry and per phrasing, so a posting
+	 * costs one cache miss, not one per array */
 	struct termlist tl;
 	struct qterm *qt;
 	size_t qt_alloc;
-	float *acc, *cur, *dbest;
-	uint32_t *stamp, *seen, *touched;
-	float *pacc, *pcur;
-	uint32_t *pstamp, *ptouched;
+	struct escratch *es;
+	struct pscratch *ps;
+	uint32_t *touched, *ptouched;
 	uint32_t qid;
 };
 
@@ -233,8 +238,17 @@ static void build_rules(struct index *idx)
  * terms join the vocabulary (building); otherwise they come back as -1.
  * Returns the count; *out and *src (each term's position in idx->tl) are
  * scratch owned by the caller (free() both). */
+static size_t analyse_ids_ex(struct index *idx, const char *s, size_t len, int intern,
+			     int record_words, size_t max_terms, int32_t **out, uint32_t **src);
+
 static size_t analyse_ids(struct index *idx, const char *s, size_t len, int intern,
 			  size_t max_terms, int32_t **out, uint32_t **src)
+{
+	return analyse_ids_ex(idx, s, len, intern, 0, max_terms, out, src);
+}
+
+static size_t analyse_ids_ex(struct index *idx, const char *s, size_t len, int intern,
+			     int record_words, size_t max_terms, int32_t **out, uint32_t **src)
 {
 	termlist_clear(&idx->tl);
 	text_analyze(idx->text, s, len, &idx->tl, max_terms);
@@ -243,7 +257,7 @@ static size_t analyse_ids(struct index *idx, const char *s, size_t len, int inte
 	for (size_t i = 0; i < n; i++) {
 		const char *st = termlist_stem(&idx->tl, i);
 		raw[i] = intern ? (int32_t)term_intern(idx, st) : term_lookup(idx, st);
-		if (intern && idx->words) {
+		if (record_words) {
 			const char *w = termlist_word(&idx->tl, i);
 			strmap_put(idx->words, w, strlen(w), (uint32_t)raw[i], NULL);
 		}
@@ -321,7 +335,8 @@ static void add_entry(struct index *idx, struct build *b, uint32_t e)
 	int32_t *ids;
 	uint32_t *src;
 	for (size_t q = 0; q < en->n_questions; q++) {
-		size_t n = analyse_ids(idx, en->questions[q], strlen(en->questions[q]), 1, 0, &ids, &src);
+		size_t n = analyse_ids_ex(idx, en->questions[q], strlen(en->questions[q]), 1, 1, 0,
+					  &ids, &src);
 		grow_marks(idx, b);
 		uint32_t phr = (uint32_t)idx->n_phr++;
 		xgrow(&idx->phr_entry, &idx->phr_alloc, phr + 1, sizeof(uint32_t));
@@ -342,7 +357,8 @@ static void add_entry(struct index *idx, struct build *b, uint32_t e)
 		free(src);
 	}
 	for (size_t k = 0; k < en->n_keywords; k++) {
-		size_t n = analyse_ids(idx, en->keywords[k], strlen(en->keywords[k]), 1, 0, &ids, &src);
+		size_t n = analyse_ids_ex(idx, en->keywords[k], strlen(en->keywords[k]), 1, 1, 0,
+					  &ids, &src);
 		grow_marks(idx, b);
 		for (size_t i = 0; i < n; i++)
 			count_term(idx, b, first, e, ids[i], 1);
@@ -359,6 +375,14 @@ static void add_entry(struct index *idx, struct build *b, uint32_t e)
 	free(src);
 }
 
+static int has_letter(const char *s)
+{
+	for (; *s; s++)
+		if (!((*s >= '0' && *s <= '9') || *s == '.'))
+			return 1;
+	return 0;
+}
+
 struct sort_item {
 	const char *s;
 	uint32_t id;
@@ -369,104 +393,30 @@ static int cmp_sort_item(const void *a, const void *b)
 	return strcmp(((const struct sort_item *)a)->s, ((const struct sort_item *)b)->s);
 }
 
-static const char *src_string(const struct index *idx, uint32_t src)
-{
-	return idx->src_str.buf + idx->src_off[src];
-}
-
-static void fz_add(struct index *idx, const char *del, size_t len, uint32_t src)
-{
-	int added;
-	uint32_t head = strmap_put(idx->fz_map, del, len, (uint32_t)idx->fz_n, &added);
-	size_t a2 = idx->fz_alloc;
-	xgrow(&idx->fz_src, &a2, idx->fz_n + 1, sizeof(uint32_t));
-	xgrow(&idx->fz_next, &idx->fz_alloc, idx->fz_n + 1, sizeof(uint32_t));
-	idx->fz_src[idx->fz_n] = src;
-	if (added) {
-		idx->fz_next[idx->fz_n] = UINT32_MAX;
-	} else {
-		/* insert after the head, so the map keeps pointing at the head */
-		idx->fz_next[idx->fz_n] = idx->fz_next[head];
-		idx->fz_next[head] = (uint32_t)idx->fz_n;
-	}
-	idx->fz_n++;
-}
-
-static int has_letter(const char *s)
-{
-	for (; *s; s++)
-		if (!((*s >= '0' && *s <= '9') || *s == '.'))
-			return 1;
-	return 0;
-}
-
-/* Calls fn for s with each character (not byte) deleted. */
-static size_t char_deletions(const char *s, size_t len, char out[][TEXT_MAX_TOKEN + 1])
-{
-	size_t n = 0;
-	for (size_t i = 0; i < len;) {
-		size_t cl = 1;
-		while (i + cl < len && ((unsigned char)s[i + cl] & 0xC0) == 0x80)
-			cl++;
-		memcpy(out[n], s, i);
-		memcpy(out[n] + i, s + i + cl, len - i - cl);
-		out[n][len - cl] = '\0';
-		n++;
-		i += cl;
-	}
-	return n;
-}
-
-static void add_source(struct index *idx, const char *s, uint32_t t,
-		       char dels[][TEXT_MAX_TOKEN + 1])
-{
-	size_t len = strlen(s);
-	if (len < TYPO_MIN_LEN || len > TEXT_MAX_TOKEN || !has_letter(s))
-		return;
-	int added;
-	uint32_t src = strmap_put(idx->src_map, s, len, (uint32_t)idx->n_src, &added);
-	if (!added)
-		return;
-	size_t a2 = idx->src_alloc;
-	xgrow(&idx->src_off, &a2, src + 1, sizeof(uint32_t));
-	xgrow(&idx->src_term, &idx->src_alloc, src + 1, sizeof(uint32_t));
-	idx->src_off[src] = (uint32_t)idx->src_str.len;
-	idx->src_term[src] = t;
-	strbuf_add(&idx->src_str, s, len + 1);
-	idx->n_src++;
-	size_t n = char_deletions(s, len, dels);
-	for (size_t i = 0; i < n; i++)
-		if (i == 0 || strcmp(dels[i], dels[i - 1]))
-			fz_add(idx, dels[i], strlen(dels[i]), src);
-}
-
 static void word_source_cb(const char *word, uint32_t t, void *arg)
 {
 	struct index *idx = arg;
-	char dels[TEXT_MAX_TOKEN + 1][TEXT_MAX_TOKEN + 1];
-	if (idx->df[t])
-		add_source(idx, word, t, dels);
+	if (idx->df[t]) /* a stem rewritten by a synonym has no postings */
+		typo_add(idx->typo, word, t);
 }
 
-static void build_typo_index(struct index *idx)
+/* The typo index (question and keyword words and stems with postings) and
+ * the sorted vocabulary for prefix search. */
+static void build_lookup(struct index *idx, const uint8_t *in_questions)
 {
-	size_t nw = strmap_count(idx->words);
-	idx->src_map = strmap_new(idx->n_terms + nw);
-	idx->fz_map = strmap_new((idx->n_terms + nw) * 6);
-	strbuf_init(&idx->src_str, 0);
+	idx->typo = typo_new();
 	idx->sorted = xmalloc((idx->n_terms + 1) * sizeof(uint32_t));
-	char dels[TEXT_MAX_TOKEN + 1][TEXT_MAX_TOKEN + 1];
 	for (uint32_t t = 0; t < idx->n_terms; t++) {
 		if (!idx->df[t])
 			continue;
 		idx->sorted[idx->n_sorted++] = t;
-		add_source(idx, term_string(idx, t), t, dels);
+		if (in_questions[t])
+			typo_add(idx->typo, term_string(idx, t), t);
 	}
-	/* words whose stem survived synonym rewriting (a rewritten stem has no
-	 * postings of its own) */
 	strmap_foreach(idx->words, word_source_cb, idx);
 	strmap_free(idx->words);
 	idx->words = NULL;
+	typo_build(idx->typo);
 	/* the term arena no longer moves: sort (string, id) pairs */
 	struct sort_item *items = xmalloc((idx->n_sorted + 1) * sizeof(*items));
 	for (size_t i = 0; i < idx->n_sorted; i++) {
@@ -532,15 +482,9 @@ static void build_postings(struct index *idx, struct build *b)
 static void alloc_scratch(struct index *idx)
 {
 	size_t N = idx->faq->n_entries + 1, P = idx->n_phr + 1;
-	idx->acc = xcalloc(N, sizeof(float));
-	idx->cur = xcalloc(N, sizeof(float));
-	idx->dbest = xcalloc(N, sizeof(float));
-	idx->stamp = xcalloc(N, sizeof(uint32_t));
-	idx->seen = xcalloc(N, sizeof(uint32_t));
+	idx->es = xcalloc(N, sizeof(struct escratch));
+	idx->ps = xcalloc(P, sizeof(struct pscratch));
 	idx->touched = xcalloc(N, sizeof(uint32_t));
-	idx->pacc = xcalloc(P, sizeof(float));
-	idx->pcur = xcalloc(P, sizeof(float));
-	idx->pstamp = xcalloc(P, sizeof(uint32_t));
 	idx->ptouched = xcalloc(P, sizeof(uint32_t));
 }
 
@@ -577,7 +521,12 @@ struct index *index_build(struct faq *faq, struct faq_diags *d)
 		add_entry(idx, &b, e);
 	}
 	build_postings(idx, &b);
-	build_typo_index(idx);
+	uint8_t *in_questions = xcalloc(idx->n_terms + 1, 1);
+	for (size_t i = 0; i < b.n_rp; i++)
+		if (b.rp[i].qtf || b.rp[i].kw)
+			in_questions[b.rp[i].term] = 1;
+	build_lookup(idx, in_questions);
+	free(in_questions);
 	alloc_scratch(idx);
 	free(b.rp);
 	free(b.pp_term);
@@ -614,26 +563,14 @@ void index_free(struct index *idx)
 	free(idx->rules);
 	free(idx->syn_first);
 	strmap_free(idx->words);
-	strmap_free(idx->src_map);
-	strbuf_release(&idx->src_str);
-	free(idx->src_off);
-	free(idx->src_term);
-	strmap_free(idx->fz_map);
-	free(idx->fz_src);
-	free(idx->fz_next);
+	typo_free(idx->typo);
 	free(idx->sorted);
 	strmap_free(idx->ids);
 	termlist_release(&idx->tl);
 	free(idx->qt);
-	free(idx->acc);
-	free(idx->cur);
-	free(idx->dbest);
-	free(idx->stamp);
-	free(idx->seen);
+	free(idx->es);
+	free(idx->ps);
 	free(idx->touched);
-	free(idx->pacc);
-	free(idx->pcur);
-	free(idx->pstamp);
 	free(idx->ptouched);
 	free(idx);
 }
@@ -667,35 +604,13 @@ static void add_cand(struct qterm *q, uint32_t t, float qual)
 	}
 }
 
-static void typo_chain(const struct index *idx, const char *key, size_t len, const char *q,
-		       size_t qlen, struct qterm *out)
-{
-	uint32_t head;
-	if (!strmap_get(idx->fz_map, key, len, &head))
-		return;
-	for (uint32_t i = head; i != UINT32_MAX; i = idx->fz_next[i]) {
-		const char *s = src_string(idx, idx->fz_src[i]);
-		if (s[0] == q[0] && text_edit_distance(q, qlen, s, strlen(s), 1) <= 1)
-			add_cand(out, idx->src_term[idx->fz_src[i]], Q_TYPO);
-	}
-}
-
-/* FAQ terms whose stem or word is one edit away from q (SymSpell with
- * deletions of 1); q is a query stem or a folded query word. */
+/* FAQ terms whose question/keyword word or stem is one edit from q. */
 static void find_typos(const struct index *idx, const char *q, struct qterm *out)
 {
-	size_t len = strlen(q);
-	if (len < TYPO_MIN_LEN || len > TEXT_MAX_TOKEN || !has_letter(q))
-		return;
-	typo_chain(idx, q, len, q, len, out);            /* q lacks a letter */
-	char dels[TEXT_MAX_TOKEN + 1][TEXT_MAX_TOKEN + 1];
-	size_t n = char_deletions(q, len, dels);
-	for (size_t i = 0; i < n; i++) {
-		uint32_t src;                                /* q has one letter too many */
-		if (dels[i][0] == q[0] && strmap_get(idx->src_map, dels[i], strlen(dels[i]), &src))
-			add_cand(out, idx->src_term[src], Q_TYPO);
-		typo_chain(idx, dels[i], strlen(dels[i]), q, len, out); /* substitution, swap */
-	}
+	uint32_t ids[MAX_TERM_CANDS];
+	size_t n = typo_lookup(idx->typo, q, ids, MAX_TERM_CANDS);
+	for (size_t i = 0; i < n; i++)
+		add_cand(out, ids[i], Q_TYPO);
 }
 
 /* Vocabulary terms that q is the beginning of ("souscr" -> "souscript"). */
@@ -766,9 +681,8 @@ static void next_qid(struct index *idx)
 {
 	if (++idx->qid == UINT32_MAX) {
 		size_t N = idx->faq->n_entries + 1, P = idx->n_phr + 1;
-		memset(idx->stamp, 0, N * sizeof(uint32_t));
-		memset(idx->seen, 0, N * sizeof(uint32_t));
-		memset(idx->pstamp, 0, P * sizeof(uint32_t));
+		memset(idx->es, 0, N * sizeof(struct escratch));
+		memset(idx->ps, 0, P * sizeof(struct pscratch));
 		idx->qid = 1;
 	}
 }
@@ -812,56 +726,57 @@ void index_rank(struct index *idx, const char *q, size_t len, struct index_resul
 			for (uint32_t k = idx->e_start[term]; k < idx->e_start[term + 1]; k++) {
 				const struct posting *p = &idx->epost[k];
 				float v = qual * p->sat;
-				uint32_t e = p->entry;
-				if (idx->seen[e] < query_seen) {
-					idx->seen[e] = query_seen;
-					idx->acc[e] = 0;
-					idx->dbest[e] = 0;
-					idx->touched[nt++] = e;
+				struct escratch *x = &idx->es[p->entry];
+				if (x->seen < query_seen) {
+					x->seen = query_seen;
+					x->acc = 0;
+					x->dbest = 0;
+					idx->touched[nt++] = p->entry;
 				}
-				if (idx->stamp[e] != s) {
-					idx->stamp[e] = s;
-					idx->cur[e] = v;
-					idx->acc[e] += t->w * v;
-				} else if (v > idx->cur[e]) {
-					idx->acc[e] += t->w * (v - idx->cur[e]);
-					idx->cur[e] = v;
+				if (x->stamp != s) {
+					x->stamp = s;
+					x->cur = v;
+					x->acc += t->w * v;
+				} else if (v > x->cur) {
+					x->acc += t->w * (v - x->cur);
+					x->cur = v;
 				}
 			}
 			float wv = idx->w[term] * qual;
 			for (uint32_t k = idx->p_start[term]; k < idx->p_start[term + 1]; k++) {
 				uint32_t p = idx->ppost[k];
-				if (idx->pstamp[p] < query_seen) {
-					idx->pstamp[p] = s;
-					idx->pacc[p] = wv;
-					idx->pcur[p] = wv;
+				struct pscratch *y = &idx->ps[p];
+				if (y->stamp < query_seen) {
+					y->stamp = s;
+					y->acc = wv;
+					y->cur = wv;
 					idx->ptouched[np++] = p;
-				} else if (idx->pstamp[p] != s) {
-					idx->pstamp[p] = s;
-					idx->pacc[p] += wv;
-					idx->pcur[p] = wv;
-				} else if (wv > idx->pcur[p]) {
-					idx->pacc[p] += wv - idx->pcur[p];
-					idx->pcur[p] = wv;
+				} else if (y->stamp != s) {
+					y->stamp = s;
+					y->acc += wv;
+					y->cur = wv;
+				} else if (wv > y->cur) {
+					y->acc += wv - y->cur;
+					y->cur = wv;
 				}
 			}
 		}
 	}
 	for (size_t i = 0; i < np; i++) {
 		uint32_t p = idx->ptouched[i];
-		float d = idx->phr_w[p] > 0 ? idx->pacc[p] / idx->phr_w[p] : 0;
-		uint32_t e = idx->phr_entry[p];
-		if (d > idx->dbest[e])
-			idx->dbest[e] = d > 1 ? 1 : d;
+		float d = idx->phr_w[p] > 0 ? idx->ps[p].acc / idx->phr_w[p] : 0;
+		struct escratch *x = &idx->es[idx->phr_entry[p]];
+		if (d > x->dbest)
+			x->dbest = d > 1 ? 1 : d;
 	}
 	for (size_t i = 0; i < nt; i++) {
 		uint32_t e = idx->touched[i];
 		struct index_cand c;
 		c.entry = e;
-		c.qcov = wsum > 0 ? idx->acc[e] / wsum : 0;
+		c.qcov = wsum > 0 ? idx->es[e].acc / wsum : 0;
 		if (c.qcov > 1)
 			c.qcov = 1;
-		c.dcov = idx->dbest[e];
+		c.dcov = idx->es[e].dbest;
 		c.score = c.qcov * (A_QCOV + (1 - A_QCOV) * c.dcov);
 		insert_cand(out, &c);
 	}

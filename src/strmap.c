@@ -28,9 +28,18 @@ struct strmap {
 	size_t arena_len, arena_alloc;
 };
 
+/* FNV-1a followed by murmur3's 64-bit finalizer: FNV alone leaves the low
+ * bits (the ones the mask keeps) clustered for keys that differ by one
+ * letter, such as the typo index's deletions, and linear probing then
+ * degrades badly. */
 static uint64_t key_hash(const char *key, size_t len)
 {
 	uint64_t h = hash_bytes(key, len);
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ULL;
+	h ^= h >> 33;
 	return h ? h : 1;
 }
 

@@ -1,0 +1,87 @@
+#!/usr/bin/env python3
+"""make bench: prints the matching core's speed and memory figures.
+
+- match time per question and FAQ load time (medians) on faq/faq.json and on
+  a synthetic 10,000-entry FAQ made from /usr/share/dict/french;
+- peak RSS of `faqbot ask --stdin --json` answering 100,000 questions on
+  faq/faq.json.
+Targets (issue #2): < 10 us a question on 10,000 entries, load < 100 ms,
+peak RSS < 10 MB.  These are figures to read, not a pass/fail test.
+"""
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+
+
+def bench(binary, faq, questions, rounds):
+    out = subprocess.run([binary, faq, questions, str(rounds)], capture_output=True, text=True,
+                         check=True).stdout
+    vals = {}
+    for line in out.splitlines():
+        parts = line.split()
+        for k, v in zip(parts[::2], parts[1::2]):
+            vals[k] = float(v)
+    return vals
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--faqbot", default="build/faqbot")
+    ap.add_argument("--bench", default="build/bench")
+    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--rss-questions", type=int, default=100_000)
+    a = ap.parse_args()
+    tmp = tempfile.mkdtemp(prefix="faqbot-bench-")
+    try:
+        # questions for faq/faq.json: the labelled eval set, repeated
+        qs = []
+        for name in ("answerable.tsv", "unanswerable.txt"):
+            with open(os.path.join(ROOT, "tests", "eval", name), encoding="utf-8") as f:
+                for l in f:
+                    if l.strip() and not l.startswith("#"):
+                        qs.append(l.rstrip("\n").split("\t")[-1])
+        small_q = os.path.join(tmp, "small.txt")
+        with open(small_q, "w", encoding="utf-8") as f:
+            f.write("\n".join(qs * 20) + "\n")
+        big_faq = os.path.join(tmp, "faq10k.json")
+        big_q = os.path.join(tmp, "q10k.txt")
+        subprocess.run([sys.executable, os.path.join(HERE, "gen_faq.py"), "--faq-out", big_faq,
+                        "--questions-out", big_q], check=True)
+
+        small = bench(a.bench, os.path.join(ROOT, "faq", "faq.json"), small_q, a.rounds)
+        big = bench(a.bench, big_faq, big_q, a.rounds)
+        print(f"bench: faq/faq.json ({int(small['entries'])} entries, {int(small['terms'])} terms): "
+              f"match {small['match_us']:.2f} us/question (median of {a.rounds}), "
+              f"load {small['load_ms']:.2f} ms")
+        print(f"bench: synthetic FAQ ({int(big['entries'])} entries, {int(big['terms'])} terms, "
+              f"{os.path.getsize(big_faq) / 1e6:.1f} MB): match {big['match_us']:.2f} us/question "
+              f"(median of {a.rounds}, {int(big['questions'])} questions), load {big['load_ms']:.1f} ms")
+
+        # peak RSS of the CLI over 100k questions
+        rss_in = os.path.join(tmp, "rss.txt")
+        with open(rss_in, "w", encoding="utf-8") as f:
+            for i in range(a.rss_questions):
+                f.write(qs[i % len(qs)] + "\n")
+        with open(rss_in, "rb") as fin:
+            p = subprocess.Popen([a.faqbot, "ask", "--faq", os.path.join(ROOT, "faq", "faq.json"),
+                                  "--stdin", "--json"], stdin=fin, stdout=subprocess.DEVNULL)
+            _, status, usage = os.wait4(p.pid, 0)   # this child's own peak, not the others'
+            p.returncode = os.waitstatus_to_exitcode(status)
+        if p.returncode != 0:
+            sys.exit(f"bench: faqbot ask failed with status {p.returncode}")
+        peak = usage.ru_maxrss / 1024
+        print(f"bench: peak RSS of 'faqbot ask --stdin --json' over {a.rss_questions} questions "
+              f"on faq/faq.json: {peak:.1f} MB")
+    finally:
+        for n in os.listdir(tmp):
+            os.unlink(os.path.join(tmp, n))
+        os.rmdir(tmp)
+
+
+if __name__ == "__main__":
+    main()
