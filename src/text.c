@@ -31,8 +31,14 @@ static const struct {
 	{ "en", "english" }, { "eng", "english" },
 };
 
+/* Words whose stems are remembered; past this the cache stops growing (it
+ * never evicts: FAQ words come first and stay the most useful). */
+#define STEM_CACHE_MAX 100000
+
 struct text {
 	struct sb_stemmer *stemmer;
+	struct strmap *stem_cache; /* folded word -> offset of its stem in stem_arena */
+	struct strbuf stem_arena;
 	struct strmap *stopwords; /* NULL when none ships */
 	int32_t *cps;             /* scratch: folded code points */
 	size_t cps_alloc;
@@ -276,6 +282,8 @@ struct text *text_new(const char *language)
 	struct text *t = xcalloc(1, sizeof(*t));
 	t->stemmer = st;
 	strbuf_init(&t->word, 0);
+	t->stem_cache = strmap_new(1024);
+	strbuf_init(&t->stem_arena, 0);
 	const char *canon = canonical_language(language);
 	for (size_t i = 0; i < stopword_data_count; i++)
 		if (!strcmp(canon, stopword_data[i].language))
@@ -289,6 +297,8 @@ void text_free(struct text *t)
 		return;
 	sb_stemmer_delete(t->stemmer);
 	strmap_free(t->stopwords);
+	strmap_free(t->stem_cache);
+	strbuf_release(&t->stem_arena);
 	free(t->cps);
 	strbuf_release(&t->word);
 	free(t);
@@ -357,11 +367,22 @@ static int emit(struct text *t, size_t ncp, int has_letter, struct termlist *out
 		termlist_push(out, w, wl, w, wl);
 		return 1;
 	}
+	uint32_t off;
+	if (strmap_get(t->stem_cache, w, wl, &off)) {
+		const char *cached = t->stem_arena.buf + off;
+		termlist_push(out, w, wl, cached, strlen(cached));
+		return 1;
+	}
+	/* libstemmer's result lives until its next call: copy it at once */
 	const sb_symbol *st = sb_stemmer_stem(t->stemmer, (const sb_symbol *)w, (int)wl);
-	if (!st) /* out of memory inside libstemmer: keep the word */
-		termlist_push(out, w, wl, w, wl);
-	else
-		termlist_push(out, w, wl, (const char *)st, (size_t)sb_stemmer_length(t->stemmer));
+	const char *stem = st ? (const char *)st : w; /* NULL: out of memory, keep the word */
+	size_t sl = st ? (size_t)sb_stemmer_length(t->stemmer) : wl;
+	if (strmap_count(t->stem_cache) < STEM_CACHE_MAX) {
+		strmap_put(t->stem_cache, w, wl, (uint32_t)t->stem_arena.len, NULL);
+		strbuf_add(&t->stem_arena, stem, sl);
+		strbuf_addch(&t->stem_arena, '\0');
+	}
+	termlist_push(out, w, wl, stem, sl);
 	return 1;
 }
 
