@@ -31,9 +31,7 @@ OPT      = -O2 -g
 ifneq ($(SANITIZE),)
 OPT      = -O1 -g -fno-omit-frame-pointer -fsanitize=$(SANITIZE) -fno-sanitize-recover=all
 endif
-CFLAGS_ALL = -std=c11 $(WARN) $(OPT) -Iinclude -I$(BUILD)/gen \
-	-DFAQBOT_VERSION='"$(VERSION)"' -DFAQBOT_DATADIR='"$(PREFIX)/share/faqbot"' \
-	$(PKG_CFLAGS) $(CFLAGS)
+CFLAGS_ALL = -std=c11 $(WARN) $(OPT) -Iinclude -I$(BUILD)/gen $(PKG_CFLAGS) $(CFLAGS)
 LDFLAGS_ALL = $(OPT) $(LDFLAGS)
 
 SRCS     = $(filter-out src/main.c,$(wildcard src/*.c))
@@ -43,13 +41,24 @@ STOPWORDS = $(wildcard faq/stopwords/*.txt)
 UNIT_SRCS = $(wildcard tests/unit/test_*.c)
 UNIT_BINS = $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps run test unit eval bench install clean check-faq
+.PHONY: all deps run test unit-bins eval bench install clean FORCE
 
 all: deps
 	@$(MAKE) --no-print-directory $(BUILD)/faqbot
 
 deps:
 	@sh .ci/deps.sh $(DEB_PACKAGES)
+
+# Version and install paths, rewritten only when they change (so a new
+# PREFIX rebuilds main.o and nothing else).
+$(BUILD)/gen/buildinfo.h: FORCE | $(BUILD)/gen
+	@printf '#define FAQBOT_VERSION "%s"\n#define FAQBOT_DATADIR "%s"\n' \
+		'$(VERSION)' '$(PREFIX)/share/faqbot' > $@.tmp
+	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi
+
+$(BUILD)/obj/main.o: $(BUILD)/gen/buildinfo.h
+
+FORCE:
 
 $(BUILD)/faqbot: $(BUILD)/obj/main.o $(OBJS)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS)
