@@ -300,10 +300,11 @@ static int cmd_ask(int argc, char **argv)
 			while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
 				n--;
 			ask_one(b, &o, line, (size_t)n, &out);
-			if (out.len > 65536) {
-				fwrite(out.buf, 1, out.len, stdout);
-				strbuf_reset(&out);
-			}
+			/* one answer per question as soon as it is ready: a program
+			 * may ask, wait for the line, and ask again */
+			fwrite(out.buf, 1, out.len, stdout);
+			fflush(stdout);
+			strbuf_reset(&out);
 		}
 		free(line);
 	} else {

@@ -140,6 +140,21 @@ class Ask(unittest.TestCase):
         self.assertIsNone(rows[2]["match"])
         self.assertEqual(rows[5]["match"], "plh-2-0")
 
+    def test_answers_stream_line_by_line(self):
+        # a coprocess asks, waits for the answer, then asks again
+        p = subprocess.Popen([FAQBOT, "ask", "--stdin", "--json"], cwd=ROOT,
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        try:
+            for q, want in ((b"combien ca coute\n", "cout-souscription"),
+                            (b"PLH 2.0 ?\n", "plh-2-0")):
+                p.stdin.write(q)
+                p.stdin.flush()
+                self.assertEqual(json.loads(p.stdout.readline())["match"], want)
+        finally:
+            p.stdin.close()
+            p.stdout.close()
+            self.assertEqual(p.wait(timeout=10), 0)
+
     def test_invalid_faq_is_refused(self):
         rc, out, err = run("ask", "--faq", os.path.join(FIXTURES, "bad", "duplicate_id.json"), "x")
         self.assertEqual(rc, 1)
