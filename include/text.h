@@ -74,6 +74,9 @@ void text_utf8_sanitize(const char *s, size_t len, struct strbuf *out);
 /* Length of s in UTF-16 code units (Telegram's unit for text limits). */
 size_t text_utf16_len(const char *s, size_t len);
 
+/* 1 when an analysed term is a word, 0 when it is a number ("2.0"). */
+int text_is_word(const char *term);
+
 /* Damerau (optimal string alignment) edit distance between two byte
  * strings, giving up and returning max+1 once it exceeds max. */
 int text_edit_distance(const char *a, size_t alen, const char *b, size_t blen, int max);

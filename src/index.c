@@ -375,14 +375,6 @@ static void add_entry(struct index *idx, struct build *b, uint32_t e)
 	free(src);
 }
 
-static int has_letter(const char *s)
-{
-	for (; *s; s++)
-		if (!((*s >= '0' && *s <= '9') || *s == '.'))
-			return 1;
-	return 0;
-}
-
 struct sort_item {
 	const char *s;
 	uint32_t id;
@@ -617,7 +609,7 @@ static void find_typos(const struct index *idx, const char *q, struct qterm *out
 static void find_prefixes(const struct index *idx, const char *q, struct qterm *out)
 {
 	size_t len = strlen(q), lo = 0, hi = idx->n_sorted;
-	if (len < PREFIX_MIN_LEN || !has_letter(q))
+	if (len < PREFIX_MIN_LEN || !text_is_word(q))
 		return;
 	while (lo < hi) {
 		size_t mid = (lo + hi) / 2;

@@ -421,6 +421,14 @@ size_t text_analyze(struct text *t, const char *s, size_t len,
 	return added;
 }
 
+int text_is_word(const char *term)
+{
+	for (; *term; term++)
+		if (!((*term >= '0' && *term <= '9') || *term == '.'))
+			return 1;
+	return 0;
+}
+
 /* ==== Edit distance ==== */
 
 int text_edit_distance(const char *a, size_t alen, const char *b, size_t blen, int max)

@@ -45,14 +45,6 @@ static uint64_t hash_str(const char *s, size_t len)
 	return mix(hash_bytes(s, len));
 }
 
-static int has_letter(const char *s)
-{
-	for (; *s; s++)
-		if (!((*s >= '0' && *s <= '9') || *s == '.'))
-			return 1;
-	return 0;
-}
-
 /* Writes s with each character (not byte) deleted; returns the count. */
 static size_t deletions(const char *s, size_t len, char out[][TEXT_MAX_TOKEN + 1])
 {
@@ -80,7 +72,7 @@ static size_t utf8_chars(const char *s)
 
 static int eligible(const char *s, size_t len)
 {
-	return len >= TYPO_MIN_LEN && len <= TEXT_MAX_TOKEN && has_letter(s);
+	return len >= TYPO_MIN_LEN && len <= TEXT_MAX_TOKEN && text_is_word(s);
 }
 
 struct typo *typo_new(void)
