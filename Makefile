@@ -23,8 +23,8 @@ DEB_PACKAGES = build-essential pkg-config libcurl4-openssl-dev libjansson-dev \
 	wfrench python3 python3-jsonschema
 
 # Lazily expanded: pkg-config runs after `deps` has installed the packages.
-PKG_CFLAGS = $(shell pkg-config --cflags jansson libutf8proc libedit 2>/dev/null)
-PKG_LIBS   = $(shell pkg-config --libs jansson libutf8proc libedit 2>/dev/null) -lstemmer -lm
+PKG_CFLAGS = $(shell pkg-config --cflags libcurl jansson libutf8proc libedit sqlite3 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs libcurl jansson libutf8proc libedit sqlite3 2>/dev/null) -lstemmer -lm
 
 WARN     = -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wstrict-prototypes -Wvla
 OPT      = -O2 -g

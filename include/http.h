@@ -1,0 +1,74 @@
+/*
+ * http.h - the one libcurl layer: asynchronous requests on a curl multi
+ * handle, driven by the single-threaded event loop.
+ *
+ * Every request has a total timeout, a connect timeout and a cap on the
+ * response body (a larger body fails the request with truncated = 1, it
+ * never grows memory).  TLS verification is always on; redirects are never
+ * followed (a token in a URL must not travel to another host); only http
+ * and https are spoken, and plain http only to loopback addresses.
+ *
+ * URLs are printed only through http_redact, which hides the Telegram
+ * token ("/bot<token>/") and any access_token parameter.
+ *
+ * Ownership: http_new returns a handle freed with http_free (which aborts
+ * requests still in flight without calling their callbacks).  http_start
+ * copies everything it is given.  The response passed to a callback is
+ * borrowed for the duration of the call.
+ */
+#ifndef FAQBOT_HTTP_H
+#define FAQBOT_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "strbuf.h"
+
+#define HTTP_DEFAULT_MAX_BODY (4u << 20)
+
+struct http_response {
+	long status;           /* HTTP status; 0 when no response came */
+	int curl_code;         /* CURLcode; 0 = the transfer completed */
+	const char *error;     /* what went wrong, a sentence, or NULL */
+	int body_sent;         /* the whole request body went out */
+	int truncated;         /* the response passed max_body */
+	long retry_after_s;    /* Retry-After header in seconds, -1 when absent */
+	uint64_t elapsed_ms;
+	struct strbuf body;
+};
+
+typedef void (*http_done_fn)(void *arg, struct http_response *resp);
+
+struct http_req {
+	const char *method;    /* "GET", "POST", "PUT" */
+	const char *url;
+	const char *body;      /* may be NULL */
+	size_t body_len;
+	const char *bearer;    /* Authorization: Bearer <bearer>, or NULL */
+	long timeout_ms;       /* whole request; 0 = 30 s */
+	size_t max_body;       /* 0 = HTTP_DEFAULT_MAX_BODY */
+	http_done_fn done;
+	void *arg;
+};
+
+struct http;
+
+struct http *http_new(const char *ca_bundle);
+void http_free(struct http *h);
+/* Starts a request; returns 0, or -1 with a sentence in err. */
+int http_start(struct http *h, const struct http_req *req, char *err, size_t errlen);
+/* Waits up to timeout_ms for network activity or for wake_fd (-1: none) to
+ * become readable, then runs transfers and calls the callbacks of those that
+ * finished.  Returns the number finished. */
+int http_run(struct http *h, int timeout_ms, int wake_fd);
+size_t http_active(const struct http *h);
+
+/* Appends url with secrets hidden. */
+void http_redact(const char *url, struct strbuf *out);
+/* 0 when faqbot may talk to this base URL (https, or http to loopback);
+ * -1 with a sentence in why. */
+int http_url_allowed(const char *url, char *why, size_t whylen);
+/* Exponential backoff with jitter: ~1 s, 2 s, 4 s ... capped at 60 s. */
+uint64_t http_backoff_ms(unsigned attempt);
+
+#endif
