@@ -84,6 +84,10 @@ enum reply_kind bot_choose(struct bot *b, const char *chat, const char *entry_id
 			   struct reply *r);
 void reply_release(struct reply *r);
 
+/* The bot's text for key ("help", "cooldown", ...) with {prefix} filled
+ * in: the FAQ's override or the built-in French.  Caller frees. */
+char *bot_text(struct bot *b, const char *key, char prefix);
+
 /* Renders a reply as plain text (console, CLI, logs): text, numbered
  * choices, then the link. */
 void reply_format_plain(const struct reply *r, struct strbuf *out);

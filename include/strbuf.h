@@ -41,6 +41,9 @@ int strbuf_vaddf(struct strbuf *sb, const char *fmt, va_list ap)
 /* Shortens to n bytes (n <= len). */
 void strbuf_truncate(struct strbuf *sb, size_t n);
 
+/* Appends s with & < > (and " when attr) as HTML entities. */
+int strbuf_add_html_escaped(struct strbuf *sb, const char *s, size_t n, int attr);
+
 /* Appends s with JSON string escaping (no surrounding quotes). */
 int strbuf_add_json_escaped(struct strbuf *sb, const char *s, size_t n);
 

@@ -74,6 +74,13 @@ void text_utf8_sanitize(const char *s, size_t len, struct strbuf *out);
 /* Length of s in UTF-16 code units (Telegram's unit for text limits). */
 size_t text_utf16_len(const char *s, size_t len);
 
+/* Length in bytes of the first chunk of s[0..len) holding at most max
+ * units (UTF-16 code units when utf16, else bytes), cut after a paragraph
+ * break if one fits, else a line break, a sentence end, a space, and only
+ * then inside a word (never inside a UTF-8 sequence).  Returns len when it
+ * all fits. */
+size_t text_split_point(const char *s, size_t len, size_t max, int utf16);
+
 /* 1 when an analysed term is a word, 0 when it is a number ("2.0"). */
 int text_is_word(const char *term);
 

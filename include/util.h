@@ -27,6 +27,8 @@ uint64_t hash_bytes(const void *data, size_t len);
 
 /* Monotonic clock in nanoseconds. */
 uint64_t now_ns(void);
+/* Wall clock in milliseconds since the epoch (persisted times). */
+int64_t wall_ms(void);
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 

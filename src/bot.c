@@ -48,6 +48,8 @@ static const struct {
 			    "phrase, ou tapez {prefix}faq pour voir la liste." },
 	{ "choice_unknown", "Ce choix n'est plus disponible. Voici les questions actuelles :" },
 	{ "link_label", "Souscrire à l'étude" },
+	{ "cooldown", "J'ai répondu à cette question il y a quelques minutes : voyez ma réponse "
+		      "juste au-dessus." },
 };
 
 static const char *msg_text(const struct bot *b, const char *key)
@@ -339,6 +341,11 @@ enum reply_kind bot_choose(struct bot *b, const char *chat, const char *entry_id
 	}
 	memo_store(b, chat, r);
 	return r->kind;
+}
+
+char *bot_text(struct bot *b, const char *key, char prefix)
+{
+	return render(b, key, prefix);
 }
 
 void reply_format_plain(const struct reply *r, struct strbuf *out)

@@ -9,10 +9,16 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "bot.h"
+#include "config.h"
 #include "console.h"
 #include "faq.h"
+#include "http.h"
 #include "index.h"
+#include "log.h"
+#include "loop.h"
 #include "match.h"
+#include "store.h"
+#include "telegram.h"
 #include "strbuf.h"
 #include "text.h"
 #include "util.h"
@@ -34,6 +40,7 @@ static const char usage_main[] =
 	"  ask [QUESTION...]   print the reply the bot would give (--json, --stdin, --explain)\n"
 	"  console             chat with the bot on the terminal\n"
 	"  run                 run the bot (the console when no chat credentials are set)\n"
+	"  config              print the effective configuration, secrets masked\n"
 	"\n"
 	"options:\n"
 	"  --help              this help; 'faqbot COMMAND --help' for a command's\n"
@@ -70,14 +77,22 @@ static const char usage_console[] =
 	"Commands: /aide, /faq, /souscrire; a number picks from the last list; /quit.\n";
 
 static const char usage_run[] =
-	"usage: faqbot run [--faq FILE]\n"
+	"usage: faqbot run [--config FILE] [--faq FILE]\n"
 	"\n"
-	"Runs the bot.  With no chat credentials configured it starts the console chat.\n";
+	"Runs the bot: polls Telegram when a token is configured, else starts the\n"
+	"console chat.  SIGTERM/SIGINT finish the replies in flight and exit 0;\n"
+	"SIGHUP reloads the FAQ.  Settings (config file key / environment variable):\n";
+
+static const char usage_config[] =
+	"usage: faqbot config [--config FILE]\n"
+	"\n"
+	"Prints the effective configuration (defaults, then FILE, then FAQBOT_*\n"
+	"environment variables), with secrets masked.  Exit 1 on an invalid setting.\n";
 
 /* ==== Options ==== */
 
 struct opts {
-	const char *faq;
+	const char *faq, *config;
 	int explain, json, use_stdin, help;
 	double threshold;
 	char **args;
@@ -97,6 +112,10 @@ static int parse_opts(int argc, char **argv, struct opts *o, const char *usage)
 			o->faq = argv[++i];
 		} else if (!strncmp(a, "--faq=", 6)) {
 			o->faq = a + 6;
+		} else if (!strcmp(a, "--config") && i + 1 < argc) {
+			o->config = argv[++i];
+		} else if (!strncmp(a, "--config=", 9)) {
+			o->config = a + 9;
 		} else if (!strcmp(a, "--explain")) {
 			o->explain = 1;
 		} else if (!strcmp(a, "--json")) {
@@ -320,18 +339,18 @@ static int cmd_ask(int argc, char **argv)
 	return 0;
 }
 
-/* ==== console / run ==== */
+/* ==== console / run / config ==== */
 
-static int cmd_console(int argc, char **argv, const char *usage)
+static int cmd_console(int argc, char **argv)
 {
 	struct opts o;
-	if (parse_opts(argc, argv, &o, usage) < 0) {
+	if (parse_opts(argc, argv, &o, usage_console) < 0) {
 		free(o.args);
 		return 2;
 	}
 	free(o.args);
 	if (o.help || o.nargs) {
-		fputs(usage, o.help ? stdout : stderr);
+		fputs(usage_console, o.help ? stdout : stderr);
 		return o.help ? 0 : 2;
 	}
 	struct index *idx = load_index(faq_path(o.faq));
@@ -341,6 +360,123 @@ static int cmd_console(int argc, char **argv, const char *usage)
 	struct bot *b = bot_new(idx, &bo);
 	int rc = console_run(b, stdin, stdout, isatty(STDIN_FILENO));
 	bot_free(b);
+	return rc;
+}
+
+/* Loads the configuration; prints the problems and returns -1 on error. */
+static int load_config(const struct opts *o, struct config *c)
+{
+	struct strbuf errors = STRBUF_INIT;
+	int rc = config_load(c, o->config, &errors);
+	if (rc < 0)
+		fprintf(stderr, "%sfaqbot: invalid configuration\n", errors.buf);
+	strbuf_release(&errors);
+	if (o->faq) {
+		free(c->faq);
+		c->faq = xstrdup(o->faq);
+	}
+	return rc;
+}
+
+static int cmd_config(int argc, char **argv)
+{
+	struct opts o;
+	if (parse_opts(argc, argv, &o, usage_config) < 0) {
+		free(o.args);
+		return 2;
+	}
+	free(o.args);
+	if (o.help || o.nargs) {
+		fputs(usage_config, o.help ? stdout : stderr);
+		return o.help ? 0 : 2;
+	}
+	struct config c;
+	int rc = load_config(&o, &c);
+	struct strbuf out = STRBUF_INIT;
+	config_print(&c, &out);
+	fputs(out.buf, stdout);
+	strbuf_release(&out);
+	config_release(&c);
+	return rc < 0 ? 1 : 0;
+}
+
+/* Serves the configured chat transports until a stop signal. */
+static int serve(struct config *c)
+{
+	char why[256];
+	if (http_url_allowed(c->telegram_api_url, why, sizeof(why)) < 0) {
+		fprintf(stderr, "faqbot: telegram_api_url: %s\n", why);
+		return 1;
+	}
+	log_set_level((enum log_level)log_level_parse(c->log_level));
+	log_set_json(!strcmp(c->log_format, "json"));
+	log_add_secret(c->telegram_token);
+	struct index *idx = load_index(c->faq);
+	if (!idx)
+		return 1;
+	char err[1024];
+	struct store *st = store_open(c->state_dir, err, sizeof(err));
+	if (!st) {
+		fprintf(stderr, "faqbot: %s\n", err);
+		index_free(idx);
+		return 1;
+	}
+	struct bot_options bo = { c->threshold, c->subscribe_url };
+	struct bot *b = bot_new(idx, &bo);
+	struct http *h = http_new(c->ca_bundle);
+	struct tg_options to = { c->telegram_token, c->telegram_api_url,
+				 !strcmp(c->telegram_group_mode, "all"),
+				 !strcmp(c->telegram_backlog, "skip"), c->telegram_backlog_minutes,
+				 c->telegram_cooldown, c->telegram_delete_webhook, c->telegram_poll_timeout,
+				 c->telegram_rate_limits };
+	struct transport *tr[1] = { tg_new(&to, b, st, h) };
+	log_info("starting", "version=%s faq=%s entries=%zu state=%s", FAQBOT_VERSION, log_q(c->faq),
+		 index_faq(idx)->n_entries, log_q(store_path(st)));
+	struct loop_ctx lc = { b, c->faq, h, tr, 1 };
+	int rc = loop_run(&lc);
+	http_free(h);
+	tr[0]->free(tr[0]->self);
+	store_close(st);
+	bot_free(b);
+	return rc;
+}
+
+static int cmd_run(int argc, char **argv)
+{
+	struct opts o;
+	if (parse_opts(argc, argv, &o, usage_run) < 0) {
+		free(o.args);
+		return 2;
+	}
+	free(o.args);
+	if (o.help || o.nargs) {
+		struct strbuf h = STRBUF_INIT;
+		config_help(&h);
+		fprintf(o.help ? stdout : stderr, "%s%s", usage_run, h.buf);
+		strbuf_release(&h);
+		return o.help ? 0 : 2;
+	}
+	struct config c;
+	if (load_config(&o, &c) < 0) {
+		config_release(&c);
+		return 1;
+	}
+	int rc;
+	if (!c.telegram_token) {
+		struct index *idx = load_index(c.faq);
+		if (!idx) {
+			config_release(&c);
+			return 1;
+		}
+		struct bot_options bo = { c.threshold, c.subscribe_url };
+		struct bot *b = bot_new(idx, &bo);
+		rc = console_run(b, stdin, stdout, isatty(STDIN_FILENO));
+		bot_free(b);
+	} else {
+		rc = serve(&c);
+	}
+	config_release(&c);
+	log_clear_secrets();
 	return rc;
 }
 
@@ -364,9 +500,11 @@ int main(int argc, char **argv)
 	if (!strcmp(cmd, "ask"))
 		return cmd_ask(argc - 2, argv + 2);
 	if (!strcmp(cmd, "console"))
-		return cmd_console(argc - 2, argv + 2, usage_console);
+		return cmd_console(argc - 2, argv + 2);
 	if (!strcmp(cmd, "run"))
-		return cmd_console(argc - 2, argv + 2, usage_run);
+		return cmd_run(argc - 2, argv + 2);
+	if (!strcmp(cmd, "config"))
+		return cmd_config(argc - 2, argv + 2);
 	fprintf(stderr, "faqbot: unknown command '%s'\n%s", cmd, usage_main);
 	return 2;
 }

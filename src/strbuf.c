@@ -115,6 +115,23 @@ void strbuf_truncate(struct strbuf *sb, size_t n)
 	sb->buf[n] = '\0';
 }
 
+int strbuf_add_html_escaped(struct strbuf *sb, const char *s, size_t n, int attr)
+{
+	for (size_t i = 0; i < n; i++) {
+		int r;
+		switch (s[i]) {
+		case '&': r = strbuf_add(sb, "&amp;", 5); break;
+		case '<': r = strbuf_add(sb, "&lt;", 4); break;
+		case '>': r = strbuf_add(sb, "&gt;", 4); break;
+		case '"': r = attr ? strbuf_add(sb, "&quot;", 6) : strbuf_addch(sb, '"'); break;
+		default: r = strbuf_addch(sb, s[i]);
+		}
+		if (r < 0)
+			return -1;
+	}
+	return 0;
+}
+
 int strbuf_add_json_escaped(struct strbuf *sb, const char *s, size_t n)
 {
 	static const char hex[] = "0123456789abcdef";

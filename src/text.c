@@ -421,6 +421,40 @@ size_t text_analyze(struct text *t, const char *s, size_t len,
 	return added;
 }
 
+size_t text_split_point(const char *s, size_t len, size_t max, int utf16)
+{
+	size_t i = 0, units = 0, para = 0, line = 0, sent = 0, space = 0;
+	while (i < len) {
+		int32_t cp;
+		size_t n = utf8_next(s + i, len - i, &cp);
+		size_t u = utf16 ? (cp > 0xFFFF ? 2 : 1) : n;
+		if (units + u > max)
+			break;
+		units += u;
+		i += n;
+		if (s[i - 1] == '\n' && i >= 2 && s[i - 2] == '\n')
+			para = i;
+		else if (s[i - 1] == '\n')
+			line = i;
+		else if (s[i - 1] == ' ' && i >= 2 && strchr(".!?;:", s[i - 2]))
+			sent = i;
+		else if (s[i - 1] == ' ')
+			space = i;
+	}
+	if (i >= len)
+		return len;
+	size_t min = i / 3; /* a cut too early makes needlessly many parts */
+	if (para > min)
+		return para;
+	if (line > min)
+		return line;
+	if (sent > min)
+		return sent;
+	if (space > min)
+		return space;
+	return i ? i : (len ? 1 : 0);
+}
+
 int text_is_word(const char *term)
 {
 	for (; *term; term++)

@@ -80,6 +80,13 @@ uint64_t hash_bytes(const void *data, size_t len)
 	return h;
 }
 
+int64_t wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 uint64_t now_ns(void)
 {
 	struct timespec ts;

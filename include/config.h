@@ -1,0 +1,53 @@
+/*
+ * config.h - faqbot's settings, parsed once into a struct and validated.
+ *
+ * One table row per key (name, type, bounds, default, help): the parser,
+ * the environment variables (FAQBOT_<KEY>), the *_file variants of secrets
+ * (Docker secrets) and `faqbot config` all come from it.  Sources, later
+ * ones winning: defaults, the file given with --config (key = value lines,
+ * '#' comments), the environment.
+ *
+ * Errors name the key and where it came from ("config/faqbot.conf:12:
+ * unknown key "telegarm_token"", "FAQBOT_TELEGRAM_COOLDOWN: "soon" is not a
+ * whole number of seconds").
+ *
+ * Ownership: config_load fills a struct config owned by the caller and
+ * released with config_release.
+ */
+#ifndef FAQBOT_CONFIG_H
+#define FAQBOT_CONFIG_H
+
+#include <stddef.h>
+
+#include "strbuf.h"
+
+struct config {
+	char *faq;
+	char *state_dir;
+	char *log_level;
+	char *log_format;
+	double threshold;         /* -1: the FAQ's own */
+	char *subscribe_url;      /* NULL: the FAQ's fallback url */
+	char *ca_bundle;
+
+	char *telegram_token;
+	char *telegram_api_url;
+	char *telegram_group_mode;     /* addressed | all */
+	char *telegram_backlog;        /* answer | skip */
+	long telegram_backlog_minutes;
+	long telegram_cooldown;        /* seconds; 0 = off */
+	int telegram_delete_webhook;
+	long telegram_poll_timeout;    /* seconds */
+	int telegram_rate_limits;
+};
+
+/* Loads defaults, then file (NULL: none), then the environment.  Returns 0,
+ * or -1 with one line per problem appended to errors. */
+int config_load(struct config *c, const char *file, struct strbuf *errors);
+void config_release(struct config *c);
+/* Appends "key = value" lines, secrets masked. */
+void config_print(const struct config *c, struct strbuf *out);
+/* Appends the list of keys with their help, for --help texts. */
+void config_help(struct strbuf *out);
+
+#endif

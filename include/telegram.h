@@ -1,0 +1,47 @@
+/*
+ * telegram.h - the Telegram Bot API transport (long polling).
+ *
+ * Start: getMe (own id and username; privacy mode noted), getWebhookInfo
+ * (a webhook stops faqbot unless delete_webhook allows deleteWebhook with
+ * drop_pending_updates=false), setMyCommands (failure only logged).
+ *
+ * Loop: getUpdates with offset = last update_id + 1; each batch is stored
+ * in the inbox together with the new offset in one commit before the next
+ * poll.  Inbox rows are turned into replies through the bot and committed
+ * as outbox rows (exact request bytes) with their ledger entry.  The sender
+ * sends outbox rows per chat in order, one at a time per chat, within
+ * Telegram's rate limits (token buckets: 1/s per chat, 20/min per group,
+ * 25/s overall), and records each outcome at once.
+ *
+ * Delivery policy: Telegram has no idempotency key, so a send whose outcome
+ * is unknown (timeout or connection lost after the body went out, 500, 502,
+ * 504, or a crash while sending) is sent again and logged as
+ * event=ambiguous_resend; everything else is sent exactly once.
+ *
+ * Ownership: tg_new returns a transport freed through its free callback;
+ * it borrows bot, store and http, which must outlive it.
+ */
+#ifndef FAQBOT_TELEGRAM_H
+#define FAQBOT_TELEGRAM_H
+
+#include "bot.h"
+#include "http.h"
+#include "store.h"
+#include "transport.h"
+
+struct tg_options {
+	const char *token;
+	const char *api_url;       /* API root, e.g. https://api.telegram.org */
+	int group_all;             /* answer every message in groups */
+	int backlog_skip;          /* skip questions older than backlog_minutes at start */
+	long backlog_minutes;
+	long cooldown_s;           /* same entry in a group within this: pointer, not repost */
+	int delete_webhook;
+	long poll_timeout_s;
+	int rate_limits;
+};
+
+struct transport *tg_new(const struct tg_options *o, struct bot *bot, struct store *store,
+			 struct http *http);
+
+#endif

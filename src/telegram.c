@@ -1,0 +1,1003 @@
+/*
+ * telegram.c - Telegram Bot API transport.  See telegram.h for the
+ * protocol; ../shared/PROTOCOLS.md section 1 for the sources.
+ *
+ * Three independent activities share the loop, each restartable from the
+ * database alone: polling (getUpdates -> inbox + offset), processing
+ * (inbox -> outbox + ledger) and sending (outbox -> sendMessage).
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "telegram.h"
+#include "log.h"
+#include "strmap.h"
+#include "text.h"
+#include "util.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define T "telegram"
+#define MAX_PART_UNITS 4000      /* Telegram allows 4096 UTF-16 units a message */
+#define MAX_IN_FLIGHT 32         /* sends at once (one per chat) */
+#define INBOX_PER_TICK 200       /* rows processed before yielding to the network */
+#define CALLBACK_MAX_AGE_MS 15000 /* answerCallbackQuery is useless after this */
+#define GIVE_UP_MS (24LL * 3600 * 1000)
+#define POLL_SLACK_MS 15000      /* curl timeout = long-poll timeout + this */
+#define SEND_TIMEOUT_MS 30000
+
+enum phase { PH_GETME, PH_WEBHOOK, PH_DELETE_WEBHOOK, PH_RUN, PH_FAILED };
+
+struct bucket {
+	double tokens;
+	int64_t last;
+};
+
+struct tg {
+	struct tg_options o;
+	char *token, *api_url;
+	struct bot *bot;
+	struct store *store;
+	struct http *http;
+	struct transport tr;
+
+	enum phase phase;
+	int start_in_flight;
+	int64_t start_after;
+	unsigned start_fail;
+
+	int polling, stopping;
+	int64_t poll_after;
+	unsigned poll_fail;
+	int64_t offset;          /* next getUpdates offset, -1 = none yet */
+	int64_t last_poll_ok;
+	int64_t started_at;
+
+	int64_t bot_id;
+	char *username;
+
+	int in_flight;
+	struct bucket global;
+	struct strmap *chat_bucket; /* chat -> index in buckets */
+	struct bucket *buckets;
+	size_t n_buckets, buckets_alloc;
+	int64_t rate_wake;       /* earliest time a rate-limited row may go */
+
+	struct send_ctx *ctxs;   /* live send contexts, freed with the transport */
+};
+
+struct send_ctx {
+	struct tg *tg;
+	struct outbox_row row;
+	struct send_ctx *next, *prev;
+};
+
+/* ==== Requests ==== */
+
+static void api_url(struct tg *tg, const char *method, struct strbuf *url)
+{
+	strbuf_addf(url, "%s/bot%s/%s", tg->api_url, tg->token, method);
+}
+
+static int call(struct tg *tg, const char *method, const char *body, long timeout_ms,
+		http_done_fn done, void *arg)
+{
+	struct strbuf url = STRBUF_INIT;
+	api_url(tg, method, &url);
+	struct http_req req = { "POST", url.buf, body ? body : "{}", body ? strlen(body) : 2, NULL,
+				timeout_ms, 0, done, arg };
+	char err[256];
+	int rc = http_start(tg->http, &req, err, sizeof(err));
+	if (rc < 0)
+		log_error("http_error", "transport=" T " method=%s error=%s", method, log_q(err));
+	strbuf_release(&url);
+	return rc;
+}
+
+/* Parses a Bot API reply.  Returns the root object (caller decrefs) with
+ * *ok set, or NULL when the body is not a Bot API reply at all. */
+static json_t *parse_reply(const struct http_response *r, int *ok, long *code, const char **desc)
+{
+	*ok = 0;
+	*code = r->status;
+	*desc = r->error ? r->error : "no response";
+	if (r->curl_code || !r->body.len)
+		return NULL;
+	json_t *root = json_loadb(r->body.buf, r->body.len, 0, NULL);
+	if (!json_is_object(root) || !json_is_boolean(json_object_get(root, "ok"))) {
+		json_decref(root);
+		*desc = "the server's answer is not a Bot API reply";
+		return NULL;
+	}
+	*ok = json_is_true(json_object_get(root, "ok"));
+	json_t *ec = json_object_get(root, "error_code");
+	if (json_is_integer(ec))
+		*code = (long)json_integer_value(ec);
+	const char *d = json_string_value(json_object_get(root, "description"));
+	*desc = d ? d : (*ok ? "ok" : "error");
+	return root;
+}
+
+static long retry_after(json_t *root, const struct http_response *r)
+{
+	json_t *p = json_object_get(json_object_get(root, "parameters"), "retry_after");
+	if (json_is_integer(p) && json_integer_value(p) >= 0)
+		return (long)json_integer_value(p);
+	return r->retry_after_s;
+}
+
+static void fail(struct tg *tg, const char *why)
+{
+	tg->phase = PH_FAILED;
+	log_error("fatal", "transport=" T " error=%s", log_q(why));
+}
+
+/* ==== Start: getMe, getWebhookInfo, deleteWebhook, setMyCommands ==== */
+
+static void start_retry(struct tg *tg, const char *method, long code, const char *desc)
+{
+	tg->start_after = wall_ms() + (int64_t)http_backoff_ms(tg->start_fail++);
+	log_warn("start_retry", "transport=" T " method=%s status=%ld error=%s", method, code,
+		 log_q(desc));
+}
+
+static void commands_done(void *arg, struct http_response *r)
+{
+	(void)arg;
+	int ok;
+	long code;
+	const char *desc;
+	json_t *root = parse_reply(r, &ok, &code, &desc);
+	if (!ok)
+		log_warn("set_commands_failed", "transport=" T " status=%ld error=%s", code, log_q(desc));
+	json_decref(root);
+}
+
+static void enter_run(struct tg *tg)
+{
+	call(tg, "setMyCommands",
+	     "{\"commands\":[{\"command\":\"aide\",\"description\":\"Comment poser une question\"},"
+	     "{\"command\":\"faq\",\"description\":\"Les questions fréquentes\"},"
+	     "{\"command\":\"souscrire\",\"description\":\"Le lien pour souscrire\"},"
+	     "{\"command\":\"help\",\"description\":\"Aide\"}]}",
+	     SEND_TIMEOUT_MS, commands_done, tg);
+	store_begin(tg->store);
+	int n = store_outbox_recover(tg->store, T);
+	store_commit(tg->store);
+	if (n > 0)
+		log_warn("ambiguous_resend", "transport=" T " rows=%d reason=%s", n,
+			 log_q("sends interrupted by a stop; sending them again"));
+	tg->phase = PH_RUN;
+	log_info("started", "transport=" T " bot=@%s", tg->username);
+}
+
+static void getme_done(void *arg, struct http_response *r)
+{
+	struct tg *tg = arg;
+	tg->start_in_flight = 0;
+	int ok;
+	long code;
+	const char *desc;
+	json_t *root = parse_reply(r, &ok, &code, &desc);
+	json_t *res = json_object_get(root, "result");
+	if (ok && json_is_integer(json_object_get(res, "id")) &&
+	    json_is_string(json_object_get(res, "username"))) {
+		tg->bot_id = json_integer_value(json_object_get(res, "id"));
+		free(tg->username);
+		tg->username = xstrdup(json_string_value(json_object_get(res, "username")));
+		if (!json_is_true(json_object_get(res, "can_read_all_group_messages")))
+			log_info("privacy_mode", "transport=" T " bot=@%s note=%s", tg->username,
+				 log_q("in groups the bot only sees commands, replies to it and mentions"));
+		tg->phase = PH_WEBHOOK;
+		tg->start_fail = 0;
+	} else if (code == 401 || code == 404) {
+		fail(tg, "the Telegram token was refused (401 Unauthorized): check telegram_token");
+	} else {
+		start_retry(tg, "getMe", code, desc);
+	}
+	json_decref(root);
+}
+
+static void delete_webhook_done(void *arg, struct http_response *r)
+{
+	struct tg *tg = arg;
+	tg->start_in_flight = 0;
+	int ok;
+	long code;
+	const char *desc;
+	json_t *root = parse_reply(r, &ok, &code, &desc);
+	if (ok) {
+		log_warn("webhook_deleted", "transport=" T " note=%s",
+			 log_q("the webhook was removed; pending updates were kept"));
+		enter_run(tg);
+	} else if (code == 401) {
+		fail(tg, "the Telegram token was refused (401 Unauthorized): check telegram_token");
+	} else {
+		start_retry(tg, "deleteWebhook", code, desc);
+	}
+	json_decref(root);
+}
+
+static void webhook_done(void *arg, struct http_response *r)
+{
+	struct tg *tg = arg;
+	tg->start_in_flight = 0;
+	int ok;
+	long code;
+	const char *desc;
+	json_t *root = parse_reply(r, &ok, &code, &desc);
+	const char *url = json_string_value(json_object_get(json_object_get(root, "result"), "url"));
+	if (ok && url && *url) {
+		if (tg->o.delete_webhook) {
+			tg->phase = PH_DELETE_WEBHOOK;
+		} else {
+			fail(tg, "a webhook is set on this bot, so it cannot poll for updates; remove it, or "
+				 "set telegram_delete_webhook = true to let faqbot remove it (pending "
+				 "updates are kept)");
+		}
+	} else if (ok) {
+		enter_run(tg);
+	} else if (code == 401) {
+		fail(tg, "the Telegram token was refused (401 Unauthorized): check telegram_token");
+	} else {
+		start_retry(tg, "getWebhookInfo", code, desc);
+	}
+	json_decref(root);
+}
+
+static void start_step(struct tg *tg, int64_t now)
+{
+	if (tg->start_in_flight || now < tg->start_after)
+		return;
+	int rc = 0;
+	if (tg->phase == PH_GETME)
+		rc = call(tg, "getMe", NULL, SEND_TIMEOUT_MS, getme_done, tg);
+	else if (tg->phase == PH_WEBHOOK)
+		rc = call(tg, "getWebhookInfo", NULL, SEND_TIMEOUT_MS, webhook_done, tg);
+	else if (tg->phase == PH_DELETE_WEBHOOK)
+		rc = call(tg, "deleteWebhook", "{\"drop_pending_updates\":false}", SEND_TIMEOUT_MS,
+			  delete_webhook_done, tg);
+	if (rc == 0)
+		tg->start_in_flight = 1;
+	else
+		fail(tg, "cannot reach the Telegram API (see the http_error line)");
+}
+
+/* ==== Processing: inbox -> outbox ==== */
+
+/* Byte offset in s of UTF-16 unit offset u (Telegram entity offsets). */
+static size_t utf16_to_byte(const char *s, size_t len, size_t u)
+{
+	size_t i = 0, units = 0;
+	while (i < len && units < u) {
+		unsigned char c = (unsigned char)s[i];
+		size_t n = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+		units += n == 4 ? 2 : 1;
+		i += n;
+	}
+	return i < len ? i : len;
+}
+
+static void chat_key(json_int_t id, char *out, size_t n)
+{
+	snprintf(out, n, "%lld", (long long)id);
+}
+
+/* Appends a sendMessage body for one part. */
+static void part_body(struct strbuf *b, const char *chat, const char *text, size_t len, int html,
+		      json_int_t reply_to, json_int_t thread, json_t *markup)
+{
+	json_t *j = json_object();
+	char *end;
+	long long cid = strtoll(chat, &end, 10);
+	json_object_set_new(j, "chat_id", *end ? json_string(chat) : json_integer(cid));
+	if (thread > 0)
+		json_object_set_new(j, "message_thread_id", json_integer(thread));
+	struct strbuf t = STRBUF_INIT;
+	if (html)
+		strbuf_add_html_escaped(&t, text, len, 0);
+	else
+		strbuf_add(&t, text, len);
+	json_object_set_new(j, "text", json_stringn(t.buf, t.len));
+	strbuf_release(&t);
+	if (html)
+		json_object_set_new(j, "parse_mode", json_string("HTML"));
+	json_object_set_new(j, "link_preview_options", json_pack("{s:b}", "is_disabled", 1));
+	if (reply_to > 0)
+		json_object_set_new(j, "reply_parameters",
+				    json_pack("{s:I, s:b}", "message_id", (json_int_t)reply_to,
+					      "allow_sending_without_reply", 1));
+	if (markup)
+		json_object_set(j, "reply_markup", markup);
+	char *s = json_dumps(j, JSON_COMPACT);
+	strbuf_addstr(b, s);
+	free(s);
+	json_decref(j);
+}
+
+/* The inline keyboard of a reply (choices, then the link), or NULL. */
+static json_t *keyboard(const struct reply *r)
+{
+	if (!r->n_choices && !r->link_url)
+		return NULL;
+	json_t *rows = json_array();
+	for (size_t i = 0; i < r->n_choices; i++) {
+		char data[80], label[200];
+		snprintf(data, sizeof(data), "a:%s", r->choices[i].id);
+		size_t n = text_split_point(r->choices[i].label, strlen(r->choices[i].label), 60, 1);
+		snprintf(label, sizeof(label), "%.*s%s", (int)n, r->choices[i].label,
+			 n < strlen(r->choices[i].label) ? "…" : "");
+		json_array_append_new(rows, json_pack("[{s:s, s:s}]", "text", label, "callback_data", data));
+	}
+	if (r->link_url)
+		json_array_append_new(rows, json_pack("[{s:s, s:s}]", "text",
+						       r->link_label ? r->link_label : "Lien", "url",
+						       r->link_url));
+	return json_pack("{s:o}", "inline_keyboard", rows);
+}
+
+/* Commits the reply's parts as outbox rows (within the caller's transaction). */
+static void queue_reply(struct tg *tg, const char *chat, const char *trigger, const struct reply *r,
+			json_int_t reply_to, json_int_t thread)
+{
+	struct strbuf text = STRBUF_INIT, body = STRBUF_INIT, alt = STRBUF_INIT;
+	strbuf_addstr(&text, r->text);
+	if (r->choices_intro)
+		strbuf_addf(&text, "\n\n%s", r->choices_intro);
+	json_t *markup = keyboard(r);
+	size_t pos = 0;
+	int part = 0;
+	int64_t now = wall_ms();
+	while (pos < text.len || part == 0) {
+		size_t n = text_split_point(text.buf + pos, text.len - pos, MAX_PART_UNITS, 1);
+		int last = pos + n >= text.len;
+		strbuf_reset(&body);
+		strbuf_reset(&alt);
+		part_body(&body, chat, text.buf + pos, n, 1, part == 0 ? reply_to : 0, thread,
+			  last ? markup : NULL);
+		part_body(&alt, chat, text.buf + pos, n, 0, part == 0 ? reply_to : 0, thread,
+			  last ? markup : NULL);
+		struct outbox_row row = { 0 };
+		row.transport = T;
+		row.chat = (char *)chat;
+		row.trigger = (char *)trigger;
+		row.part = part;
+		row.method = "sendMessage";
+		row.body = body.buf;
+		row.alt_body = alt.buf;
+		row.entry = r->entry_id;
+		row.created_at = now;
+		row.next_at = now;
+		if (store_outbox_add(tg->store, &row) < 0)
+			log_error("store_error", "transport=" T " chat=%s trigger=%s", chat, trigger);
+		pos += n;
+		part++;
+		if (!n)
+			break;
+	}
+	json_decref(markup);
+	strbuf_release(&text);
+	strbuf_release(&body);
+	strbuf_release(&alt);
+}
+
+static const char *reply_kind_name(enum reply_kind k)
+{
+	static const char *const names[] = { "none", "answer", "choose", "fallback", "welcome",
+					     "help", "list", "subscribe", "empty" };
+	return names[k];
+}
+
+/* Is the message addressed to the bot; also cuts "@bot" out of text.
+ * Returns -1 when it is a command for another bot (never answered). */
+static int addressed(struct tg *tg, json_t *msg, struct strbuf *text)
+{
+	int yes = 0;
+	json_t *ents = json_object_get(msg, "entities");
+	size_t i;
+	json_t *e;
+	/* cut mentions back to front so earlier offsets stay valid */
+	for (i = json_array_size(ents); i-- > 0;) {
+		e = json_array_get(ents, i);
+		const char *type = json_string_value(json_object_get(e, "type"));
+		json_int_t off = json_integer_value(json_object_get(e, "offset"));
+		json_int_t len = json_integer_value(json_object_get(e, "length"));
+		if (!type || off < 0 || len <= 0)
+			continue;
+		size_t b0 = utf16_to_byte(text->buf, text->len, (size_t)off);
+		size_t b1 = utf16_to_byte(text->buf, text->len, (size_t)(off + len));
+		if (!strcmp(type, "bot_command") && off == 0) {
+			const char *at = memchr(text->buf, '@', b1);
+			if (at) {
+				size_t ul = b1 - (size_t)(at + 1 - text->buf);
+				if (!tg->username || strlen(tg->username) != ul ||
+				    strncasecmp(at + 1, tg->username, ul))
+					return -1; /* /cmd@otherbot */
+				memmove((char *)at, text->buf + b1, text->len - b1 + 1);
+				text->len -= b1 - (size_t)(at - text->buf);
+			}
+			yes = 1;
+		} else if (!strcmp(type, "mention") && tg->username && b1 - b0 == strlen(tg->username) + 1 &&
+			   !strncasecmp(text->buf + b0 + 1, tg->username, b1 - b0 - 1)) {
+			memmove(text->buf + b0, text->buf + b1, text->len - b1 + 1);
+			text->len -= b1 - b0;
+			yes = 1;
+		} else if (!strcmp(type, "text_mention") &&
+			   json_integer_value(json_object_get(json_object_get(e, "user"), "id")) == tg->bot_id) {
+			yes = 1;
+		}
+	}
+	json_t *rt = json_object_get(msg, "reply_to_message");
+	if (rt && json_integer_value(json_object_get(json_object_get(rt, "from"), "id")) == tg->bot_id)
+		yes = 1;
+	return yes;
+}
+
+static void handle_message(struct tg *tg, json_t *msg, int64_t now)
+{
+	json_t *chatj = json_object_get(msg, "chat");
+	json_int_t chat_id = json_integer_value(json_object_get(chatj, "id"));
+	json_int_t msg_id = json_integer_value(json_object_get(msg, "message_id"));
+	const char *ctype = json_string_value(json_object_get(chatj, "type"));
+	char chat[32], trigger[80];
+	chat_key(chat_id, chat, sizeof(chat));
+	json_t *mig = json_object_get(msg, "migrate_to_chat_id");
+	if (json_is_integer(mig)) {
+		char to[32];
+		chat_key(json_integer_value(mig), to, sizeof(to));
+		store_chat_set_migrated(tg->store, T, chat, to);
+		store_outbox_move_chat(tg->store, T, chat, to);
+		log_info("chat_migrated", "transport=" T " chat=%s to=%s", chat, to);
+		return;
+	}
+	json_t *from = json_object_get(msg, "from");
+	const char *raw = json_string_value(json_object_get(msg, "text"));
+	if (!ctype || !chat_id || !msg_id || !from || json_is_true(json_object_get(from, "is_bot")) ||
+	    !raw || !strcmp(ctype, "channel"))
+		return; /* bots (ourselves included), channels, non-text messages */
+	snprintf(trigger, sizeof(trigger), "m:%s:%lld", chat, (long long)msg_id);
+	if (store_ledger_has(tg->store, T, trigger) == 1)
+		return;
+	store_ledger_add(tg->store, T, trigger, now);
+	json_int_t date = json_integer_value(json_object_get(msg, "date"));
+	if (tg->o.backlog_skip && date * 1000 < tg->started_at - tg->o.backlog_minutes * 60000) {
+		log_info("backlog_skipped", "transport=" T " chat=%s message=%lld", chat, (long long)msg_id);
+		return;
+	}
+	if (store_chat_disabled(tg->store, T, chat))
+		store_chat_set_disabled(tg->store, T, chat, 0);
+	int group = strcmp(ctype, "private") != 0;
+	struct strbuf text = STRBUF_INIT;
+	strbuf_addstr(&text, raw);
+	int addr = addressed(tg, msg, &text);
+	if (addr < 0) {
+		strbuf_release(&text);
+		return;
+	}
+	struct inbound_msg in = { text.buf, text.len, group ? CHAT_GROUP : CHAT_PRIVATE,
+				  addr || tg->o.group_all, chat, '/' };
+	struct reply r;
+	bot_handle(tg->bot, &in, &r);
+	strbuf_release(&text);
+	if (r.kind == REPLY_NONE) {
+		reply_release(&r);
+		return;
+	}
+	json_int_t reply_to = group ? msg_id : 0;
+	json_int_t thread = json_is_true(json_object_get(msg, "is_topic_message"))
+			    ? json_integer_value(json_object_get(msg, "message_thread_id")) : 0;
+	if (group && r.kind == REPLY_ANSWER && tg->o.cooldown_s > 0 && r.entry_id) {
+		int64_t at;
+		struct strbuf mid = STRBUF_INIT;
+		if (store_recent_get(tg->store, T, chat, r.entry_id, &at, &mid) &&
+		    now - at < tg->o.cooldown_s * 1000) {
+			free(r.text);
+			r.text = bot_text(tg->bot, "cooldown", '/');
+			if (mid.len)
+				reply_to = strtoll(mid.buf, NULL, 10);
+			log_info("cooldown", "transport=" T " chat=%s entry=%s", chat, r.entry_id);
+		} else {
+			store_recent_set(tg->store, T, chat, r.entry_id, now, "");
+		}
+		strbuf_release(&mid);
+	}
+	queue_reply(tg, chat, trigger, &r, reply_to, thread);
+	log_info("reply", "transport=" T " chat=%s kind=%s entry=%s confidence=%.3f", chat,
+		 reply_kind_name(r.kind), r.entry_id ? r.entry_id : "-", r.confidence);
+	reply_release(&r);
+}
+
+static void callback_answered(void *arg, struct http_response *r)
+{
+	(void)arg;
+	if (r->status != 200)
+		log_warn("callback_answer_failed", "transport=" T " status=%ld", r->status);
+}
+
+static void handle_callback(struct tg *tg, json_t *cq, int64_t received, int64_t now)
+{
+	const char *id = json_string_value(json_object_get(cq, "id"));
+	const char *data = json_string_value(json_object_get(cq, "data"));
+	json_t *from = json_object_get(cq, "from");
+	if (!id || !from)
+		return;
+	char trigger[200];
+	snprintf(trigger, sizeof(trigger), "c:%.180s", id);
+	if (store_ledger_has(tg->store, T, trigger) == 1)
+		return;
+	store_ledger_add(tg->store, T, trigger, now);
+	if (now - received < CALLBACK_MAX_AGE_MS) {
+		json_t *b = json_pack("{s:s}", "callback_query_id", id);
+		char *s = json_dumps(b, JSON_COMPACT);
+		call(tg, "answerCallbackQuery", s, SEND_TIMEOUT_MS, callback_answered, tg);
+		free(s);
+		json_decref(b);
+	}
+	if (!data || strncmp(data, "a:", 2))
+		return;
+	json_t *msg = json_object_get(cq, "message");
+	json_t *chatj = json_object_get(msg, "chat");
+	json_int_t chat_id = json_is_integer(json_object_get(chatj, "id"))
+			     ? json_integer_value(json_object_get(chatj, "id"))
+			     : json_integer_value(json_object_get(from, "id"));
+	char chat[32];
+	chat_key(chat_id, chat, sizeof(chat));
+	const char *ctype = json_string_value(json_object_get(chatj, "type"));
+	int group = ctype && strcmp(ctype, "private");
+	struct reply r;
+	bot_choose(tg->bot, chat, data + 2, '/', &r);
+	json_int_t thread = json_integer_value(json_object_get(msg, "message_thread_id"));
+	queue_reply(tg, chat, trigger, &r, group ? json_integer_value(json_object_get(msg, "message_id")) : 0,
+		    json_is_true(json_object_get(msg, "is_topic_message")) ? thread : 0);
+	log_info("reply", "transport=" T " chat=%s kind=choice entry=%s", chat, r.entry_id ? r.entry_id : "-");
+	reply_release(&r);
+}
+
+static void handle_member(struct tg *tg, json_t *m)
+{
+	json_int_t chat_id = json_integer_value(json_object_get(json_object_get(m, "chat"), "id"));
+	const char *status = json_string_value(
+		json_object_get(json_object_get(m, "new_chat_member"), "status"));
+	if (!chat_id || !status)
+		return;
+	char chat[32];
+	chat_key(chat_id, chat, sizeof(chat));
+	if (!strcmp(status, "kicked") || !strcmp(status, "left")) {
+		int n = store_outbox_drop_chat(tg->store, T, chat);
+		store_chat_set_disabled(tg->store, T, chat, 1);
+		log_info("chat_left", "transport=" T " chat=%s status=%s dropped=%d", chat, status, n);
+	} else {
+		store_chat_set_disabled(tg->store, T, chat, 0);
+		log_info("chat_joined", "transport=" T " chat=%s status=%s", chat, status);
+	}
+}
+
+/* Handles one inbox row inside one transaction. */
+static void process_row(struct tg *tg, const struct inbox_row *row)
+{
+	int64_t now = wall_ms();
+	json_t *u = json_loads(row->payload, 0, NULL);
+	store_begin(tg->store);
+	if (json_is_object(json_object_get(u, "message")))
+		handle_message(tg, json_object_get(u, "message"), now);
+	else if (json_is_object(json_object_get(u, "callback_query")))
+		handle_callback(tg, json_object_get(u, "callback_query"), row->received_at, now);
+	else if (json_is_object(json_object_get(u, "my_chat_member")))
+		handle_member(tg, json_object_get(u, "my_chat_member"));
+	store_inbox_done(tg->store, row->id);
+	if (store_commit(tg->store) < 0)
+		store_rollback(tg->store);
+	json_decref(u);
+}
+
+static void process_inbox(struct tg *tg)
+{
+	for (int i = 0; i < INBOX_PER_TICK; i++) {
+		struct inbox_row row;
+		if (store_inbox_next(tg->store, T, &row) != 1)
+			break;
+		process_row(tg, &row);
+		inbox_row_release(&row);
+	}
+}
+
+/* ==== Polling ==== */
+
+static void poll_done(void *arg, struct http_response *r)
+{
+	struct tg *tg = arg;
+	tg->polling = 0;
+	int ok;
+	long code;
+	const char *desc;
+	json_t *root = parse_reply(r, &ok, &code, &desc);
+	json_t *res = json_object_get(root, "result");
+	int64_t now = wall_ms();
+	if (ok && json_is_array(res)) {
+		size_t i, added = 0;
+		json_t *u;
+		json_int_t max = -1;
+		store_begin(tg->store);
+		json_array_foreach(res, i, u) {
+			json_t *idj = json_object_get(u, "update_id");
+			if (!json_is_integer(idj)) {
+				log_warn("bad_update", "transport=" T " note=%s", log_q("update without update_id"));
+				continue;
+			}
+			json_int_t id = json_integer_value(idj);
+			char uid[32];
+			chat_key(id, uid, sizeof(uid));
+			char *payload = json_dumps(u, JSON_COMPACT);
+			if (payload && store_inbox_add(tg->store, T, uid, payload, now) == 1)
+				added++;
+			free(payload);
+			if (id > max)
+				max = id; /* ids can restart lower: the batch decides, not the old offset */
+		}
+		if (max >= 0) {
+			char off[32];
+			chat_key(max + 1, off, sizeof(off));
+			store_kv_set(tg->store, "telegram.offset", off);
+		}
+		if (store_commit(tg->store) == 0 && max >= 0)
+			tg->offset = max + 1;
+		else if (max >= 0)
+			store_rollback(tg->store);
+		tg->last_poll_ok = now;
+		tg->poll_fail = 0;
+		if (added)
+			log_debug("polled", "transport=" T " updates=%zu", added);
+		process_inbox(tg);
+	} else if (code == 401) {
+		fail(tg, "the Telegram token was refused (401 Unauthorized): check telegram_token");
+	} else if (code == 409 && strstr(desc, "webhook")) {
+		if (tg->o.delete_webhook)
+			tg->phase = PH_DELETE_WEBHOOK;
+		else
+			fail(tg, "a webhook was set on this bot while faqbot was polling; remove it or set "
+				 "telegram_delete_webhook = true");
+	} else if (code == 409) {
+		fail(tg, "another program is reading this bot's updates (409 terminated by other "
+			 "getUpdates request); run only one faqbot per bot token");
+	} else {
+		long ra = code == 429 ? retry_after(root, r) : -1;
+		uint64_t wait = ra >= 0 ? (uint64_t)ra * 1000 : http_backoff_ms(tg->poll_fail++);
+		tg->poll_after = now + (int64_t)wait;
+		log_warn("poll_failed", "transport=" T " status=%ld error=%s retry_in_ms=%llu", code,
+			 log_q(r->truncated ? "the response was larger than the limit" : desc),
+			 (unsigned long long)wait);
+	}
+	json_decref(root);
+}
+
+static void poll_start(struct tg *tg)
+{
+	if (tg->offset < 0) {
+		struct strbuf v = STRBUF_INIT;
+		tg->offset = store_kv_get(tg->store, "telegram.offset", &v) == 1 ? strtoll(v.buf, NULL, 10) : 0;
+		strbuf_release(&v);
+	}
+	char body[256];
+	snprintf(body, sizeof(body),
+		 "{\"offset\":%lld,\"limit\":100,\"timeout\":%ld,"
+		 "\"allowed_updates\":[\"message\",\"callback_query\",\"my_chat_member\"]}",
+		 (long long)tg->offset, tg->o.poll_timeout_s);
+	if (call(tg, "getUpdates", body, tg->o.poll_timeout_s * 1000 + POLL_SLACK_MS, poll_done, tg) == 0)
+		tg->polling = 1;
+	else
+		tg->poll_after = wall_ms() + (int64_t)http_backoff_ms(tg->poll_fail++);
+}
+
+/* ==== Sending ==== */
+
+static struct bucket *chat_bucket(struct tg *tg, const char *chat, int64_t now)
+{
+	uint32_t idx;
+	if (!strmap_get(tg->chat_bucket, chat, strlen(chat), &idx)) {
+		if (tg->n_buckets > 50000) { /* forget idle chats now and then */
+			strmap_free(tg->chat_bucket);
+			tg->chat_bucket = strmap_new(1024);
+			tg->n_buckets = 0;
+		}
+		idx = (uint32_t)tg->n_buckets;
+		strmap_put(tg->chat_bucket, chat, strlen(chat), idx, NULL);
+		xgrow(&tg->buckets, &tg->buckets_alloc, tg->n_buckets + 1, sizeof(struct bucket));
+		tg->buckets[tg->n_buckets++] = (struct bucket){ 3, now };
+	}
+	return &tg->buckets[idx];
+}
+
+static void refill(struct bucket *b, int64_t now, double per_s, double burst)
+{
+	b->tokens += (double)(now - b->last) * per_s / 1000.0;
+	if (b->tokens > burst)
+		b->tokens = burst;
+	b->last = now;
+}
+
+/* Takes a send token for chat, or returns the ms to wait. */
+static int64_t take_token(struct tg *tg, const char *chat, int64_t now)
+{
+	if (!tg->o.rate_limits)
+		return 0;
+	int group = chat[0] == '-';
+	struct bucket *c = chat_bucket(tg, chat, now);
+	refill(&tg->global, now, 25, 25);
+	refill(c, now, group ? 20.0 / 60.0 : 1.0, 3);
+	if (tg->global.tokens < 1)
+		return (int64_t)((1 - tg->global.tokens) * 1000 / 25) + 1;
+	if (c->tokens < 1)
+		return (int64_t)((1 - c->tokens) * 1000 / (group ? 20.0 / 60.0 : 1.0)) + 1;
+	tg->global.tokens -= 1;
+	c->tokens -= 1;
+	return 0;
+}
+
+static void ctx_free(struct send_ctx *x)
+{
+	struct tg *tg = x->tg;
+	if (x->prev)
+		x->prev->next = x->next;
+	else
+		tg->ctxs = x->next;
+	if (x->next)
+		x->next->prev = x->prev;
+	outbox_row_release(&x->row);
+	free(x);
+}
+
+static void save_row(struct tg *tg, struct outbox_row *row)
+{
+	store_begin(tg->store);
+	store_outbox_set(tg->store, row);
+	if (store_commit(tg->store) < 0)
+		store_rollback(tg->store);
+}
+
+static void retry_later(struct outbox_row *row, int64_t now, int64_t wait)
+{
+	row->state = OUT_PENDING;
+	row->next_at = now + wait;
+	if (now - row->created_at > GIVE_UP_MS) {
+		row->state = OUT_FAILED;
+		log_error("send_gave_up", "transport=" T " chat=%s trigger=%s attempts=%d", row->chat,
+			  row->trigger, row->attempts);
+	}
+}
+
+static void send_done(void *arg, struct http_response *r)
+{
+	struct send_ctx *x = arg;
+	struct tg *tg = x->tg;
+	struct outbox_row *row = &x->row;
+	tg->in_flight--;
+	int ok;
+	long code;
+	const char *desc;
+	json_t *root = parse_reply(r, &ok, &code, &desc);
+	int64_t now = wall_ms();
+	json_t *params = json_object_get(root, "parameters");
+	if (ok) {
+		json_t *mid = json_object_get(json_object_get(root, "result"), "message_id");
+		char buf[32] = "";
+		if (json_is_integer(mid))
+			chat_key(json_integer_value(mid), buf, sizeof(buf));
+		free(row->result);
+		row->result = xstrdup(buf);
+		row->state = OUT_SENT;
+		if (row->ambiguous)
+			log_warn("ambiguous_resend", "transport=" T " chat=%s trigger=%s part=%d note=%s",
+				 row->chat, row->trigger, row->part,
+				 log_q("delivered after an unknown outcome: the chat may see it twice"));
+		if (row->part == 0 && row->entry && row->chat[0] == '-') {
+			int64_t at;
+			struct strbuf m = STRBUF_INIT;
+			if (store_recent_get(tg->store, T, row->chat, row->entry, &at, &m) && !m.len)
+				store_recent_set(tg->store, T, row->chat, row->entry, at, buf);
+			strbuf_release(&m);
+		}
+		log_debug("sent", "transport=" T " chat=%s trigger=%s part=%d ms=%llu", row->chat,
+			  row->trigger, row->part, (unsigned long long)r->elapsed_ms);
+	} else if (!root && r->curl_code && !r->body_sent) {
+		/* never reached the server: safe to send again */
+		retry_later(row, now, (int64_t)http_backoff_ms((unsigned)row->attempts));
+		log_warn("send_retry", "transport=" T " chat=%s error=%s", row->chat, log_q(desc));
+	} else if (!root || code == 500 || code == 502 || code == 503 || code == 504) {
+		/* the body went out and we do not know what happened */
+		row->ambiguous++;
+		retry_later(row, now, (int64_t)http_backoff_ms((unsigned)row->attempts));
+		log_warn("ambiguous_resend", "transport=" T " chat=%s trigger=%s part=%d status=%ld error=%s",
+			 row->chat, row->trigger, row->part, code, log_q(desc));
+	} else if (code == 429) {
+		long ra = retry_after(root, r);
+		int64_t wait = ra >= 0 ? ra * 1000 : (int64_t)http_backoff_ms((unsigned)row->attempts);
+		store_chat_park(tg->store, T, row->chat, now + wait);
+		retry_later(row, now, wait);
+		log_warn("rate_limited", "transport=" T " chat=%s retry_after_s=%ld", row->chat, ra);
+	} else if (code == 400 && json_is_integer(json_object_get(params, "migrate_to_chat_id"))) {
+		char to[32];
+		chat_key(json_integer_value(json_object_get(params, "migrate_to_chat_id")), to, sizeof(to));
+		store_begin(tg->store);
+		store_chat_set_migrated(tg->store, T, row->chat, to);
+		store_outbox_move_chat(tg->store, T, row->chat, to);
+		store_commit(tg->store);
+		log_info("chat_migrated", "transport=" T " chat=%s to=%s", row->chat, to);
+		free(row->chat);
+		row->chat = xstrdup(to);
+		row->state = OUT_PENDING;
+		row->next_at = now;
+	} else if (code == 400 && strstr(desc, "can't parse entities") && !row->use_alt) {
+		row->use_alt = 1;
+		row->state = OUT_PENDING;
+		row->next_at = now;
+		log_warn("send_plain_text", "transport=" T " chat=%s error=%s", row->chat, log_q(desc));
+	} else if (code == 401) {
+		row->state = OUT_PENDING;
+		row->attempts--;
+		fail(tg, "the Telegram token was refused (401 Unauthorized): check telegram_token");
+	} else if (code == 403) {
+		store_begin(tg->store);
+		int n = store_outbox_drop_chat(tg->store, T, row->chat);
+		store_chat_set_disabled(tg->store, T, row->chat, 1);
+		store_commit(tg->store);
+		row->state = OUT_DROPPED;
+		log_warn("chat_forbidden", "transport=" T " chat=%s dropped=%d error=%s", row->chat, n,
+			 log_q(desc));
+	} else if (code >= 400 && code < 500) {
+		row->state = OUT_FAILED;
+		log_error("send_failed", "transport=" T " chat=%s trigger=%s part=%d status=%ld error=%s",
+			  row->chat, row->trigger, row->part, code, log_q(desc));
+	} else {
+		retry_later(row, now, (int64_t)http_backoff_ms((unsigned)row->attempts));
+		log_warn("send_retry", "transport=" T " chat=%s status=%ld error=%s", row->chat, code,
+			 log_q(desc));
+	}
+	save_row(tg, row);
+	json_decref(root);
+	ctx_free(x);
+}
+
+static void send_due(struct tg *tg, int64_t now)
+{
+	if (tg->in_flight >= MAX_IN_FLIGHT)
+		return;
+	struct outbox_row rows[MAX_IN_FLIGHT];
+	size_t n = store_outbox_due(tg->store, T, now, rows, (size_t)(MAX_IN_FLIGHT - tg->in_flight));
+	struct send_ctx *go[MAX_IN_FLIGHT];
+	size_t k = 0;
+	tg->rate_wake = 0;
+	for (size_t i = 0; i < n; i++) {
+		int64_t wait = take_token(tg, rows[i].chat, now);
+		if (wait > 0) {
+			if (!tg->rate_wake || now + wait < tg->rate_wake)
+				tg->rate_wake = now + wait;
+			outbox_row_release(&rows[i]);
+			continue;
+		}
+		struct send_ctx *x = xcalloc(1, sizeof(*x));
+		x->tg = tg;
+		x->row = rows[i];
+		x->row.state = OUT_SENDING;
+		x->row.attempts++;
+		go[k++] = x;
+	}
+	if (!k)
+		return;
+	/* commit "sending" for the whole batch before any byte leaves */
+	store_begin(tg->store);
+	for (size_t i = 0; i < k; i++)
+		store_outbox_set(tg->store, &go[i]->row);
+	store_commit(tg->store);
+	for (size_t i = 0; i < k; i++) {
+		struct send_ctx *x = go[i];
+		x->next = tg->ctxs;
+		if (tg->ctxs)
+			tg->ctxs->prev = x;
+		tg->ctxs = x;
+		const char *body = x->row.use_alt && x->row.alt_body ? x->row.alt_body : x->row.body;
+		if (call(tg, x->row.method, body, SEND_TIMEOUT_MS, send_done, x) == 0) {
+			tg->in_flight++;
+		} else {
+			retry_later(&x->row, now, (int64_t)http_backoff_ms((unsigned)x->row.attempts));
+			save_row(tg, &x->row);
+			ctx_free(x);
+		}
+	}
+}
+
+/* ==== Transport callbacks ==== */
+
+static void tg_tick(void *self, int64_t now)
+{
+	struct tg *tg = self;
+	if (tg->phase == PH_FAILED)
+		return;
+	if (tg->phase != PH_RUN) {
+		start_step(tg, now);
+		return;
+	}
+	process_inbox(tg);
+	if (!tg->polling && !tg->stopping && now >= tg->poll_after)
+		poll_start(tg);
+	send_due(tg, now);
+}
+
+static int64_t tg_next_wake(void *self, int64_t now)
+{
+	struct tg *tg = self;
+	if (tg->phase == PH_FAILED)
+		return -1;
+	if (tg->phase != PH_RUN)
+		return tg->start_in_flight ? -1 : tg->start_after;
+	int64_t w = -1;
+	if (store_inbox_pending(tg->store, T))
+		return now;
+	if (!tg->polling && !tg->stopping)
+		w = tg->poll_after;
+	int64_t o = tg->in_flight < MAX_IN_FLIGHT ? store_outbox_next_time(tg->store, T) : -1;
+	if (o >= 0 && tg->rate_wake > o)
+		o = tg->rate_wake;
+	if (o >= 0 && (w < 0 || o < w))
+		w = o;
+	return w;
+}
+
+static int tg_failed(void *self)
+{
+	return ((struct tg *)self)->phase == PH_FAILED;
+}
+
+static int tg_busy(void *self)
+{
+	return ((struct tg *)self)->in_flight;
+}
+
+static void tg_stop(void *self)
+{
+	((struct tg *)self)->stopping = 1;
+}
+
+static int64_t tg_last_poll(void *self)
+{
+	return ((struct tg *)self)->last_poll_ok;
+}
+
+static void tg_free(void *self)
+{
+	struct tg *tg = self;
+	while (tg->ctxs)
+		ctx_free(tg->ctxs);
+	free(tg->token);
+	free(tg->api_url);
+	free(tg->username);
+	strmap_free(tg->chat_bucket);
+	free(tg->buckets);
+	free(tg);
+}
+
+struct transport *tg_new(const struct tg_options *o, struct bot *bot, struct store *store,
+			 struct http *http)
+{
+	struct tg *tg = xcalloc(1, sizeof(*tg));
+	tg->o = *o;
+	tg->token = xstrdup(o->token);
+	tg->api_url = xstrdup(o->api_url);
+	size_t n = strlen(tg->api_url);
+	while (n && tg->api_url[n - 1] == '/')
+		tg->api_url[--n] = '\0';
+	tg->o.token = tg->token;
+	tg->o.api_url = tg->api_url;
+	tg->bot = bot;
+	tg->store = store;
+	tg->http = http;
+	tg->offset = -1;
+	tg->started_at = wall_ms();
+	tg->global = (struct bucket){ 25, tg->started_at };
+	tg->chat_bucket = strmap_new(1024);
+	log_add_secret(o->token);
+	tg->tr = (struct transport){ T, tg, tg_tick, tg_next_wake, tg_failed, tg_busy, tg_stop,
+				     tg_last_poll, NULL, tg_free };
+	return &tg->tr;
+}
