@@ -64,7 +64,8 @@ $(BUILD)/faqbot: $(BUILD)/obj/main.o $(OBJS)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS)
 
 $(BUILD)/obj/%.o: src/%.c $(HEADERS) | $(BUILD)/obj
-	$(CC) $(CFLAGS_ALL) -c -o $@ $<
+	@echo "CC $<"
+	@$(CC) $(CFLAGS_ALL) -c -o $@ $<
 
 # Stopword lists are data files compiled into the binary.
 $(BUILD)/gen/stopwords.c: $(STOPWORDS) Makefile | $(BUILD)/gen
@@ -114,6 +115,7 @@ eval: all
 bench: all
 	@$(MAKE) --no-print-directory $(BUILD)/bench
 	@$(PYTHON) tests/bench/bench.py --faqbot $(BUILD)/faqbot --bench $(BUILD)/bench
+	@$(PYTHON) tests/bench/bench_telegram.py --faqbot $(BUILD)/faqbot
 
 $(BUILD)/bench: tests/bench/bench.c $(OBJS) $(HEADERS)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(OBJS) $(LDFLAGS_ALL) $(PKG_LIBS)

@@ -38,6 +38,7 @@ struct config {
 	long telegram_cooldown;        /* seconds; 0 = off */
 	int telegram_delete_webhook;
 	long telegram_poll_timeout;    /* seconds */
+	long telegram_send_timeout;    /* seconds */
 	int telegram_rate_limits;
 };
 

@@ -62,6 +62,8 @@ void store_close(struct store *s);
 const char *store_path(const struct store *s);
 
 int store_begin(struct store *s);
+/* 1 while a transaction opened by store_begin is not yet committed. */
+int store_in_transaction(struct store *s);
 int store_commit(struct store *s);
 void store_rollback(struct store *s);
 
@@ -76,6 +78,7 @@ int store_inbox_add(struct store *s, const char *transport, const char *uid, con
 int store_inbox_next(struct store *s, const char *transport, struct inbox_row *row);
 int store_inbox_done(struct store *s, int64_t id);
 void inbox_row_release(struct inbox_row *row);
+/* 1 when the transport has unprocessed inbox rows. */
 size_t store_inbox_pending(struct store *s, const char *transport);
 
 int store_ledger_has(struct store *s, const char *transport, const char *trigger);

@@ -38,6 +38,7 @@ struct tg_options {
 	long cooldown_s;           /* same entry in a group within this: pointer, not repost */
 	int delete_webhook;
 	long poll_timeout_s;
+	long send_timeout_s;
 	int rate_limits;
 };
 

@@ -54,6 +54,8 @@ static const struct key keys[] = {
 	  "delete a webhook set on the bot (pending updates are kept) instead of stopping" },
 	{ "telegram_poll_timeout", K_INT, F(telegram_poll_timeout), "30", 0, 50, NULL,
 	  "long-poll timeout of getUpdates, seconds" },
+	{ "telegram_send_timeout", K_INT, F(telegram_send_timeout), "30", 1, 300, NULL,
+	  "seconds a send may take before its outcome counts as unknown (it is then sent again)" },
 	{ "telegram_rate_limits", K_BOOL, F(telegram_rate_limits), "true", 0, 0, NULL,
 	  "respect Telegram's published send limits (turn off only against a test server)" },
 };

@@ -428,7 +428,7 @@ static int serve(struct config *c)
 				 !strcmp(c->telegram_group_mode, "all"),
 				 !strcmp(c->telegram_backlog, "skip"), c->telegram_backlog_minutes,
 				 c->telegram_cooldown, c->telegram_delete_webhook, c->telegram_poll_timeout,
-				 c->telegram_rate_limits };
+				 c->telegram_send_timeout, c->telegram_rate_limits };
 	struct transport *tr[1] = { tg_new(&to, b, st, h) };
 	log_info("starting", "version=%s faq=%s entries=%zu state=%s", FAQBOT_VERSION, log_q(c->faq),
 		 index_faq(idx)->n_entries, log_q(store_path(st)));

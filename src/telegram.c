@@ -21,12 +21,14 @@
 
 #define T "telegram"
 #define MAX_PART_UNITS 4000      /* Telegram allows 4096 UTF-16 units a message */
-#define MAX_IN_FLIGHT 32         /* sends at once (one per chat) */
+/* One send at a time: Telegram has no idempotency key, so every send in
+ * flight when the process dies is a possible duplicate after restart.  One
+ * at a time bounds duplicates by the number of crashes. */
+#define MAX_IN_FLIGHT 1
 #define INBOX_PER_TICK 200       /* rows processed before yielding to the network */
 #define CALLBACK_MAX_AGE_MS 15000 /* answerCallbackQuery is useless after this */
 #define GIVE_UP_MS (24LL * 3600 * 1000)
 #define POLL_SLACK_MS 15000      /* curl timeout = long-poll timeout + this */
-#define SEND_TIMEOUT_MS 30000
 
 enum phase { PH_GETME, PH_WEBHOOK, PH_DELETE_WEBHOOK, PH_RUN, PH_FAILED };
 
@@ -59,11 +61,14 @@ struct tg {
 	char *username;
 
 	int in_flight;
+	int stopping_sends;
 	struct bucket global;
 	struct strmap *chat_bucket; /* chat -> index in buckets */
 	struct bucket *buckets;
 	size_t n_buckets, buckets_alloc;
 	int64_t rate_wake;       /* earliest time a rate-limited row may go */
+	int64_t send_wake;       /* earliest time a waiting row may go, -1 none (cached:
+				  * computing it scans the waiting rows) */
 
 	struct send_ctx *ctxs;   /* live send contexts, freed with the transport */
 };
@@ -162,7 +167,7 @@ static void enter_run(struct tg *tg)
 	     "{\"command\":\"faq\",\"description\":\"Les questions fréquentes\"},"
 	     "{\"command\":\"souscrire\",\"description\":\"Le lien pour souscrire\"},"
 	     "{\"command\":\"help\",\"description\":\"Aide\"}]}",
-	     SEND_TIMEOUT_MS, commands_done, tg);
+	     tg->o.send_timeout_s * 1000, commands_done, tg);
 	store_begin(tg->store);
 	int n = store_outbox_recover(tg->store, T);
 	store_commit(tg->store);
@@ -253,11 +258,11 @@ static void start_step(struct tg *tg, int64_t now)
 		return;
 	int rc = 0;
 	if (tg->phase == PH_GETME)
-		rc = call(tg, "getMe", NULL, SEND_TIMEOUT_MS, getme_done, tg);
+		rc = call(tg, "getMe", NULL, tg->o.send_timeout_s * 1000, getme_done, tg);
 	else if (tg->phase == PH_WEBHOOK)
-		rc = call(tg, "getWebhookInfo", NULL, SEND_TIMEOUT_MS, webhook_done, tg);
+		rc = call(tg, "getWebhookInfo", NULL, tg->o.send_timeout_s * 1000, webhook_done, tg);
 	else if (tg->phase == PH_DELETE_WEBHOOK)
-		rc = call(tg, "deleteWebhook", "{\"drop_pending_updates\":false}", SEND_TIMEOUT_MS,
+		rc = call(tg, "deleteWebhook", "{\"drop_pending_updates\":false}", tg->o.send_timeout_s * 1000,
 			  delete_webhook_done, tg);
 	if (rc == 0)
 		tg->start_in_flight = 1;
@@ -531,7 +536,7 @@ static void handle_callback(struct tg *tg, json_t *cq, int64_t received, int64_t
 	if (now - received < CALLBACK_MAX_AGE_MS) {
 		json_t *b = json_pack("{s:s}", "callback_query_id", id);
 		char *s = json_dumps(b, JSON_COMPACT);
-		call(tg, "answerCallbackQuery", s, SEND_TIMEOUT_MS, callback_answered, tg);
+		call(tg, "answerCallbackQuery", s, tg->o.send_timeout_s * 1000, callback_answered, tg);
 		free(s);
 		json_decref(b);
 	}
@@ -574,12 +579,11 @@ static void handle_member(struct tg *tg, json_t *m)
 	}
 }
 
-/* Handles one inbox row inside one transaction. */
+/* Handles one inbox row (inside the caller's transaction). */
 static void process_row(struct tg *tg, const struct inbox_row *row)
 {
 	int64_t now = wall_ms();
 	json_t *u = json_loads(row->payload, 0, NULL);
-	store_begin(tg->store);
 	if (json_is_object(json_object_get(u, "message")))
 		handle_message(tg, json_object_get(u, "message"), now);
 	else if (json_is_object(json_object_get(u, "callback_query")))
@@ -587,11 +591,12 @@ static void process_row(struct tg *tg, const struct inbox_row *row)
 	else if (json_is_object(json_object_get(u, "my_chat_member")))
 		handle_member(tg, json_object_get(u, "my_chat_member"));
 	store_inbox_done(tg->store, row->id);
-	if (store_commit(tg->store) < 0)
-		store_rollback(tg->store);
 	json_decref(u);
 }
 
+/* Turns pending inbox rows into outbox rows (inside the caller's
+ * transaction: a crash before its commit replays the whole batch, and the
+ * ledger keeps the replay exact). */
 static void process_inbox(struct tg *tg)
 {
 	for (int i = 0; i < INBOX_PER_TICK; i++) {
@@ -602,6 +607,8 @@ static void process_inbox(struct tg *tg)
 		inbox_row_release(&row);
 	}
 }
+
+static void pump(struct tg *tg, int64_t now);
 
 /* ==== Polling ==== */
 
@@ -619,7 +626,7 @@ static void poll_done(void *arg, struct http_response *r)
 		size_t i, added = 0;
 		json_t *u;
 		json_int_t max = -1;
-		store_begin(tg->store);
+		store_begin(tg->store); /* committed by pump, with the replies */
 		json_array_foreach(res, i, u) {
 			json_t *idj = json_object_get(u, "update_id");
 			if (!json_is_integer(idj)) {
@@ -640,16 +647,13 @@ static void poll_done(void *arg, struct http_response *r)
 			char off[32];
 			chat_key(max + 1, off, sizeof(off));
 			store_kv_set(tg->store, "telegram.offset", off);
-		}
-		if (store_commit(tg->store) == 0 && max >= 0)
 			tg->offset = max + 1;
-		else if (max >= 0)
-			store_rollback(tg->store);
+		}
 		tg->last_poll_ok = now;
 		tg->poll_fail = 0;
 		if (added)
 			log_debug("polled", "transport=" T " updates=%zu", added);
-		process_inbox(tg);
+		pump(tg, now);
 	} else if (code == 401) {
 		fail(tg, "the Telegram token was refused (401 Unauthorized): check telegram_token");
 	} else if (code == 409 && strstr(desc, "webhook")) {
@@ -779,6 +783,7 @@ static void send_done(void *arg, struct http_response *r)
 	json_t *root = parse_reply(r, &ok, &code, &desc);
 	int64_t now = wall_ms();
 	json_t *params = json_object_get(root, "parameters");
+	store_begin(tg->store); /* the outcome commits with the next sends picked */
 	if (ok) {
 		json_t *mid = json_object_get(json_object_get(root, "result"), "message_id");
 		char buf[32] = "";
@@ -802,27 +807,25 @@ static void send_done(void *arg, struct http_response *r)
 			  row->trigger, row->part, (unsigned long long)r->elapsed_ms);
 	} else if (!root && r->curl_code && !r->body_sent) {
 		/* never reached the server: safe to send again */
-		retry_later(row, now, (int64_t)http_backoff_ms((unsigned)row->attempts));
+		retry_later(row, now, (int64_t)http_backoff_ms((unsigned)(row->attempts > 0 ? row->attempts - 1 : 0)));
 		log_warn("send_retry", "transport=" T " chat=%s error=%s", row->chat, log_q(desc));
 	} else if (!root || code == 500 || code == 502 || code == 503 || code == 504) {
 		/* the body went out and we do not know what happened */
 		row->ambiguous++;
-		retry_later(row, now, (int64_t)http_backoff_ms((unsigned)row->attempts));
+		retry_later(row, now, (int64_t)http_backoff_ms((unsigned)(row->attempts > 0 ? row->attempts - 1 : 0)));
 		log_warn("ambiguous_resend", "transport=" T " chat=%s trigger=%s part=%d status=%ld error=%s",
 			 row->chat, row->trigger, row->part, code, log_q(desc));
 	} else if (code == 429) {
 		long ra = retry_after(root, r);
-		int64_t wait = ra >= 0 ? ra * 1000 : (int64_t)http_backoff_ms((unsigned)row->attempts);
+		int64_t wait = ra >= 0 ? ra * 1000 : (int64_t)http_backoff_ms((unsigned)(row->attempts > 0 ? row->attempts - 1 : 0));
 		store_chat_park(tg->store, T, row->chat, now + wait);
 		retry_later(row, now, wait);
 		log_warn("rate_limited", "transport=" T " chat=%s retry_after_s=%ld", row->chat, ra);
 	} else if (code == 400 && json_is_integer(json_object_get(params, "migrate_to_chat_id"))) {
 		char to[32];
 		chat_key(json_integer_value(json_object_get(params, "migrate_to_chat_id")), to, sizeof(to));
-		store_begin(tg->store);
 		store_chat_set_migrated(tg->store, T, row->chat, to);
 		store_outbox_move_chat(tg->store, T, row->chat, to);
-		store_commit(tg->store);
 		log_info("chat_migrated", "transport=" T " chat=%s to=%s", row->chat, to);
 		free(row->chat);
 		row->chat = xstrdup(to);
@@ -838,10 +841,8 @@ static void send_done(void *arg, struct http_response *r)
 		row->attempts--;
 		fail(tg, "the Telegram token was refused (401 Unauthorized): check telegram_token");
 	} else if (code == 403) {
-		store_begin(tg->store);
 		int n = store_outbox_drop_chat(tg->store, T, row->chat);
 		store_chat_set_disabled(tg->store, T, row->chat, 1);
-		store_commit(tg->store);
 		row->state = OUT_DROPPED;
 		log_warn("chat_forbidden", "transport=" T " chat=%s dropped=%d error=%s", row->chat, n,
 			 log_q(desc));
@@ -850,22 +851,24 @@ static void send_done(void *arg, struct http_response *r)
 		log_error("send_failed", "transport=" T " chat=%s trigger=%s part=%d status=%ld error=%s",
 			  row->chat, row->trigger, row->part, code, log_q(desc));
 	} else {
-		retry_later(row, now, (int64_t)http_backoff_ms((unsigned)row->attempts));
+		retry_later(row, now, (int64_t)http_backoff_ms((unsigned)(row->attempts > 0 ? row->attempts - 1 : 0)));
 		log_warn("send_retry", "transport=" T " chat=%s status=%ld error=%s", row->chat, code,
 			 log_q(desc));
 	}
-	save_row(tg, row);
+	store_outbox_set(tg->store, row);
 	json_decref(root);
 	ctx_free(x);
+	pump(tg, now);
 }
 
-static void send_due(struct tg *tg, int64_t now)
+/* Marks the rows to send now as "sending" (inside the caller's
+ * transaction) and returns them; they go out after the commit. */
+static size_t pick_sends(struct tg *tg, int64_t now, struct send_ctx **go)
 {
-	if (tg->in_flight >= MAX_IN_FLIGHT)
-		return;
+	if (tg->in_flight >= MAX_IN_FLIGHT || tg->stopping_sends)
+		return 0;
 	struct outbox_row rows[MAX_IN_FLIGHT];
 	size_t n = store_outbox_due(tg->store, T, now, rows, (size_t)(MAX_IN_FLIGHT - tg->in_flight));
-	struct send_ctx *go[MAX_IN_FLIGHT];
 	size_t k = 0;
 	tg->rate_wake = 0;
 	for (size_t i = 0; i < n; i++) {
@@ -881,15 +884,14 @@ static void send_due(struct tg *tg, int64_t now)
 		x->row = rows[i];
 		x->row.state = OUT_SENDING;
 		x->row.attempts++;
+		store_outbox_set(tg->store, &x->row);
 		go[k++] = x;
 	}
-	if (!k)
-		return;
-	/* commit "sending" for the whole batch before any byte leaves */
-	store_begin(tg->store);
-	for (size_t i = 0; i < k; i++)
-		store_outbox_set(tg->store, &go[i]->row);
-	store_commit(tg->store);
+	return k;
+}
+
+static void start_sends(struct tg *tg, struct send_ctx **go, size_t k, int64_t now)
+{
 	for (size_t i = 0; i < k; i++) {
 		struct send_ctx *x = go[i];
 		x->next = tg->ctxs;
@@ -897,14 +899,43 @@ static void send_due(struct tg *tg, int64_t now)
 			tg->ctxs->prev = x;
 		tg->ctxs = x;
 		const char *body = x->row.use_alt && x->row.alt_body ? x->row.alt_body : x->row.body;
-		if (call(tg, x->row.method, body, SEND_TIMEOUT_MS, send_done, x) == 0) {
+		if (call(tg, x->row.method, body, tg->o.send_timeout_s * 1000, send_done, x) == 0) {
 			tg->in_flight++;
 		} else {
-			retry_later(&x->row, now, (int64_t)http_backoff_ms((unsigned)x->row.attempts));
+			retry_later(&x->row, now, (int64_t)http_backoff_ms((unsigned)(x->row.attempts > 0 ? x->row.attempts - 1 : 0)));
 			save_row(tg, &x->row);
 			ctx_free(x);
 		}
 	}
+}
+
+/* One step of the pipeline, as one commit: whatever the caller wrote in the
+ * open transaction (a polled batch and its offset, a send's outcome), the
+ * replies to pending inbox rows with their ledger entries, and the "sending"
+ * mark of the rows that go out next.  Opens the transaction if the caller
+ * did not. */
+static void pump(struct tg *tg, int64_t now)
+{
+	if (!store_in_transaction(tg->store))
+		store_begin(tg->store);
+	process_inbox(tg);
+	struct send_ctx *go[MAX_IN_FLIGHT];
+	size_t k = pick_sends(tg, now, go);
+	if (!k && tg->in_flight < MAX_IN_FLIGHT) {
+		tg->send_wake = store_outbox_next_time(tg->store, T);
+		if (tg->send_wake >= 0 && tg->rate_wake > tg->send_wake)
+			tg->send_wake = tg->rate_wake;
+	}
+	if (store_commit(tg->store) < 0) {
+		store_rollback(tg->store);
+		log_error("store_error", "transport=" T " note=%s", log_q("could not commit; will retry"));
+		for (size_t i = 0; i < k; i++) {
+			outbox_row_release(&go[i]->row);
+			free(go[i]);
+		}
+		return;
+	}
+	start_sends(tg, go, k, now);
 }
 
 /* ==== Transport callbacks ==== */
@@ -918,10 +949,11 @@ static void tg_tick(void *self, int64_t now)
 		start_step(tg, now);
 		return;
 	}
-	process_inbox(tg);
+	if (store_inbox_pending(tg->store, T) ||
+	    (tg->in_flight < MAX_IN_FLIGHT && tg->send_wake >= 0 && tg->send_wake <= now))
+		pump(tg, now);
 	if (!tg->polling && !tg->stopping && now >= tg->poll_after)
 		poll_start(tg);
-	send_due(tg, now);
 }
 
 static int64_t tg_next_wake(void *self, int64_t now)
@@ -936,9 +968,7 @@ static int64_t tg_next_wake(void *self, int64_t now)
 		return now;
 	if (!tg->polling && !tg->stopping)
 		w = tg->poll_after;
-	int64_t o = tg->in_flight < MAX_IN_FLIGHT ? store_outbox_next_time(tg->store, T) : -1;
-	if (o >= 0 && tg->rate_wake > o)
-		o = tg->rate_wake;
+	int64_t o = tg->in_flight < MAX_IN_FLIGHT ? tg->send_wake : -1;
 	if (o >= 0 && (w < 0 || o < w))
 		w = o;
 	return w;
@@ -993,6 +1023,7 @@ struct transport *tg_new(const struct tg_options *o, struct bot *bot, struct sto
 	tg->store = store;
 	tg->http = http;
 	tg->offset = -1;
+	tg->send_wake = 0; /* look at the outbox once at start */
 	tg->started_at = wall_ms();
 	tg->global = (struct bucket){ 25, tg->started_at };
 	tg->chat_bucket = strmap_new(1024);

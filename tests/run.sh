@@ -36,6 +36,7 @@ for build in "$@"; do
 		suite "$build: unit $(basename "$t")" "$t"
 	done
 	suite "$build: cli end-to-end" env FAQBOT="$build/faqbot" "$PYTHON" tests/e2e/test_cli.py
+	suite "$build: telegram end-to-end" env FAQBOT="$build/faqbot" "$PYTHON" tests/e2e/test_telegram.py
 	if [ $first = 1 ]; then
 		suite "$build: faqbot check faq/faq.json is clean" \
 			sh -c "out=\$('$build/faqbot' check faq/faq.json 2>&1); rc=\$?; printf '%s' \"\$out\"; [ \$rc = 0 ] && [ -z \"\$out\" ]"

@@ -1,0 +1,391 @@
+#!/usr/bin/env python3
+"""End-to-end tests of faqbot's Telegram transport against a fake Bot API
+server (tests/fake/telegram.py) on 127.0.0.1.  Each test asserts what the
+simulated user receives, and that every request faqbot sent matches the
+Bot API definition in ../shared/specs/telegram/api.json.
+
+FAQBOT names the binary under test (default build/faqbot).
+"""
+import glob
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(ROOT, "tests", "fake"))
+from telegram import BOT_USERNAME, TOKEN, FakeTelegram  # noqa: E402
+
+FAQBOT = os.path.abspath(os.environ.get("FAQBOT", os.path.join(ROOT, "build", "faqbot")))
+LOGDIR = tempfile.mkdtemp(prefix="faqbot-tg-logs-")
+LONG_ANSWER = " ".join(f"Phrase numéro {i} de la très longue réponse, avec des accents é è à."
+                       + ("\n\n" if i % 7 == 6 else "") for i in range(170))
+
+
+def write_faq(path):
+    faq = {"language": "french", "threshold": 0.35,
+           "fallback": {"text": "Pas de réponse sûre.", "url": "https://example.org/souscrire"},
+           "entries": [
+               {"id": "cout", "questions": ["Combien coûte la souscription ?", "quel est le prix"],
+                "answer": "Le ticket d'entrée est modeste."},
+               {"id": "etude", "questions": ["C'est quoi une étude en souscription ?"],
+                "answer": "Plusieurs souscripteurs financent l'étude."},
+               {"id": "html", "questions": ["Quelle est la TVA appliquée ?"],
+                "answer": "Prix <b>HT</b> < 10 € & TVA > 0 \"incluse\""},
+               {"id": "longue", "questions": ["Donne moi la réponse très longue"],
+                "answer": LONG_ANSWER},
+               {"id": "jumeau-a", "questions": ["Où se trouvent les archives ?"], "answer": "Ici."},
+               {"id": "jumeau-b", "questions": ["Où se trouvent les archives ?"], "answer": "Là."},
+           ]}
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(faq, f, ensure_ascii=False)
+
+
+class Bot:
+    """One faqbot process on a state directory."""
+
+    def __init__(self, fake, state, faq, **env):
+        self.fake, self.state, self.faq, self.env = fake, state, faq, env
+        self.proc = None
+        self.log = os.path.join(LOGDIR, f"bot-{time.time():.6f}.log")
+
+    def start(self):
+        env = dict(os.environ)
+        for k in list(env):
+            if k.startswith("FAQBOT_"):
+                del env[k]
+        env.update(FAQBOT_TELEGRAM_TOKEN=TOKEN, FAQBOT_TELEGRAM_API_URL=self.fake.url,
+                   FAQBOT_STATE_DIR=self.state, FAQBOT_FAQ=self.faq,
+                   FAQBOT_TELEGRAM_POLL_TIMEOUT="2", FAQBOT_TELEGRAM_RATE_LIMITS="false",
+                   FAQBOT_LOG_LEVEL="debug")
+        env.update({k: str(v) for k, v in self.env.items()})
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen([FAQBOT, "run"], env=env, stdin=subprocess.DEVNULL,
+                                         stdout=subprocess.DEVNULL, stderr=log)
+        return self
+
+    def stop(self, timeout=10):
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout)
+
+    def kill(self):
+        self.proc.kill()
+        self.proc.wait(10)
+
+    def wait_exit(self, timeout=15):
+        return self.proc.wait(timeout)
+
+    def logs(self):
+        with open(self.log, encoding="utf-8", errors="replace") as f:
+            return f.read()
+
+
+class TelegramCase(unittest.TestCase):
+    env = {}
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="faqbot-tg-")
+        self.faq = os.path.join(self.tmp, "faq.json")
+        write_faq(self.faq)
+        self.fake = FakeTelegram(**getattr(self, "fake_args", {}))
+        self.bots = []
+
+    def tearDown(self):
+        for b in self.bots:
+            if b.proc and b.proc.poll() is None:
+                b.kill()
+        self.fake.close()
+        self.assertEqual(self.fake.spec_errors, [], "requests that do not match api.json")
+        for b in self.bots:
+            if os.path.exists(b.log):
+                text = b.logs()
+                self.assertNotIn(TOKEN, text)
+                self.assertNotIn(TOKEN.split(":")[1], text)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def bot(self, **env):
+        b = Bot(self.fake, os.path.join(self.tmp, "state"), self.faq, **{**self.env, **env})
+        self.bots.append(b)
+        return b.start()
+
+    def answer_in(self, chat, n=1, timeout=20):
+        self.assertTrue(self.fake.wait(lambda: len(self.fake.sent_to(chat)) >= n, timeout),
+                        f"chat {chat}: expected {n} message(s), got {self.fake.sent_to(chat)}")
+        return self.fake.sent_to(chat)
+
+
+class Conversation(TelegramCase):
+    def test_answer_fallback_and_choices(self):
+        b = self.bot()
+        self.fake.user_message(10, "combien ça coûte ?")
+        m = self.answer_in(10)[0]
+        self.assertEqual(m["text"], "Le ticket d'entrée est modeste.")
+        self.assertEqual(m["parse_mode"], "HTML")
+        self.assertNotIn("reply_parameters", m)           # private chat: no quote
+        self.fake.user_message(10, "comment renouveler mon passeport")
+        m = self.answer_in(10, 2)[1]
+        self.assertIn("Pas de réponse sûre.", m["text"])
+        self.assertEqual(m["reply_markup"]["inline_keyboard"][-1][0]["url"],
+                         "https://example.org/souscrire")
+        self.fake.user_message(10, "où sont les archives ?")
+        m = self.answer_in(10, 3)[2]
+        data = [row[0]["callback_data"] for row in m["reply_markup"]["inline_keyboard"]]
+        self.assertEqual(sorted(data), ["a:jumeau-a", "a:jumeau-b"])
+        cb = self.fake.callback(10, "a:jumeau-b")
+        m = self.answer_in(10, 4)[3]
+        self.assertEqual(m["text"], "Là.")
+        self.assertTrue(self.fake.wait(lambda: any(a["callback_query_id"] == cb
+                                                   for a in self.fake.callback_answers)))
+        self.assertEqual(self.fake.commands[0]["command"], "aide")
+        self.assertEqual(b.stop(), 0)
+
+    def test_html_is_escaped_and_long_answers_split_in_order(self):
+        b = self.bot()
+        self.fake.user_message(11, "quelle TVA est appliquée <b>vraiment</b> & ?")
+        m = self.answer_in(11)[0]
+        self.assertEqual(m["text"], "Prix &lt;b&gt;HT&lt;/b&gt; &lt; 10 € &amp; TVA &gt; 0 \"incluse\"")
+        self.fake.user_message(11, "donne moi la réponse très longue")
+        self.assertTrue(self.fake.wait(lambda: "".join(x["text"] for x in self.fake.sent_to(11)[1:])
+                                       == LONG_ANSWER.replace("&", "&amp;"), 20))
+        parts = self.fake.sent_to(11)[1:]
+        self.assertGreaterEqual(len(parts), 3)
+        for p in parts:
+            self.assertLessEqual(len(p["text"].encode("utf-16-le")) // 2, 4096)
+        self.assertEqual([p["message_id"] for p in parts], sorted(p["message_id"] for p in parts))
+        self.assertEqual(b.stop(), 0)
+
+    def test_backlog_skip(self):
+        self.fake.user_message(12, "combien ça coûte ?", date=time.time() - 7200)
+        b = self.bot(FAQBOT_TELEGRAM_BACKLOG="skip", FAQBOT_TELEGRAM_BACKLOG_MINUTES=30)
+        self.fake.user_message(12, "c'est quoi une étude en souscription")
+        m = self.answer_in(12)
+        time.sleep(0.5)
+        self.assertEqual([x["text"] for x in self.fake.sent_to(12)],
+                         ["Plusieurs souscripteurs financent l'étude."])
+        self.assertIn("backlog_skipped", b.logs())
+        b.stop()
+
+
+class Groups(TelegramCase):
+    G = -1001234
+
+    def group_msg(self, text, **kw):
+        return self.fake.user_message(self.G, text, chat_type="supergroup", **kw)
+
+    def test_etiquette(self):
+        b = self.bot()
+        self.group_msg("combien ça coûte ?")                                   # not addressed
+        self.group_msg("/aide@otherbot")                                        # another bot
+        self.group_msg("combien ça coûte ?", from_id=99, is_bot=True,
+                       entities=[{"type": "mention", "offset": 0, "length": 11}])
+        mention = f"@{BOT_USERNAME} combien ça coûte ?"
+        m1 = self.group_msg(mention, entities=[{"type": "mention", "offset": 0,
+                                                "length": len(BOT_USERNAME) + 1}])
+        m2 = self.group_msg("et c'est quoi une étude en souscription", reply_to_bot=True)
+        cmd = f"/aide@{BOT_USERNAME}"
+        m3 = self.group_msg(cmd, entities=[{"type": "bot_command", "offset": 0, "length": len(cmd)}])
+        sent = self.answer_in(self.G, 3)
+        time.sleep(0.5)
+        sent = self.fake.sent_to(self.G)
+        self.assertEqual(len(sent), 3, [s["text"] for s in sent])
+        by_reply = {s["reply_parameters"]["message_id"]: s for s in sent}
+        self.assertEqual(by_reply[m1]["text"], "Le ticket d'entrée est modeste.")
+        self.assertTrue(by_reply[m1]["reply_parameters"]["allow_sending_without_reply"])
+        self.assertEqual(by_reply[m2]["text"], "Plusieurs souscripteurs financent l'étude.")
+        self.assertIn("/faq", by_reply[m3]["text"])
+        b.stop()
+
+    def test_cooldown_points_to_the_earlier_answer(self):
+        b = self.bot(FAQBOT_TELEGRAM_GROUP_MODE="all", FAQBOT_TELEGRAM_COOLDOWN=300)
+        self.group_msg("combien ça coûte ?")
+        first = self.answer_in(self.G)[0]
+        self.group_msg("quel est le prix ?")
+        second = self.answer_in(self.G, 2)[1]
+        self.assertIn("il y a quelques minutes", second["text"])
+        self.assertEqual(second["reply_parameters"]["message_id"], first["message_id"])
+        b.stop()
+
+    def test_forum_thread_is_kept(self):
+        b = self.bot(FAQBOT_TELEGRAM_GROUP_MODE="all")
+        self.group_msg("combien ça coûte ?", thread_id=77)
+        self.assertEqual(self.answer_in(self.G)[0]["message_thread_id"], 77)
+        b.stop()
+
+
+class Errors(TelegramCase):
+    env = {"FAQBOT_TELEGRAM_GROUP_MODE": "all", "FAQBOT_TELEGRAM_COOLDOWN": 0}
+
+    def test_429_parks_one_chat_only(self):
+        self.fake.fault("sendMessage", "status", times=2, status=429, retry_after=2, chat_id=21)
+        b = self.bot()
+        self.fake.user_message(21, "combien ça coûte ?")
+        time.sleep(0.3)
+        self.fake.user_message(22, "combien ça coûte ?")
+        self.answer_in(22)
+        self.assertEqual(self.fake.sent_to(21), [])             # still parked
+        self.answer_in(21, timeout=15)
+        tries = [t for t, m, p in self.fake.requests if m == "sendMessage" and p.get("chat_id") == 21]
+        self.assertEqual(len(tries), 3)
+        self.assertGreaterEqual(tries[1] - tries[0], 1.9)
+        self.assertGreaterEqual(tries[2] - tries[1], 1.9)
+        b.stop()
+
+    def test_5xx_storm_loses_nothing(self):
+        self.fake.fault("sendMessage", "status", times=2, status=500)
+        self.fake.fault("sendMessage", "status", times=2, status=502)
+        b = self.bot()
+        for chat in (31, 32, 33):
+            self.fake.user_message(chat, "combien ça coûte ?")
+        for chat in (31, 32, 33):
+            self.assertEqual(len(self.answer_in(chat, timeout=30)), 1)
+        self.assertIn("ambiguous_resend", b.logs())
+        b.stop()
+
+    def test_poll_faults_never_stop_the_bot(self):
+        b = self.bot()
+        for kind in ("drop", "truncated", "garbage", "big"):
+            self.fake.fault("getUpdates", kind)
+            n = len(self.fake.sent_to(41))
+            self.fake.user_message(41, "combien ça coûte ?")
+            self.answer_in(41, n + 1, timeout=20)
+        self.fake.fault("getUpdates", "status", status=500)
+        self.fake.user_message(41, "combien ça coûte ?")
+        self.answer_in(41, 5, timeout=20)
+        self.assertIn("larger than the limit", b.logs())
+        self.assertIsNone(b.proc.poll())
+        b.stop()
+
+    def test_slow_send_is_resent_once_outcome_unknown(self):
+        self.fake.fault("sendMessage", "slow", seconds=3)
+        b = self.bot(FAQBOT_TELEGRAM_SEND_TIMEOUT=1)
+        self.fake.user_message(42, "combien ça coûte ?")
+        self.answer_in(42, timeout=20)
+        self.assertTrue(self.fake.wait(lambda: "ambiguous_resend" in b.logs(), 10))
+        b.stop()
+
+    def test_migrated_group_is_followed(self):
+        self.fake.fault("sendMessage", "status", status=400, chat_id=-500,
+                        description="Bad Request: group chat was upgraded to a supergroup chat",
+                        parameters={"migrate_to_chat_id": -1005000})
+        b = self.bot()
+        self.fake.user_message(-500, "combien ça coûte ?", chat_type="group")
+        self.assertEqual(self.answer_in(-1005000)[0]["text"], "Le ticket d'entrée est modeste.")
+        b.stop()
+
+    def test_unparsable_html_is_resent_as_plain_text(self):
+        self.fake.fault("sendMessage", "status", status=400,
+                        description="Bad Request: can't parse entities: unexpected end tag")
+        b = self.bot()
+        self.fake.user_message(43, "quelle TVA est appliquée ?")
+        m = self.answer_in(43)[0]
+        self.assertNotIn("parse_mode", m)
+        self.assertEqual(m["text"], "Prix <b>HT</b> < 10 € & TVA > 0 \"incluse\"")
+        b.stop()
+
+    def test_403_drops_that_chat_only(self):
+        self.fake.fault("sendMessage", "status", status=403, chat_id=44,
+                        description="Forbidden: bot was blocked by the user")
+        b = self.bot()
+        self.fake.user_message(44, "combien ça coûte ?")
+        self.fake.user_message(44, "c'est quoi une étude ?")
+        self.fake.user_message(45, "combien ça coûte ?")
+        self.answer_in(45)
+        time.sleep(1)
+        self.assertEqual(self.fake.sent_to(44), [])
+        self.assertIn("chat_forbidden", b.logs())
+        b.stop()
+
+
+class Fatal(TelegramCase):
+    def test_second_instance_refuses(self):
+        a = self.bot()
+        self.fake.user_message(51, "combien ça coûte ?")
+        self.answer_in(51)
+        b = self.bot()
+        self.assertNotEqual(b.wait_exit(), 0)
+        self.assertIn("already using the state directory", b.logs())
+        self.assertIsNone(a.proc.poll())
+        a.stop()
+
+    def test_conflicting_poller_is_fatal(self):
+        self.fake.fault("getUpdates", "status", status=409, description=
+                        "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running")
+        b = self.bot()
+        self.assertEqual(b.wait_exit(), 1)
+        self.assertIn("another program is reading this bot's updates", b.logs())
+
+    def test_bad_token_is_fatal(self):
+        b = self.bot(FAQBOT_TELEGRAM_TOKEN="123:wrong-token-value")
+        self.assertEqual(b.wait_exit(), 1)
+        self.assertIn("token was refused", b.logs())
+        self.assertNotIn("wrong-token-value", b.logs())
+
+
+class Webhook(TelegramCase):
+    fake_args = {"webhook_url": "https://example.org/hook"}
+
+    def test_webhook_stops_unless_allowed(self):
+        b = self.bot()
+        self.assertEqual(b.wait_exit(), 1)
+        self.assertIn("a webhook is set", b.logs())
+        b = self.bot(FAQBOT_TELEGRAM_DELETE_WEBHOOK="true")
+        self.fake.user_message(61, "combien ça coûte ?")
+        self.answer_in(61)
+        self.assertEqual(self.fake.delete_webhook_calls, [{"drop_pending_updates": False}])
+        b.stop()
+
+
+class Crashes(TelegramCase):
+    env = {"FAQBOT_TELEGRAM_GROUP_MODE": "all", "FAQBOT_TELEGRAM_COOLDOWN": 0}
+
+    def test_kill_9_loses_nothing(self):
+        questions = ["combien ça coûte ?", "c'est quoi une étude en souscription",
+                     "quelle est la TVA", "comment renouveler mon passeport"]
+        chats = [-2000 - i for i in range(10)]
+        asked = []
+        rnd = random.Random(7)
+        b = self.bot()
+        done = threading.Event()
+
+        def ask():
+            for i in range(200):
+                chat = chats[i % len(chats)]
+                mid = self.fake.user_message(chat, questions[i % len(questions)], chat_type="group")
+                asked.append((chat, mid))
+                time.sleep(0.02)
+            done.set()
+
+        t = threading.Thread(target=ask)
+        t.start()
+        kills = 0
+        while not done.is_set() or kills < 5:
+            time.sleep(rnd.uniform(0.1, 0.8))
+            if kills < 5:
+                b.kill()
+                kills += 1
+                b = self.bot()
+            else:
+                break
+        t.join()
+        ok = self.fake.wait(lambda: all(self.fake.replies_to(c, m) for c, m in asked), 60)
+        missing = [(c, m) for c, m in asked if not self.fake.replies_to(c, m)]
+        self.assertTrue(ok, f"unanswered after {kills} kills: {missing[:10]} ({len(missing)})")
+        dup = sum(len(self.fake.replies_to(c, m)) - 1 for c, m in asked)
+        self.assertLessEqual(dup, kills, "more duplicates than kills")
+        print(f"\n  kill -9 x{kills}: 200 questions answered, {dup} duplicate(s)", file=sys.stderr)
+        self.assertEqual(b.stop(), 0)
+
+
+if __name__ == "__main__":
+    try:
+        unittest.main(verbosity=1)
+    finally:
+        shutil.rmtree(LOGDIR, ignore_errors=True)
