@@ -96,12 +96,10 @@ $(BUILD)/tests/%: tests/unit/%.c $(OBJS) $(HEADERS) | $(BUILD)/tests
 
 unit-bins: $(UNIT_BINS) $(BUILD)/faqbot
 
+# The console chat on faq/faq.json, or Telegram when a token is configured
+# (FAQBOT_TELEGRAM_TOKEN, or telegram_token in config/faqbot.conf).
 run: all
-	@if [ -n "$$FAQBOT_TELEGRAM_TOKEN$$FAQBOT_TELEGRAM_TOKEN_FILE$$FAQBOT_MATRIX_HOMESERVER" ]; then \
-	  exec ./$(BUILD)/faqbot run; \
-	else \
-	  exec ./$(BUILD)/faqbot console --faq faq/faq.json; \
-	fi
+	@exec ./$(BUILD)/faqbot run --config config/faqbot.conf
 
 # Every test: normal build, then ASan + UBSan build (leaks fail too).
 test: deps

@@ -1,0 +1,129 @@
+/* Unit tests for the settings (src/config.c). */
+#define _POSIX_C_SOURCE 200809L
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+
+static const char *write_tmp(const char *text)
+{
+	static char path[64];
+	snprintf(path, sizeof(path), "/tmp/faqbot-conf-XXXXXX");
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+	return path;
+}
+
+static void clear_env(void)
+{
+	unsetenv("FAQBOT_TELEGRAM_TOKEN");
+	unsetenv("FAQBOT_TELEGRAM_TOKEN_FILE");
+	unsetenv("FAQBOT_TELEGRAM_COOLDOWN");
+	unsetenv("FAQBOT_FAQ");
+	unsetenv("FAQBOT_STATE_DIR");
+}
+
+static void defaults(void **state)
+{
+	(void)state;
+	clear_env();
+	struct config c;
+	struct strbuf e = STRBUF_INIT;
+	assert_int_equal(config_load(&c, NULL, &e), 0);
+	assert_string_equal(c.faq, "faq/faq.json");
+	assert_null(c.telegram_token);
+	assert_int_equal(c.telegram_cooldown, 300);
+	assert_true(c.telegram_rate_limits);
+	assert_true(c.threshold < 0);
+	config_release(&c);
+	strbuf_release(&e);
+}
+
+static void file_then_environment(void **state)
+{
+	(void)state;
+	clear_env();
+	const char *f = write_tmp("# comment\n  faq = other.json  \ntelegram_cooldown = 60\n"
+				  "threshold = 0.5\nlog_format = \"json\"\n");
+	setenv("FAQBOT_TELEGRAM_COOLDOWN", "90", 1);
+	struct config c;
+	struct strbuf e = STRBUF_INIT;
+	assert_int_equal(config_load(&c, f, &e), 0);
+	assert_string_equal(c.faq, "other.json");
+	assert_int_equal(c.telegram_cooldown, 90); /* the environment wins */
+	assert_true(c.threshold == 0.5);
+	assert_string_equal(c.log_format, "json");
+	config_release(&c);
+	strbuf_release(&e);
+	unlink(f);
+	clear_env();
+}
+
+static void errors_name_the_key_and_the_place(void **state)
+{
+	(void)state;
+	clear_env();
+	const char *f = write_tmp("telegarm_token = x\ntelegram_cooldown = soon\nno equals sign\n"
+				  "telegram_group_mode = sometimes\ntelegram_api_url = ftp://x\n");
+	setenv("FAQBOT_TELEGRAM_TOKEN_FILE", "/nonexistent/secret", 1);
+	struct config c;
+	struct strbuf e = STRBUF_INIT;
+	assert_int_equal(config_load(&c, f, &e), -1);
+	char want[512];
+	snprintf(want, sizeof(want), "%s:1: unknown key \"telegarm_token\"", f);
+	assert_non_null(strstr(e.buf, want));
+	snprintf(want, sizeof(want), "%s:2: telegram_cooldown: \"soon\" is not a whole number from 0 to 86400", f);
+	assert_non_null(strstr(e.buf, want));
+	snprintf(want, sizeof(want), "%s:3: expected \"key = value\"", f);
+	assert_non_null(strstr(e.buf, want));
+	assert_non_null(strstr(e.buf, "telegram_group_mode: \"sometimes\" is not one of addressed|all"));
+	assert_non_null(strstr(e.buf, "telegram_api_url: \"ftp://x\" is not a web address"));
+	assert_non_null(strstr(e.buf, "FAQBOT_TELEGRAM_TOKEN_FILE: telegram_token_file: cannot read /nonexistent/secret"));
+	config_release(&c);
+	strbuf_release(&e);
+	unlink(f);
+	clear_env();
+}
+
+static void secret_file_and_masking(void **state)
+{
+	(void)state;
+	clear_env();
+	const char *secret = write_tmp("  123:SECRETVALUE \n");
+	char path[64];
+	snprintf(path, sizeof(path), "%s", secret);
+	setenv("FAQBOT_TELEGRAM_TOKEN_FILE", path, 1);
+	struct config c;
+	struct strbuf e = STRBUF_INIT, out = STRBUF_INIT;
+	assert_int_equal(config_load(&c, NULL, &e), 0);
+	assert_string_equal(c.telegram_token, "123:SECRETVALUE");
+	config_print(&c, &out);
+	assert_non_null(strstr(out.buf, "telegram_token = ********\n"));
+	assert_null(strstr(out.buf, "SECRETVALUE"));
+	config_release(&c);
+	strbuf_release(&e);
+	strbuf_release(&out);
+	unlink(path);
+	clear_env();
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(defaults),
+		cmocka_unit_test(file_then_environment),
+		cmocka_unit_test(errors_name_the_key_and_the_place),
+		cmocka_unit_test(secret_file_and_masking),
+	};
+	return cmocka_run_group_tests_name("config", tests, NULL, NULL);
+}
