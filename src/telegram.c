@@ -9,6 +9,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "telegram.h"
 #include "log.h"
+#include "sender.h"
 #include "strmap.h"
 #include "text.h"
 #include "util.h"
@@ -27,7 +28,6 @@
 #define MAX_IN_FLIGHT 1
 #define INBOX_PER_TICK 200       /* rows processed before yielding to the network */
 #define CALLBACK_MAX_AGE_MS 15000 /* answerCallbackQuery is useless after this */
-#define GIVE_UP_MS (24LL * 3600 * 1000)
 #define POLL_SLACK_MS 15000      /* curl timeout = long-poll timeout + this */
 
 enum phase { PH_GETME, PH_WEBHOOK, PH_DELETE_WEBHOOK, PH_RUN, PH_FAILED };
@@ -60,23 +60,11 @@ struct tg {
 	int64_t bot_id;
 	char *username;
 
-	int in_flight;
-	int stopping_sends;
+	struct sender *sender;
 	struct bucket global;
 	struct strmap *chat_bucket; /* chat -> index in buckets */
 	struct bucket *buckets;
 	size_t n_buckets, buckets_alloc;
-	int64_t rate_wake;       /* earliest time a rate-limited row may go */
-	int64_t send_wake;       /* earliest time a waiting row may go, -1 none (cached:
-				  * computing it scans the waiting rows) */
-
-	struct send_ctx *ctxs;   /* live send contexts, freed with the transport */
-};
-
-struct send_ctx {
-	struct tg *tg;
-	struct outbox_row row;
-	struct send_ctx *next, *prev;
 };
 
 /* ==== Requests ==== */
@@ -739,44 +727,11 @@ static int64_t take_token(struct tg *tg, const char *chat, int64_t now)
 	return 0;
 }
 
-static void ctx_free(struct send_ctx *x)
-{
-	struct tg *tg = x->tg;
-	if (x->prev)
-		x->prev->next = x->next;
-	else
-		tg->ctxs = x->next;
-	if (x->next)
-		x->next->prev = x->prev;
-	outbox_row_release(&x->row);
-	free(x);
-}
-
-static void save_row(struct tg *tg, struct outbox_row *row)
-{
-	store_begin(tg->store);
-	store_outbox_set(tg->store, row);
-	if (store_commit(tg->store) < 0)
-		store_rollback(tg->store);
-}
-
-static void retry_later(struct outbox_row *row, int64_t now, int64_t wait)
-{
-	row->state = OUT_PENDING;
-	row->next_at = now + wait;
-	if (now - row->created_at > GIVE_UP_MS) {
-		row->state = OUT_FAILED;
-		log_error("send_gave_up", "transport=" T " chat=%s trigger=%s attempts=%d", row->chat,
-			  row->trigger, row->attempts);
-	}
-}
-
 static void send_done(void *arg, struct http_response *r)
 {
 	struct send_ctx *x = arg;
-	struct tg *tg = x->tg;
+	struct tg *tg = x->arg;
 	struct outbox_row *row = &x->row;
-	tg->in_flight--;
 	int ok;
 	long code;
 	const char *desc;
@@ -807,19 +762,19 @@ static void send_done(void *arg, struct http_response *r)
 			  row->trigger, row->part, (unsigned long long)r->elapsed_ms);
 	} else if (!root && r->curl_code && !r->body_sent) {
 		/* never reached the server: safe to send again */
-		retry_later(row, now, (int64_t)http_backoff_ms((unsigned)(row->attempts > 0 ? row->attempts - 1 : 0)));
+		sender_retry_later(row, now, sender_backoff(row));
 		log_warn("send_retry", "transport=" T " chat=%s error=%s", row->chat, log_q(desc));
 	} else if (!root || code == 500 || code == 502 || code == 503 || code == 504) {
 		/* the body went out and we do not know what happened */
 		row->ambiguous++;
-		retry_later(row, now, (int64_t)http_backoff_ms((unsigned)(row->attempts > 0 ? row->attempts - 1 : 0)));
+		sender_retry_later(row, now, sender_backoff(row));
 		log_warn("ambiguous_resend", "transport=" T " chat=%s trigger=%s part=%d status=%ld error=%s",
 			 row->chat, row->trigger, row->part, code, log_q(desc));
 	} else if (code == 429) {
 		long ra = retry_after(root, r);
 		int64_t wait = ra >= 0 ? ra * 1000 : (int64_t)http_backoff_ms((unsigned)(row->attempts > 0 ? row->attempts - 1 : 0));
 		store_chat_park(tg->store, T, row->chat, now + wait);
-		retry_later(row, now, wait);
+		sender_retry_later(row, now, wait);
 		log_warn("rate_limited", "transport=" T " chat=%s retry_after_s=%ld", row->chat, ra);
 	} else if (code == 400 && json_is_integer(json_object_get(params, "migrate_to_chat_id"))) {
 		char to[32];
@@ -851,62 +806,14 @@ static void send_done(void *arg, struct http_response *r)
 		log_error("send_failed", "transport=" T " chat=%s trigger=%s part=%d status=%ld error=%s",
 			  row->chat, row->trigger, row->part, code, log_q(desc));
 	} else {
-		retry_later(row, now, (int64_t)http_backoff_ms((unsigned)(row->attempts > 0 ? row->attempts - 1 : 0)));
+		sender_retry_later(row, now, sender_backoff(row));
 		log_warn("send_retry", "transport=" T " chat=%s status=%ld error=%s", row->chat, code,
 			 log_q(desc));
 	}
 	store_outbox_set(tg->store, row);
 	json_decref(root);
-	ctx_free(x);
+	sender_done(tg->sender, x);
 	pump(tg, now);
-}
-
-/* Marks the rows to send now as "sending" (inside the caller's
- * transaction) and returns them; they go out after the commit. */
-static size_t pick_sends(struct tg *tg, int64_t now, struct send_ctx **go)
-{
-	if (tg->in_flight >= MAX_IN_FLIGHT || tg->stopping_sends)
-		return 0;
-	struct outbox_row rows[MAX_IN_FLIGHT];
-	size_t n = store_outbox_due(tg->store, T, now, rows, (size_t)(MAX_IN_FLIGHT - tg->in_flight));
-	size_t k = 0;
-	tg->rate_wake = 0;
-	for (size_t i = 0; i < n; i++) {
-		int64_t wait = take_token(tg, rows[i].chat, now);
-		if (wait > 0) {
-			if (!tg->rate_wake || now + wait < tg->rate_wake)
-				tg->rate_wake = now + wait;
-			outbox_row_release(&rows[i]);
-			continue;
-		}
-		struct send_ctx *x = xcalloc(1, sizeof(*x));
-		x->tg = tg;
-		x->row = rows[i];
-		x->row.state = OUT_SENDING;
-		x->row.attempts++;
-		store_outbox_set(tg->store, &x->row);
-		go[k++] = x;
-	}
-	return k;
-}
-
-static void start_sends(struct tg *tg, struct send_ctx **go, size_t k, int64_t now)
-{
-	for (size_t i = 0; i < k; i++) {
-		struct send_ctx *x = go[i];
-		x->next = tg->ctxs;
-		if (tg->ctxs)
-			tg->ctxs->prev = x;
-		tg->ctxs = x;
-		const char *body = x->row.use_alt && x->row.alt_body ? x->row.alt_body : x->row.body;
-		if (call(tg, x->row.method, body, tg->o.send_timeout_s * 1000, send_done, x) == 0) {
-			tg->in_flight++;
-		} else {
-			retry_later(&x->row, now, (int64_t)http_backoff_ms((unsigned)(x->row.attempts > 0 ? x->row.attempts - 1 : 0)));
-			save_row(tg, &x->row);
-			ctx_free(x);
-		}
-	}
 }
 
 /* One step of the pipeline, as one commit: whatever the caller wrote in the
@@ -919,23 +826,25 @@ static void pump(struct tg *tg, int64_t now)
 	if (!store_in_transaction(tg->store))
 		store_begin(tg->store);
 	process_inbox(tg);
-	struct send_ctx *go[MAX_IN_FLIGHT];
-	size_t k = pick_sends(tg, now, go);
-	if (!k && tg->in_flight < MAX_IN_FLIGHT) {
-		tg->send_wake = store_outbox_next_time(tg->store, T);
-		if (tg->send_wake >= 0 && tg->rate_wake > tg->send_wake)
-			tg->send_wake = tg->rate_wake;
-	}
-	if (store_commit(tg->store) < 0) {
+	sender_pick(tg->sender, now);
+	int failed = store_commit(tg->store) < 0;
+	if (failed) {
 		store_rollback(tg->store);
 		log_error("store_error", "transport=" T " note=%s", log_q("could not commit; will retry"));
-		for (size_t i = 0; i < k; i++) {
-			outbox_row_release(&go[i]->row);
-			free(go[i]);
-		}
-		return;
 	}
-	start_sends(tg, go, k, now);
+	sender_start(tg->sender, now, failed);
+}
+
+static int tg_send(void *arg, struct send_ctx *x)
+{
+	struct tg *tg = arg;
+	const char *body = x->row.use_alt && x->row.alt_body ? x->row.alt_body : x->row.body;
+	return call(tg, x->row.method, body, tg->o.send_timeout_s * 1000, send_done, x);
+}
+
+static int64_t tg_throttle(void *arg, const char *chat, int64_t now)
+{
+	return take_token(arg, chat, now);
 }
 
 /* ==== Transport callbacks ==== */
@@ -949,8 +858,7 @@ static void tg_tick(void *self, int64_t now)
 		start_step(tg, now);
 		return;
 	}
-	if (store_inbox_pending(tg->store, T) ||
-	    (tg->in_flight < MAX_IN_FLIGHT && tg->send_wake >= 0 && tg->send_wake <= now))
+	if (store_inbox_pending(tg->store, T) || sender_ready(tg->sender, now))
 		pump(tg, now);
 	if (!tg->polling && !tg->stopping && now >= tg->poll_after)
 		poll_start(tg);
@@ -968,7 +876,7 @@ static int64_t tg_next_wake(void *self, int64_t now)
 		return now;
 	if (!tg->polling && !tg->stopping)
 		w = tg->poll_after;
-	int64_t o = tg->in_flight < MAX_IN_FLIGHT ? tg->send_wake : -1;
+	int64_t o = sender_wake(tg->sender);
 	if (o >= 0 && (w < 0 || o < w))
 		w = o;
 	return w;
@@ -981,12 +889,14 @@ static int tg_failed(void *self)
 
 static int tg_busy(void *self)
 {
-	return ((struct tg *)self)->in_flight;
+	return sender_in_flight(((struct tg *)self)->sender);
 }
 
 static void tg_stop(void *self)
 {
-	((struct tg *)self)->stopping = 1;
+	struct tg *tg = self;
+	tg->stopping = 1;
+	sender_stop(tg->sender);
 }
 
 static int64_t tg_last_poll(void *self)
@@ -997,8 +907,7 @@ static int64_t tg_last_poll(void *self)
 static void tg_free(void *self)
 {
 	struct tg *tg = self;
-	while (tg->ctxs)
-		ctx_free(tg->ctxs);
+	sender_free(tg->sender);
 	free(tg->token);
 	free(tg->api_url);
 	free(tg->username);
@@ -1023,10 +932,11 @@ struct transport *tg_new(const struct tg_options *o, struct bot *bot, struct sto
 	tg->store = store;
 	tg->http = http;
 	tg->offset = -1;
-	tg->send_wake = 0; /* look at the outbox once at start */
 	tg->started_at = wall_ms();
 	tg->global = (struct bucket){ 25, tg->started_at };
 	tg->chat_bucket = strmap_new(1024);
+	static const struct sender_ops ops = { tg_send, tg_throttle };
+	tg->sender = sender_new(store, T, MAX_IN_FLIGHT, &ops, tg);
 	log_add_secret(o->token);
 	tg->tr = (struct transport){ T, tg, tg_tick, tg_next_wake, tg_failed, tg_busy, tg_stop,
 				     tg_last_poll, NULL, tg_free };
