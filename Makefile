@@ -20,7 +20,7 @@ PYTHON   ?= $(shell [ -x /usr/bin/python3 ] && echo /usr/bin/python3 || echo pyt
 
 DEB_PACKAGES = build-essential pkg-config libcurl4-openssl-dev libjansson-dev \
 	libstemmer-dev libutf8proc-dev libedit-dev libcmocka-dev libsqlite3-dev \
-	wfrench python3 python3-jsonschema
+	wfrench python3 python3-jsonschema python3-yaml
 
 # Lazily expanded: pkg-config runs after `deps` has installed the packages.
 PKG_CFLAGS = $(shell pkg-config --cflags libcurl jansson libutf8proc libedit sqlite3 2>/dev/null)

@@ -84,6 +84,10 @@ enum reply_kind bot_choose(struct bot *b, const char *chat, const char *entry_id
 			   struct reply *r);
 void reply_release(struct reply *r);
 
+/* 1 when the bot's last reply in chat was a numbered list (a bare number
+ * from that chat picks from it). */
+int bot_has_choices(struct bot *b, const char *chat);
+
 /* The bot's text for key ("help", "cooldown", ...) with {prefix} filled
  * in: the FAQ's override or the built-in French.  Caller frees. */
 char *bot_text(struct bot *b, const char *key, char prefix);

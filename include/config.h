@@ -40,6 +40,15 @@ struct config {
 	long telegram_poll_timeout;    /* seconds */
 	long telegram_send_timeout;    /* seconds */
 	int telegram_rate_limits;
+
+	char *matrix_homeserver;       /* base URL, or a server name to discover */
+	char *matrix_token;
+	char *matrix_user;
+	char *matrix_password;
+	char *matrix_command_prefix;
+	char *matrix_invite_allow;     /* comma-separated users (@a:hs) or servers (hs) */
+	int matrix_encrypted_notice;
+	long matrix_sync_timeout;      /* seconds */
 };
 
 /* Loads defaults, then file (NULL: none), then the environment.  Returns 0,

@@ -103,6 +103,12 @@ int store_outbox_drop_chat(struct store *s, const char *transport, const char *c
 int store_outbox_move_chat(struct store *s, const char *transport, const char *chat,
 			   const char *new_chat);
 size_t store_outbox_count(struct store *s, const char *transport, int state);
+/* Marks the unfinished row with this idempotency key sent (a Matrix echo);
+ * returns 1 when a row changed. */
+int store_outbox_mark_sent(struct store *s, const char *transport, const char *txn,
+			   const char *result);
+/* 1 when a sent row has this result (is this event one of ours?). */
+int store_outbox_has_result(struct store *s, const char *transport, const char *result);
 void outbox_row_release(struct outbox_row *row);
 
 int64_t store_chat_parked(struct store *s, const char *transport, const char *chat);

@@ -48,6 +48,11 @@ static const struct {
 			    "phrase, ou tapez {prefix}faq pour voir la liste." },
 	{ "choice_unknown", "Ce choix n'est plus disponible. Voici les questions actuelles :" },
 	{ "link_label", "Souscrire à l'étude" },
+	{ "hello", "Bonjour ! Je réponds aux questions fréquentes. Mentionnez-moi avec votre "
+		   "question, ou tapez {prefix}aide." },
+	{ "encrypted_room", "Ce salon est chiffré de bout en bout : je ne peux pas lire les messages "
+			    "qu'on y écrit. Posez-moi vos questions en message direct non chiffré ou "
+			    "dans un salon non chiffré." },
 	{ "cooldown", "J'ai répondu à cette question il y a quelques minutes : voyez ma réponse "
 		      "juste au-dessus." },
 };
@@ -341,6 +346,12 @@ enum reply_kind bot_choose(struct bot *b, const char *chat, const char *entry_id
 	}
 	memo_store(b, chat, r);
 	return r->kind;
+}
+
+int bot_has_choices(struct bot *b, const char *chat)
+{
+	struct memo *m = memo_find(b, chat);
+	return m && m->n > 0;
 }
 
 char *bot_text(struct bot *b, const char *key, char prefix)

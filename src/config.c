@@ -58,6 +58,22 @@ static const struct key keys[] = {
 	  "seconds a send may take before its outcome counts as unknown (it is then sent again)" },
 	{ "telegram_rate_limits", K_BOOL, F(telegram_rate_limits), "true", 0, 0, NULL,
 	  "respect Telegram's published send limits (turn off only against a test server)" },
+	{ "matrix_homeserver", K_STR, F(matrix_homeserver), NULL, 0, 0, NULL,
+	  "Matrix homeserver: base URL (https://matrix.example.org) or server name to discover" },
+	{ "matrix_token", K_SECRET, F(matrix_token), NULL, 0, 0, NULL,
+	  "Matrix access token of the bot account (or matrix_user + matrix_password)" },
+	{ "matrix_user", K_STR, F(matrix_user), NULL, 0, 0, NULL,
+	  "Matrix user to log in as (@bot:example.org or bot)" },
+	{ "matrix_password", K_SECRET, F(matrix_password), NULL, 0, 0, NULL,
+	  "password of matrix_user (or matrix_password_file)" },
+	{ "matrix_command_prefix", K_STR, F(matrix_command_prefix), "!", 0, 0, NULL,
+	  "prefix of commands in Matrix rooms (one character)" },
+	{ "matrix_invite_allow", K_STR, F(matrix_invite_allow), NULL, 0, 0, NULL,
+	  "join rooms only when invited by these users or servers (comma-separated); empty: any" },
+	{ "matrix_encrypted_notice", K_BOOL, F(matrix_encrypted_notice), "true", 0, 0, NULL,
+	  "post one notice in an encrypted room explaining the bot cannot read it" },
+	{ "matrix_sync_timeout", K_INT, F(matrix_sync_timeout), "30", 0, 120, NULL,
+	  "long-poll timeout of /sync, seconds" },
 };
 
 static void *field(struct config *c, const struct key *k)

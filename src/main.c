@@ -16,6 +16,7 @@
 #include "index.h"
 #include "log.h"
 #include "loop.h"
+#include "matrix.h"
 #include "match.h"
 #include "store.h"
 #include "telegram.h"
@@ -79,8 +80,8 @@ static const char usage_console[] =
 static const char usage_run[] =
 	"usage: faqbot run [--config FILE] [--faq FILE]\n"
 	"\n"
-	"Runs the bot: polls Telegram when a token is configured, else starts the\n"
-	"console chat.  SIGTERM/SIGINT finish the replies in flight and exit 0;\n"
+	"Runs the bot: Telegram when a token is configured, Matrix when a homeserver\n"
+	"is (both at once in one process), else the console chat.  SIGTERM/SIGINT finish the replies in flight and exit 0;\n"
 	"SIGHUP reloads the FAQ.  Settings (config file key / environment variable):\n";
 
 static const char usage_config[] =
@@ -400,17 +401,44 @@ static int cmd_config(int argc, char **argv)
 	return rc < 0 ? 1 : 0;
 }
 
+/* Settings that only make sense together; 0 or -1 with messages. */
+static int check_transports(const struct config *c)
+{
+	char why[256];
+	int rc = 0;
+	if (c->telegram_token && http_url_allowed(c->telegram_api_url, why, sizeof(why)) < 0) {
+		fprintf(stderr, "faqbot: telegram_api_url: %s\n", why);
+		rc = -1;
+	}
+	if (c->matrix_homeserver) {
+		if (strstr(c->matrix_homeserver, "://") &&
+		    http_url_allowed(c->matrix_homeserver, why, sizeof(why)) < 0) {
+			fprintf(stderr, "faqbot: matrix_homeserver: %s\n", why);
+			rc = -1;
+		}
+		if (!c->matrix_token && !(c->matrix_user && c->matrix_password)) {
+			fprintf(stderr, "faqbot: matrix_homeserver is set but there is no way to log in: "
+				"set matrix_token, or matrix_user and matrix_password\n");
+			rc = -1;
+		}
+		if (!c->matrix_command_prefix || strlen(c->matrix_command_prefix) != 1) {
+			fprintf(stderr, "faqbot: matrix_command_prefix must be one character, such as !\n");
+			rc = -1;
+		}
+	}
+	return rc;
+}
+
 /* Serves the configured chat transports until a stop signal. */
 static int serve(struct config *c)
 {
-	char why[256];
-	if (http_url_allowed(c->telegram_api_url, why, sizeof(why)) < 0) {
-		fprintf(stderr, "faqbot: telegram_api_url: %s\n", why);
+	if (check_transports(c) < 0)
 		return 1;
-	}
 	log_set_level((enum log_level)log_level_parse(c->log_level));
 	log_set_json(!strcmp(c->log_format, "json"));
 	log_add_secret(c->telegram_token);
+	log_add_secret(c->matrix_token);
+	log_add_secret(c->matrix_password);
 	struct index *idx = load_index(c->faq);
 	if (!idx)
 		return 1;
@@ -424,18 +452,31 @@ static int serve(struct config *c)
 	struct bot_options bo = { c->threshold, c->subscribe_url };
 	struct bot *b = bot_new(idx, &bo);
 	struct http *h = http_new(c->ca_bundle);
-	struct tg_options to = { c->telegram_token, c->telegram_api_url,
-				 !strcmp(c->telegram_group_mode, "all"),
-				 !strcmp(c->telegram_backlog, "skip"), c->telegram_backlog_minutes,
-				 c->telegram_cooldown, c->telegram_delete_webhook, c->telegram_poll_timeout,
-				 c->telegram_send_timeout, c->telegram_rate_limits };
-	struct transport *tr[1] = { tg_new(&to, b, st, h) };
-	log_info("starting", "version=%s faq=%s entries=%zu state=%s", FAQBOT_VERSION, log_q(c->faq),
-		 index_faq(idx)->n_entries, log_q(store_path(st)));
-	struct loop_ctx lc = { b, c->faq, h, tr, 1 };
+	struct transport *tr[2];
+	size_t n = 0;
+	if (c->telegram_token) {
+		struct tg_options to = { c->telegram_token, c->telegram_api_url,
+					 !strcmp(c->telegram_group_mode, "all"),
+					 !strcmp(c->telegram_backlog, "skip"), c->telegram_backlog_minutes,
+					 c->telegram_cooldown, c->telegram_delete_webhook,
+					 c->telegram_poll_timeout, c->telegram_send_timeout,
+					 c->telegram_rate_limits };
+		tr[n++] = tg_new(&to, b, st, h);
+	}
+	if (c->matrix_homeserver) {
+		struct mx_options mo = { c->matrix_homeserver, c->matrix_token, c->matrix_user,
+					 c->matrix_password, c->matrix_command_prefix[0],
+					 c->matrix_invite_allow, c->matrix_encrypted_notice,
+					 c->matrix_sync_timeout };
+		tr[n++] = mx_new(&mo, b, st, h);
+	}
+	log_info("starting", "version=%s faq=%s entries=%zu state=%s transports=%zu", FAQBOT_VERSION,
+		 log_q(c->faq), index_faq(idx)->n_entries, log_q(store_path(st)), n);
+	struct loop_ctx lc = { b, c->faq, h, tr, n };
 	int rc = loop_run(&lc);
 	http_free(h);
-	tr[0]->free(tr[0]->self);
+	for (size_t i = 0; i < n; i++)
+		tr[i]->free(tr[i]->self);
 	store_close(st);
 	bot_free(b);
 	return rc;
@@ -462,7 +503,7 @@ static int cmd_run(int argc, char **argv)
 		return 1;
 	}
 	int rc;
-	if (!c.telegram_token) {
+	if (!c.telegram_token && !c.matrix_homeserver) {
 		struct index *idx = load_index(c.faq);
 		if (!idx) {
 			config_release(&c);

@@ -50,6 +50,8 @@ static const char *const schema_v1[] = {
 	" created_at INTEGER NOT NULL, result TEXT, UNIQUE(transport, trigger, part))",
 	"CREATE INDEX outbox_open ON outbox(transport, chat, id) WHERE state IN (0, 1)",
 	"CREATE INDEX outbox_pending ON outbox(transport, id) WHERE state = 0",
+	"CREATE INDEX outbox_txn ON outbox(transport, txn) WHERE txn IS NOT NULL",
+	"CREATE INDEX outbox_result ON outbox(transport, result) WHERE result IS NOT NULL",
 	"CREATE TABLE chats(transport TEXT NOT NULL, chat TEXT NOT NULL,"
 	" parked_until INTEGER NOT NULL DEFAULT 0, migrated_to TEXT, disabled INTEGER NOT NULL DEFAULT 0,"
 	" PRIMARY KEY(transport, chat)) WITHOUT ROWID",
@@ -554,6 +556,29 @@ size_t store_outbox_count(struct store *s, const char *transport, int state)
 	bind_str(st, 1, transport);
 	sqlite3_bind_int(st, 2, state);
 	return sqlite3_step(st) == SQLITE_ROW ? (size_t)sqlite3_column_int64(st, 0) : 0;
+}
+
+int store_outbox_mark_sent(struct store *s, const char *transport, const char *txn,
+			   const char *result)
+{
+	static const char sql[] = "UPDATE outbox SET state=2, result=COALESCE(result, ?3)"
+				  " WHERE transport=?1 AND txn=?2 AND state IN (0, 1)";
+	sqlite3_stmt *st = stmt(s, sql);
+	bind_str(st, 1, transport);
+	bind_str(st, 2, txn);
+	bind_str(st, 3, result);
+	if (step_done(s, st) < 0)
+		return -1;
+	return sqlite3_changes(s->db) > 0;
+}
+
+int store_outbox_has_result(struct store *s, const char *transport, const char *result)
+{
+	static const char sql[] = "SELECT 1 FROM outbox WHERE transport=?1 AND result=?2 LIMIT 1";
+	sqlite3_stmt *st = stmt(s, sql);
+	bind_str(st, 1, transport);
+	bind_str(st, 2, result);
+	return sqlite3_step(st) == SQLITE_ROW;
 }
 
 void outbox_row_release(struct outbox_row *r)

@@ -6,13 +6,9 @@ Bot API definition in ../shared/specs/telegram/api.json.
 
 FAQBOT names the binary under test (default build/faqbot).
 """
-import glob
-import json
 import os
 import random
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -20,73 +16,9 @@ import time
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, os.path.join(ROOT, "tests", "fake"))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "fake"))
+from harness import LOGDIR, LONG_ANSWER, Bot, write_faq  # noqa: E402
 from telegram import BOT_USERNAME, TOKEN, FakeTelegram  # noqa: E402
-
-FAQBOT = os.path.abspath(os.environ.get("FAQBOT", os.path.join(ROOT, "build", "faqbot")))
-LOGDIR = tempfile.mkdtemp(prefix="faqbot-tg-logs-")
-LONG_ANSWER = " ".join(f"Phrase numéro {i} de la très longue réponse, avec des accents é è à."
-                       + ("\n\n" if i % 7 == 6 else "") for i in range(170))
-
-
-def write_faq(path):
-    faq = {"language": "french", "threshold": 0.35,
-           "fallback": {"text": "Pas de réponse sûre.", "url": "https://example.org/souscrire"},
-           "entries": [
-               {"id": "cout", "questions": ["Combien coûte la souscription ?", "quel est le prix"],
-                "answer": "Le ticket d'entrée est modeste."},
-               {"id": "etude", "questions": ["C'est quoi une étude en souscription ?"],
-                "answer": "Plusieurs souscripteurs financent l'étude."},
-               {"id": "html", "questions": ["Quelle est la TVA appliquée ?"],
-                "answer": "Prix <b>HT</b> < 10 € & TVA > 0 \"incluse\""},
-               {"id": "longue", "questions": ["Donne moi la réponse très longue"],
-                "answer": LONG_ANSWER},
-               {"id": "jumeau-a", "questions": ["Où se trouvent les archives ?"], "answer": "Ici."},
-               {"id": "jumeau-b", "questions": ["Où se trouvent les archives ?"], "answer": "Là."},
-           ]}
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(faq, f, ensure_ascii=False)
-
-
-class Bot:
-    """One faqbot process on a state directory."""
-
-    def __init__(self, fake, state, faq, **env):
-        self.fake, self.state, self.faq, self.env = fake, state, faq, env
-        self.proc = None
-        self.log = os.path.join(LOGDIR, f"bot-{time.time():.6f}.log")
-
-    def start(self):
-        env = dict(os.environ)
-        for k in list(env):
-            if k.startswith("FAQBOT_"):
-                del env[k]
-        env.update(FAQBOT_TELEGRAM_TOKEN=TOKEN, FAQBOT_TELEGRAM_API_URL=self.fake.url,
-                   FAQBOT_STATE_DIR=self.state, FAQBOT_FAQ=self.faq,
-                   FAQBOT_TELEGRAM_POLL_TIMEOUT="2", FAQBOT_TELEGRAM_RATE_LIMITS="false",
-                   FAQBOT_LOG_LEVEL="debug")
-        env.update({k: str(v) for k, v in self.env.items()})
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen([FAQBOT, "run"], env=env, stdin=subprocess.DEVNULL,
-                                         stdout=subprocess.DEVNULL, stderr=log)
-        return self
-
-    def stop(self, timeout=10):
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout)
-
-    def kill(self):
-        self.proc.kill()
-        self.proc.wait(10)
-
-    def wait_exit(self, timeout=15):
-        return self.proc.wait(timeout)
-
-    def logs(self):
-        with open(self.log, encoding="utf-8", errors="replace") as f:
-            return f.read()
-
 
 class TelegramCase(unittest.TestCase):
     env = {}
@@ -112,7 +44,10 @@ class TelegramCase(unittest.TestCase):
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     def bot(self, **env):
-        b = Bot(self.fake, os.path.join(self.tmp, "state"), self.faq, **{**self.env, **env})
+        settings = dict(FAQBOT_TELEGRAM_TOKEN=TOKEN, FAQBOT_TELEGRAM_API_URL=self.fake.url,
+                        FAQBOT_STATE_DIR=os.path.join(self.tmp, "state"), FAQBOT_FAQ=self.faq,
+                        FAQBOT_TELEGRAM_POLL_TIMEOUT=2, FAQBOT_TELEGRAM_RATE_LIMITS="false")
+        b = Bot(**{**settings, **self.env, **env})
         self.bots.append(b)
         return b.start()
 

@@ -1,0 +1,43 @@
+/*
+ * matrix.h - the Matrix Client-Server API transport (/sync long polling).
+ *
+ * Start: the homeserver URL (or /.well-known discovery from a server
+ * name), an access token (configured, stored from an earlier login, or from
+ * m.login.password with the stored device_id, so restarts keep one device),
+ * whoami (the bot's user id), a sync filter created once and stored.
+ *
+ * Loop: /sync since the stored next_batch; each batch (timeline events,
+ * invites, leaves; a "limited" timeline first filled from /messages back to
+ * the previous token) is stored in the inbox with the new next_batch in one
+ * commit.  The first sync ever answers no history.  Replies are m.notice
+ * events with a txnId derived from the question's event_id and the part
+ * number, stored with the outbox row and reused on every retry and after
+ * restarts, so the homeserver deduplicates them; the bot's own echo in
+ * /sync (unsigned.transaction_id) marks a row sent even when the PUT's
+ * answer was lost.  One request in flight per room, parts in order.
+ *
+ * Ownership: mx_new returns a transport freed through its free callback; it
+ * borrows bot, store and http, which must outlive it.
+ */
+#ifndef FAQBOT_MATRIX_H
+#define FAQBOT_MATRIX_H
+
+#include "bot.h"
+#include "http.h"
+#include "store.h"
+#include "transport.h"
+
+struct mx_options {
+	const char *homeserver;     /* https://... or a server name */
+	const char *token;          /* NULL: log in with user + password */
+	const char *user, *password;
+	char prefix;                /* command prefix, '!' */
+	const char *invite_allow;   /* NULL/empty: accept every invite */
+	int encrypted_notice;
+	long sync_timeout_s;
+};
+
+struct transport *mx_new(const struct mx_options *o, struct bot *bot, struct store *store,
+			 struct http *http);
+
+#endif

@@ -1,0 +1,1092 @@
+/*
+ * matrix.c - Matrix Client-Server API transport.  See matrix.h; the
+ * protocol brief is ../shared/PROTOCOLS.md section 2.
+ *
+ * Like the Telegram transport, three activities share the loop and restart
+ * from the database alone: syncing (/sync -> inbox + next_batch), processing
+ * (inbox -> outbox + ledger) and sending (outbox -> PUT send/{txnId}, or
+ * POST join for invites).
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "matrix.h"
+#include "log.h"
+#include "sender.h"
+#include "text.h"
+#include "util.h"
+
+#include <ctype.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define T "matrix"
+#define MAX_IN_FLIGHT 16         /* rooms served at once (one request per room) */
+#define INBOX_PER_TICK 200
+#define PART_BYTES 16000         /* events must stay under 65,536 bytes */
+#define REQ_TIMEOUT_MS 30000
+#define JOIN_TRIES 5             /* a 403 right after an invite can be a federation race */
+
+enum phase { PH_DISCOVER, PH_LOGIN, PH_WHOAMI, PH_FILTER, PH_RUN, PH_FAILED };
+
+struct gap {
+	char *room, *from, *to;
+};
+
+struct mx {
+	struct mx_options o;
+	char *base, *token, *user, *password, *allow, *user_id, *localpart, *filter_id;
+	struct bot *bot;
+	struct store *store;
+	struct http *http;
+	struct sender *sender;
+	struct transport tr;
+
+	enum phase phase;
+	int start_in_flight;
+	int64_t start_after;
+	unsigned start_fail;
+
+	int syncing, stopping;
+	int64_t sync_after;
+	unsigned sync_fail;
+	int64_t last_sync_ok;
+
+	/* a sync batch waiting for its gaps to be filled before the commit */
+	json_t *batch;
+	struct gap *gaps;
+	size_t n_gaps, gap_next;
+	json_t *gap_events;      /* room -> array of events, chronological */
+};
+
+/* ==== Requests ==== */
+
+static void path_escape(struct strbuf *out, const char *s)
+{
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~')
+			strbuf_addch(out, (char)c);
+		else
+			strbuf_addf(out, "%%%02X", c);
+	}
+}
+
+static int request(struct mx *m, const char *method, const char *path, const char *body,
+		   long timeout_ms, http_done_fn done, void *arg)
+{
+	struct strbuf url = STRBUF_INIT;
+	strbuf_addf(&url, "%s%s", m->base, path);
+	struct http_req req = { method, url.buf, body, body ? strlen(body) : 0, m->token,
+				timeout_ms, 0, done, arg };
+	char err[256];
+	int rc = http_start(m->http, &req, err, sizeof(err));
+	if (rc < 0)
+		log_error("http_error", "transport=" T " path=%s error=%s", log_q(path), log_q(err));
+	strbuf_release(&url);
+	return rc;
+}
+
+/* Parses a reply: the JSON object (caller decrefs) or NULL; *errcode is the
+ * Matrix errcode or "". */
+static json_t *parse(const struct http_response *r, const char **errcode, const char **error)
+{
+	*errcode = "";
+	*error = r->error ? r->error : "no response";
+	if (r->curl_code || !r->body.len)
+		return NULL;
+	json_t *root = json_loadb(r->body.buf, r->body.len, 0, NULL);
+	if (!json_is_object(root)) {
+		json_decref(root);
+		*error = "the server's answer is not JSON";
+		return NULL;
+	}
+	const char *ec = json_string_value(json_object_get(root, "errcode"));
+	const char *er = json_string_value(json_object_get(root, "error"));
+	if (ec)
+		*errcode = ec;
+	if (er)
+		*error = er;
+	else if (r->status == 200)
+		*error = "ok";
+	return root;
+}
+
+static void fail(struct mx *m, const char *why)
+{
+	m->phase = PH_FAILED;
+	log_error("fatal", "transport=" T " error=%s", log_q(why));
+}
+
+/* 401 M_UNKNOWN_TOKEN: log in again with the same device when a password
+ * is configured, else stop.  Returns 1 when handled. */
+static int token_lost(struct mx *m, const struct http_response *r, json_t *root, const char *errcode)
+{
+	if (r->status != 401 && strcmp(errcode, "M_UNKNOWN_TOKEN") && strcmp(errcode, "M_MISSING_TOKEN"))
+		return 0;
+	int soft = json_is_true(json_object_get(root, "soft_logout"));
+	if (m->phase == PH_FAILED)
+		return 1;
+	if (m->password) {
+		log_warn("relogin", "transport=" T " soft_logout=%d note=%s", soft,
+			 log_q("the access token was refused; logging in again with the same device"));
+		store_kv_set(m->store, "matrix.access_token", "");
+		free(m->token);
+		m->token = NULL;
+		m->phase = PH_LOGIN;
+		m->start_after = 0;
+	} else {
+		fail(m, "the Matrix access token was refused (M_UNKNOWN_TOKEN) and no password is "
+			"configured to log in again: set matrix_token to a valid token, or matrix_user "
+			"and matrix_password");
+	}
+	return 1;
+}
+
+/* ==== Start: discovery, login, whoami, filter ==== */
+
+static void start_retry(struct mx *m, const char *what, long status, const char *error)
+{
+	m->start_after = wall_ms() + (int64_t)http_backoff_ms(m->start_fail++);
+	log_warn("start_retry", "transport=" T " step=%s status=%ld error=%s", what, status, log_q(error));
+}
+
+static void discover_done(void *arg, struct http_response *r)
+{
+	struct mx *m = arg;
+	m->start_in_flight = 0;
+	const char *ec, *er;
+	json_t *root = parse(r, &ec, &er);
+	const char *url = json_string_value(json_object_get(json_object_get(root, "m.homeserver"), "base_url"));
+	char why[256];
+	if (r->status == 200 && url && http_url_allowed(url, why, sizeof(why)) == 0) {
+		free(m->base);
+		m->base = xstrdup(url);
+		size_t n = strlen(m->base);
+		while (n && m->base[n - 1] == '/')
+			m->base[--n] = '\0';
+		log_info("discovered", "transport=" T " homeserver=%s", log_q(m->base));
+		m->phase = m->token ? PH_WHOAMI : PH_LOGIN;
+	} else if (r->status == 404) {
+		fail(m, "the server name has no /.well-known/matrix/client: set matrix_homeserver to the "
+			"homeserver's URL (https://...)");
+	} else {
+		start_retry(m, "discover", r->status, er);
+	}
+	json_decref(root);
+}
+
+static void login_done(void *arg, struct http_response *r)
+{
+	struct mx *m = arg;
+	m->start_in_flight = 0;
+	const char *ec, *er;
+	json_t *root = parse(r, &ec, &er);
+	const char *tok = json_string_value(json_object_get(root, "access_token"));
+	const char *dev = json_string_value(json_object_get(root, "device_id"));
+	if (r->status == 200 && tok && dev) {
+		free(m->token);
+		m->token = xstrdup(tok);
+		log_add_secret(tok);
+		store_begin(m->store);
+		store_kv_set(m->store, "matrix.access_token", tok);
+		store_kv_set(m->store, "matrix.device_id", dev);
+		store_commit(m->store);
+		log_info("logged_in", "transport=" T " device=%s", log_q(dev));
+		m->phase = PH_WHOAMI;
+		m->start_fail = 0;
+	} else if (r->status == 403 || r->status == 400) {
+		char why[512];
+		snprintf(why, sizeof(why), "the homeserver refused the login of %s (%s: %s): check "
+			 "matrix_user and matrix_password", m->user, *ec ? ec : "error", er);
+		fail(m, why);
+	} else {
+		start_retry(m, "login", r->status, er);
+	}
+	json_decref(root);
+}
+
+static void whoami_done(void *arg, struct http_response *r)
+{
+	struct mx *m = arg;
+	m->start_in_flight = 0;
+	const char *ec, *er;
+	json_t *root = parse(r, &ec, &er);
+	const char *uid = json_string_value(json_object_get(root, "user_id"));
+	if (r->status == 200 && uid && uid[0] == '@') {
+		free(m->user_id);
+		m->user_id = xstrdup(uid);
+		free(m->localpart);
+		m->localpart = xstrndup(uid + 1, strcspn(uid + 1, ":"));
+		m->phase = PH_FILTER;
+		m->start_fail = 0;
+	} else if (!token_lost(m, r, root, ec)) {
+		start_retry(m, "whoami", r->status, er);
+	}
+	json_decref(root);
+}
+
+static void filter_done(void *arg, struct http_response *r)
+{
+	struct mx *m = arg;
+	m->start_in_flight = 0;
+	const char *ec, *er;
+	json_t *root = parse(r, &ec, &er);
+	const char *id = json_string_value(json_object_get(root, "filter_id"));
+	if (r->status == 200 && id) {
+		free(m->filter_id);
+		m->filter_id = xstrdup(id);
+		store_begin(m->store);
+		store_kv_set(m->store, "matrix.filter_id", id);
+		store_kv_set(m->store, "matrix.filter_user", m->user_id);
+		store_commit(m->store);
+		m->phase = PH_RUN;
+		log_info("started", "transport=" T " user=%s", log_q(m->user_id));
+	} else if (!token_lost(m, r, root, ec)) {
+		start_retry(m, "filter", r->status, er);
+	}
+	json_decref(root);
+}
+
+static void start_step(struct mx *m, int64_t now)
+{
+	if (m->start_in_flight || now < m->start_after)
+		return;
+	int rc = 0, issued = 0;
+	struct strbuf path = STRBUF_INIT, v = STRBUF_INIT;
+	switch (m->phase) {
+	case PH_DISCOVER:
+		issued = 1;
+		rc = request(m, "GET", "/.well-known/matrix/client", NULL, REQ_TIMEOUT_MS, discover_done, m);
+		break;
+	case PH_LOGIN: {
+		if (!m->token && store_kv_get(m->store, "matrix.access_token", &v) == 1 && v.len) {
+			m->token = xstrdup(v.buf); /* from an earlier login */
+			log_add_secret(m->token);
+			m->phase = PH_WHOAMI;
+			break;
+		}
+		if (!m->user || !m->password) {
+			fail(m, "no Matrix access token: set matrix_token, or matrix_user and matrix_password");
+			break;
+		}
+		json_t *b = json_pack("{s:s, s:{s:s, s:s}, s:s, s:s}", "type", "m.login.password",
+				      "identifier", "type", "m.id.user", "user", m->user, "password",
+				      m->password, "initial_device_display_name", "faqbot");
+		if (store_kv_get(m->store, "matrix.device_id", &v) == 1 && v.len)
+			json_object_set_new(b, "device_id", json_string(v.buf)); /* keep one device */
+		char *s = json_dumps(b, JSON_COMPACT);
+		json_decref(b);
+		issued = 1;
+		rc = request(m, "POST", "/_matrix/client/v3/login", s, REQ_TIMEOUT_MS, login_done, m);
+		free(s);
+		break;
+	}
+	case PH_WHOAMI:
+		issued = 1;
+		rc = request(m, "GET", "/_matrix/client/v3/account/whoami", NULL, REQ_TIMEOUT_MS,
+			     whoami_done, m);
+		break;
+	case PH_FILTER: {
+		struct strbuf fu = STRBUF_INIT;
+		if (store_kv_get(m->store, "matrix.filter_id", &v) == 1 &&
+		    store_kv_get(m->store, "matrix.filter_user", &fu) == 1 && !strcmp(fu.buf, m->user_id)) {
+			free(m->filter_id);
+			m->filter_id = xstrdup(v.buf);
+			m->phase = PH_RUN;
+			log_info("started", "transport=" T " user=%s", log_q(m->user_id));
+			strbuf_release(&fu);
+			break;
+		}
+		strbuf_release(&fu);
+		strbuf_addstr(&path, "/_matrix/client/v3/user/");
+		path_escape(&path, m->user_id);
+		strbuf_addstr(&path, "/filter");
+		issued = 1;
+		rc = request(m, "POST", path.buf,
+			     "{\"presence\":{\"not_types\":[\"*\"]},\"account_data\":{\"not_types\":[\"*\"]},"
+			     "\"room\":{\"ephemeral\":{\"not_types\":[\"*\"]},\"account_data\":{\"not_types\":[\"*\"]},"
+			     "\"state\":{\"lazy_load_members\":true},\"timeline\":{\"limit\":50}}}",
+			     REQ_TIMEOUT_MS, filter_done, m);
+		break;
+	}
+	default:
+		break;
+	}
+	if (issued && rc == 0)
+		m->start_in_flight = 1;
+	else if (issued)
+		fail(m, "cannot reach the Matrix homeserver (see the http_error line)");
+	strbuf_release(&path);
+	strbuf_release(&v);
+}
+
+/* ==== Replies ==== */
+
+/* Idempotency key of part `part` of the reply to trigger: stable across
+ * retries and restarts, URL-safe, one per part. */
+static void txn_id(const char *kind, const char *trigger, int part, char *out, size_t n)
+{
+	/* two independent 64-bit hashes: 128 bits, collisions out of reach */
+	uint64_t a = hash_bytes(trigger, strlen(trigger)), b = 0x9E3779B97F4A7C15ULL;
+	for (const char *p = trigger; *p; p++)
+		b = ((b ^ (unsigned char)*p) * 0xff51afd7ed558ccdULL) ^ (b >> 29);
+	snprintf(out, n, "%s.%016llx%016llx.%d", kind, (unsigned long long)a, (unsigned long long)b,
+		 part);
+}
+
+static void html_text(struct strbuf *out, const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '\n')
+			strbuf_addstr(out, "<br/>");
+		else
+			strbuf_add_html_escaped(out, s, 1, 1);
+	}
+}
+
+/* Queues one m.notice (split in parts when long) answering trigger. */
+static void queue_notice(struct mx *m, const char *room, const char *trigger, const char *kind,
+			 const struct reply *r, const char *text, const char *asker,
+			 const char *reply_to, const char *thread_root)
+{
+	struct strbuf all = STRBUF_INIT;
+	strbuf_addstr(&all, text);
+	size_t pos = 0;
+	int part = 0;
+	int64_t now = wall_ms();
+	do {
+		size_t n = text_split_point(all.buf + pos, all.len - pos, PART_BYTES, 0);
+		int last = pos + n >= all.len;
+		struct strbuf body = STRBUF_INIT, html = STRBUF_INIT;
+		strbuf_add(&body, all.buf + pos, n);
+		struct strbuf chunk = STRBUF_INIT;
+		strbuf_add(&chunk, all.buf + pos, n);
+		html_text(&html, chunk.buf);
+		strbuf_release(&chunk);
+		if (last && r) {
+			if (r->n_choices) {
+				if (r->choices_intro) {
+					strbuf_addf(&body, "\n%s", r->choices_intro);
+					strbuf_addstr(&html, "<br/>");
+					html_text(&html, r->choices_intro);
+				}
+				strbuf_addstr(&html, "<ol>");
+				for (size_t i = 0; i < r->n_choices; i++) {
+					strbuf_addf(&body, "\n%zu. %s", i + 1, r->choices[i].label);
+					strbuf_addstr(&html, "<li>");
+					html_text(&html, r->choices[i].label);
+					strbuf_addstr(&html, "</li>");
+				}
+				strbuf_addstr(&html, "</ol>");
+			}
+			if (r->link_url) {
+				strbuf_addf(&body, "\n%s : %s", r->link_label ? r->link_label : "", r->link_url);
+				strbuf_addstr(&html, r->n_choices ? "" : "<br/>");
+				strbuf_addstr(&html, "<a href=\"");
+				strbuf_add_html_escaped(&html, r->link_url, strlen(r->link_url), 1);
+				strbuf_addstr(&html, "\">");
+				html_text(&html, r->link_label ? r->link_label : r->link_url);
+				strbuf_addstr(&html, "</a>");
+			}
+		}
+		json_t *c = json_pack("{s:s, s:s%, s:s, s:s%}", "msgtype", "m.notice", "body", body.buf,
+				      body.len, "format", "org.matrix.custom.html", "formatted_body",
+				      html.buf, html.len);
+		json_t *mentions = json_object();
+		if (asker && part == 0)
+			json_object_set_new(mentions, "user_ids", json_pack("[s]", asker));
+		json_object_set_new(c, "m.mentions", mentions);
+		if (thread_root)
+			json_object_set_new(c, "m.relates_to",
+					    json_pack("{s:s, s:s, s:b, s:{s:s}}", "rel_type", "m.thread",
+						      "event_id", thread_root, "is_falling_back", part > 0,
+						      "m.in_reply_to", "event_id", reply_to));
+		else if (reply_to && part == 0)
+			json_object_set_new(c, "m.relates_to",
+					    json_pack("{s:{s:s}}", "m.in_reply_to", "event_id", reply_to));
+		char *s = json_dumps(c, JSON_COMPACT);
+		json_decref(c);
+		char txn[128];
+		txn_id(kind, trigger, part, txn, sizeof(txn));
+		struct outbox_row row = { 0 };
+		row.transport = T;
+		row.chat = (char *)room;
+		row.trigger = (char *)trigger;
+		row.part = part;
+		row.method = "m.room.message";
+		row.body = s;
+		row.txn = txn;
+		row.entry = r ? r->entry_id : NULL;
+		row.created_at = row.next_at = now;
+		if (store_outbox_add(m->store, &row) < 0)
+			log_error("store_error", "transport=" T " room=%s trigger=%s", log_q(room), log_q(trigger));
+		free(s);
+		strbuf_release(&body);
+		strbuf_release(&html);
+		pos += n;
+		part++;
+		if (!n)
+			break;
+	} while (pos < all.len);
+	strbuf_release(&all);
+}
+
+/* ==== Processing: inbox -> outbox ==== */
+
+static int invite_allowed(struct mx *m, const char *sender)
+{
+	if (!m->allow || !*m->allow)
+		return 1;
+	const char *server = strchr(sender, ':');
+	for (const char *p = m->allow; *p;) {
+		while (*p == ' ' || *p == ',')
+			p++;
+		size_t n = strcspn(p, ", ");
+		if (n && ((strlen(sender) == n && !strncmp(sender, p, n)) ||
+			  (server && strlen(server + 1) == n && !strncmp(server + 1, p, n))))
+			return 1;
+		p += n;
+	}
+	return 0;
+}
+
+static void handle_invite(struct mx *m, const char *room, const char *sender, const char *trigger)
+{
+	if (!invite_allowed(m, sender ? sender : "")) {
+		log_info("invite_declined", "transport=" T " room=%s sender=%s", log_q(room),
+			 log_q(sender ? sender : "?"));
+		return;
+	}
+	int64_t now = wall_ms();
+	struct outbox_row row = { 0 };
+	char txn[128];
+	txn_id("join", trigger, 0, txn, sizeof(txn));
+	row.transport = T;
+	row.chat = (char *)room;
+	row.trigger = (char *)trigger;
+	row.method = "join";
+	row.body = "{}";
+	row.txn = txn;
+	row.created_at = row.next_at = now;
+	store_outbox_add(m->store, &row);
+	char *hello = bot_text(m->bot, "hello", m->o.prefix);
+	queue_notice(m, room, trigger, "hello", NULL, hello, NULL, NULL, NULL);
+	free(hello);
+	log_info("invited", "transport=" T " room=%s sender=%s", log_q(room), log_q(sender ? sender : "?"));
+}
+
+/* Removes leading "> " reply-fallback lines (and the blank line after). */
+static void strip_fallback(struct strbuf *b)
+{
+	size_t i = 0;
+	while (i < b->len && b->buf[i] == '>') {
+		const char *nl = memchr(b->buf + i, '\n', b->len - i);
+		i = nl ? (size_t)(nl - b->buf) + 1 : b->len;
+	}
+	if (i && i < b->len && b->buf[i] == '\n')
+		i++;
+	if (i) {
+		memmove(b->buf, b->buf + i, b->len - i + 1);
+		b->len -= i;
+	}
+}
+
+/* Finds (case-insensitively) the bot's name as a word in body; cuts it out. */
+static int cut_name(struct strbuf *b, const char *name)
+{
+	size_t n = strlen(name);
+	if (!n)
+		return 0;
+	for (size_t i = 0; i + n <= b->len; i++) {
+		if (strncasecmp(b->buf + i, name, n))
+			continue;
+		char before = i ? b->buf[i - 1] : ' ';
+		char after = i + n < b->len ? b->buf[i + n] : ' ';
+		if (isalnum((unsigned char)before) || isalnum((unsigned char)after) || after == '_')
+			continue;
+		size_t end = i + n;
+		while (end < b->len && (b->buf[end] == ':' || b->buf[end] == ','))
+			end++;
+		memmove(b->buf + i, b->buf + end, b->len - end + 1);
+		b->len -= end - i;
+		return 1;
+	}
+	return 0;
+}
+
+static int is_command(const char *body, char prefix)
+{
+	static const char *const cmds[] = { "aide", "help", "faq", "souscrire", "subscribe", "start",
+					    "questions" };
+	if (body[0] != prefix)
+		return 0;
+	for (size_t i = 0; i < ARRAY_LEN(cmds); i++) {
+		size_t n = strlen(cmds[i]);
+		if (!strncasecmp(body + 1, cmds[i], n) && !isalnum((unsigned char)body[1 + n]))
+			return 1;
+	}
+	return 0;
+}
+
+static int bare_number(const char *s)
+{
+	while (*s == ' ')
+		s++;
+	if (!isdigit((unsigned char)*s))
+		return 0;
+	while (isdigit((unsigned char)*s))
+		s++;
+	while (*s == ' ' || *s == '.' || *s == ')')
+		s++;
+	return !*s;
+}
+
+static void handle_event(struct mx *m, const char *room, json_t *ev, long members)
+{
+	const char *type = json_string_value(json_object_get(ev, "type"));
+	const char *sender = json_string_value(json_object_get(ev, "sender"));
+	const char *event_id = json_string_value(json_object_get(ev, "event_id"));
+	json_t *content = json_object_get(ev, "content");
+	if (!type || !sender || !event_id)
+		return;
+	if (!strcmp(sender, m->user_id)) {
+		/* our own echo: proof that a send went through even if its answer was lost */
+		const char *txn = json_string_value(json_object_get(json_object_get(ev, "unsigned"),
+								   "transaction_id"));
+		if (txn && store_outbox_mark_sent(m->store, T, txn, event_id) == 1)
+			log_info("echo_confirmed", "transport=" T " room=%s txn=%s", log_q(room), txn);
+		return;
+	}
+	if (json_object_get(ev, "state_key"))
+		return; /* state events */
+	char trigger[600];
+	snprintf(trigger, sizeof(trigger), "e:%.500s", event_id);
+	if (store_ledger_has(m->store, T, trigger) == 1)
+		return;
+	int64_t now = wall_ms();
+	if (!strcmp(type, "m.room.encrypted")) {
+		store_ledger_add(m->store, T, trigger, now);
+		char key[600];
+		snprintf(key, sizeof(key), "matrix.e2ee_notice.%.500s", room);
+		struct strbuf v = STRBUF_INIT;
+		if (m->o.encrypted_notice && store_kv_get(m->store, key, &v) != 1) {
+			store_kv_set(m->store, key, "1");
+			char *text = bot_text(m->bot, "encrypted_room", m->o.prefix);
+			queue_notice(m, room, trigger, "e2ee", NULL, text, NULL, NULL, NULL);
+			free(text);
+			log_info("encrypted_room", "transport=" T " room=%s", log_q(room));
+		}
+		strbuf_release(&v);
+		return;
+	}
+	if (strcmp(type, "m.room.message"))
+		return;
+	const char *msgtype = json_string_value(json_object_get(content, "msgtype"));
+	const char *body = json_string_value(json_object_get(content, "body"));
+	json_t *rel = json_object_get(content, "m.relates_to");
+	const char *rel_type = json_string_value(json_object_get(rel, "rel_type"));
+	if (!msgtype || strcmp(msgtype, "m.text") || !body || !*body ||
+	    json_object_get(json_object_get(ev, "unsigned"), "redacted_because") ||
+	    (rel_type && !strcmp(rel_type, "m.replace")))
+		return; /* notices (bots), edits, redactions, non-text */
+	store_ledger_add(m->store, T, trigger, now);
+	struct strbuf text = STRBUF_INIT;
+	strbuf_addstr(&text, body);
+	strip_fallback(&text);
+	int direct = members == 2;
+	int addressed = direct;
+	json_t *uids = json_object_get(json_object_get(content, "m.mentions"), "user_ids");
+	size_t i;
+	json_t *u;
+	json_array_foreach(uids, i, u) {
+		if (json_is_string(u) && !strcmp(json_string_value(u), m->user_id))
+			addressed = 1;
+	}
+	if (cut_name(&text, m->user_id) || cut_name(&text, m->localpart))
+		addressed = 1;
+	const char *in_reply = json_string_value(json_object_get(json_object_get(rel, "m.in_reply_to"),
+								 "event_id"));
+	if (in_reply && store_outbox_has_result(m->store, T, in_reply))
+		addressed = 1;
+	while (text.len && text.buf[0] == ' ')
+		memmove(text.buf, text.buf + 1, text.len--);
+	if (is_command(text.buf, m->o.prefix) || (bare_number(text.buf) && bot_has_choices(m->bot, room)))
+		addressed = 1;
+	struct inbound_msg in = { text.buf, text.len, direct ? CHAT_PRIVATE : CHAT_GROUP, addressed,
+				  room, m->o.prefix };
+	struct reply r;
+	bot_handle(m->bot, &in, &r);
+	strbuf_release(&text);
+	if (r.kind != REPLY_NONE) {
+		const char *root = rel_type && !strcmp(rel_type, "m.thread")
+				   ? json_string_value(json_object_get(rel, "event_id")) : NULL;
+		queue_notice(m, room, trigger, "q", &r, r.text, sender, event_id, root);
+		log_info("reply", "transport=" T " room=%s entry=%s confidence=%.3f", log_q(room),
+			 r.entry_id ? r.entry_id : "-", r.confidence);
+	}
+	reply_release(&r);
+}
+
+static void process_row(struct mx *m, const struct inbox_row *row)
+{
+	json_t *p = json_loads(row->payload, 0, NULL);
+	const char *kind = json_string_value(json_object_get(p, "kind"));
+	const char *room = json_string_value(json_object_get(p, "room"));
+	if (kind && room) {
+		if (!strcmp(kind, "event"))
+			handle_event(m, room, json_object_get(p, "event"),
+				     (long)json_integer_value(json_object_get(p, "members")));
+		else if (!strcmp(kind, "invite"))
+			handle_invite(m, room, json_string_value(json_object_get(p, "sender")), row->uid);
+		else if (!strcmp(kind, "leave")) {
+			int n = store_outbox_drop_chat(m->store, T, room);
+			log_info("room_left", "transport=" T " room=%s dropped=%d", log_q(room), n);
+		}
+	}
+	store_inbox_done(m->store, row->id);
+	json_decref(p);
+}
+
+static void process_inbox(struct mx *m)
+{
+	for (int i = 0; i < INBOX_PER_TICK; i++) {
+		struct inbox_row row;
+		if (store_inbox_next(m->store, T, &row) != 1)
+			break;
+		process_row(m, &row);
+		inbox_row_release(&row);
+	}
+}
+
+/* One commit: what the caller wrote, replies to pending inbox rows, and the
+ * sends picked next (see the Telegram transport's pump). */
+static void pump(struct mx *m, int64_t now)
+{
+	if (!store_in_transaction(m->store))
+		store_begin(m->store);
+	if (m->phase == PH_RUN)
+		process_inbox(m);
+	sender_pick(m->sender, now);
+	int failed = store_commit(m->store) < 0;
+	if (failed) {
+		store_rollback(m->store);
+		log_error("store_error", "transport=" T " note=%s", log_q("could not commit; will retry"));
+	}
+	sender_start(m->sender, now, failed);
+}
+
+/* ==== Sync ==== */
+
+static void add_inbox(struct mx *m, const char *uid, json_t *payload, int64_t now)
+{
+	char *s = json_dumps(payload, JSON_COMPACT);
+	if (s)
+		store_inbox_add(m->store, T, uid, s, now);
+	free(s);
+}
+
+static long room_members(struct mx *m, const char *room, json_t *jr)
+{
+	char key[600];
+	snprintf(key, sizeof(key), "matrix.members.%.500s", room);
+	json_t *cnt = json_object_get(json_object_get(jr, "summary"), "m.joined_member_count");
+	if (json_is_integer(cnt)) {
+		char v[32];
+		snprintf(v, sizeof(v), "%lld", (long long)json_integer_value(cnt));
+		store_kv_set(m->store, key, v);
+		return (long)json_integer_value(cnt);
+	}
+	struct strbuf v = STRBUF_INIT;
+	long n = store_kv_get(m->store, key, &v) == 1 ? strtol(v.buf, NULL, 10) : 0;
+	strbuf_release(&v);
+	return n;
+}
+
+/* Stores the batch (with gap events filled in) and next_batch, then pumps. */
+static void commit_batch(struct mx *m)
+{
+	json_t *b = m->batch;
+	int64_t now = wall_ms();
+	struct strbuf since = STRBUF_INIT;
+	int first = store_kv_get(m->store, "matrix.next_batch", &since) != 1;
+	store_begin(m->store);
+	const char *room;
+	json_t *jr;
+	json_object_foreach(json_object_get(json_object_get(b, "rooms"), "join"), room, jr) {
+		long members = room_members(m, room, jr);
+		if (first)
+			continue; /* the first sync answers no history */
+		json_t *all = json_array();
+		json_array_extend(all, json_object_get(m->gap_events, room));
+		json_array_extend(all, json_object_get(json_object_get(jr, "timeline"), "events"));
+		size_t i;
+		json_t *ev;
+		json_array_foreach(all, i, ev) {
+			const char *id = json_string_value(json_object_get(ev, "event_id"));
+			if (!id)
+				continue;
+			json_t *p = json_pack("{s:s, s:s, s:O, s:I}", "kind", "event", "room", room, "event", ev,
+					      "members", (json_int_t)members);
+			add_inbox(m, id, p, now);
+			json_decref(p);
+		}
+		json_decref(all);
+	}
+	const char *next = json_string_value(json_object_get(b, "next_batch"));
+	json_object_foreach(json_object_get(json_object_get(b, "rooms"), "invite"), room, jr) {
+		const char *sender = NULL;
+		size_t i;
+		json_t *ev;
+		json_array_foreach(json_object_get(json_object_get(jr, "invite_state"), "events"), i, ev) {
+			const char *t = json_string_value(json_object_get(ev, "type"));
+			const char *sk = json_string_value(json_object_get(ev, "state_key"));
+			if (t && sk && !strcmp(t, "m.room.member") && m->user_id && !strcmp(sk, m->user_id))
+				sender = json_string_value(json_object_get(ev, "sender"));
+		}
+		char uid[700];
+		snprintf(uid, sizeof(uid), "invite:%.500s:%.100s", room, next ? next : "");
+		json_t *p = json_pack("{s:s, s:s, s:s?}", "kind", "invite", "room", room, "sender", sender);
+		add_inbox(m, uid, p, now);
+		json_decref(p);
+	}
+	json_object_foreach(json_object_get(json_object_get(b, "rooms"), "leave"), room, jr) {
+		char uid[700];
+		snprintf(uid, sizeof(uid), "leave:%.500s:%.100s", room, next ? next : "");
+		json_t *p = json_pack("{s:s, s:s}", "kind", "leave", "room", room);
+		add_inbox(m, uid, p, now);
+		json_decref(p);
+	}
+	store_kv_set(m->store, "matrix.next_batch", next);
+	if (first)
+		log_info("first_sync", "transport=" T " note=%s", log_q("history before now is not answered"));
+	strbuf_release(&since);
+	json_decref(m->batch);
+	m->batch = NULL;
+	json_decref(m->gap_events);
+	m->gap_events = NULL;
+	for (size_t i = 0; i < m->n_gaps; i++) {
+		free(m->gaps[i].room);
+		free(m->gaps[i].from);
+		free(m->gaps[i].to);
+	}
+	free(m->gaps);
+	m->gaps = NULL;
+	m->n_gaps = m->gap_next = 0;
+	m->last_sync_ok = now;
+	m->sync_fail = 0;
+	pump(m, now);
+}
+
+static void sync_error(struct mx *m, const struct http_response *r, json_t *root, const char *ec,
+		       const char *er)
+{
+	if (token_lost(m, r, root, ec))
+		return;
+	long ra = r->status == 429 ? r->retry_after_s : -1;
+	json_t *ms = json_object_get(root, "retry_after_ms");
+	uint64_t wait = ra >= 0 ? (uint64_t)ra * 1000 : json_is_integer(ms) ? (uint64_t)json_integer_value(ms)
+									       : http_backoff_ms(m->sync_fail++);
+	m->sync_after = wall_ms() + (int64_t)wait;
+	log_warn("sync_failed", "transport=" T " status=%ld errcode=%s error=%s retry_in_ms=%llu", r->status,
+		 *ec ? ec : "-", log_q(r->truncated ? "the response was larger than the limit" : er),
+		 (unsigned long long)wait);
+}
+
+static void fill_next_gap(struct mx *m);
+
+static void messages_done(void *arg, struct http_response *r)
+{
+	struct mx *m = arg;
+	const char *ec, *er;
+	json_t *root = parse(r, &ec, &er);
+	struct gap *g = &m->gaps[m->gap_next];
+	json_t *chunk = json_object_get(root, "chunk");
+	if (r->status != 200 || !json_is_array(chunk)) {
+		m->syncing = 0;
+		json_decref(m->batch);
+		m->batch = NULL; /* the whole sync is retried: next_batch was not stored */
+		sync_error(m, r, root, ec, er);
+		json_decref(root);
+		return;
+	}
+	json_t *evs = json_object_get(m->gap_events, g->room);
+	if (!evs) {
+		evs = json_array();
+		json_object_set_new(m->gap_events, g->room, evs);
+	}
+	size_t i;
+	json_t *ev;
+	json_array_foreach(chunk, i, ev) /* chunk is newest first */
+		json_array_insert(evs, 0, ev);
+	const char *end = json_string_value(json_object_get(root, "end"));
+	if (end && json_array_size(chunk) && strcmp(end, g->to)) {
+		free(g->from);
+		g->from = xstrdup(end);
+	} else {
+		m->gap_next++;
+	}
+	json_decref(root);
+	fill_next_gap(m);
+}
+
+static void fill_next_gap(struct mx *m)
+{
+	if (m->gap_next >= m->n_gaps) {
+		m->syncing = 0;
+		commit_batch(m);
+		return;
+	}
+	struct gap *g = &m->gaps[m->gap_next];
+	struct strbuf path = STRBUF_INIT;
+	strbuf_addstr(&path, "/_matrix/client/v3/rooms/");
+	path_escape(&path, g->room);
+	strbuf_addstr(&path, "/messages?dir=b&limit=100&from=");
+	path_escape(&path, g->from);
+	strbuf_addstr(&path, "&to=");
+	path_escape(&path, g->to);
+	if (request(m, "GET", path.buf, NULL, REQ_TIMEOUT_MS, messages_done, m) < 0) {
+		m->syncing = 0;
+		json_decref(m->batch);
+		m->batch = NULL;
+		m->sync_after = wall_ms() + (int64_t)http_backoff_ms(m->sync_fail++);
+	}
+	strbuf_release(&path);
+}
+
+static void sync_done(void *arg, struct http_response *r)
+{
+	struct mx *m = arg;
+	const char *ec, *er;
+	json_t *root = parse(r, &ec, &er);
+	if (r->status != 200 || !root || !json_is_string(json_object_get(root, "next_batch"))) {
+		m->syncing = 0;
+		if (r->status == 200)
+			er = "the sync answer has no next_batch";
+		sync_error(m, r, root, ec, er);
+		json_decref(root);
+		return;
+	}
+	/* limited timelines: fetch what the sync skipped before committing */
+	struct strbuf since = STRBUF_INIT;
+	int have_since = store_kv_get(m->store, "matrix.next_batch", &since) == 1;
+	m->batch = root;
+	m->gap_events = json_object();
+	const char *room;
+	json_t *jr;
+	json_object_foreach(json_object_get(json_object_get(root, "rooms"), "join"), room, jr) {
+		json_t *tl = json_object_get(jr, "timeline");
+		const char *prev = json_string_value(json_object_get(tl, "prev_batch"));
+		if (have_since && json_is_true(json_object_get(tl, "limited")) && prev) {
+			m->gaps = xrealloc(m->gaps, (m->n_gaps + 1) * sizeof(*m->gaps));
+			m->gaps[m->n_gaps++] = (struct gap){ xstrdup(room), xstrdup(prev), xstrdup(since.buf) };
+			log_info("sync_gap", "transport=" T " room=%s note=%s", log_q(room),
+				 log_q("timeline limited: fetching the skipped events"));
+		}
+	}
+	strbuf_release(&since);
+	fill_next_gap(m);
+}
+
+static void sync_start(struct mx *m)
+{
+	struct strbuf path = STRBUF_INIT, since = STRBUF_INIT;
+	int have = store_kv_get(m->store, "matrix.next_batch", &since) == 1;
+	long timeout = have ? m->o.sync_timeout_s * 1000 : 0;
+	strbuf_addf(&path, "/_matrix/client/v3/sync?timeout=%ld&set_presence=offline&filter=", timeout);
+	path_escape(&path, m->filter_id);
+	if (have) {
+		strbuf_addstr(&path, "&since=");
+		path_escape(&path, since.buf);
+	}
+	if (request(m, "GET", path.buf, NULL, timeout + 30000, sync_done, m) == 0)
+		m->syncing = 1;
+	else
+		m->sync_after = wall_ms() + (int64_t)http_backoff_ms(m->sync_fail++);
+	strbuf_release(&path);
+	strbuf_release(&since);
+}
+
+/* ==== Sending ==== */
+
+static void send_done(void *arg, struct http_response *r)
+{
+	struct send_ctx *x = arg;
+	struct mx *m = x->arg;
+	struct outbox_row *row = &x->row;
+	const char *ec, *er;
+	json_t *root = parse(r, &ec, &er);
+	int64_t now = wall_ms();
+	int join = !strcmp(row->method, "join");
+	store_begin(m->store);
+	if (r->status == 200 && root) {
+		const char *id = json_string_value(json_object_get(root, join ? "room_id" : "event_id"));
+		free(row->result);
+		row->result = xstrdup(id ? id : "");
+		row->state = OUT_SENT;
+		if (join)
+			log_info("joined", "transport=" T " room=%s", log_q(row->chat));
+	} else if (token_lost(m, r, root, ec)) {
+		row->state = OUT_PENDING;
+		row->attempts--;
+		row->next_at = now + 1000;
+	} else if (r->status == 429 || !strcmp(ec, "M_LIMIT_EXCEEDED")) {
+		json_t *ms = json_object_get(root, "retry_after_ms");
+		int64_t wait = r->retry_after_s >= 0 ? r->retry_after_s * 1000
+			       : json_is_integer(ms) ? (int64_t)json_integer_value(ms) : sender_backoff(row);
+		store_chat_park(m->store, T, row->chat, now + wait);
+		sender_retry_later(row, now, wait);
+		log_warn("rate_limited", "transport=" T " room=%s retry_in_ms=%lld", log_q(row->chat),
+			 (long long)wait);
+	} else if (join && r->status == 403 && row->attempts < JOIN_TRIES) {
+		sender_retry_later(row, now, sender_backoff(row)); /* the invite may not have arrived yet */
+		log_warn("join_retry", "transport=" T " room=%s error=%s", log_q(row->chat), log_q(er));
+	} else if (r->status >= 400 && r->status < 500) {
+		row->state = OUT_FAILED;
+		log_error("send_failed", "transport=" T " room=%s trigger=%s status=%ld errcode=%s error=%s",
+			  log_q(row->chat), log_q(row->trigger), r->status, *ec ? ec : "-", log_q(er));
+		if (join)
+			store_outbox_drop_chat(m->store, T, row->chat); /* no hello without a join */
+	} else {
+		/* 5xx, network, garbage: the same txnId makes the retry safe */
+		sender_retry_later(row, now, sender_backoff(row));
+		log_warn("send_retry", "transport=" T " room=%s status=%ld error=%s", log_q(row->chat),
+			 r->status, log_q(er));
+	}
+	store_outbox_set(m->store, row);
+	json_decref(root);
+	sender_done(m->sender, x);
+	pump(m, now);
+}
+
+static int mx_send(void *arg, struct send_ctx *x)
+{
+	struct mx *m = arg;
+	struct strbuf path = STRBUF_INIT;
+	strbuf_addstr(&path, "/_matrix/client/v3/rooms/");
+	path_escape(&path, x->row.chat);
+	int rc;
+	if (!strcmp(x->row.method, "join")) {
+		strbuf_addstr(&path, "/join");
+		rc = request(m, "POST", path.buf, "{}", REQ_TIMEOUT_MS, send_done, x);
+	} else {
+		strbuf_addstr(&path, "/send/m.room.message/");
+		path_escape(&path, x->row.txn);
+		rc = request(m, "PUT", path.buf, x->row.body, REQ_TIMEOUT_MS, send_done, x);
+	}
+	strbuf_release(&path);
+	return rc;
+}
+
+/* ==== Transport callbacks ==== */
+
+static void mx_tick(void *self, int64_t now)
+{
+	struct mx *m = self;
+	if (m->phase == PH_FAILED)
+		return;
+	if (m->phase != PH_RUN) {
+		start_step(m, now);
+		return;
+	}
+	if (store_inbox_pending(m->store, T) || sender_ready(m->sender, now))
+		pump(m, now);
+	if (!m->syncing && !m->stopping && now >= m->sync_after)
+		sync_start(m);
+}
+
+static int64_t mx_next_wake(void *self, int64_t now)
+{
+	struct mx *m = self;
+	if (m->phase == PH_FAILED)
+		return -1;
+	if (m->phase != PH_RUN)
+		return m->start_in_flight ? -1 : m->start_after;
+	if (store_inbox_pending(m->store, T))
+		return now;
+	int64_t w = !m->syncing && !m->stopping ? m->sync_after : -1;
+	int64_t o = sender_wake(m->sender);
+	if (o >= 0 && (w < 0 || o < w))
+		w = o;
+	return w;
+}
+
+static int mx_failed(void *self)
+{
+	return ((struct mx *)self)->phase == PH_FAILED;
+}
+
+static int mx_busy(void *self)
+{
+	return sender_in_flight(((struct mx *)self)->sender);
+}
+
+static void mx_stop(void *self)
+{
+	struct mx *m = self;
+	m->stopping = 1;
+	sender_stop(m->sender);
+}
+
+static int64_t mx_last_poll(void *self)
+{
+	return ((struct mx *)self)->last_sync_ok;
+}
+
+static void mx_free(void *self)
+{
+	struct mx *m = self;
+	sender_free(m->sender);
+	json_decref(m->batch);
+	json_decref(m->gap_events);
+	for (size_t i = 0; i < m->n_gaps; i++) {
+		free(m->gaps[i].room);
+		free(m->gaps[i].from);
+		free(m->gaps[i].to);
+	}
+	free(m->gaps);
+	free(m->base);
+	free(m->token);
+	free(m->user);
+	free(m->password);
+	free(m->allow);
+	free(m->user_id);
+	free(m->localpart);
+	free(m->filter_id);
+	free(m);
+}
+
+struct transport *mx_new(const struct mx_options *o, struct bot *bot, struct store *store,
+			 struct http *http)
+{
+	struct mx *m = xcalloc(1, sizeof(*m));
+	m->o = *o;
+	m->bot = bot;
+	m->store = store;
+	m->http = http;
+	const char *hs = o->homeserver;
+	if (strstr(hs, "://")) {
+		m->base = xstrdup(hs);
+		m->phase = o->token ? PH_WHOAMI : PH_LOGIN;
+	} else {
+		size_t n = strlen(hs) + 9;
+		m->base = xmalloc(n);
+		snprintf(m->base, n, "https://%s", hs);
+		m->phase = PH_DISCOVER;
+	}
+	size_t n = strlen(m->base);
+	while (n && m->base[n - 1] == '/')
+		m->base[--n] = '\0';
+	m->token = o->token ? xstrdup(o->token) : NULL;
+	m->user = o->user ? xstrdup(o->user) : NULL;
+	m->password = o->password ? xstrdup(o->password) : NULL;
+	m->allow = o->invite_allow ? xstrdup(o->invite_allow) : NULL;
+	log_add_secret(o->token);
+	log_add_secret(o->password);
+	static const struct sender_ops ops = { mx_send, NULL };
+	m->sender = sender_new(store, T, MAX_IN_FLIGHT, &ops, m);
+	m->tr = (struct transport){ T, m, mx_tick, mx_next_wake, mx_failed, mx_busy, mx_stop,
+				    mx_last_poll, NULL, mx_free };
+	return &m->tr;
+}

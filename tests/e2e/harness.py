@@ -1,0 +1,71 @@
+"""Shared pieces of the end-to-end tests: the test FAQ and a faqbot process."""
+import json
+import os
+import signal
+import subprocess
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+FAQBOT = os.path.abspath(os.environ.get("FAQBOT", os.path.join(ROOT, "build", "faqbot")))
+LOGDIR = tempfile.mkdtemp(prefix="faqbot-tg-logs-")
+LONG_ANSWER = " ".join(f"Phrase numéro {i} de la très longue réponse, avec des accents é è à."
+                       + ("\n\n" if i % 7 == 6 else "") for i in range(170))
+
+
+def write_faq(path):
+    faq = {"language": "french", "threshold": 0.35,
+           "fallback": {"text": "Pas de réponse sûre.", "url": "https://example.org/souscrire"},
+           "entries": [
+               {"id": "cout", "questions": ["Combien coûte la souscription ?", "quel est le prix"],
+                "answer": "Le ticket d'entrée est modeste."},
+               {"id": "etude", "questions": ["C'est quoi une étude en souscription ?"],
+                "answer": "Plusieurs souscripteurs financent l'étude."},
+               {"id": "html", "questions": ["Quelle est la TVA appliquée ?"],
+                "answer": "Prix <b>HT</b> < 10 € & TVA > 0 \"incluse\""},
+               {"id": "longue", "questions": ["Donne moi la réponse très longue"],
+                "answer": LONG_ANSWER},
+               {"id": "jumeau-a", "questions": ["Où se trouvent les archives ?"], "answer": "Ici."},
+               {"id": "jumeau-b", "questions": ["Où se trouvent les archives ?"], "answer": "Là."},
+           ]}
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(faq, f, ensure_ascii=False)
+
+
+class Bot:
+    """One `faqbot run` process; env holds its FAQBOT_* settings."""
+
+    def __init__(self, **env):
+        self.env = env
+        self.proc = None
+        self.log = os.path.join(LOGDIR, f"bot-{time.time():.6f}.log")
+
+    def start(self):
+        env = dict(os.environ)
+        for k in list(env):
+            if k.startswith("FAQBOT_"):
+                del env[k]
+        env["FAQBOT_LOG_LEVEL"] = "debug"
+        env.update({k: str(v) for k, v in self.env.items()})
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen([FAQBOT, "run"], env=env, stdin=subprocess.DEVNULL,
+                                         stdout=subprocess.DEVNULL, stderr=log)
+        return self
+
+    def stop(self, timeout=10):
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout)
+
+    def kill(self):
+        self.proc.kill()
+        self.proc.wait(10)
+
+    def wait_exit(self, timeout=15):
+        return self.proc.wait(timeout)
+
+    def logs(self):
+        with open(self.log, encoding="utf-8", errors="replace") as f:
+            return f.read()
+
+

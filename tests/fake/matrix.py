@@ -1,0 +1,473 @@
+"""A fake Matrix homeserver for faqbot's tests (Python standard library,
+plus Debian's python3-yaml to read the API definition).
+
+Serves the Client-Server API on 127.0.0.1: /.well-known/matrix/client,
+/versions, /login (device_id reuse), /account/whoami, /user/{id}/filter,
+/sync (long poll, since, invites, leaves, limited timelines), /rooms/{id}/join,
+/rooms/{id}/send/{type}/{txnId} (deduplicated per device and txnId, echoed in
+/sync with unsigned.transaction_id) and /rooms/{id}/messages.  Every request
+is checked against ../shared/specs/matrix/ (path, method, query parameters,
+required body fields; sent contents against m.room.message / m.notice);
+violations go to `spec_errors`.
+
+Faults per endpoint with fault(name, kind, times=1, **opts), name one of
+send, sync, join, login, whoami, messages:
+  status         errcode + status (e.g. 429 M_LIMIT_EXCEEDED with retry_after_ms
+                 or retry_after_header, 500 M_UNKNOWN)
+  unknown_token  401 M_UNKNOWN_TOKEN (soft_logout=True/False); the token dies
+  drop, drop_after, truncated, slow  as in the Telegram fake
+  limited        (sync) return only the last `keep` events, limited: true
+"""
+import json
+import os
+import re
+import socket
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, unquote, urlsplit
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SPECS = os.path.join(os.path.dirname(ROOT), "shared", "specs", "matrix")
+BOT = "@faqbot:localhost"
+PASSWORD = "correct horse battery staple"
+PREFIX = "/_matrix/client/v3"
+
+
+class Spec:
+    def __init__(self):
+        import yaml
+        self.yaml = yaml
+        self.ops = []  # (method, regex, op, file)
+        base = os.path.join(SPECS, "api", "client-server")
+        for f in sorted(os.listdir(base)):
+            if f.endswith(".yaml"):
+                path = os.path.join(base, f)
+                with open(path, encoding="utf-8") as fh:
+                    d = yaml.safe_load(fh)
+                for p, ops in (d.get("paths") or {}).items():
+                    rx = re.compile("^" + re.sub(r"\{[^}]+\}", "[^/]+", p) + "$")
+                    for meth, op in ops.items():
+                        self.ops.append((meth.upper(), rx, op, path))
+        with open(os.path.join(SPECS, "event-schemas", "schema", "m.room.message$m.notice.yaml"),
+                  encoding="utf-8") as fh:
+            self.notice = yaml.safe_load(fh)
+
+    def _resolve(self, schema, base):
+        while isinstance(schema, dict) and "$ref" in schema:
+            path = os.path.normpath(os.path.join(os.path.dirname(base), schema["$ref"]))
+            with open(path, encoding="utf-8") as fh:
+                schema, base = self.yaml.safe_load(fh), path
+        props, required = dict(schema.get("properties") or {}), list(schema.get("required") or [])
+        for sub in schema.get("allOf") or []:
+            p, r, _ = self._resolve(sub, base)
+            props.update(p)
+            required += r
+        return props, required, schema.get("additionalProperties", True)
+
+    def check(self, method, path, query, body):
+        errors = []
+        if path.startswith("/.well-known/"):
+            return errors
+        if not path.startswith(PREFIX) and not path.startswith("/_matrix/client/versions"):
+            return [f"{method} {path}: not a Client-Server API path"]
+        rel = path[len(PREFIX):] if path.startswith(PREFIX) else "/versions"
+        found = [(rx, op, f) for m, rx, op, f in self.ops if m == method and rx.match(rel)]
+        if not found:
+            return [f"{method} {rel}: no such endpoint in the spec"]
+        _, op, f = found[0]
+        params = {p["name"]: p for p in op.get("parameters") or [] if p.get("in") == "query"}
+        for k in query:
+            if k not in params:
+                errors.append(f"{method} {rel}: unknown query parameter {k!r}")
+        for k, p in params.items():
+            if p.get("required") and k not in query:
+                errors.append(f"{method} {rel}: missing required query parameter {k!r}")
+        rb = (op.get("requestBody") or {}).get("content", {}).get("application/json", {}).get("schema")
+        if method in ("POST", "PUT"):
+            if not isinstance(body, dict):
+                errors.append(f"{method} {rel}: the body is not a JSON object")
+            elif rb and "send" not in rel:
+                props, required, addl = self._resolve(rb, f)
+                for k in required:
+                    if k not in body:
+                        errors.append(f"{method} {rel}: missing required field {k!r}")
+                if addl is False:
+                    for k in body:
+                        if k not in props:
+                            errors.append(f"{method} {rel}: unknown field {k!r}")
+            if "/send/" in rel and isinstance(body, dict):
+                errors += self.check_notice(body)
+        return errors
+
+    def check_notice(self, c):
+        errors = []
+        content = self.notice["properties"]["content"]
+        for k in content.get("required") or []:
+            if k not in c:
+                errors.append(f"m.notice content: missing {k!r}")
+        if c.get("msgtype") != "m.notice":
+            errors.append("bot messages must be m.notice")
+        for k in ("body", "format", "formatted_body"):
+            if k in c and not isinstance(c[k], str):
+                errors.append(f"m.notice content: {k} is not a string")
+        if "m.mentions" not in c:
+            errors.append("m.mentions is missing (always send it)")
+        elif c["m.mentions"].get("room"):
+            errors.append("m.mentions.room must never be set")
+        rel = c.get("m.relates_to")
+        if rel is not None:
+            if "m.in_reply_to" in rel and not isinstance(rel["m.in_reply_to"].get("event_id"), str):
+                errors.append("m.in_reply_to without event_id")
+            if "rel_type" in rel and not isinstance(rel.get("event_id"), str):
+                errors.append("m.relates_to with rel_type but no event_id")
+        if len(json.dumps(c).encode()) > 65536:
+            errors.append("event content over 65,536 bytes")
+        return errors
+
+
+class QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            super().handle_error(request, client_address)
+
+
+class FakeMatrix:
+    def __init__(self, check_spec=True):
+        self.spec = Spec() if check_spec else None
+        self.lock = threading.Condition()
+        self.pos = 0
+        self.rooms = {}          # id -> {"members": set, "events": [(pos, ev)], "left": pos}
+        self.invites = {}        # room -> (pos, inviter)
+        self.tokens = {"static-token": "STATIC"}
+        self.devices = 0
+        self.logins = []
+        self.txns = {}           # (device, room, txn) -> event_id
+        self.sent = []           # bot events
+        self.joins = []
+        self.requests = []
+        self.spec_errors = []
+        self.faults = {}
+        self.filters = []
+        self.next_event = 1
+        self.server = QuietServer(("127.0.0.1", 0), self._handler())
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+    # ---- scripting -----------------------------------------------------------
+
+    def fault(self, name, kind, times=1, **opts):
+        with self.lock:
+            self.faults.setdefault(name, []).extend([dict(kind=kind, **opts)] * times)
+
+    def _take(self, name):
+        with self.lock:
+            lst = self.faults.get(name) or []
+            return lst.pop(0) if lst else None
+
+    def _event(self, room, sender, etype, content, **extra):
+        self.pos += 1
+        ev = {"event_id": f"$e{self.next_event}", "type": etype, "sender": sender,
+              "origin_server_ts": int(time.time() * 1000), "room_id": room, "content": content}
+        ev.update(extra)
+        self.next_event += 1
+        self.rooms[room]["events"].append((self.pos, ev))
+        self.lock.notify_all()
+        return ev
+
+    def create_room(self, members, bot=True, encrypted=False):
+        with self.lock:
+            rid = f"!r{len(self.rooms) + 1}:localhost"
+            self.rooms[rid] = {"members": set(members) | ({BOT} if bot else set()), "events": [],
+                               "left": None}
+            if encrypted:
+                self._event(rid, members[0], "m.room.encryption",
+                            {"algorithm": "m.megolm.v1.aes-sha2"}, state_key="")
+            return rid
+
+    def invite(self, room, inviter):
+        with self.lock:
+            self.pos += 1
+            self.invites[room] = (self.pos, inviter)
+            self.lock.notify_all()
+
+    def user_message(self, room, sender, body, mentions=None, reply_to=None, thread=None,
+                     msgtype="m.text", content=None):
+        c = {"msgtype": msgtype, "body": body}
+        if mentions is not None:
+            c["m.mentions"] = {"user_ids": mentions}
+        if thread:
+            c["m.relates_to"] = {"rel_type": "m.thread", "event_id": thread, "is_falling_back": True,
+                                 "m.in_reply_to": {"event_id": reply_to or thread}}
+        elif reply_to:
+            c["m.relates_to"] = {"m.in_reply_to": {"event_id": reply_to}}
+        if content:
+            c.update(content)
+        with self.lock:
+            return self._event(room, sender, "m.room.message", c)["event_id"]
+
+    def encrypted_message(self, room, sender):
+        with self.lock:
+            return self._event(room, sender, "m.room.encrypted",
+                               {"algorithm": "m.megolm.v1.aes-sha2", "ciphertext": "xyz",
+                                "session_id": "s", "sender_key": "k", "device_id": "D"})["event_id"]
+
+    # ---- queries ---------------------------------------------------------------
+
+    def notices(self, room):
+        with self.lock:
+            return [e for e in self.sent if e["room_id"] == room]
+
+    def replies_to(self, room, event_id):
+        with self.lock:
+            return [e for e in self.sent if e["room_id"] == room and
+                    ((e["content"].get("m.relates_to") or {}).get("m.in_reply_to") or {}).get("event_id")
+                    == event_id]
+
+    def wait(self, cond, timeout=20.0):
+        end = time.time() + timeout
+        while time.time() < end:
+            with self.lock:
+                if cond():
+                    return True
+            time.sleep(0.02)
+        with self.lock:
+            return cond()
+
+    # ---- HTTP ------------------------------------------------------------------
+
+    def _handler(self):
+        fake = self
+
+        class H(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True
+
+            def log_message(self, *a):
+                pass
+
+            def reply(self, status, obj=None, raw=None, headers=None):
+                body = raw if raw is not None else json.dumps(obj).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self._headers_buffer.append(b"\r\n")
+                self.wfile.write(b"".join(self._headers_buffer) + body)
+                self._headers_buffer = []
+
+            def drop(self):
+                try:
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                self.close_connection = True
+
+            def do_GET(self):
+                self.handle_any("GET")
+
+            def do_POST(self):
+                self.handle_any("POST")
+
+            def do_PUT(self):
+                self.handle_any("PUT")
+
+            def handle_any(self, method):
+                n = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(n) if n else b""
+                u = urlsplit(self.path)
+                path = u.path
+                query = {k: v[0] for k, v in parse_qs(u.query).items()}
+                body = None
+                if raw:
+                    try:
+                        body = json.loads(raw)
+                    except ValueError:
+                        body = "<not json>"
+                with fake.lock:
+                    fake.requests.append((time.time(), method, path, query, body))
+                    if fake.spec:
+                        fake.spec_errors.extend(fake.spec.check(method, path, query, body))
+                token = (self.headers.get("Authorization") or "")[7:]
+                route = fake.route(method, path)
+                if route is None:
+                    return self.reply(404, {"errcode": "M_UNRECOGNIZED", "error": "Unrecognized request"})
+                name, args = route
+                f = fake._take(name)
+                if f:
+                    k = f["kind"]
+                    if k == "status":
+                        obj = {"errcode": f.get("errcode", "M_UNKNOWN"), "error": f.get("error", "fault")}
+                        hdr = {}
+                        if "retry_after_ms" in f:
+                            obj["retry_after_ms"] = f["retry_after_ms"]
+                        if "retry_after_header" in f:
+                            hdr["Retry-After"] = str(f["retry_after_header"])
+                        return self.reply(f["status"], obj, headers=hdr)
+                    if k == "unknown_token":
+                        with fake.lock:
+                            fake.tokens.pop(token, None)
+                        return self.reply(401, {"errcode": "M_UNKNOWN_TOKEN", "error": "Invalid token",
+                                                "soft_logout": f.get("soft_logout", False)})
+                    if k == "drop":
+                        return self.drop()
+                    if k == "truncated":
+                        return self.reply(200, raw=b'{"next_batch": "s1", "rooms": {"join": {')
+                    if k == "slow":
+                        time.sleep(f.get("seconds", 3))
+                if name not in ("login", "wellknown", "versions"):
+                    with fake.lock:
+                        device = fake.tokens.get(token)
+                    if device is None:
+                        return self.reply(401, {"errcode": "M_UNKNOWN_TOKEN", "error": "Invalid token",
+                                                "soft_logout": False})
+                else:
+                    device = None
+                status, obj = getattr(fake, "r_" + name)(device, args, query, body, f)
+                if f and f["kind"] == "drop_after":
+                    return self.drop()
+                self.reply(status, obj)
+
+        return H
+
+    ROUTES = [
+        ("GET", r"^/\.well-known/matrix/client$", "wellknown"),
+        ("GET", r"^/_matrix/client/versions$", "versions"),
+        ("POST", r"^/_matrix/client/v3/login$", "login"),
+        ("GET", r"^/_matrix/client/v3/account/whoami$", "whoami"),
+        ("POST", r"^/_matrix/client/v3/user/([^/]+)/filter$", "filter"),
+        ("GET", r"^/_matrix/client/v3/sync$", "sync"),
+        ("POST", r"^/_matrix/client/v3/rooms/([^/]+)/join$", "join"),
+        ("PUT", r"^/_matrix/client/v3/rooms/([^/]+)/send/([^/]+)/([^/]+)$", "send"),
+        ("GET", r"^/_matrix/client/v3/rooms/([^/]+)/messages$", "messages"),
+    ]
+
+    def route(self, method, path):
+        for m, rx, name in self.ROUTES:
+            mt = re.match(rx, path)
+            if m == method and mt:
+                return name, [unquote(g) for g in mt.groups()]
+        return None
+
+    # ---- endpoints -----------------------------------------------------------
+
+    def r_wellknown(self, dev, args, q, b, f):
+        return 200, {"m.homeserver": {"base_url": self.url}}
+
+    def r_versions(self, dev, args, q, b, f):
+        return 200, {"versions": ["v1.11"]}
+
+    def r_login(self, dev, args, q, b, f):
+        with self.lock:
+            self.logins.append(b)
+            user = (b.get("identifier") or {}).get("user", "")
+            if b.get("type") != "m.login.password" or user not in ("faqbot", BOT) or \
+                    b.get("password") != PASSWORD:
+                return 403, {"errcode": "M_FORBIDDEN", "error": "Invalid username or password"}
+            device = b.get("device_id")
+            if not device:
+                self.devices += 1
+                device = f"DEV{self.devices}"
+            token = f"tok-{device}-{len(self.logins)}"
+            self.tokens[token] = device
+            return 200, {"user_id": BOT, "access_token": token, "device_id": device}
+
+    def r_whoami(self, dev, args, q, b, f):
+        return 200, {"user_id": BOT, "device_id": dev}
+
+    def r_filter(self, dev, args, q, b, f):
+        with self.lock:
+            self.filters.append(b)
+        return 200, {"filter_id": f"f{len(self.filters)}"}
+
+    def _room_view(self, rid, since, limit, force_keep=None):
+        r = self.rooms[rid]
+        evs = [(p, e) for p, e in r["events"] if p > since]
+        limited = False
+        keep = force_keep if force_keep is not None else limit
+        if len(evs) > keep:
+            evs = evs[-keep:] if keep else []
+            limited = True
+        prev = f"s{(evs[0][0] - 1) if evs else self.pos}"
+        timeline = {"events": [dict(e) for _, e in evs], "limited": limited, "prev_batch": prev}
+        return {"timeline": timeline, "state": {"events": []},
+                "summary": {"m.joined_member_count": len(r["members"])}}
+
+    def r_sync(self, dev, args, q, b, f):
+        since = int(q["since"][1:]) if q.get("since") else None
+        timeout = int(q.get("timeout", "0")) / 1000.0
+        end = time.time() + timeout
+        with self.lock:
+            while since is not None and self.pos <= since and time.time() < end:
+                self.lock.wait(min(0.2, max(0.0, end - time.time())))
+            s = since or 0
+            join, invite, leave = {}, {}, {}
+            for rid, r in self.rooms.items():
+                if BOT in r["members"] and (since is None or any(p > s for p, _ in r["events"])):
+                    keep = f["keep"] if f and f["kind"] == "limited" else None
+                    join[rid] = self._room_view(rid, s, 50, keep)
+                    for e in join[rid]["timeline"]["events"]:
+                        if e["sender"] == BOT and e.get("_device") == dev:
+                            e["unsigned"] = {"transaction_id": e["_txn"]}
+                        e.pop("_device", None)
+                        e.pop("_txn", None)
+                if r["left"] is not None and r["left"] > s:
+                    leave[rid] = {"timeline": {"events": []}}
+            for rid, (p, inviter) in self.invites.items():
+                if p > s:
+                    invite[rid] = {"invite_state": {"events": [
+                        {"type": "m.room.member", "state_key": BOT, "sender": inviter,
+                         "content": {"membership": "invite"}}]}}
+            return 200, {"next_batch": f"s{self.pos}",
+                         "rooms": {"join": join, "invite": invite, "leave": leave}}
+
+    def r_join(self, dev, args, q, b, f):
+        rid = args[0]
+        with self.lock:
+            if rid not in self.rooms or rid not in self.invites and BOT not in self.rooms[rid]["members"]:
+                return 403, {"errcode": "M_FORBIDDEN", "error": "You are not invited to this room."}
+            self.rooms[rid]["members"].add(BOT)
+            self.invites.pop(rid, None)
+            self.joins.append(rid)
+            return 200, {"room_id": rid}
+
+    def r_send(self, dev, args, q, b, f):
+        rid, etype, txn = args
+        with self.lock:
+            key = (dev, rid, txn)
+            if key in self.txns:
+                return 200, {"event_id": self.txns[key]}
+            if rid not in self.rooms or BOT not in self.rooms[rid]["members"]:
+                return 403, {"errcode": "M_FORBIDDEN", "error": "not in room"}
+            ev = self._event(rid, BOT, etype, b, _device=dev, _txn=txn)
+            self.txns[key] = ev["event_id"]
+            rec = dict(ev)
+            rec["t"] = time.time()
+            rec["txn"] = txn
+            self.sent.append(rec)
+            return 200, {"event_id": ev["event_id"]}
+
+    def r_messages(self, dev, args, q, b, f):
+        rid = args[0]
+        frm = int(q["from"][1:])
+        to = int(q["to"][1:]) if q.get("to") else 0
+        limit = int(q.get("limit", "10"))
+        with self.lock:
+            evs = [e for p, e in reversed(self.rooms[rid]["events"]) if to < p <= frm]
+            chunk = [dict(e) for e in evs[:limit]]
+            for e in chunk:
+                e.pop("_device", None)
+                e.pop("_txn", None)
+            out = {"start": q["from"], "chunk": chunk}
+            if len(evs) > limit:
+                last = [p for p, e in self.rooms[rid]["events"] if e["event_id"] == evs[limit - 1]["event_id"]][0]
+                out["end"] = f"s{last - 1}"
+            return 200, out
