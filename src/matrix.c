@@ -227,6 +227,20 @@ static void whoami_done(void *arg, struct http_response *r)
 	json_decref(root);
 }
 
+/* Sends cut short by a crash go again with the same txnId: the homeserver
+ * returns the original event instead of posting twice. */
+static void enter_run(struct mx *m)
+{
+	store_begin(m->store);
+	int n = store_outbox_recover(m->store, T);
+	store_commit(m->store);
+	if (n > 0)
+		log_info("resend_interrupted", "transport=" T " rows=%d note=%s", n,
+			 log_q("same txnId: the homeserver deduplicates"));
+	m->phase = PH_RUN;
+	log_info("started", "transport=" T " user=%s", log_q(m->user_id));
+}
+
 static void filter_done(void *arg, struct http_response *r)
 {
 	struct mx *m = arg;
@@ -241,8 +255,7 @@ static void filter_done(void *arg, struct http_response *r)
 		store_kv_set(m->store, "matrix.filter_id", id);
 		store_kv_set(m->store, "matrix.filter_user", m->user_id);
 		store_commit(m->store);
-		m->phase = PH_RUN;
-		log_info("started", "transport=" T " user=%s", log_q(m->user_id));
+		enter_run(m);
 	} else if (!token_lost(m, r, root, ec)) {
 		start_retry(m, "filter", r->status, er);
 	}
@@ -294,8 +307,7 @@ static void start_step(struct mx *m, int64_t now)
 		    store_kv_get(m->store, "matrix.filter_user", &fu) == 1 && !strcmp(fu.buf, m->user_id)) {
 			free(m->filter_id);
 			m->filter_id = xstrdup(v.buf);
-			m->phase = PH_RUN;
-			log_info("started", "transport=" T " user=%s", log_q(m->user_id));
+			enter_run(m);
 			strbuf_release(&fu);
 			break;
 		}
@@ -472,7 +484,9 @@ static void handle_invite(struct mx *m, const char *room, const char *sender, co
 	row.created_at = row.next_at = now;
 	store_outbox_add(m->store, &row);
 	char *hello = bot_text(m->bot, "hello", m->o.prefix);
-	queue_notice(m, room, trigger, "hello", NULL, hello, NULL, NULL, NULL);
+	char hello_trigger[700];
+	snprintf(hello_trigger, sizeof(hello_trigger), "hello:%.600s", trigger);
+	queue_notice(m, room, hello_trigger, "hello", NULL, hello, NULL, NULL, NULL);
 	free(hello);
 	log_info("invited", "transport=" T " room=%s sender=%s", log_q(room), log_q(sender ? sender : "?"));
 }

@@ -1,0 +1,290 @@
+#!/usr/bin/env python3
+"""End-to-end tests of faqbot's Matrix transport against a fake homeserver
+(tests/fake/matrix.py) on 127.0.0.1.  Each test asserts what the room sees,
+and that every request matches ../shared/specs/matrix/.
+
+FAQBOT names the binary under test (default build/faqbot).
+"""
+import os
+import random
+import shutil
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "fake"))
+from harness import LOGDIR, Bot, write_faq  # noqa: E402
+from matrix import BOT, PASSWORD, FakeMatrix  # noqa: E402
+
+ALICE, BOB = "@alice:localhost", "@bob:example.org"
+
+
+class MatrixCase(unittest.TestCase):
+    env = {}
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="faqbot-mx-")
+        self.faq = os.path.join(self.tmp, "faq.json")
+        write_faq(self.faq)
+        self.fake = FakeMatrix()
+        self.bots = []
+
+    def tearDown(self):
+        for b in self.bots:
+            if b.proc and b.proc.poll() is None:
+                b.kill()
+        self.fake.close()
+        self.assertEqual(self.fake.spec_errors, [], "requests that do not match the Matrix spec")
+        for b in self.bots:
+            if os.path.exists(b.log):
+                text = b.logs()
+                self.assertNotIn(PASSWORD, text)
+                self.assertNotIn("tok-DEV", text)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def bot(self, **env):
+        settings = dict(FAQBOT_MATRIX_HOMESERVER=self.fake.url, FAQBOT_MATRIX_USER="faqbot",
+                        FAQBOT_MATRIX_PASSWORD=PASSWORD, FAQBOT_MATRIX_SYNC_TIMEOUT=2,
+                        FAQBOT_STATE_DIR=os.path.join(self.tmp, "state"), FAQBOT_FAQ=self.faq)
+        b = Bot(**{**settings, **self.env, **env})
+        self.bots.append(b)
+        return b.start()
+
+    def started(self, b):
+        self.assertTrue(self.fake.wait(lambda: "event=started" in b.logs() and
+                                       "first_sync" in b.logs() or "event=started" in b.logs()
+                                       and self.fake.requests and
+                                       any(r[2].endswith("/sync") and "since" in r[3]
+                                           for r in self.fake.requests), 20), b.logs())
+
+    def notices(self, room, n=1, timeout=20):
+        self.assertTrue(self.fake.wait(lambda: len(self.fake.notices(room)) >= n, timeout),
+                        f"{room}: expected {n} notice(s), got {self.fake.notices(room)}")
+        return self.fake.notices(room)
+
+
+class Conversation(MatrixCase):
+    def test_direct_room_answer_fallback_and_choice(self):
+        dm = self.fake.create_room([ALICE])
+        b = self.bot()
+        self.started(b)
+        q = self.fake.user_message(dm, ALICE, "combien ça coûte ?")
+        n = self.notices(dm)[0]
+        c = n["content"]
+        self.assertEqual(c["msgtype"], "m.notice")
+        self.assertEqual(c["body"], "Le ticket d'entrée est modeste.")
+        self.assertEqual(c["m.relates_to"], {"m.in_reply_to": {"event_id": q}})
+        self.assertEqual(c["m.mentions"], {"user_ids": [ALICE]})
+        self.assertEqual(c["format"], "org.matrix.custom.html")
+        self.fake.user_message(dm, ALICE, "comment renouveler mon passeport")
+        c = self.notices(dm, 2)[1]["content"]
+        self.assertIn("https://example.org/souscrire", c["body"])
+        self.assertIn('<a href="https://example.org/souscrire">', c["formatted_body"])
+        self.fake.user_message(dm, ALICE, "où sont les archives ?")
+        c = self.notices(dm, 3)[2]["content"]
+        self.assertIn("1. Où se trouvent les archives ?", c["body"])
+        self.assertIn("<ol><li>", c["formatted_body"])
+        self.fake.user_message(dm, ALICE, "2")
+        c = self.notices(dm, 4)[3]["content"]
+        self.assertIn(c["body"], ("Ici.", "Là."))
+        self.assertEqual(b.stop(), 0)
+
+    def test_html_is_escaped(self):
+        dm = self.fake.create_room([ALICE])
+        b = self.bot()
+        self.started(b)
+        self.fake.user_message(dm, ALICE, "quelle TVA est appliquée ?")
+        c = self.notices(dm)[0]["content"]
+        self.assertEqual(c["body"], "Prix <b>HT</b> < 10 € & TVA > 0 \"incluse\"")
+        self.assertEqual(c["formatted_body"],
+                         "Prix &lt;b&gt;HT&lt;/b&gt; &lt; 10 € &amp; TVA &gt; 0 &quot;incluse&quot;")
+        b.stop()
+
+    def test_group_mention_rules_threads_and_bots(self):
+        room = self.fake.create_room([ALICE, BOB, "@otherbot:localhost"])
+        b = self.bot()
+        self.started(b)
+        self.fake.user_message(room, ALICE, "combien ça coûte ?")                 # not addressed
+        self.fake.user_message(room, "@otherbot:localhost", "combien ça coûte ?",
+                               msgtype="m.notice", mentions=[BOT])                # another bot
+        q1 = self.fake.user_message(room, ALICE, "faqbot: combien ça coûte ?")   # name in body
+        q2 = self.fake.user_message(room, BOB, "c'est quoi une étude ?", mentions=[BOT])
+        q3 = self.fake.user_message(room, BOB, "!aide")
+        root = self.fake.user_message(room, ALICE, "un fil de discussion")
+        q4 = self.fake.user_message(room, ALICE, "combien ça coûte ? @faqbot:localhost", thread=root)
+        self.notices(room, 4)
+        time.sleep(0.5)
+        self.assertEqual(len(self.fake.notices(room)), 4)
+        self.assertEqual(self.fake.replies_to(room, q1)[0]["content"]["body"],
+                         "Le ticket d'entrée est modeste.")
+        self.assertEqual(self.fake.replies_to(room, q2)[0]["content"]["m.mentions"], {"user_ids": [BOB]})
+        self.assertIn("!faq", self.fake.replies_to(room, q3)[0]["content"]["body"])
+        t = self.fake.replies_to(room, q4)[0]["content"]["m.relates_to"]
+        self.assertEqual((t["rel_type"], t["event_id"]), ("m.thread", root))
+        # a reply to the bot's notice is addressed to it
+        mine = self.fake.replies_to(room, q1)[0]["event_id"]
+        q5 = self.fake.user_message(room, ALICE, "> <@faqbot:localhost> Le ticket\n\net c'est quoi une étude en souscription ?",
+                                    reply_to=mine)
+        self.assertTrue(self.fake.wait(lambda: self.fake.replies_to(room, q5)))
+        self.assertEqual(self.fake.replies_to(room, q5)[0]["content"]["body"],
+                         "Plusieurs souscripteurs financent l'étude.")
+        b.stop()
+
+    def test_encrypted_room_gets_one_notice(self):
+        room = self.fake.create_room([ALICE], encrypted=True)
+        b = self.bot()
+        self.started(b)
+        self.fake.encrypted_message(room, ALICE)
+        self.fake.encrypted_message(room, ALICE)
+        self.notices(room)
+        time.sleep(0.8)
+        self.assertEqual(len(self.fake.notices(room)), 1)
+        self.assertIn("chiffré", self.fake.notices(room)[0]["content"]["body"])
+        b.stop()
+        b = self.bot()                        # the flag is persisted
+        self.started(b)
+        self.fake.encrypted_message(room, ALICE)
+        time.sleep(1.0)
+        self.assertEqual(len(self.fake.notices(room)), 1)
+        b.stop()
+
+    def test_invite_join_hello_and_allow_list(self):
+        b = self.bot(FAQBOT_MATRIX_INVITE_ALLOW="@alice:localhost, example.org")
+        self.started(b)
+        r1 = self.fake.create_room([ALICE], bot=False)
+        self.fake.fault("join", "status", status=403, errcode="M_FORBIDDEN", error="not invited yet")
+        self.fake.invite(r1, ALICE)
+        self.assertIn("aide", self.notices(r1)[0]["content"]["body"])
+        self.assertEqual(self.fake.joins, [r1])
+        r2 = self.fake.create_room(["@mallory:evil.org"], bot=False)
+        self.fake.invite(r2, "@mallory:evil.org")
+        r3 = self.fake.create_room([BOB], bot=False)
+        self.fake.invite(r3, BOB)                     # allowed by server name
+        self.notices(r3)
+        self.assertNotIn(r2, self.fake.joins)
+        b.stop()
+
+    def test_first_start_answers_no_history(self):
+        dm = self.fake.create_room([ALICE])
+        old = self.fake.user_message(dm, ALICE, "combien ça coûte ?")
+        b = self.bot()
+        self.started(b)
+        new = self.fake.user_message(dm, ALICE, "c'est quoi une étude ?")
+        self.assertTrue(self.fake.wait(lambda: self.fake.replies_to(dm, new)))
+        self.assertEqual(self.fake.replies_to(dm, old), [])
+        b.stop()
+
+
+class Delivery(MatrixCase):
+    def test_limited_sync_loses_nothing(self):
+        dm = self.fake.create_room([ALICE])
+        b = self.bot()
+        self.started(b)
+        b.stop()
+        qs = [self.fake.user_message(dm, ALICE, f"combien ça coûte ? ({i})") for i in range(12)]
+        self.fake.fault("sync", "limited", keep=2)
+        b = self.bot()
+        self.assertTrue(self.fake.wait(lambda: all(self.fake.replies_to(dm, q) for q in qs), 30))
+        self.assertIn("sync_gap", b.logs())
+        self.assertTrue(any("/messages" in r[2] for r in self.fake.requests))
+        b.stop()
+
+    def test_rate_limits_and_5xx_lose_nothing(self):
+        rooms = [self.fake.create_room([f"@u{i}:localhost"]) for i in range(3)]
+        self.fake.fault("send", "status", status=429, errcode="M_LIMIT_EXCEEDED", retry_after_header=1)
+        self.fake.fault("send", "status", status=429, errcode="M_LIMIT_EXCEEDED", retry_after_ms=800)
+        self.fake.fault("send", "status", times=2, status=500, errcode="M_UNKNOWN")
+        self.fake.fault("send", "drop_after")         # delivered, answer lost: the txnId dedups
+        b = self.bot()
+        self.started(b)
+        qs = [(r, self.fake.user_message(r, f"@u{i}:localhost", "combien ça coûte ?"))
+              for i, r in enumerate(rooms) for _ in range(2)]
+        self.assertTrue(self.fake.wait(lambda: all(self.fake.replies_to(r, q) for r, q in qs), 40))
+        time.sleep(0.5)
+        for r, q in qs:
+            self.assertEqual(len(self.fake.replies_to(r, q)), 1)
+        self.assertIn("rate_limited", b.logs())
+        b.stop()
+
+    def test_device_is_kept_and_soft_logout_relogs(self):
+        dm = self.fake.create_room([ALICE])
+        b = self.bot()
+        self.started(b)
+        b.stop()
+        self.fake.fault("sync", "unknown_token", soft_logout=True)
+        b = self.bot()
+        self.fake.user_message(dm, ALICE, "combien ça coûte ?")
+        self.notices(dm)
+        self.assertIn("relogin", b.logs())
+        devices = [l.get("device_id") for l in self.fake.logins]
+        self.assertEqual(devices[0], None)               # first login creates the device
+        self.assertTrue(all(d == "DEV1" for d in devices[1:]) and len(devices) >= 2, devices)
+        b.stop()
+
+    def test_unknown_token_without_password_is_fatal(self):
+        b = self.bot(FAQBOT_MATRIX_TOKEN="not-a-token", FAQBOT_MATRIX_USER="", FAQBOT_MATRIX_PASSWORD="")
+        self.assertEqual(b.wait_exit(), 1)
+        self.assertIn("access token was refused", b.logs())
+        self.assertNotIn("not-a-token", b.logs())
+
+    def test_kill_9_no_duplicates(self):
+        rooms = [self.fake.create_room([f"@k{i}:localhost"]) for i in range(8)]
+        b = self.bot()
+        self.started(b)
+        asked = []
+        done = threading.Event()
+
+        def ask():
+            for i in range(200):
+                r = rooms[i % len(rooms)]
+                asked.append((r, self.fake.user_message(r, f"@k{i % len(rooms)}:localhost",
+                                                        "combien ça coûte ?")))
+                time.sleep(0.02)
+            done.set()
+
+        t = threading.Thread(target=ask)
+        t.start()
+        rnd = random.Random(11)
+        kills = 0
+        while kills < 5:
+            time.sleep(rnd.uniform(0.2, 0.8))
+            b.kill()
+            kills += 1
+            b = self.bot()
+        t.join()
+        ok = self.fake.wait(lambda: all(self.fake.replies_to(r, q) for r, q in asked), 60)
+        missing = [q for r, q in asked if not self.fake.replies_to(r, q)]
+        self.assertTrue(ok, f"unanswered after {kills} kills: {len(missing)}")
+        dup = sum(len(self.fake.replies_to(r, q)) - 1 for r, q in asked)
+        self.assertEqual(dup, 0, "duplicates visible in the rooms")
+        print(f"\n  kill -9 x{kills}: 200 questions answered, 0 duplicates", file=sys.stderr)
+        self.assertEqual(b.stop(), 0)
+
+
+class BothTransports(MatrixCase):
+    def test_one_process_serves_telegram_and_matrix(self):
+        from telegram import TOKEN, FakeTelegram
+        tg = FakeTelegram()
+        try:
+            dm = self.fake.create_room([ALICE])
+            b = self.bot(FAQBOT_TELEGRAM_TOKEN=TOKEN, FAQBOT_TELEGRAM_API_URL=tg.url,
+                         FAQBOT_TELEGRAM_POLL_TIMEOUT=2)
+            self.started(b)
+            tg.user_message(77, "combien ça coûte ?")
+            self.fake.user_message(dm, ALICE, "combien ça coûte ?")
+            self.assertTrue(tg.wait(lambda: tg.sent_to(77), 20))
+            self.notices(dm)
+            self.assertEqual(tg.spec_errors, [])
+            self.assertEqual(b.stop(), 0)
+        finally:
+            tg.close()
+
+
+if __name__ == "__main__":
+    try:
+        unittest.main(verbosity=1)
+    finally:
+        shutil.rmtree(LOGDIR, ignore_errors=True)
