@@ -113,7 +113,7 @@ eval: all
 bench: all
 	@$(MAKE) --no-print-directory $(BUILD)/bench
 	@$(PYTHON) tests/bench/bench.py --faqbot $(BUILD)/faqbot --bench $(BUILD)/bench
-	@$(PYTHON) tests/bench/bench_telegram.py --faqbot $(BUILD)/faqbot
+	@$(PYTHON) tests/bench/bench_chat.py --faqbot $(BUILD)/faqbot
 
 $(BUILD)/bench: tests/bench/bench.c $(OBJS) $(HEADERS)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(OBJS) $(LDFLAGS_ALL) $(PKG_LIBS)

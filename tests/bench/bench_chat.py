@@ -1,0 +1,136 @@
+#!/usr/bin/env python3
+"""make bench, chat part: faqbot against the fake Bot API server and the fake
+homeserver on 127.0.0.1, rate limits off, durable state on (SQLite WAL,
+synchronous=FULL).  For each transport:
+
+- latency: questions asked one at a time; time from the update's delivery
+  (getUpdates / /sync answer) to the reply's arrival (p50, p99);
+- throughput: N questions queued at once over many chats; questions answered
+  per second from the first delivery to the last answer;
+- peak RSS (VmHWM) of the faqbot process.
+Figures, not a pass/fail test.
+"""
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(ROOT, "tests", "fake"))
+from matrix import PASSWORD, FakeMatrix  # noqa: E402
+from telegram import TOKEN, FakeTelegram  # noqa: E402
+
+
+def pct(xs, p):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
+
+
+def start_bot(faqbot, tmp, settings):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FAQBOT_")}
+    env.update(FAQBOT_STATE_DIR=os.path.join(tmp, "state"),
+               FAQBOT_FAQ=os.path.join(ROOT, "faq", "faq.json"), FAQBOT_LOG_LEVEL="warn")
+    env.update(settings)
+    return subprocess.Popen([faqbot, "run"], env=env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL)
+
+
+def peak_rss(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(l.split()[1]) for l in f if l.startswith("VmHWM:")) / 1024
+
+
+def report(name, lat, n, seconds, complete, rss):
+    print(f"bench: {name} latency (delivered -> reply), {len(lat)} questions: "
+          f"p50 {pct(lat, 50):.2f} ms, p99 {pct(lat, 99):.2f} ms")
+    print(f"bench: {name} throughput: {n} questions in {seconds:.2f} s = {n / seconds:.0f} questions/s"
+          f"{'' if complete else ' (INCOMPLETE)'}")
+    print(f"bench: {name} peak RSS of faqbot run: {rss:.1f} MB")
+
+
+def bench_matrix(a):
+    fake = FakeMatrix(check_spec=False)
+    tmp = tempfile.mkdtemp(prefix="faqbot-bench-mx-")
+    dm = fake.create_room(["@a:localhost"])
+    rooms = [fake.create_room([f"@u{i}:localhost"]) for i in range(100)]
+    p = start_bot(a.faqbot, tmp, dict(FAQBOT_MATRIX_HOMESERVER=fake.url, FAQBOT_MATRIX_USER="faqbot",
+                                      FAQBOT_MATRIX_PASSWORD=PASSWORD, FAQBOT_MATRIX_SYNC_TIMEOUT="10"))
+    try:
+        if not fake.wait(lambda: any("since" in r[3] for r in fake.requests if r[2].endswith("/sync")), 20):
+            sys.exit("bench: faqbot did not sync")
+        lat = []
+        for i in range(a.latency_questions):
+            n = len(fake.notices(dm))
+            with fake.lock:
+                t0 = time.time()
+            fake.user_message(dm, "@a:localhost", "combien ça coûte la souscription ?")
+            fake.wait(lambda: len(fake.notices(dm)) > n, 10)
+            lat.append((fake.notices(dm)[-1]["t"] - t0) * 1000)
+        base = len(fake.sent)
+        t0 = time.time()
+        for i in range(a.throughput_questions):
+            fake.user_message(rooms[i % len(rooms)], f"@u{i % len(rooms)}:localhost",
+                              "c'est quoi une étude en souscription")
+        ok = fake.wait(lambda: len(fake.sent) - base >= a.throughput_questions, 300)
+        t1 = max(m["t"] for m in fake.sent)
+        report("matrix", lat, a.throughput_questions, t1 - t0, ok, peak_rss(p.pid))
+    finally:
+        p.send_signal(signal.SIGTERM)
+        p.wait(15)
+        fake.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--faqbot", default="build/faqbot")
+    ap.add_argument("--latency-questions", type=int, default=300)
+    ap.add_argument("--throughput-questions", type=int, default=3000)
+    a = ap.parse_args()
+    fake = FakeTelegram(check_spec=False)  # the tests check requests; here only speed counts
+    tmp = tempfile.mkdtemp(prefix="faqbot-bench-tg-")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FAQBOT_")}
+    env.update(FAQBOT_TELEGRAM_TOKEN=TOKEN, FAQBOT_TELEGRAM_API_URL=fake.url,
+               FAQBOT_STATE_DIR=os.path.join(tmp, "state"),
+               FAQBOT_FAQ=os.path.join(ROOT, "faq", "faq.json"),
+               FAQBOT_TELEGRAM_RATE_LIMITS="false", FAQBOT_TELEGRAM_POLL_TIMEOUT="10",
+               FAQBOT_LOG_LEVEL="warn")
+    p = subprocess.Popen([a.faqbot, "run"], env=env, stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL)
+    try:
+        fake.user_message(1, "bonjour")
+        if not fake.wait(lambda: fake.sent_to(1), 20):
+            sys.exit("bench: faqbot did not answer")
+        lat = []
+        for i in range(a.latency_questions):
+            mid = fake.user_message(2, "combien ça coûte la souscription ?")
+            n = len(fake.sent_to(2))
+            fake.wait(lambda: len(fake.sent_to(2)) > n, 10)
+            with fake.lock:
+                uid = fake.next_update_id - 1
+                lat.append((fake.sent_to(2)[-1]["t"] - fake.delivered_at[uid]) * 1000)
+        chats = 100
+        t0 = time.time()
+        for i in range(a.throughput_questions):
+            fake.user_message(10_000 + i % chats, "c'est quoi une étude en souscription")
+        base = len(fake.sent)
+        ok = fake.wait(lambda: len(fake.sent) - base >= a.throughput_questions, 300)
+        t1 = max(m["t"] for m in fake.sent if m["chat_id"] >= 10_000)
+        with open(f"/proc/{p.pid}/status") as f:
+            hwm = next(int(l.split()[1]) for l in f if l.startswith("VmHWM:"))
+        report("telegram", lat, a.throughput_questions, t1 - t0, ok, hwm / 1024)
+    finally:
+        p.send_signal(signal.SIGTERM)
+        p.wait(15)
+        fake.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+    bench_matrix(a)
+
+
+if __name__ == "__main__":
+    main()
