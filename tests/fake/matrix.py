@@ -21,12 +21,11 @@ send, sync, join, login, whoami, messages:
 import json
 import os
 import re
-import socket
-import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from common import Handler, QuietServer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SPECS = os.path.join(os.path.dirname(ROOT), "shared", "specs", "matrix")
@@ -127,12 +126,6 @@ class Spec:
         return errors
 
 
-class QuietServer(ThreadingHTTPServer):
-    def handle_error(self, request, client_address):
-        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
-            super().handle_error(request, client_address)
-
-
 class FakeMatrix:
     def __init__(self, check_spec=True):
         self.spec = Spec() if check_spec else None
@@ -152,7 +145,6 @@ class FakeMatrix:
         self.filters = []
         self.next_event = 1
         self.server = QuietServer(("127.0.0.1", 0), self._handler())
-        self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
@@ -246,31 +238,7 @@ class FakeMatrix:
     def _handler(self):
         fake = self
 
-        class H(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True
-
-            def log_message(self, *a):
-                pass
-
-            def reply(self, status, obj=None, raw=None, headers=None):
-                body = raw if raw is not None else json.dumps(obj).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                for k, v in (headers or {}).items():
-                    self.send_header(k, v)
-                self._headers_buffer.append(b"\r\n")
-                self.wfile.write(b"".join(self._headers_buffer) + body)
-                self._headers_buffer = []
-
-            def drop(self):
-                try:
-                    self.connection.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-                self.close_connection = True
-
+        class H(Handler):
             def do_GET(self):
                 self.handle_any("GET")
 

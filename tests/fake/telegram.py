@@ -22,11 +22,10 @@ bot sent from `sent` (sendMessage calls, in arrival order).
 """
 import json
 import os
-import socket
-import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from common import Handler, QuietServer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SPEC = os.path.join(os.path.dirname(ROOT), "shared", "specs", "telegram", "api.json")
@@ -104,14 +103,6 @@ class Spec:
         return errors
 
 
-class QuietServer(ThreadingHTTPServer):
-    """Clients that vanish mid-answer (a killed bot) are expected here."""
-
-    def handle_error(self, request, client_address):
-        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
-            super().handle_error(request, client_address)
-
-
 class FakeTelegram:
     def __init__(self, webhook_url="", check_spec=True):
         self.spec = Spec() if check_spec else None
@@ -131,7 +122,6 @@ class FakeTelegram:
         self.delivered_at = {}     # update_id -> time it was first returned by getUpdates
         self.chat_types = {}
         self.server = QuietServer(("127.0.0.1", 0), self._handler())
-        self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -224,31 +214,7 @@ class FakeTelegram:
     def _handler(self):
         fake = self
 
-        class H(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True  # headers and body in separate writes stall 40 ms otherwise
-
-            def log_message(self, *a):
-                pass
-
-            def _reply(self, status, obj=None, raw=None, headers=None):
-                body = raw if raw is not None else json.dumps(obj).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                for k, v in (headers or {}).items():
-                    self.send_header(k, v)
-                self._headers_buffer.append(b"\r\n")
-                self.wfile.write(b"".join(self._headers_buffer) + body)  # one write
-                self._headers_buffer = []
-
-            def _drop(self):
-                try:
-                    self.connection.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-                self.close_connection = True
-
+        class H(Handler):
             def do_GET(self):
                 self.do_POST()
 
@@ -257,10 +223,10 @@ class FakeTelegram:
                 raw = self.rfile.read(n) if n else b"{}"
                 parts = self.path.split("/")
                 if len(parts) != 3 or not parts[1].startswith("bot"):
-                    return self._reply(404, {"ok": False, "error_code": 404, "description": "Not Found"})
+                    return self.reply(404, {"ok": False, "error_code": 404, "description": "Not Found"})
                 token, method = parts[1][3:], parts[2]
                 if token != TOKEN:
-                    return self._reply(401, {"ok": False, "error_code": 401,
+                    return self.reply(401, {"ok": False, "error_code": 401,
                                              "description": "Unauthorized"})
                 try:
                     params = json.loads(raw or b"{}")
@@ -284,24 +250,24 @@ class FakeTelegram:
                             body["description"] = f"Too Many Requests: retry after {f['retry_after']}"
                         if "parameters" in f:
                             body["parameters"] = f["parameters"]
-                        return self._reply(f["status"], body)
+                        return self.reply(f["status"], body)
                     if k == "drop":
-                        return self._drop()
+                        return self.drop()
                     if k == "truncated":
-                        return self._reply(200, raw=b'{"ok":true,"result":[{"update_id":')
+                        return self.reply(200, raw=b'{"ok":true,"result":[{"update_id":')
                     if k == "garbage":
-                        return self._reply(200, raw=b"<html>502 Bad Gateway</html>")
+                        return self.reply(200, raw=b"<html>502 Bad Gateway</html>")
                     if k == "big":
-                        return self._reply(200, raw=b'{"ok":true,"result":"' + b"x" * (5 << 20) + b'"}')
+                        return self.reply(200, raw=b'{"ok":true,"result":"' + b"x" * (5 << 20) + b'"}')
                     if k == "slow":
                         time.sleep(f.get("seconds", 3))
                 result = getattr(fake, "m_" + method, None)
                 if result is None:
-                    return self._reply(404, {"ok": False, "error_code": 404, "description": "Not Found: method not found"})
+                    return self.reply(404, {"ok": False, "error_code": 404, "description": "Not Found: method not found"})
                 status, body = result(params)
                 if f and f["kind"] == "drop_after":
-                    return self._drop()
-                self._reply(status, body)
+                    return self.drop()
+                self.reply(status, body)
 
         return H
 
