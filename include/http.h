@@ -57,10 +57,10 @@ struct http *http_new(const char *ca_bundle);
 void http_free(struct http *h);
 /* Starts a request; returns 0, or -1 with a sentence in err. */
 int http_start(struct http *h, const struct http_req *req, char *err, size_t errlen);
-/* Waits up to timeout_ms for network activity or for wake_fd (-1: none) to
- * become readable, then runs transfers and calls the callbacks of those that
- * finished.  Returns the number finished. */
-int http_run(struct http *h, int timeout_ms, int wake_fd);
+/* Waits up to timeout_ms for network activity or for one of fds[0..nfds)
+ * to become readable, then runs transfers and calls the callbacks of those
+ * that finished.  Returns the number finished. */
+int http_run(struct http *h, int timeout_ms, const int *fds, int nfds);
 size_t http_active(const struct http *h);
 
 /* Appends url with secrets hidden. */

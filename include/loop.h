@@ -8,6 +8,9 @@
  *   SIGTERM, SIGINT  stop polling, finish the sends in flight (at most
  *                    LOOP_STOP_GRACE_MS), exit 0;
  *   SIGHUP           reload the FAQ; an invalid file keeps the old one.
+ * The FAQ file's directory is watched (inotify): a save, including the
+ * write-a-new-file-and-rename-it way many editors save, reloads the FAQ
+ * LOOP_RELOAD_DELAY_MS after the last change.
  */
 #ifndef FAQBOT_LOOP_H
 #define FAQBOT_LOOP_H
@@ -19,6 +22,7 @@
 #include "transport.h"
 
 #define LOOP_STOP_GRACE_MS 4500
+#define LOOP_RELOAD_DELAY_MS 300
 
 struct loop_ctx {
 	struct bot *bot;

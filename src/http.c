@@ -231,12 +231,15 @@ static void finish(struct http *h, CURL *easy, CURLcode code)
 	xfer_free(h, x);
 }
 
-int http_run(struct http *h, int timeout_ms, int wake_fd)
+int http_run(struct http *h, int timeout_ms, const int *fds, int nfds)
 {
-	struct curl_waitfd extra = { wake_fd, CURL_WAIT_POLLIN, 0 };
-	int numfds = 0, running = 0, done = 0;
-	curl_multi_poll(h->multi, wake_fd >= 0 ? &extra : NULL, wake_fd >= 0 ? 1 : 0,
-			timeout_ms < 0 ? 0 : timeout_ms, &numfds);
+	struct curl_waitfd extra[4];
+	int n = 0, numfds = 0, running = 0, done = 0;
+	for (int i = 0; i < nfds && n < 4; i++)
+		if (fds[i] >= 0)
+			extra[n++] = (struct curl_waitfd){ fds[i], CURL_WAIT_POLLIN, 0 };
+	curl_multi_poll(h->multi, n ? extra : NULL, (unsigned)n, timeout_ms < 0 ? 0 : timeout_ms,
+			&numfds);
 	curl_multi_perform(h->multi, &running);
 	CURLMsg *msg;
 	int left;

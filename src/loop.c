@@ -10,8 +10,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <unistd.h>
 
 static volatile sig_atomic_t stop_flag, reload_flag;
@@ -76,18 +79,60 @@ int loop_reload(struct bot *bot, const char *path)
 	return 0;
 }
 
+/* Watches the directory of path (not the file: an editor that renames a
+ * new file over the old one replaces the inode).  Returns the fd or -1. */
+static int watch_faq(const char *path, char **base)
+{
+	char *d = xstrdup(path), *b = xstrdup(path);
+	int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (fd >= 0 && inotify_add_watch(fd, dirname(d), IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE |
+					 IN_ATTRIB) < 0) {
+		close(fd);
+		fd = -1;
+	}
+	if (fd < 0)
+		log_warn("faq_watch_failed", "faq=%s note=%s", log_q(path),
+			 log_q("edits are picked up on SIGHUP only"));
+	*base = xstrdup(basename(b));
+	free(d);
+	free(b);
+	return fd;
+}
+
+/* Reads pending inotify events; 1 when one concerns the FAQ file. */
+static int faq_changed(int fd, const char *base)
+{
+	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	int hit = 0;
+	ssize_t n;
+	while ((n = read(fd, buf, sizeof(buf))) > 0) {
+		for (char *p = buf; p < buf + n;) {
+			struct inotify_event *ev = (struct inotify_event *)p;
+			if (ev->len && !strcmp(ev->name, base))
+				hit = 1;
+			p += sizeof(*ev) + ev->len;
+		}
+	}
+	return hit;
+}
+
 int loop_run(struct loop_ctx *ctx)
 {
 	if (setup_signals() < 0) {
 		log_error("fatal", "error=%s", log_q("cannot set up signal handling"));
 		return 1;
 	}
-	int64_t stop_deadline = 0;
+	int64_t stop_deadline = 0, reload_at = 0;
 	int rc = 0;
+	char *base = NULL;
+	int watch = watch_faq(ctx->faq_path, &base);
 	for (;;) {
 		int64_t now = wall_ms();
-		if (reload_flag) {
+		if (watch >= 0 && faq_changed(watch, base))
+			reload_at = now + LOOP_RELOAD_DELAY_MS; /* let the editor finish writing */
+		if (reload_flag || (reload_at && now >= reload_at)) {
 			reload_flag = 0;
+			reload_at = 0;
 			loop_reload(ctx->bot, ctx->faq_path);
 		}
 		if (stop_flag && !stop_deadline) {
@@ -110,16 +155,22 @@ int loop_run(struct loop_ctx *ctx)
 		if (stop_deadline && (!busy || now >= stop_deadline))
 			break;
 		int64_t wake = stop_deadline ? now + 100 : now + 1000;
+		if (reload_at && reload_at < wake)
+			wake = reload_at;
 		for (size_t i = 0; i < ctx->n_tr && !stop_deadline; i++) {
 			int64_t w = ctx->tr[i]->next_wake(ctx->tr[i]->self, now);
 			if (w >= 0 && w < wake)
 				wake = w;
 		}
 		int timeout = wake > now ? (int)(wake - now) : 0;
-		http_run(ctx->http, timeout, wake_pipe[0]);
+		int fds[2] = { wake_pipe[0], watch };
+		http_run(ctx->http, timeout, fds, 2);
 		drain();
 	}
 out:
+	if (watch >= 0)
+		close(watch);
+	free(base);
 	log_info("stopped", "status=%d", rc);
 	return rc;
 }

