@@ -26,6 +26,8 @@
 
 enum chat_kind { CHAT_PRIVATE, CHAT_GROUP };
 
+#define BOT_LOW_CONFIDENCE 0.10
+
 struct inbound_msg {
 	const char *text;
 	size_t len;
@@ -62,6 +64,9 @@ struct reply {
 	size_t n_choices;
 	char *entry_id;       /* the answered (or best-guess) entry, or NULL */
 	double confidence;
+	int unanswered;       /* a question the FAQ did not answer well: a fallback,
+			       * a choice between entries, or an answer within
+			       * BOT_LOW_CONFIDENCE of the threshold */
 };
 
 struct bot_options {

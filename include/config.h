@@ -29,6 +29,9 @@ struct config {
 	double threshold;         /* -1: the FAQ's own */
 	char *subscribe_url;      /* NULL: the FAQ's fallback url */
 	char *ca_bundle;
+	long unanswered_retention_days; /* 0: do not record */
+	int log_questions;
+	long health_max_age;            /* seconds */
 
 	char *telegram_token;
 	char *telegram_api_url;

@@ -27,6 +27,7 @@
 struct loop_ctx {
 	struct bot *bot;
 	const char *faq_path;
+	const char *state_dir;   /* where the heartbeat goes */
 	struct http *http;
 	struct transport **tr;
 	size_t n_tr;

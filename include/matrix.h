@@ -35,6 +35,8 @@ struct mx_options {
 	const char *invite_allow;   /* NULL/empty: accept every invite */
 	int encrypted_notice;
 	long sync_timeout_s;
+	int record_unanswered;
+	int log_questions;
 };
 
 struct transport *mx_new(const struct mx_options *o, struct bot *bot, struct store *store,

@@ -28,7 +28,7 @@
 
 #include "strbuf.h"
 
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 #define STORE_FILE "faqbot.db"
 
 enum outbox_state { OUT_PENDING = 0, OUT_SENDING = 1, OUT_SENT = 2, OUT_FAILED = 3, OUT_DROPPED = 4 };
@@ -58,6 +58,9 @@ struct store;
 
 /* Opens (creating) dir/faqbot.db; -1 with a sentence naming the file. */
 struct store *store_open(const char *dir, char *err, size_t errlen);
+/* Opens an existing database to read it while faqbot runs (no lock, no
+ * migration); NULL with a sentence when it cannot. */
+struct store *store_open_reader(const char *dir, char *err, size_t errlen);
 void store_close(struct store *s);
 const char *store_path(const struct store *s);
 
@@ -110,6 +113,18 @@ int store_outbox_mark_sent(struct store *s, const char *transport, const char *t
 /* 1 when a sent row has this result (is this event one of ours?). */
 int store_outbox_has_result(struct store *s, const char *transport, const char *result);
 void outbox_row_release(struct outbox_row *row);
+
+/* Records a question the FAQ did not answer well; the chat is stored
+ * hashed, never in clear. */
+int store_unanswered_add(struct store *s, const char *transport, const char *chat,
+			 const char *text, const char *best, double confidence, int64_t now);
+/* Deletes records older than before (ms); returns how many. */
+int store_unanswered_prune(struct store *s, int64_t before);
+/* Calls fn for each record since `since` (ms), oldest first. */
+int store_unanswered_each(struct store *s, int64_t since,
+			  void (*fn)(void *arg, int64_t at, const char *transport, const char *text,
+				     const char *best, double confidence),
+			  void *arg);
 
 int64_t store_chat_parked(struct store *s, const char *transport, const char *chat);
 int store_chat_park(struct store *s, const char *transport, const char *chat, int64_t until);

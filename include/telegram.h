@@ -40,6 +40,8 @@ struct tg_options {
 	long poll_timeout_s;
 	long send_timeout_s;
 	int rate_limits;
+	int record_unanswered;     /* keep unanswered questions for `faqbot report` */
+	int log_questions;         /* write question texts in the log (privacy: off) */
 };
 
 struct transport *tg_new(const struct tg_options *o, struct bot *bot, struct store *store,

@@ -230,6 +230,7 @@ static void answer_question(struct bot *b, const struct inbound_msg *m, struct r
 	match_question(b->idx, m->text, m->len, b->opt.threshold, &mt);
 	if (mt.kind == MATCH_ANSWER) {
 		answer_entry(b, mt.entry, mt.confidence, r);
+		r->unanswered = mt.confidence < mt.threshold + BOT_LOW_CONFIDENCE;
 		return;
 	}
 	if (mt.kind == MATCH_AMBIGUOUS) {
@@ -251,6 +252,7 @@ static void answer_question(struct bot *b, const struct inbound_msg *m, struct r
 	if (mt.entry >= 0)
 		r->entry_id = xstrdup(f->entries[mt.entry].id);
 	r->confidence = mt.confidence;
+	r->unanswered = 1;
 }
 
 /* Recognises "<prefix>word" at the start; returns the command word length

@@ -4,6 +4,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "loop.h"
 #include "faq.h"
+#include "health.h"
 #include "index.h"
 #include "log.h"
 #include "util.h"
@@ -122,7 +123,7 @@ int loop_run(struct loop_ctx *ctx)
 		log_error("fatal", "error=%s", log_q("cannot set up signal handling"));
 		return 1;
 	}
-	int64_t stop_deadline = 0, reload_at = 0;
+	int64_t stop_deadline = 0, reload_at = 0, beat_at = 0;
 	int rc = 0;
 	char *base = NULL;
 	int watch = watch_faq(ctx->faq_path, &base);
@@ -154,6 +155,10 @@ int loop_run(struct loop_ctx *ctx)
 		}
 		if (stop_deadline && (!busy || now >= stop_deadline))
 			break;
+		if (now >= beat_at) {
+			health_write(ctx->state_dir, ctx->tr, ctx->n_tr);
+			beat_at = now + HEALTH_EVERY_MS;
+		}
 		int64_t wake = stop_deadline ? now + 100 : now + 1000;
 		if (reload_at && reload_at < wake)
 			wake = reload_at;

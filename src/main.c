@@ -12,12 +12,14 @@
 #include "config.h"
 #include "console.h"
 #include "faq.h"
+#include "health.h"
 #include "http.h"
 #include "index.h"
 #include "log.h"
 #include "loop.h"
 #include "matrix.h"
 #include "match.h"
+#include "report.h"
 #include "store.h"
 #include "telegram.h"
 #include "strbuf.h"
@@ -42,6 +44,8 @@ static const char usage_main[] =
 	"  console             chat with the bot on the terminal\n"
 	"  run                 run the bot (the console when no chat credentials are set)\n"
 	"  config              print the effective configuration, secrets masked\n"
+	"  report              the questions the FAQ did not answer well, grouped (--json: drafts)\n"
+	"  health              exit 0 when the running bot polls its chat servers\n"
 	"\n"
 	"options:\n"
 	"  --help              this help; 'faqbot COMMAND --help' for a command's\n"
@@ -84,6 +88,21 @@ static const char usage_run[] =
 	"is (both at once in one process), else the console chat.  SIGTERM/SIGINT finish the replies in flight and exit 0;\n"
 	"SIGHUP reloads the FAQ.  Settings (config file key / environment variable):\n";
 
+static const char usage_report[] =
+	"usage: faqbot report [--config FILE] [--json] [--days N]\n"
+	"\n"
+	"Lists the questions the bot answered with the fallback, with a choice, or\n"
+	"with low confidence, over the last N days (default: unanswered_retention_days),\n"
+	"grouped by their words, most frequent first.  --json prints them as draft FAQ\n"
+	"entries to paste into the FAQ and complete.  Works while the bot runs.\n";
+
+static const char usage_health[] =
+	"usage: faqbot health [--config FILE]\n"
+	"\n"
+	"Exit 0 when the running bot's last successful poll of every configured chat\n"
+	"server is more recent than health_max_age seconds; otherwise exit 1 with a\n"
+	"sentence saying what is wrong.  The Docker image's HEALTHCHECK.\n";
+
 static const char usage_config[] =
 	"usage: faqbot config [--config FILE]\n"
 	"\n"
@@ -95,6 +114,7 @@ static const char usage_config[] =
 struct opts {
 	const char *faq, *config;
 	int explain, json, use_stdin, help;
+	long days;
 	double threshold;
 	char **args;
 	int nargs;
@@ -117,6 +137,13 @@ static int parse_opts(int argc, char **argv, struct opts *o, const char *usage)
 			o->config = argv[++i];
 		} else if (!strncmp(a, "--config=", 9)) {
 			o->config = a + 9;
+		} else if (!strcmp(a, "--days") && i + 1 < argc) {
+			char *end;
+			o->days = strtol(argv[++i], &end, 10);
+			if (*end || o->days <= 0) {
+				fprintf(stderr, "faqbot: --days must be a whole number of days\n");
+				return -1;
+			}
 		} else if (!strcmp(a, "--explain")) {
 			o->explain = 1;
 		} else if (!strcmp(a, "--json")) {
@@ -452,6 +479,9 @@ static int serve(struct config *c)
 	struct bot_options bo = { c->threshold, c->subscribe_url };
 	struct bot *b = bot_new(idx, &bo);
 	struct http *h = http_new(c->ca_bundle);
+	int pruned = store_unanswered_prune(st, wall_ms() - c->unanswered_retention_days * 86400000LL);
+	if (pruned > 0)
+		log_info("unanswered_pruned", "rows=%d days=%ld", pruned, c->unanswered_retention_days);
 	struct transport *tr[2];
 	size_t n = 0;
 	if (c->telegram_token) {
@@ -460,19 +490,21 @@ static int serve(struct config *c)
 					 !strcmp(c->telegram_backlog, "skip"), c->telegram_backlog_minutes,
 					 c->telegram_cooldown, c->telegram_delete_webhook,
 					 c->telegram_poll_timeout, c->telegram_send_timeout,
-					 c->telegram_rate_limits };
+					 c->telegram_rate_limits, c->unanswered_retention_days > 0,
+					 c->log_questions };
 		tr[n++] = tg_new(&to, b, st, h);
 	}
 	if (c->matrix_homeserver) {
 		struct mx_options mo = { c->matrix_homeserver, c->matrix_token, c->matrix_user,
 					 c->matrix_password, c->matrix_command_prefix[0],
 					 c->matrix_invite_allow, c->matrix_encrypted_notice,
-					 c->matrix_sync_timeout };
+					 c->matrix_sync_timeout, c->unanswered_retention_days > 0,
+					 c->log_questions };
 		tr[n++] = mx_new(&mo, b, st, h);
 	}
 	log_info("starting", "version=%s faq=%s entries=%zu state=%s transports=%zu", FAQBOT_VERSION,
 		 log_q(c->faq), index_faq(idx)->n_entries, log_q(store_path(st)), n);
-	struct loop_ctx lc = { b, c->faq, h, tr, n };
+	struct loop_ctx lc = { b, c->faq, c->state_dir, h, tr, n };
 	int rc = loop_run(&lc);
 	http_free(h);
 	for (size_t i = 0; i < n; i++)
@@ -480,6 +512,71 @@ static int serve(struct config *c)
 	store_close(st);
 	bot_free(b);
 	return rc;
+}
+
+static int cmd_report(int argc, char **argv)
+{
+	struct opts o;
+	if (parse_opts(argc, argv, &o, usage_report) < 0) {
+		free(o.args);
+		return 2;
+	}
+	free(o.args);
+	if (o.help || o.nargs) {
+		fputs(usage_report, o.help ? stdout : stderr);
+		return o.help ? 0 : 2;
+	}
+	struct config c;
+	if (load_config(&o, &c) < 0) {
+		config_release(&c);
+		return 1;
+	}
+	char err[1024];
+	int rc = 1;
+	struct index *idx = load_index(c.faq);
+	struct store *st = idx ? store_open_reader(c.state_dir, err, sizeof(err)) : NULL;
+	if (idx && !st)
+		fprintf(stderr, "faqbot: %s\n", err);
+	if (st) {
+		long days = o.days ? o.days : (c.unanswered_retention_days ? c.unanswered_retention_days : 30);
+		struct strbuf out = STRBUF_INIT;
+		if (report_build(st, idx, wall_ms() - days * 86400000LL, o.json, &out) == 0) {
+			fputs(out.buf, stdout);
+			rc = 0;
+		} else {
+			fprintf(stderr, "faqbot: cannot read the unanswered questions from %s\n", store_path(st));
+		}
+		strbuf_release(&out);
+	}
+	store_close(st);
+	index_free(idx);
+	config_release(&c);
+	return rc;
+}
+
+static int cmd_health(int argc, char **argv)
+{
+	struct opts o;
+	if (parse_opts(argc, argv, &o, usage_health) < 0) {
+		free(o.args);
+		return 2;
+	}
+	free(o.args);
+	if (o.help || o.nargs) {
+		fputs(usage_health, o.help ? stdout : stderr);
+		return o.help ? 0 : 2;
+	}
+	struct config c;
+	if (load_config(&o, &c) < 0) {
+		config_release(&c);
+		return 1;
+	}
+	struct strbuf out = STRBUF_INIT;
+	int rc = health_check(c.state_dir, c.health_max_age, &out);
+	fputs(out.buf, rc ? stderr : stdout);
+	strbuf_release(&out);
+	config_release(&c);
+	return rc ? 1 : 0;
 }
 
 static int cmd_run(int argc, char **argv)
@@ -546,6 +643,10 @@ int main(int argc, char **argv)
 		return cmd_run(argc - 2, argv + 2);
 	if (!strcmp(cmd, "config"))
 		return cmd_config(argc - 2, argv + 2);
+	if (!strcmp(cmd, "report"))
+		return cmd_report(argc - 2, argv + 2);
+	if (!strcmp(cmd, "health"))
+		return cmd_health(argc - 2, argv + 2);
 	fprintf(stderr, "faqbot: unknown command '%s'\n%s", cmd, usage_main);
 	return 2;
 }

@@ -637,8 +637,11 @@ static void handle_event(struct mx *m, const char *room, json_t *ev, long member
 		const char *root = rel_type && !strcmp(rel_type, "m.thread")
 				   ? json_string_value(json_object_get(rel, "event_id")) : NULL;
 		queue_notice(m, room, trigger, "q", &r, r.text, sender, event_id, root);
-		log_info("reply", "transport=" T " room=%s entry=%s confidence=%.3f", log_q(room),
-			 r.entry_id ? r.entry_id : "-", r.confidence);
+		if (r.unanswered && m->o.record_unanswered)
+			store_unanswered_add(m->store, T, room, body, r.entry_id, r.confidence, now);
+		log_info("reply", "transport=" T " room=%s entry=%s confidence=%.3f%s%s", log_q(room),
+			 r.entry_id ? r.entry_id : "-", r.confidence,
+			 m->o.log_questions ? " question=" : "", m->o.log_questions ? log_q(body) : "");
 	}
 	reply_release(&r);
 }

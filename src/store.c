@@ -61,8 +61,16 @@ static const char *const schema_v1[] = {
 	NULL
 };
 
+/* v2: questions the FAQ could not answer well, for `faqbot report`. */
+static const char *const schema_v2[] = {
+	"CREATE TABLE unanswered(id INTEGER PRIMARY KEY, at INTEGER NOT NULL, transport TEXT NOT NULL,"
+	" chat TEXT NOT NULL, text TEXT NOT NULL, best TEXT, confidence REAL NOT NULL)",
+	"CREATE INDEX unanswered_at ON unanswered(at)",
+	NULL
+};
+
 /* Migrations: migrations[v] upgrades a database from version v to v + 1. */
-static const char *const *const migrations[] = { schema_v1 };
+static const char *const *const migrations[] = { schema_v1, schema_v2 };
 
 static sqlite3_stmt *stmt(struct store *s, const char *sql)
 {
@@ -206,6 +214,23 @@ struct store *store_open(const char *dir, char *err, size_t errlen)
 		store_close(s);
 		return NULL;
 	}
+	return s;
+}
+
+struct store *store_open_reader(const char *dir, char *err, size_t errlen)
+{
+	struct store *s = xcalloc(1, sizeof(*s));
+	s->lock_fd = -1;
+	size_t n = strlen(dir) + strlen(STORE_FILE) + 2;
+	s->path = xmalloc(n);
+	snprintf(s->path, n, "%s/%s", dir, STORE_FILE);
+	if (sqlite3_open_v2(s->path, &s->db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "%s: cannot open the database: %s (has faqbot run with this "
+			 "state_dir?)", s->path, s->db ? sqlite3_errmsg(s->db) : "out of memory");
+		store_close(s);
+		return NULL;
+	}
+	sqlite3_busy_timeout(s->db, 5000);
 	return s;
 }
 
@@ -604,6 +629,51 @@ static int chat_upsert(struct store *s, const char *transport, const char *chat)
 	bind_str(st, 1, transport);
 	bind_str(st, 2, chat);
 	return step_done(s, st);
+}
+
+int store_unanswered_add(struct store *s, const char *transport, const char *chat,
+			 const char *text, const char *best, double confidence, int64_t now)
+{
+	static const char sql[] = "INSERT INTO unanswered(at, transport, chat, text, best, confidence)"
+				  " VALUES(?1, ?2, ?3, ?4, ?5, ?6)";
+	char hashed[24];
+	snprintf(hashed, sizeof(hashed), "%016llx", (unsigned long long)hash_bytes(chat, strlen(chat)));
+	sqlite3_stmt *st = stmt(s, sql);
+	sqlite3_bind_int64(st, 1, now);
+	bind_str(st, 2, transport);
+	bind_str(st, 3, hashed);
+	bind_str(st, 4, text);
+	bind_str(st, 5, best);
+	sqlite3_bind_double(st, 6, confidence);
+	return step_done(s, st);
+}
+
+int store_unanswered_prune(struct store *s, int64_t before)
+{
+	static const char sql[] = "DELETE FROM unanswered WHERE at<?1";
+	sqlite3_stmt *st = stmt(s, sql);
+	sqlite3_bind_int64(st, 1, before);
+	if (step_done(s, st) < 0)
+		return -1;
+	return sqlite3_changes(s->db);
+}
+
+int store_unanswered_each(struct store *s, int64_t since,
+			  void (*fn)(void *arg, int64_t at, const char *transport, const char *text,
+				     const char *best, double confidence),
+			  void *arg)
+{
+	static const char sql[] = "SELECT at, transport, text, best, confidence FROM unanswered"
+				  " WHERE at>=?1 ORDER BY at";
+	sqlite3_stmt *st = stmt(s, sql);
+	sqlite3_bind_int64(st, 1, since);
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		fn(arg, sqlite3_column_int64(st, 0), (const char *)sqlite3_column_text(st, 1),
+		   (const char *)sqlite3_column_text(st, 2), (const char *)sqlite3_column_text(st, 3),
+		   sqlite3_column_double(st, 4));
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : -1;
 }
 
 int64_t store_chat_parked(struct store *s, const char *transport, const char *chat)

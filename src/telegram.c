@@ -497,8 +497,11 @@ static void handle_message(struct tg *tg, json_t *msg, int64_t now)
 		strbuf_release(&mid);
 	}
 	queue_reply(tg, chat, trigger, &r, reply_to, thread);
-	log_info("reply", "transport=" T " chat=%s kind=%s entry=%s confidence=%.3f", chat,
-		 reply_kind_name(r.kind), r.entry_id ? r.entry_id : "-", r.confidence);
+	if (r.unanswered && tg->o.record_unanswered)
+		store_unanswered_add(tg->store, T, chat, raw, r.entry_id, r.confidence, now);
+	log_info("reply", "transport=" T " chat=%s kind=%s entry=%s confidence=%.3f%s%s", chat,
+		 reply_kind_name(r.kind), r.entry_id ? r.entry_id : "-", r.confidence,
+		 tg->o.log_questions ? " question=" : "", tg->o.log_questions ? log_q(raw) : "");
 	reply_release(&r);
 }
 

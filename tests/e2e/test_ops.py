@@ -115,6 +115,55 @@ class Ops(unittest.TestCase):
         finally:
             b2.stop()
 
+    def run_cli(self, *args):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FAQBOT_")}
+        env.update({k: str(v) for k, v in self.b.env.items()})
+        p = subprocess.run([FAQBOT, *args], env=env, capture_output=True, text=True, timeout=30)
+        return p.returncode, p.stdout, p.stderr
+
+    def test_report_groups_unanswered_questions(self):
+        for q in ("comment renouveler mon passeport ?", "renouveler passeport comment",
+                  "Comment renouveler mon passeport", "quel temps fait-il ?"):
+            self.ask(q)
+        self.ask()                                  # answered: not in the report
+        rc, out, err = self.run_cli("report")
+        self.assertEqual(rc, 0, err)
+        lines = out.splitlines()
+        self.assertIn("4 unanswered question(s) in 2 group(s)", lines[0])
+        self.assertRegex(lines[1], r"^\s+3  \[passeport renouvel\]")
+        self.assertNotIn("combien", out)
+        rc, out, err = self.run_cli("report", "--json")
+        drafts = json.loads(out)
+        self.assertEqual(len(drafts), 2)
+        self.assertEqual(set(drafts[0]), {"id", "questions", "answer", "keywords"})
+        self.assertEqual(len(drafts[0]["questions"]), 3)
+
+    def test_health_follows_the_polls(self):
+        self.ask()
+        env = dict(FAQBOT_HEALTH_MAX_AGE=5)
+        self.b.env.update(env)
+        end = time.time() + 10
+        while time.time() < end:                    # the heartbeat is rewritten every 2 s
+            rc, out, err = self.run_cli("health")
+            if rc == 0:
+                break
+            time.sleep(0.3)
+        self.assertEqual(rc, 0, err)
+        self.assertIn("telegram: ok", out)
+        self.fake.fault("getUpdates", "status", times=10000, status=502)  # polls fail from now on
+        end = time.time() + 20
+        while time.time() < end:
+            rc, out, err = self.run_cli("health")
+            if rc:
+                break
+            time.sleep(0.5)
+        self.assertEqual(rc, 1)
+        self.assertIn("telegram: the last successful poll was", err)
+        self.b.kill()
+        rc, out, err = self.run_cli("health")
+        self.assertEqual(rc, 1)
+        self.assertIn("is not running", err)
+
 
 if __name__ == "__main__":
     try:
