@@ -41,7 +41,7 @@ STOPWORDS = $(wildcard faq/stopwords/*.txt)
 UNIT_SRCS = $(wildcard tests/unit/test_*.c)
 UNIT_BINS = $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps run test unit-bins eval bench install clean FORCE
+.PHONY: all deps run test unit-bins eval bench install clean docker-test FORCE
 
 all: deps
 	@$(MAKE) --no-print-directory $(BUILD)/faqbot
@@ -117,6 +117,10 @@ bench: all
 
 $(BUILD)/bench: tests/bench/bench.c $(OBJS) $(HEADERS)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(OBJS) $(LDFLAGS_ALL) $(PKG_LIBS)
+
+# The container image, built and tried with buildah (no Docker engine needed).
+docker-test: all
+	@PYTHON=$(PYTHON) sh tests/docker/docker_test.sh
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/faqbot

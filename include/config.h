@@ -32,6 +32,9 @@ struct config {
 	long unanswered_retention_days; /* 0: do not record */
 	int log_questions;
 	long health_max_age;            /* seconds */
+	char *metrics_address;          /* NULL: no metrics */
+	char *admin_telegram_chat;      /* chat id that receives FAQ reload errors */
+	char *admin_matrix_room;        /* room id that receives FAQ reload errors */
 
 	char *telegram_token;
 	char *telegram_api_url;

@@ -31,12 +31,14 @@ struct loop_ctx {
 	struct http *http;
 	struct transport **tr;
 	size_t n_tr;
+	int metrics_fd;          /* listening socket, or -1 */
 };
 
 /* Runs until a stop signal (returns 0) or a fatal transport error (1). */
 int loop_run(struct loop_ctx *ctx);
 /* Loads and indexes path; on success swaps it into bot and returns 0; on
- * failure logs every problem and keeps the FAQ in service (-1). */
-int loop_reload(struct bot *bot, const char *path);
+ * failure logs every problem (and appends them to problems, if not NULL)
+ * and keeps the FAQ in service (-1). */
+int loop_reload(struct bot *bot, const char *path, struct strbuf *problems);
 
 #endif

@@ -37,6 +37,7 @@ struct mx_options {
 	long sync_timeout_s;
 	int record_unanswered;
 	int log_questions;
+	const char *admin_room;    /* told about invalid FAQ edits, or NULL */
 };
 
 struct transport *mx_new(const struct mx_options *o, struct bot *bot, struct store *store,

@@ -42,6 +42,7 @@ struct tg_options {
 	int rate_limits;
 	int record_unanswered;     /* keep unanswered questions for `faqbot report` */
 	int log_questions;         /* write question texts in the log (privacy: off) */
+	const char *admin_chat;    /* told about invalid FAQ edits, or NULL */
 };
 
 struct transport *tg_new(const struct tg_options *o, struct bot *bot, struct store *store,

@@ -7,6 +7,7 @@
 #include "health.h"
 #include "index.h"
 #include "log.h"
+#include "metrics.h"
 #include "util.h"
 
 #include <errno.h>
@@ -59,7 +60,7 @@ static int setup_signals(void)
 	return 0;
 }
 
-int loop_reload(struct bot *bot, const char *path)
+int loop_reload(struct bot *bot, const char *path, struct strbuf *problems)
 {
 	struct faq_diags d;
 	faq_diags_init(&d);
@@ -67,17 +68,38 @@ int loop_reload(struct bot *bot, const char *path)
 	struct index *idx = f ? index_build(f, &d) : NULL;
 	if (!idx) {
 		for (size_t i = 0; i < d.n; i++)
-			if (d.items[i].level == FAQ_ERROR)
+			if (d.items[i].level == FAQ_ERROR) {
 				log_error("reload_failed", "problem=%s", log_q(d.items[i].text));
+				if (problems)
+					strbuf_addf(problems, "%s\n", d.items[i].text);
+			}
 		log_error("reload_failed", "faq=%s note=%s", log_q(path),
 			  log_q("the previous FAQ stays in service"));
 		faq_diags_release(&d);
+		metrics_inc("faqbot_reloads_total", "result=\"failed\"");
 		return -1;
 	}
 	faq_diags_release(&d);
 	index_free(bot_swap_index(bot, idx));
 	log_info("reloaded", "faq=%s entries=%zu", log_q(path), index_faq(idx)->n_entries);
+	metrics_inc("faqbot_reloads_total", "result=\"ok\"");
 	return 0;
+}
+
+/* Reloads, and tells the admin chats when the new FAQ is refused. */
+static void reload(struct loop_ctx *ctx)
+{
+	struct strbuf problems = STRBUF_INIT;
+	if (loop_reload(ctx->bot, ctx->faq_path, &problems) < 0) {
+		struct strbuf msg = STRBUF_INIT;
+		strbuf_addf(&msg, "La FAQ modifiée (%s) contient des erreurs ; l'ancienne version reste "
+			    "en service :\n%s", ctx->faq_path, problems.buf);
+		for (size_t i = 0; i < ctx->n_tr; i++)
+			if (ctx->tr[i]->notify_admin)
+				ctx->tr[i]->notify_admin(ctx->tr[i]->self, msg.buf);
+		strbuf_release(&msg);
+	}
+	strbuf_release(&problems);
 }
 
 /* Watches the directory of path (not the file: an editor that renames a
@@ -134,7 +156,7 @@ int loop_run(struct loop_ctx *ctx)
 		if (reload_flag || (reload_at && now >= reload_at)) {
 			reload_flag = 0;
 			reload_at = 0;
-			loop_reload(ctx->bot, ctx->faq_path);
+			reload(ctx);
 		}
 		if (stop_flag && !stop_deadline) {
 			log_info("stopping", "note=%s", log_q("finishing the replies in flight"));
@@ -168,9 +190,11 @@ int loop_run(struct loop_ctx *ctx)
 				wake = w;
 		}
 		int timeout = wake > now ? (int)(wake - now) : 0;
-		int fds[2] = { wake_pipe[0], watch };
-		http_run(ctx->http, timeout, fds, 2);
+		int fds[3] = { wake_pipe[0], watch, ctx->metrics_fd };
+		http_run(ctx->http, timeout, fds, 3);
 		drain();
+		if (ctx->metrics_fd >= 0)
+			metrics_serve(ctx->metrics_fd);
 	}
 out:
 	if (watch >= 0)

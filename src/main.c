@@ -19,6 +19,7 @@
 #include "loop.h"
 #include "matrix.h"
 #include "match.h"
+#include "metrics.h"
 #include "report.h"
 #include "store.h"
 #include "telegram.h"
@@ -491,7 +492,7 @@ static int serve(struct config *c)
 					 c->telegram_cooldown, c->telegram_delete_webhook,
 					 c->telegram_poll_timeout, c->telegram_send_timeout,
 					 c->telegram_rate_limits, c->unanswered_retention_days > 0,
-					 c->log_questions };
+					 c->log_questions, c->admin_telegram_chat };
 		tr[n++] = tg_new(&to, b, st, h);
 	}
 	if (c->matrix_homeserver) {
@@ -499,13 +500,29 @@ static int serve(struct config *c)
 					 c->matrix_password, c->matrix_command_prefix[0],
 					 c->matrix_invite_allow, c->matrix_encrypted_notice,
 					 c->matrix_sync_timeout, c->unanswered_retention_days > 0,
-					 c->log_questions };
+					 c->log_questions, c->admin_matrix_room };
 		tr[n++] = mx_new(&mo, b, st, h);
 	}
 	log_info("starting", "version=%s faq=%s entries=%zu state=%s transports=%zu", FAQBOT_VERSION,
 		 log_q(c->faq), index_faq(idx)->n_entries, log_q(store_path(st)), n);
-	struct loop_ctx lc = { b, c->faq, c->state_dir, h, tr, n };
+	int mfd = -1;
+	if (c->metrics_address) {
+		mfd = metrics_listen(c->metrics_address, err, sizeof(err));
+		if (mfd < 0) {
+			fprintf(stderr, "faqbot: metrics_address: %s\n", err);
+			http_free(h);
+			for (size_t i = 0; i < n; i++)
+				tr[i]->free(tr[i]->self);
+			store_close(st);
+			bot_free(b);
+			return 1;
+		}
+		log_info("metrics", "address=%s", log_q(c->metrics_address));
+	}
+	struct loop_ctx lc = { b, c->faq, c->state_dir, h, tr, n, mfd };
 	int rc = loop_run(&lc);
+	if (mfd >= 0)
+		close(mfd);
 	http_free(h);
 	for (size_t i = 0; i < n; i++)
 		tr[i]->free(tr[i]->self);

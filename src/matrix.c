@@ -10,6 +10,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "matrix.h"
 #include "log.h"
+#include "metrics.h"
 #include "sender.h"
 #include "text.h"
 #include "util.h"
@@ -637,6 +638,11 @@ static void handle_event(struct mx *m, const char *room, json_t *ev, long member
 		const char *root = rel_type && !strcmp(rel_type, "m.thread")
 				   ? json_string_value(json_object_get(rel, "event_id")) : NULL;
 		queue_notice(m, room, trigger, "q", &r, r.text, sender, event_id, root);
+		metrics_inc("faqbot_questions_total", "transport=\"" T "\"");
+		metrics_inc("faqbot_replies_total", r.kind == REPLY_ANSWER ? "transport=\"" T "\",kind=\"answer\""
+				: r.kind == REPLY_FALLBACK ? "transport=\"" T "\",kind=\"fallback\""
+				: r.kind == REPLY_CHOOSE ? "transport=\"" T "\",kind=\"choose\""
+				: "transport=\"" T "\",kind=\"other\"");
 		if (r.unanswered && m->o.record_unanswered)
 			store_unanswered_add(m->store, T, room, body, r.entry_id, r.confidence, now);
 		log_info("reply", "transport=" T " room=%s entry=%s confidence=%.3f%s%s", log_q(room),
@@ -793,6 +799,7 @@ static void commit_batch(struct mx *m)
 	m->n_gaps = m->gap_next = 0;
 	m->last_sync_ok = now;
 	m->sync_fail = 0;
+	metrics_inc("faqbot_polls_total", "transport=\"" T "\"");
 	pump(m, now);
 }
 
@@ -806,6 +813,7 @@ static void sync_error(struct mx *m, const struct http_response *r, json_t *root
 	uint64_t wait = ra >= 0 ? (uint64_t)ra * 1000 : json_is_integer(ms) ? (uint64_t)json_integer_value(ms)
 									       : http_backoff_ms(m->sync_fail++);
 	m->sync_after = wall_ms() + (int64_t)wait;
+	metrics_inc("faqbot_errors_total", "transport=\"" T "\",kind=\"poll\"");
 	log_warn("sync_failed", "transport=" T " status=%ld errcode=%s error=%s retry_in_ms=%llu", r->status,
 		 *ec ? ec : "-", log_q(r->truncated ? "the response was larger than the limit" : er),
 		 (unsigned long long)wait);
@@ -961,6 +969,7 @@ static void send_done(void *arg, struct http_response *r)
 		log_warn("join_retry", "transport=" T " room=%s error=%s", log_q(row->chat), log_q(er));
 	} else if (r->status >= 400 && r->status < 500) {
 		row->state = OUT_FAILED;
+		metrics_inc("faqbot_errors_total", "transport=\"" T "\",kind=\"send_failed\"");
 		log_error("send_failed", "transport=" T " room=%s trigger=%s status=%ld errcode=%s error=%s",
 			  log_q(row->chat), log_q(row->trigger), r->status, *ec ? ec : "-", log_q(er));
 		if (join)
@@ -1046,6 +1055,18 @@ static void mx_stop(void *self)
 	sender_stop(m->sender);
 }
 
+static void mx_notify_admin(void *self, const char *text)
+{
+	struct mx *m = self;
+	if (!m->o.admin_room || m->phase != PH_RUN)
+		return;
+	char trigger[64];
+	snprintf(trigger, sizeof(trigger), "admin:%lld", (long long)wall_ms());
+	store_begin(m->store);
+	queue_notice(m, m->o.admin_room, trigger, "admin", NULL, text, NULL, NULL, NULL);
+	pump(m, wall_ms());
+}
+
 static int64_t mx_last_poll(void *self)
 {
 	return ((struct mx *)self)->last_sync_ok;
@@ -1104,6 +1125,6 @@ struct transport *mx_new(const struct mx_options *o, struct bot *bot, struct sto
 	static const struct sender_ops ops = { mx_send, NULL };
 	m->sender = sender_new(store, T, MAX_IN_FLIGHT, &ops, m);
 	m->tr = (struct transport){ T, m, mx_tick, mx_next_wake, mx_failed, mx_busy, mx_stop,
-				    mx_last_poll, NULL, mx_free };
+				    mx_last_poll, mx_notify_admin, mx_free };
 	return &m->tr;
 }

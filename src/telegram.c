@@ -9,6 +9,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "telegram.h"
 #include "log.h"
+#include "metrics.h"
 #include "sender.h"
 #include "strmap.h"
 #include "text.h"
@@ -499,6 +500,12 @@ static void handle_message(struct tg *tg, json_t *msg, int64_t now)
 	queue_reply(tg, chat, trigger, &r, reply_to, thread);
 	if (r.unanswered && tg->o.record_unanswered)
 		store_unanswered_add(tg->store, T, chat, raw, r.entry_id, r.confidence, now);
+	metrics_inc("faqbot_questions_total", "transport=\"" T "\"");
+	{
+		char labels[80];
+		snprintf(labels, sizeof(labels), "transport=\"" T "\",kind=\"%s\"", reply_kind_name(r.kind));
+		metrics_inc("faqbot_replies_total", labels);
+	}
 	log_info("reply", "transport=" T " chat=%s kind=%s entry=%s confidence=%.3f%s%s", chat,
 		 reply_kind_name(r.kind), r.entry_id ? r.entry_id : "-", r.confidence,
 		 tg->o.log_questions ? " question=" : "", tg->o.log_questions ? log_q(raw) : "");
@@ -642,6 +649,8 @@ static void poll_done(void *arg, struct http_response *r)
 		}
 		tg->last_poll_ok = now;
 		tg->poll_fail = 0;
+		metrics_inc("faqbot_polls_total", "transport=\"" T "\"");
+		metrics_add("faqbot_poll_seconds_total", "transport=\"" T "\"", (double)r->elapsed_ms / 1000.0);
 		if (added)
 			log_debug("polled", "transport=" T " updates=%zu", added);
 		pump(tg, now);
@@ -660,6 +669,7 @@ static void poll_done(void *arg, struct http_response *r)
 		long ra = code == 429 ? retry_after(root, r) : -1;
 		uint64_t wait = ra >= 0 ? (uint64_t)ra * 1000 : http_backoff_ms(tg->poll_fail++);
 		tg->poll_after = now + (int64_t)wait;
+		metrics_inc("faqbot_errors_total", "transport=\"" T "\",kind=\"poll\"");
 		log_warn("poll_failed", "transport=" T " status=%ld error=%s retry_in_ms=%llu", code,
 			 log_q(r->truncated ? "the response was larger than the limit" : desc),
 			 (unsigned long long)wait);
@@ -806,6 +816,7 @@ static void send_done(void *arg, struct http_response *r)
 			 log_q(desc));
 	} else if (code >= 400 && code < 500) {
 		row->state = OUT_FAILED;
+		metrics_inc("faqbot_errors_total", "transport=\"" T "\",kind=\"send_failed\"");
 		log_error("send_failed", "transport=" T " chat=%s trigger=%s part=%d status=%ld error=%s",
 			  row->chat, row->trigger, row->part, code, log_q(desc));
 	} else {
@@ -902,6 +913,21 @@ static void tg_stop(void *self)
 	sender_stop(tg->sender);
 }
 
+static void tg_notify_admin(void *self, const char *text)
+{
+	struct tg *tg = self;
+	if (!tg->o.admin_chat || tg->phase != PH_RUN)
+		return;
+	char trigger[64];
+	snprintf(trigger, sizeof(trigger), "admin:%lld", (long long)wall_ms());
+	struct reply r = { 0 };
+	r.kind = REPLY_HELP;
+	r.text = (char *)text;
+	store_begin(tg->store);
+	queue_reply(tg, tg->o.admin_chat, trigger, &r, 0, 0);
+	pump(tg, wall_ms());
+}
+
 static int64_t tg_last_poll(void *self)
 {
 	return ((struct tg *)self)->last_poll_ok;
@@ -942,6 +968,6 @@ struct transport *tg_new(const struct tg_options *o, struct bot *bot, struct sto
 	tg->sender = sender_new(store, T, MAX_IN_FLIGHT, &ops, tg);
 	log_add_secret(o->token);
 	tg->tr = (struct transport){ T, tg, tg_tick, tg_next_wake, tg_failed, tg_busy, tg_stop,
-				     tg_last_poll, NULL, tg_free };
+				     tg_last_poll, tg_notify_admin, tg_free };
 	return &tg->tr;
 }

@@ -48,6 +48,22 @@ for build in "$@"; do
 	fi
 done
 
+# The container image, when this machine can build one (CI installs buildah).
+if PYTHON="$PYTHON" sh tests/docker/docker_test.sh >"$log" 2>&1; then
+	passed=$((passed + 1))
+	echo "PASS  docker image (buildah): $(grep 'image size' "$log" | sed 's/docker-test: //')"
+else
+	rc=$?
+	if [ $rc = 77 ]; then
+		echo "SKIP  docker image: $(tail -n 1 "$log" | sed 's/docker-test: //')"
+	else
+		failed=$((failed + 1))
+		failures="$failures docker-image"
+		echo "FAIL  docker image (buildah)"
+		sed 's/^/      /' "$log" | tail -n 40
+	fi
+fi
+
 echo
 [ -n "$failures" ] && echo "failed:$failures"
 echo "suites: $passed passed, $failed failed"

@@ -164,6 +164,50 @@ class Ops(unittest.TestCase):
         self.assertEqual(rc, 1)
         self.assertIn("is not running", err)
 
+    def restart(self, **env):
+        self.b.stop()
+        self.b = Bot(**{**self.b.env, **{k: str(v) for k, v in env.items()}}).start()
+
+    def test_metrics_on_loopback(self):
+        import socket
+        import urllib.request
+        with socket.socket() as sk:
+            sk.bind(("127.0.0.1", 0))
+            port = sk.getsockname()[1]
+        self.restart(FAQBOT_METRICS_ADDRESS=f"127.0.0.1:{port}")
+        self.ask()
+        self.ask("comment renouveler mon passeport")
+        end = time.time() + 10
+        while True:
+            try:
+                text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+                break
+            except OSError:
+                if time.time() > end:
+                    raise
+                time.sleep(0.2)
+        self.assertIn('faqbot_questions_total{transport="telegram"} 2', text)
+        self.assertIn('faqbot_replies_total{transport="telegram",kind="answer"} 1', text)
+        self.assertIn('faqbot_replies_total{transport="telegram",kind="fallback"} 1', text)
+        self.assertIn("# TYPE faqbot_polls_total counter", text)
+        self.b.stop()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FAQBOT_")}
+        env.update({k: str(v) for k, v in self.b.env.items()})
+        env["FAQBOT_METRICS_ADDRESS"] = "0.0.0.0:9464"
+        p = subprocess.run([FAQBOT, "run"], env=env, capture_output=True, text=True, timeout=30)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("metrics are only served on this machine", p.stderr)
+
+    def test_admin_chat_hears_about_a_broken_edit(self):
+        self.restart(FAQBOT_ADMIN_TELEGRAM_CHAT="4242")
+        self.ask()
+        self.write('{"language": "french", "entries": []}')
+        self.assertTrue(self.fake.wait(lambda: self.fake.sent_to(4242), 10))
+        msg = self.fake.sent_to(4242)[0]["text"]
+        self.assertIn("l'ancienne version reste en service", msg)
+        self.assertIn('"entries" is empty', msg)
+        self.assertEqual(self.ask(), "Dix euros.")
+
 
 if __name__ == "__main__":
     try:
