@@ -187,6 +187,34 @@ class Console(unittest.TestCase):
         self.assertIn("ticket d'entrée", out)
 
 
+class RunSettings(unittest.TestCase):
+    def test_missing_credentials_and_bad_values_stop_at_start(self):
+        rc, _, err = run("run", env={"FAQBOT_MATRIX_HOMESERVER": "https://matrix.example.org"})
+        self.assertEqual(rc, 1)
+        self.assertIn("matrix_homeserver is set but there is no way to log in", err)
+        rc, _, err = run("run", env={"FAQBOT_TELEGRAM_COOLDOWN": "soon"})
+        self.assertEqual(rc, 1)
+        self.assertIn('FAQBOT_TELEGRAM_COOLDOWN: telegram_cooldown: "soon" is not a whole number', err)
+        rc, _, err = run("run", env={"FAQBOT_TELEGRAM_TOKEN": "1:x",
+                                     "FAQBOT_TELEGRAM_API_URL": "http://example.org"})
+        self.assertEqual(rc, 1)
+        self.assertIn("plain http:// is only allowed to this machine", err)
+        with tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False) as f:
+            f.write("faq = faq/faq.json\ntelegram_tokn = 1:x\n")
+        try:
+            rc, _, err = run("config", "--config", f.name)
+        finally:
+            os.unlink(f.name)
+        self.assertEqual(rc, 1)
+        self.assertIn(f'{f.name}:2: unknown key "telegram_tokn"', err)
+
+    def test_config_masks_secrets(self):
+        rc, out, _ = run("config", env={"FAQBOT_TELEGRAM_TOKEN": "1:supersecretvalue"})
+        self.assertEqual(rc, 0)
+        self.assertIn("telegram_token = ********", out)
+        self.assertNotIn("supersecretvalue", out)
+
+
 class SchemaAgreement(unittest.TestCase):
     """faq.schema.json and `faqbot check` must agree on every fixture."""
 
