@@ -41,7 +41,7 @@ STOPWORDS = $(wildcard faq/stopwords/*.txt)
 UNIT_SRCS = $(wildcard tests/unit/test_*.c)
 UNIT_BINS = $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps run test unit-bins eval bench install clean docker-test FORCE
+.PHONY: all deps run test unit-bins eval bench install clean docker-test fuzz fuzz-bins FORCE
 
 all: deps
 	@$(MAKE) --no-print-directory $(BUILD)/faqbot
@@ -117,6 +117,24 @@ bench: all
 
 $(BUILD)/bench: tests/bench/bench.c $(OBJS) $(HEADERS)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(OBJS) $(LDFLAGS_ALL) $(PKG_LIBS)
+
+# Fuzzing (clang's libFuzzer + ASan + UBSan): make fuzz FUZZ_SECONDS=60
+FUZZ_TARGETS = faq match telegram matrix config
+FUZZ_SECONDS ?= 60
+
+$(BUILD)/fuzz:
+	@mkdir -p $@
+
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(OBJS) $(HEADERS) | $(BUILD)/fuzz
+	@echo "FUZZ $@"
+	@$(CC) $(CFLAGS_ALL) -Itests/fuzz -fsanitize=fuzzer -o $@ $< $(OBJS) $(LDFLAGS_ALL) $(PKG_LIBS)
+
+fuzz-bins: $(FUZZ_TARGETS:%=$(BUILD)/fuzz/fuzz_%)
+
+fuzz: deps
+	@$(MAKE) --no-print-directory BUILD=build/clang-fuzz CC=clang \
+		SANITIZE=fuzzer-no-link,address,undefined fuzz-bins
+	@sh tests/fuzz/run.sh build/clang-fuzz/fuzz $(FUZZ_SECONDS)
 
 # The container image, built and tried with buildah (no Docker engine needed).
 docker-test: all

@@ -42,5 +42,8 @@ struct mx_options {
 
 struct transport *mx_new(const struct mx_options *o, struct bot *bot, struct store *store,
 			 struct http *http);
+/* For tests and fuzzing: handles body[0..len) as the answer to a /sync
+ * request (HTTP 200), as if the transport were running as @faqbot:localhost. */
+void mx_feed_sync(struct transport *t, const char *body, size_t len);
 
 #endif

@@ -47,5 +47,9 @@ struct tg_options {
 
 struct transport *tg_new(const struct tg_options *o, struct bot *bot, struct store *store,
 			 struct http *http);
+/* For tests and fuzzing: handles body[0..len) as the answer to a getUpdates
+ * request (HTTP 200), as if the transport were running: stores, processes,
+ * queues replies (nothing is sent until the loop runs). */
+void tg_feed_updates(struct transport *t, const char *body, size_t len);
 
 #endif

@@ -1095,6 +1095,31 @@ static void mx_free(void *self)
 	free(m);
 }
 
+void mx_feed_sync(struct transport *t, const char *body, size_t len)
+{
+	struct mx *m = t->self;
+	if (m->phase != PH_RUN) {
+		m->phase = PH_RUN;
+		free(m->user_id);
+		m->user_id = xstrdup("@faqbot:localhost");
+		free(m->localpart);
+		m->localpart = xstrdup("faqbot");
+		free(m->filter_id);
+		m->filter_id = xstrdup("f1");
+	}
+	if (m->syncing)
+		return; /* a gap fill is waiting for /messages */
+	struct http_response r;
+	memset(&r, 0, sizeof(r));
+	r.status = 200;
+	r.retry_after_s = -1;
+	strbuf_init(&r.body, 0);
+	strbuf_add(&r.body, body, len);
+	m->syncing = 1;
+	sync_done(m, &r);
+	strbuf_release(&r.body);
+}
+
 struct transport *mx_new(const struct mx_options *o, struct bot *bot, struct store *store,
 			 struct http *http)
 {

@@ -48,6 +48,22 @@ for build in "$@"; do
 	fi
 done
 
+# Fuzzing, about 20 s a target, and the replay of every saved crash input.
+if command -v clang >/dev/null 2>&1; then
+	if make --no-print-directory fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-20}" >"$log" 2>&1; then
+		passed=$((passed + 1))
+		echo "PASS  fuzz (libFuzzer, ${FUZZ_SECONDS:-20} s a target)"
+		grep '^fuzz:' "$log" | sed 's/^/      /'
+	else
+		failed=$((failed + 1))
+		failures="$failures fuzz"
+		echo "FAIL  fuzz"
+		grep -v '^CC\|^FUZZ\|^clang' "$log" | sed 's/^/      /' | tail -n 40
+	fi
+else
+	echo "SKIP  fuzz: clang is not installed (apt-get install clang)"
+fi
+
 # The container image, when this machine can build one (CI installs buildah).
 if PYTHON="$PYTHON" sh tests/docker/docker_test.sh >"$log" 2>&1; then
 	passed=$((passed + 1))
