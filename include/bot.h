@@ -93,6 +93,13 @@ void reply_release(struct reply *r);
  * from that chat picks from it). */
 int bot_has_choices(struct bot *b, const char *chat);
 
+/* Turns r into the one flood notice (FLOOD_NOTICE) or silence (FLOOD_IGNORE). */
+void bot_flood_reply(struct bot *b, int verdict, char prefix, struct reply *r);
+
+/* 1 when comma-separated list is empty or holds item (or, with server_ok,
+ * the server part of item after its first ':'). */
+int bot_listed(const char *list, const char *item, int server_ok);
+
 /* The bot's text for key ("help", "cooldown", ...) with {prefix} filled
  * in: the FAQ's override or the built-in French.  Caller frees. */
 char *bot_text(struct bot *b, const char *key, char prefix);

@@ -35,6 +35,9 @@ struct config {
 	char *metrics_address;          /* NULL: no metrics */
 	char *admin_telegram_chat;      /* chat id that receives FAQ reload errors */
 	char *admin_matrix_room;        /* room id that receives FAQ reload errors */
+	long flood_max, flood_window, flood_pause;
+	char *telegram_allowed_chats;   /* comma-separated chat ids; NULL: all */
+	char *matrix_allowed_rooms;     /* comma-separated room ids or servers; NULL: all */
 
 	char *telegram_token;
 	char *telegram_api_url;

@@ -38,6 +38,8 @@ struct mx_options {
 	int record_unanswered;
 	int log_questions;
 	const char *admin_room;    /* told about invalid FAQ edits, or NULL */
+	const char *allowed_rooms; /* comma-separated room ids or servers, NULL: all */
+	long flood_max, flood_window_s, flood_pause_s;
 };
 
 struct transport *mx_new(const struct mx_options *o, struct bot *bot, struct store *store,

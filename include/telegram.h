@@ -43,6 +43,8 @@ struct tg_options {
 	int record_unanswered;     /* keep unanswered questions for `faqbot report` */
 	int log_questions;         /* write question texts in the log (privacy: off) */
 	const char *admin_chat;    /* told about invalid FAQ edits, or NULL */
+	const char *allowed_chats; /* comma-separated chat ids, NULL: all */
+	long flood_max, flood_window_s, flood_pause_s;
 };
 
 struct transport *tg_new(const struct tg_options *o, struct bot *bot, struct store *store,

@@ -48,6 +48,8 @@ static const struct {
 			    "phrase, ou tapez {prefix}faq pour voir la liste." },
 	{ "choice_unknown", "Ce choix n'est plus disponible. Voici les questions actuelles :" },
 	{ "link_label", "Souscrire à l'étude" },
+	{ "flood", "Vous posez beaucoup de questions d'un coup : je fais une pause de quelques "
+		   "minutes avant de vous répondre à nouveau." },
 	{ "hello", "Bonjour ! Je réponds aux questions fréquentes. Mentionnez-moi avec votre "
 		   "question, ou tapez {prefix}aide." },
 	{ "encrypted_room", "Ce salon est chiffré de bout en bout : je ne peux pas lire les messages "
@@ -348,6 +350,34 @@ enum reply_kind bot_choose(struct bot *b, const char *chat, const char *entry_id
 	}
 	memo_store(b, chat, r);
 	return r->kind;
+}
+
+void bot_flood_reply(struct bot *b, int verdict, char prefix, struct reply *r)
+{
+	if (verdict == 0)
+		return;
+	reply_release(r);
+	if (verdict == 1) {
+		r->kind = REPLY_HELP;
+		r->text = render(b, "flood", prefix);
+	}
+}
+
+int bot_listed(const char *list, const char *item, int server_ok)
+{
+	if (!list || !*list)
+		return 1;
+	const char *server = server_ok ? strchr(item, ':') : NULL;
+	for (const char *p = list; *p;) {
+		while (*p == ' ' || *p == ',')
+			p++;
+		size_t n = strcspn(p, ", ");
+		if (n && ((strlen(item) == n && !strncmp(item, p, n)) ||
+			  (server && strlen(server + 1) == n && !strncmp(server + 1, p, n))))
+			return 1;
+		p += n;
+	}
+	return 0;
 }
 
 int bot_has_choices(struct bot *b, const char *chat)

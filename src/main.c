@@ -492,7 +492,9 @@ static int serve(struct config *c)
 					 c->telegram_cooldown, c->telegram_delete_webhook,
 					 c->telegram_poll_timeout, c->telegram_send_timeout,
 					 c->telegram_rate_limits, c->unanswered_retention_days > 0,
-					 c->log_questions, c->admin_telegram_chat };
+					 c->log_questions, c->admin_telegram_chat,
+					 c->telegram_allowed_chats, c->flood_max, c->flood_window,
+					 c->flood_pause };
 		tr[n++] = tg_new(&to, b, st, h);
 	}
 	if (c->matrix_homeserver) {
@@ -500,7 +502,8 @@ static int serve(struct config *c)
 					 c->matrix_password, c->matrix_command_prefix[0],
 					 c->matrix_invite_allow, c->matrix_encrypted_notice,
 					 c->matrix_sync_timeout, c->unanswered_retention_days > 0,
-					 c->log_questions, c->admin_matrix_room };
+					 c->log_questions, c->admin_matrix_room, c->matrix_allowed_rooms,
+					 c->flood_max, c->flood_window, c->flood_pause };
 		tr[n++] = mx_new(&mo, b, st, h);
 	}
 	log_info("starting", "version=%s faq=%s entries=%zu state=%s transports=%zu", FAQBOT_VERSION,

@@ -9,6 +9,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "matrix.h"
+#include "flood.h"
 #include "log.h"
 #include "metrics.h"
 #include "sender.h"
@@ -42,6 +43,7 @@ struct mx {
 	struct store *store;
 	struct http *http;
 	struct sender *sender;
+	struct flood *flood;
 	struct transport tr;
 
 	enum phase phase;
@@ -467,7 +469,7 @@ static int invite_allowed(struct mx *m, const char *sender)
 
 static void handle_invite(struct mx *m, const char *room, const char *sender, const char *trigger)
 {
-	if (!invite_allowed(m, sender ? sender : "")) {
+	if (!invite_allowed(m, sender ? sender : "") || !bot_listed(m->o.allowed_rooms, room, 1)) {
 		log_info("invite_declined", "transport=" T " room=%s sender=%s", log_q(room),
 			 log_q(sender ? sender : "?"));
 		return;
@@ -576,6 +578,8 @@ static void handle_event(struct mx *m, const char *room, json_t *ev, long member
 	}
 	if (json_object_get(ev, "state_key"))
 		return; /* state events */
+	if (!bot_listed(m->o.allowed_rooms, room, 1))
+		return;
 	char trigger[600];
 	snprintf(trigger, sizeof(trigger), "e:%.500s", event_id);
 	if (store_ledger_has(m->store, T, trigger) == 1)
@@ -634,6 +638,15 @@ static void handle_event(struct mx *m, const char *room, json_t *ev, long member
 	struct reply r;
 	bot_handle(m->bot, &in, &r);
 	strbuf_release(&text);
+	if (r.kind != REPLY_NONE) {
+		char key[700];
+		snprintf(key, sizeof(key), "%.300s:%.300s", room, sender);
+		int v = (int)flood_check(m->flood, key, now);
+		if (v)
+			log_warn("flood", "transport=" T " room=%s user=%s verdict=%s", log_q(room),
+				 log_q(sender), v == FLOOD_NOTICE ? "notice" : "ignored");
+		bot_flood_reply(m->bot, v, m->o.prefix, &r);
+	}
 	if (r.kind != REPLY_NONE) {
 		const char *root = rel_type && !strcmp(rel_type, "m.thread")
 				   ? json_string_value(json_object_get(rel, "event_id")) : NULL;
@@ -1076,6 +1089,7 @@ static void mx_free(void *self)
 {
 	struct mx *m = self;
 	sender_free(m->sender);
+	flood_free(m->flood);
 	json_decref(m->batch);
 	json_decref(m->gap_events);
 	for (size_t i = 0; i < m->n_gaps; i++) {
@@ -1149,6 +1163,7 @@ struct transport *mx_new(const struct mx_options *o, struct bot *bot, struct sto
 	log_add_secret(o->password);
 	static const struct sender_ops ops = { mx_send, NULL };
 	m->sender = sender_new(store, T, MAX_IN_FLIGHT, &ops, m);
+	m->flood = flood_new(o->flood_max, o->flood_window_s, o->flood_pause_s);
 	m->tr = (struct transport){ T, m, mx_tick, mx_next_wake, mx_failed, mx_busy, mx_stop,
 				    mx_last_poll, mx_notify_admin, mx_free };
 	return &m->tr;

@@ -8,6 +8,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "telegram.h"
+#include "flood.h"
 #include "log.h"
 #include "metrics.h"
 #include "sender.h"
@@ -62,6 +63,7 @@ struct tg {
 	char *username;
 
 	struct sender *sender;
+	struct flood *flood;
 	struct bucket global;
 	struct strmap *chat_bucket; /* chat -> index in buckets */
 	struct bucket *buckets;
@@ -462,6 +464,10 @@ static void handle_message(struct tg *tg, json_t *msg, int64_t now)
 	}
 	if (store_chat_disabled(tg->store, T, chat))
 		store_chat_set_disabled(tg->store, T, chat, 0);
+	if (!bot_listed(tg->o.allowed_chats, chat, 0)) {
+		log_debug("chat_not_allowed", "transport=" T " chat=%s", chat);
+		return;
+	}
 	int group = strcmp(ctype, "private") != 0;
 	struct strbuf text = STRBUF_INIT;
 	strbuf_addstr(&text, raw);
@@ -475,6 +481,17 @@ static void handle_message(struct tg *tg, json_t *msg, int64_t now)
 	struct reply r;
 	bot_handle(tg->bot, &in, &r);
 	strbuf_release(&text);
+	if (r.kind != REPLY_NONE) {
+		char key[96];
+		snprintf(key, sizeof(key), "%s:%lld", chat,
+			 (long long)json_integer_value(json_object_get(from, "id")));
+		int v = (int)flood_check(tg->flood, key, now);
+		if (v)
+			log_warn("flood", "transport=" T " chat=%s user=%lld verdict=%s", chat,
+				 (long long)json_integer_value(json_object_get(from, "id")),
+				 v == FLOOD_NOTICE ? "notice" : "ignored");
+		bot_flood_reply(tg->bot, v, '/', &r);
+	}
 	if (r.kind == REPLY_NONE) {
 		reply_release(&r);
 		return;
@@ -547,6 +564,8 @@ static void handle_callback(struct tg *tg, json_t *cq, int64_t received, int64_t
 			     : json_integer_value(json_object_get(from, "id"));
 	char chat[32];
 	chat_key(chat_id, chat, sizeof(chat));
+	if (!bot_listed(tg->o.allowed_chats, chat, 0))
+		return;
 	const char *ctype = json_string_value(json_object_get(chatj, "type"));
 	int group = ctype && strcmp(ctype, "private");
 	struct reply r;
@@ -937,6 +956,7 @@ static void tg_free(void *self)
 {
 	struct tg *tg = self;
 	sender_free(tg->sender);
+	flood_free(tg->flood);
 	free(tg->token);
 	free(tg->api_url);
 	free(tg->username);
@@ -986,6 +1006,7 @@ struct transport *tg_new(const struct tg_options *o, struct bot *bot, struct sto
 	tg->chat_bucket = strmap_new(1024);
 	static const struct sender_ops ops = { tg_send, tg_throttle };
 	tg->sender = sender_new(store, T, MAX_IN_FLIGHT, &ops, tg);
+	tg->flood = flood_new(o->flood_max, o->flood_window_s, o->flood_pause_s);
 	log_add_secret(o->token);
 	tg->tr = (struct transport){ T, tg, tg_tick, tg_next_wake, tg_failed, tg_busy, tg_stop,
 				     tg_last_poll, tg_notify_admin, tg_free };

@@ -178,6 +178,20 @@ class Conversation(MatrixCase):
         b.stop()
 
 
+class Limits(MatrixCase):
+    def test_allowed_rooms(self):
+        inside = self.fake.create_room([ALICE])
+        outside = self.fake.create_room([BOB])
+        b = self.bot(FAQBOT_MATRIX_ALLOWED_ROOMS=inside)
+        self.started(b)
+        self.fake.user_message(outside, BOB, "combien ça coûte ?")
+        self.fake.user_message(inside, ALICE, "combien ça coûte ?")
+        self.notices(inside)
+        time.sleep(0.5)
+        self.assertEqual(self.fake.notices(outside), [])
+        b.stop()
+
+
 class Delivery(MatrixCase):
     def test_limited_sync_loses_nothing(self):
         dm = self.fake.create_room([ALICE])

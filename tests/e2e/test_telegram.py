@@ -239,6 +239,32 @@ class Errors(TelegramCase):
         b.stop()
 
 
+class Limits(TelegramCase):
+    def test_flood_gets_one_notice_then_silence(self):
+        b = self.bot(FAQBOT_FLOOD_MAX=3, FAQBOT_FLOOD_WINDOW=60)
+        for _ in range(5):
+            self.fake.user_message(70, "combien ça coûte ?")
+        self.answer_in(70, 4)
+        time.sleep(1)
+        texts = [m["text"] for m in self.fake.sent_to(70)]
+        self.assertEqual(len(texts), 4)
+        self.assertEqual(texts[:3], ["Le ticket d'entrée est modeste."] * 3)
+        self.assertIn("beaucoup de questions", texts[3])
+        self.fake.user_message(71, "combien ça coûte ?")        # others are not affected
+        self.answer_in(71)
+        self.assertIn("event=flood", b.logs())
+        b.stop()
+
+    def test_allow_list(self):
+        b = self.bot(FAQBOT_TELEGRAM_ALLOWED_CHATS="72, -1007")
+        self.fake.user_message(73, "combien ça coûte ?")
+        self.fake.user_message(72, "combien ça coûte ?")
+        self.answer_in(72)
+        time.sleep(0.5)
+        self.assertEqual(self.fake.sent_to(73), [])
+        b.stop()
+
+
 class Fatal(TelegramCase):
     def test_second_instance_refuses(self):
         a = self.bot()

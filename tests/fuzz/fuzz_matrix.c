@@ -29,7 +29,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		store_kv_set(st, "matrix.next_batch", "s0");
 	}
 	struct http *h = http_new(NULL);
-	struct mx_options o = { "http://127.0.0.1:9", "tok", NULL, NULL, '!', NULL, 1, 30, 1, 0, NULL };
+	struct mx_options o = { "http://127.0.0.1:9", "tok", NULL, NULL, '!', NULL, 1, 30, 1, 0, NULL,
+				NULL, 10, 30, 300 };
 	struct transport *t = mx_new(&o, b, st, h);
 	mx_feed_sync(t, (const char *)data, size);
 	http_free(h);

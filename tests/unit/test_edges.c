@@ -11,6 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bot.h"
+#include "flood.h"
 #include "http.h"
 #include "log.h"
 
@@ -105,9 +107,42 @@ static void backoff_grows_and_is_capped(void **state)
 	}
 }
 
+static void flood_window_notice_then_silence(void **state)
+{
+	(void)state;
+	struct flood *f = flood_new(3, 10, 60);
+	int64_t t = 1000000;
+	assert_int_equal(flood_check(f, "t:1:7", t), FLOOD_OK);
+	assert_int_equal(flood_check(f, "t:1:7", t + 1000), FLOOD_OK);
+	assert_int_equal(flood_check(f, "t:1:7", t + 2000), FLOOD_OK);
+	assert_int_equal(flood_check(f, "t:2:7", t + 2500), FLOOD_OK);    /* another chat */
+	assert_int_equal(flood_check(f, "t:1:7", t + 3000), FLOOD_NOTICE); /* 4 in 10 s */
+	assert_int_equal(flood_check(f, "t:1:7", t + 4000), FLOOD_IGNORE);
+	assert_int_equal(flood_check(f, "t:1:7", t + 64000), FLOOD_OK);    /* pause over */
+	flood_free(f);
+	struct flood *off = flood_new(0, 10, 60);
+	for (int i = 0; i < 100; i++)
+		assert_int_equal(flood_check(off, "k", t), FLOOD_OK);
+	flood_free(off);
+}
+
+static void allow_lists(void **state)
+{
+	(void)state;
+	assert_true(bot_listed(NULL, "-100", 0));
+	assert_true(bot_listed("", "-100", 0));
+	assert_true(bot_listed("12, -100", "-100", 0));
+	assert_false(bot_listed("12,-1001", "-100", 0));
+	assert_true(bot_listed("example.org", "!room:example.org", 1));
+	assert_false(bot_listed("example.org", "!room:evil.org", 1));
+	assert_false(bot_listed("example.org", "!room:example.org", 0));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(flood_window_notice_then_silence),
+		cmocka_unit_test(allow_lists),
 		cmocka_unit_test(secrets_never_reach_a_line),
 		cmocka_unit_test(json_lines),
 		cmocka_unit_test(levels),
