@@ -18,7 +18,7 @@ CC       ?= cc
 # Debian's interpreter, which sees the python3-* packages installed by deps.
 PYTHON   ?= $(shell [ -x /usr/bin/python3 ] && echo /usr/bin/python3 || echo python3)
 
-DEB_PACKAGES = build-essential pkg-config libcurl4-openssl-dev libjansson-dev \
+DEB_PACKAGES = build-essential pkg-config libcurl4-openssl-dev libjansson-dev cppcheck clang-tidy \
 	libstemmer-dev libutf8proc-dev libedit-dev libcmocka-dev libsqlite3-dev \
 	wfrench python3 python3-jsonschema python3-yaml
 
@@ -41,7 +41,7 @@ STOPWORDS = $(wildcard faq/stopwords/*.txt)
 UNIT_SRCS = $(wildcard tests/unit/test_*.c)
 UNIT_BINS = $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps run test unit-bins eval bench install clean docker-test fuzz fuzz-bins FORCE
+.PHONY: all deps run test unit-bins eval bench install clean docker-test fuzz fuzz-bins lint FORCE
 
 all: deps
 	@$(MAKE) --no-print-directory $(BUILD)/faqbot
@@ -117,6 +117,16 @@ bench: all
 
 $(BUILD)/bench: tests/bench/bench.c $(OBJS) $(HEADERS)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(OBJS) $(LDFLAGS_ALL) $(PKG_LIBS)
+
+# Static analysis: cppcheck and clang-tidy (checks in .clang-tidy), zero findings.
+lint: deps
+	@$(MAKE) --no-print-directory $(BUILD)/gen/stopwords.c $(BUILD)/gen/buildinfo.h
+	@echo "lint: cppcheck"
+	@cppcheck --std=c11 --enable=warning,style,performance,portability --inline-suppr \
+		--error-exitcode=1 --quiet --include=/usr/include/jansson.h -Iinclude src/
+	@echo "lint: clang-tidy"
+	@clang-tidy --quiet src/*.c -- -std=c11 -Iinclude -I$(BUILD)/gen $(PKG_CFLAGS) \
+		>$(BUILD)/clang-tidy.log 2>&1; rc=$$?; grep -v "warnings generated" $(BUILD)/clang-tidy.log; exit $$rc
 
 # Fuzzing (clang's libFuzzer + ASan + UBSan): make fuzz FUZZ_SECONDS=60
 FUZZ_TARGETS = faq match telegram matrix config

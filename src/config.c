@@ -301,6 +301,14 @@ static void load_file(struct config *c, const char *file, struct strbuf *errors)
 	fclose(f);
 }
 
+/* "telegram_token" -> "FAQBOT_TELEGRAM_TOKEN" */
+static void env_name(const char *key, char *out, size_t n)
+{
+	snprintf(out, n, "FAQBOT_%s", key);
+	for (char *p = out; *p; p++)
+		*p = (char)toupper((unsigned char)*p);
+}
+
 static void load_env(struct config *c, struct strbuf *errors)
 {
 	for (size_t i = 0; i < ARRAY_LEN(keys); i++) {
@@ -309,9 +317,7 @@ static void load_env(struct config *c, struct strbuf *errors)
 				continue;
 			char name[128], env[160];
 			snprintf(name, sizeof(name), "%s%s", keys[i].name, file ? "_file" : "");
-			snprintf(env, sizeof(env), "FAQBOT_");
-			for (size_t k = 0; name[k] && k < sizeof(env) - 8; k++)
-				env[7 + k] = (char)toupper((unsigned char)name[k]), env[8 + k] = '\0';
+			env_name(name, env, sizeof(env));
 			const char *v = getenv(env);
 			if (v && *v)
 				apply(c, name, v, env, errors);
@@ -370,9 +376,8 @@ void config_print(const struct config *c, struct strbuf *out)
 void config_help(struct strbuf *out)
 {
 	for (size_t i = 0; i < ARRAY_LEN(keys); i++) {
-		char env[160] = "FAQBOT_";
-		for (size_t k = 0; keys[i].name[k]; k++)
-			env[7 + k] = (char)toupper((unsigned char)keys[i].name[k]), env[8 + k] = '\0';
+		char env[160];
+		env_name(keys[i].name, env, sizeof(env));
 		strbuf_addf(out, "  %-26s %s%s%s%s\n", keys[i].name, keys[i].help,
 			    keys[i].def ? " [" : "", keys[i].def ? keys[i].def : "", keys[i].def ? "]" : "");
 		strbuf_addf(out, "  %-26s   env %s%s\n", "", env, keys[i].kind == K_SECRET ? ", or *_FILE" : "");

@@ -282,7 +282,7 @@ struct build {
 	struct raw_post *rp;
 	size_t n_rp, rp_alloc;
 	uint32_t *pp_term, *pp_phr;
-	size_t n_pp, pp_alloc, pp_alloc2;
+	size_t n_pp, pp_alloc;
 	uint32_t *mark, *slot, *pmark;
 	size_t mark_alloc, slot_alloc, pmark_alloc;
 	float *lq, *la;
@@ -453,9 +453,9 @@ static void build_postings(struct index *idx, struct build *b)
 	idx->w = xmalloc((T + 1) * sizeof(float));
 	for (size_t t = 0; t < T; t++) {
 		double df = idx->df[t];
-		idx->w[t] = (float)(W0 + log(1 + ((double)N - df + 0.5) / (df + 0.5)));
+		idx->w[t] = (float)(W0 + log1p(((double)N - df + 0.5) / (df + 0.5)));
 	}
-	idx->w_unknown = (float)(W_UNKNOWN_RATIO * (W0 + log(1 + ((double)N - 0.5) / 1.5)));
+	idx->w_unknown = (float)(W_UNKNOWN_RATIO * (W0 + log1p(((double)N - 0.5) / 1.5)));
 
 	/* phrasing postings */
 	idx->p_start = xcalloc(T + 2, sizeof(uint32_t));

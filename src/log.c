@@ -126,6 +126,7 @@ static void to_json(const char *s, struct strbuf *out)
 			s++;
 			while (*s && *s != '"') {
 				if (*s == '\\' && s[1]) {
+					/* cppcheck-suppress knownConditionTrueFalse ; s[1] is any escaped character */
 					if (s[1] == 'n')
 						strbuf_addstr(out, "\\n");
 					else

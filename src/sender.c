@@ -39,10 +39,10 @@ struct sender *sender_new(struct store *store, const char *transport, int max_in
 
 static void unlink_ctx(struct sender *s, struct send_ctx *x)
 {
+	if (s->live == x)
+		s->live = x->next;
 	if (x->prev)
 		x->prev->next = x->next;
-	else if (s->live == x)
-		s->live = x->next;
 	if (x->next)
 		x->next->prev = x->prev;
 	x->next = x->prev = NULL;

@@ -392,11 +392,9 @@ static int addressed(struct tg *tg, json_t *msg, struct strbuf *text)
 {
 	int yes = 0;
 	json_t *ents = json_object_get(msg, "entities");
-	size_t i;
-	json_t *e;
 	/* cut mentions back to front so earlier offsets stay valid */
-	for (i = json_array_size(ents); i-- > 0;) {
-		e = json_array_get(ents, i);
+	for (size_t i = json_array_size(ents); i-- > 0;) {
+		json_t *e = json_array_get(ents, i);
 		const char *type = json_string_value(json_object_get(e, "type"));
 		json_int_t off = json_integer_value(json_object_get(e, "offset"));
 		json_int_t len = json_integer_value(json_object_get(e, "length"));

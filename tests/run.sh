@@ -48,6 +48,9 @@ for build in "$@"; do
 	fi
 done
 
+# Static analysis: cppcheck and clang-tidy, zero findings.
+suite "lint (cppcheck, clang-tidy)" make --no-print-directory lint
+
 # Fuzzing, about 20 s a target, and the replay of every saved crash input.
 if command -v clang >/dev/null 2>&1; then
 	if make --no-print-directory fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-20}" >"$log" 2>&1; then

@@ -34,7 +34,8 @@ def pct(xs, p):
 def start_bot(faqbot, tmp, settings):
     env = {k: v for k, v in os.environ.items() if not k.startswith("FAQBOT_")}
     env.update(FAQBOT_STATE_DIR=os.path.join(tmp, "state"),
-               FAQBOT_FAQ=os.path.join(ROOT, "faq", "faq.json"), FAQBOT_LOG_LEVEL="warn")
+               FAQBOT_FAQ=os.path.join(ROOT, "faq", "faq.json"), FAQBOT_LOG_LEVEL="warn",
+               FAQBOT_FLOOD_MAX="0")
     env.update(settings)
     return subprocess.Popen([faqbot, "run"], env=env, stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL)
@@ -98,7 +99,7 @@ def main():
     env.update(FAQBOT_TELEGRAM_TOKEN=TOKEN, FAQBOT_TELEGRAM_API_URL=fake.url,
                FAQBOT_STATE_DIR=os.path.join(tmp, "state"),
                FAQBOT_FAQ=os.path.join(ROOT, "faq", "faq.json"),
-               FAQBOT_TELEGRAM_RATE_LIMITS="false", FAQBOT_TELEGRAM_POLL_TIMEOUT="10",
+               FAQBOT_TELEGRAM_RATE_LIMITS="false", FAQBOT_TELEGRAM_POLL_TIMEOUT="10", FAQBOT_FLOOD_MAX="0",
                FAQBOT_LOG_LEVEL="warn")
     p = subprocess.Popen([a.faqbot, "run"], env=env, stdin=subprocess.DEVNULL,
                          stdout=subprocess.DEVNULL)

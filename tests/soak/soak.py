@@ -1,0 +1,186 @@
+#!/usr/bin/env python3
+"""make soak: faqbot answers a steady stream of questions from both fake
+servers (Telegram and Matrix, 127.0.0.1) while faults are injected every few
+seconds: 429 / M_LIMIT_EXCEEDED, 500s, dropped connections, slow answers,
+valid and broken FAQ edits, SIGHUP.  Reports questions asked, answered,
+duplicated and lost, and the bot's RSS over time.
+
+Pass: nothing lost, no duplicates (nothing is killed here), RSS growth under
+1 MB after the warm-up (the first fifth of the run).  With --valgrind the
+bot runs under memcheck and must report no definitely or indirectly lost
+bytes (and no errors).
+"""
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(ROOT, "tests", "fake"))
+from matrix import PASSWORD, FakeMatrix  # noqa: E402
+from telegram import TOKEN, FakeTelegram  # noqa: E402
+
+
+def rss_kb(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return next(int(l.split()[1]) for l in f if l.startswith("VmRSS:"))
+    except (OSError, StopIteration):
+        return 0
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--faqbot", default="build/faqbot")
+    ap.add_argument("--seconds", type=int, default=1800)
+    ap.add_argument("--valgrind", action="store_true")
+    a = ap.parse_args()
+    rnd = random.Random(5)
+    tmp = tempfile.mkdtemp(prefix="faqbot-soak-")
+    faq_path = os.path.join(tmp, "faq.json")
+    with open(os.path.join(ROOT, "faq", "faq.json"), encoding="utf-8") as f:
+        base_faq = json.load(f)
+    base_faq.pop("$schema", None)
+
+    def write_faq(version=0, broken=False):
+        tmpf = faq_path + ".new"
+        with open(tmpf, "w", encoding="utf-8") as f:
+            if broken:
+                f.write('{"language": "french", "entries": [,]}')
+            else:
+                d = json.loads(json.dumps(base_faq))
+                d["entries"][0]["answer"] += f" (version {version})"
+                json.dump(d, f, ensure_ascii=False)
+        os.rename(tmpf, faq_path)
+
+    write_faq()
+    tg = FakeTelegram(check_spec=False)
+    mx = FakeMatrix(check_spec=False)
+    rooms = [mx.create_room([f"@s{i}:localhost"]) for i in range(10)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FAQBOT_")}
+    env.update(FAQBOT_TELEGRAM_TOKEN=TOKEN, FAQBOT_TELEGRAM_API_URL=tg.url,
+               FAQBOT_MATRIX_HOMESERVER=mx.url, FAQBOT_MATRIX_USER="faqbot",
+               FAQBOT_MATRIX_PASSWORD=PASSWORD, FAQBOT_STATE_DIR=os.path.join(tmp, "state"),
+               FAQBOT_FAQ=faq_path, FAQBOT_TELEGRAM_POLL_TIMEOUT="5", FAQBOT_MATRIX_SYNC_TIMEOUT="5",
+               FAQBOT_TELEGRAM_RATE_LIMITS="false", FAQBOT_FLOOD_MAX="0",
+               FAQBOT_TELEGRAM_GROUP_MODE="all", FAQBOT_TELEGRAM_COOLDOWN="0",
+               FAQBOT_TELEGRAM_SEND_TIMEOUT="5", FAQBOT_LOG_LEVEL="warn")
+    cmd = [a.faqbot, "run"]
+    vlog = os.path.join(tmp, "valgrind.log")
+    if a.valgrind:
+        cmd = ["valgrind", "--leak-check=full", "--errors-for-leak-kinds=definite,indirect",
+               "--show-leak-kinds=definite,indirect", "--error-exitcode=99",
+               f"--log-file={vlog}"] + cmd
+    log = open(os.path.join(tmp, "bot.log"), "wb")
+    p = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log)
+    questions = ["combien ça coûte ?", "c'est quoi une étude en souscription",
+                 "comment renouveler mon passeport", "on a déjà essayé, ça n'a pas marché",
+                 "PLH 2.0 ?", "y a-t-il un risque à attendre ?"]
+    asked_tg, asked_mx = [], []
+    samples = []
+    faults = ["tg429", "tg500", "tgdrop", "tgslow", "mx429", "mx500", "mxdrop", "mxsyncdrop",
+              "edit", "broken", "hup"]
+    t0 = time.time()
+    next_fault = t0 + 3
+    next_sample = t0
+    version = 0
+    ok = False
+    try:
+        if not tg.wait(lambda: any(r[1] == "getUpdates" for r in tg.requests), 60 if a.valgrind else 20):
+            sys.exit("soak: the bot did not start")
+        while time.time() - t0 < a.seconds:
+            now = time.time()
+            i = len(asked_tg)
+            chat = -3000 - i % 20
+            asked_tg.append((chat, tg.user_message(chat, questions[i % len(questions)],
+                                                   chat_type="group")))
+            r = rooms[i % len(rooms)]
+            asked_mx.append((r, mx.user_message(r, f"@s{i % len(rooms)}:localhost",
+                                                questions[(i + 1) % len(questions)])))
+            if now >= next_fault:
+                f = rnd.choice(faults)
+                if f == "tg429":
+                    tg.fault("sendMessage", "status", status=429, retry_after=1)
+                elif f == "tg500":
+                    tg.fault("sendMessage", "status", times=2, status=500)
+                elif f == "tgdrop":
+                    tg.fault("getUpdates", "drop")
+                elif f == "tgslow":
+                    tg.fault("getUpdates", "slow", seconds=2)
+                elif f == "mx429":
+                    mx.fault("send", "status", status=429, errcode="M_LIMIT_EXCEEDED", retry_after_ms=700)
+                elif f == "mx500":
+                    mx.fault("send", "status", times=2, status=500, errcode="M_UNKNOWN")
+                elif f == "mxdrop":
+                    mx.fault("send", "drop_after")
+                elif f == "mxsyncdrop":
+                    mx.fault("sync", "drop")
+                elif f == "edit":
+                    version += 1
+                    write_faq(version)
+                elif f == "broken":
+                    write_faq(broken=True)
+                    time.sleep(0.5)
+                    write_faq(version)
+                elif f == "hup":
+                    p.send_signal(signal.SIGHUP)
+                next_fault = now + rnd.uniform(2, 5)
+            if now >= next_sample:
+                samples.append((now - t0, rss_kb(p.pid)))
+                next_sample = now + 5
+            if p.poll() is not None:
+                sys.exit(f"soak: the bot exited early with status {p.returncode}")
+            time.sleep(0.1 if not a.valgrind else 0.3)
+        # let the queues drain
+        tg.wait(lambda: all(tg.replies_to(c, m) for c, m in asked_tg), 120)
+        mx.wait(lambda: all(mx.replies_to(r, e) for r, e in asked_mx), 120)
+        lost_tg = sum(1 for c, m in asked_tg if not tg.replies_to(c, m))
+        lost_mx = sum(1 for r, e in asked_mx if not mx.replies_to(r, e))
+        dup_tg = sum(max(0, len(tg.replies_to(c, m)) - 1) for c, m in asked_tg)
+        dup_mx = sum(max(0, len(mx.replies_to(r, e)) - 1) for r, e in asked_mx)
+        samples.append((time.time() - t0, rss_kb(p.pid)))
+        warm = [kb for t, kb in samples if t >= a.seconds / 5]
+        growth = (max(warm) - warm[0]) / 1024 if warm else 0.0
+        print(f"soak: {a.seconds} s, faults every 2-5 s; telegram: {len(asked_tg)} asked, "
+              f"{len(asked_tg) - lost_tg} answered, {dup_tg} duplicated, {lost_tg} lost; matrix: "
+              f"{len(asked_mx)} asked, {len(asked_mx) - lost_mx} answered, {dup_mx} duplicated, "
+              f"{lost_mx} lost")
+        print("soak: RSS (MB) over time: " +
+              ", ".join(f"{t:.0f}s={kb / 1024:.1f}" for t, kb in samples[:: max(1, len(samples) // 12)]))
+        print(f"soak: RSS growth after warm-up: {growth:.2f} MB")
+        ok = lost_tg == lost_mx == 0 and dup_tg == dup_mx == 0 and (a.valgrind or growth < 1.0)
+    finally:
+        p.send_signal(signal.SIGTERM)
+        try:
+            rc = p.wait(60)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            rc = -9
+        tg.close()
+        mx.close()
+        log.close()
+        if a.valgrind:
+            with open(vlog, encoding="utf-8", errors="replace") as f:
+                summary = [l.strip() for l in f if "definitely lost" in l or "indirectly lost" in l
+                           or "ERROR SUMMARY" in l]
+            print("soak: valgrind: " + " | ".join(s.split("== ")[-1] for s in summary))
+            ok = ok and rc == 0
+            if rc == 99:
+                print("soak: valgrind found leaks or errors")
+        elif rc != 0:
+            print(f"soak: the bot exited with status {rc}")
+            ok = False
+        shutil.rmtree(tmp, ignore_errors=True)
+    print("soak: " + ("PASS" if ok else "FAIL"))
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
