@@ -20,7 +20,7 @@ PYTHON   ?= $(shell [ -x /usr/bin/python3 ] && echo /usr/bin/python3 || echo pyt
 
 DEB_PACKAGES = build-essential pkg-config libcurl4-openssl-dev libjansson-dev cppcheck clang-tidy \
 	libstemmer-dev libutf8proc-dev libedit-dev libcmocka-dev libsqlite3-dev \
-	wfrench python3 python3-jsonschema python3-yaml
+	wfrench python3 python3-jsonschema python3-yaml valgrind
 
 # Lazily expanded: pkg-config runs after `deps` has installed the packages.
 PKG_CFLAGS = $(shell pkg-config --cflags libcurl jansson libutf8proc libedit sqlite3 2>/dev/null)
@@ -41,7 +41,7 @@ STOPWORDS = $(wildcard faq/stopwords/*.txt)
 UNIT_SRCS = $(wildcard tests/unit/test_*.c)
 UNIT_BINS = $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps run test unit-bins eval bench install clean docker-test fuzz fuzz-bins lint FORCE
+.PHONY: all deps run test unit-bins eval bench install clean docker-test fuzz fuzz-bins lint soak FORCE
 
 all: deps
 	@$(MAKE) --no-print-directory $(BUILD)/faqbot
@@ -117,6 +117,12 @@ bench: all
 
 $(BUILD)/bench: tests/bench/bench.c $(OBJS) $(HEADERS)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(OBJS) $(LDFLAGS_ALL) $(PKG_LIBS)
+
+# Soak under faults (default 30 min), then a shorter run under valgrind.
+SOAK_SECONDS ?= 1800
+soak: all
+	@$(PYTHON) tests/soak/soak.py --faqbot $(BUILD)/faqbot --seconds $(SOAK_SECONDS)
+	@$(PYTHON) tests/soak/soak.py --faqbot $(BUILD)/faqbot --seconds 60 --valgrind
 
 # Static analysis: cppcheck and clang-tidy (checks in .clang-tidy), zero findings.
 lint: deps

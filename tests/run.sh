@@ -48,6 +48,11 @@ for build in "$@"; do
 	fi
 done
 
+# Soak: 2 minutes under faults, then 30 s under valgrind (no leaks).
+suite "soak (2 min under faults)" "$PYTHON" tests/soak/soak.py --faqbot "$1/faqbot" --seconds 120
+suite "soak under valgrind (30 s, leak check)" "$PYTHON" tests/soak/soak.py --faqbot "$1/faqbot" \
+	--seconds 30 --valgrind
+
 # Static analysis: cppcheck and clang-tidy, zero findings.
 suite "lint (cppcheck, clang-tidy)" make --no-print-directory lint
 

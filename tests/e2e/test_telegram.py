@@ -9,6 +9,7 @@ FAQBOT names the binary under test (default build/faqbot).
 import os
 import random
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -263,6 +264,40 @@ class Limits(TelegramCase):
         time.sleep(0.5)
         self.assertEqual(self.fake.sent_to(73), [])
         b.stop()
+
+
+class Network(TelegramCase):
+    def test_tls_is_verified_and_ca_bundle_trusts_a_private_server(self):
+        cert, key = os.path.join(self.tmp, "c.pem"), os.path.join(self.tmp, "k.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
+                        "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1",
+                        "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+        secure = FakeTelegram(tls=(cert, key))
+        try:
+            b = self.bot(FAQBOT_TELEGRAM_API_URL=secure.url)
+            time.sleep(2)
+            self.assertFalse(secure.requests)                   # refused: unknown issuer
+            self.assertIn("certificate", b.logs().lower())
+            b.kill()
+            b = self.bot(FAQBOT_TELEGRAM_API_URL=secure.url, FAQBOT_CA_BUNDLE=cert)
+            secure.user_message(81, "combien ça coûte ?")
+            self.assertTrue(secure.wait(lambda: secure.sent_to(81), 20), b.logs())
+            b.stop()
+        finally:
+            secure.close()
+
+    def test_redirects_are_not_followed(self):
+        other = FakeTelegram()
+        try:
+            self.fake.fault("getMe", "redirect", location=other.url + f"/bot{TOKEN}/getMe")
+            b = self.bot()
+            self.fake.user_message(82, "combien ça coûte ?")
+            self.answer_in(82)                                  # the retry goes to the same host
+            self.assertEqual(other.requests, [])
+            self.assertIn("status=302", b.logs())
+            b.stop()
+        finally:
+            other.close()
 
 
 class Fatal(TelegramCase):

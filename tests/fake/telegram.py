@@ -104,7 +104,7 @@ class Spec:
 
 
 class FakeTelegram:
-    def __init__(self, webhook_url="", check_spec=True):
+    def __init__(self, webhook_url="", check_spec=True, tls=None):
         self.spec = Spec() if check_spec else None
         self.lock = threading.Condition()
         self.updates = []          # pending updates (not yet confirmed)
@@ -124,6 +124,12 @@ class FakeTelegram:
         self.server = QuietServer(("127.0.0.1", 0), self._handler())
         self.port = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
+        if tls:  # (certfile, keyfile): serve https
+            import ssl
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*tls)
+            self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
+            self.url = f"https://127.0.0.1:{self.port}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
@@ -253,6 +259,8 @@ class FakeTelegram:
                         return self.reply(f["status"], body)
                     if k == "drop":
                         return self.drop()
+                    if k == "redirect":
+                        return self.reply(302, {"ok": False}, headers={"Location": f["location"]})
                     if k == "truncated":
                         return self.reply(200, raw=b'{"ok":true,"result":[{"update_id":')
                     if k == "garbage":
