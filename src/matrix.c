@@ -450,26 +450,10 @@ static void queue_notice(struct mx *m, const char *room, const char *trigger, co
 
 /* ==== Processing: inbox -> outbox ==== */
 
-static int invite_allowed(struct mx *m, const char *sender)
-{
-	if (!m->allow || !*m->allow)
-		return 1;
-	const char *server = strchr(sender, ':');
-	for (const char *p = m->allow; *p;) {
-		while (*p == ' ' || *p == ',')
-			p++;
-		size_t n = strcspn(p, ", ");
-		if (n && ((strlen(sender) == n && !strncmp(sender, p, n)) ||
-			  (server && strlen(server + 1) == n && !strncmp(server + 1, p, n))))
-			return 1;
-		p += n;
-	}
-	return 0;
-}
-
 static void handle_invite(struct mx *m, const char *room, const char *sender, const char *trigger)
 {
-	if (!invite_allowed(m, sender ? sender : "") || !bot_listed(m->o.allowed_rooms, room, 1)) {
+	/* invitations: from listed users or users of listed servers */
+	if (!bot_listed(m->allow, sender ? sender : "", 1) || !bot_listed(m->o.allowed_rooms, room, 1)) {
 		log_info("invite_declined", "transport=" T " room=%s sender=%s", log_q(room),
 			 log_q(sender ? sender : "?"));
 		return;
