@@ -130,6 +130,11 @@ static void fail(struct tg *tg, const char *why)
 	log_error("fatal", "transport=" T " error=%s", log_q(why));
 }
 
+static void token_refused(struct tg *tg)
+{
+	fail(tg, "the Telegram token was refused (401 Unauthorized): check telegram_token");
+}
+
 /* ==== Start: getMe, getWebhookInfo, deleteWebhook, setMyCommands ==== */
 
 static void start_retry(struct tg *tg, const char *method, long code, const char *desc)
@@ -189,7 +194,7 @@ static void getme_done(void *arg, struct http_response *r)
 		tg->phase = PH_WEBHOOK;
 		tg->start_fail = 0;
 	} else if (code == 401 || code == 404) {
-		fail(tg, "the Telegram token was refused (401 Unauthorized): check telegram_token");
+		token_refused(tg);
 	} else {
 		start_retry(tg, "getMe", code, desc);
 	}
@@ -209,7 +214,7 @@ static void delete_webhook_done(void *arg, struct http_response *r)
 			 log_q("the webhook was removed; pending updates were kept"));
 		enter_run(tg);
 	} else if (code == 401) {
-		fail(tg, "the Telegram token was refused (401 Unauthorized): check telegram_token");
+		token_refused(tg);
 	} else {
 		start_retry(tg, "deleteWebhook", code, desc);
 	}
@@ -236,7 +241,7 @@ static void webhook_done(void *arg, struct http_response *r)
 	} else if (ok) {
 		enter_run(tg);
 	} else if (code == 401) {
-		fail(tg, "the Telegram token was refused (401 Unauthorized): check telegram_token");
+		token_refused(tg);
 	} else {
 		start_retry(tg, "getWebhookInfo", code, desc);
 	}
@@ -672,7 +677,7 @@ static void poll_done(void *arg, struct http_response *r)
 			log_debug("polled", "transport=" T " updates=%zu", added);
 		pump(tg, now);
 	} else if (code == 401) {
-		fail(tg, "the Telegram token was refused (401 Unauthorized): check telegram_token");
+		token_refused(tg);
 	} else if (code == 409 && strstr(desc, "webhook")) {
 		if (tg->o.delete_webhook)
 			tg->phase = PH_DELETE_WEBHOOK;
@@ -824,7 +829,7 @@ static void send_done(void *arg, struct http_response *r)
 	} else if (code == 401) {
 		row->state = OUT_PENDING;
 		row->attempts--;
-		fail(tg, "the Telegram token was refused (401 Unauthorized): check telegram_token");
+		token_refused(tg);
 	} else if (code == 403) {
 		int n = store_outbox_drop_chat(tg->store, T, row->chat);
 		store_chat_set_disabled(tg->store, T, row->chat, 1);

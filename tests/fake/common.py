@@ -2,7 +2,23 @@
 import json
 import socket
 import sys
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class Waiting:
+    """Mixin of the fakes (which hold self.lock, a Condition)."""
+
+    def wait(self, cond, timeout=20.0):
+        """Polls cond() under the lock until true or timeout; returns it."""
+        end = time.time() + timeout
+        while time.time() < end:
+            with self.lock:
+                if cond():
+                    return True
+            time.sleep(0.02)
+        with self.lock:
+            return cond()
 
 
 class QuietServer(ThreadingHTTPServer):

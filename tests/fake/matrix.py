@@ -25,7 +25,7 @@ import threading
 import time
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from common import Handler, QuietServer
+from common import Handler, QuietServer, Waiting
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SPECS = os.path.join(os.path.dirname(ROOT), "shared", "specs", "matrix")
@@ -126,7 +126,7 @@ class Spec:
         return errors
 
 
-class FakeMatrix:
+class FakeMatrix(Waiting):
     def __init__(self, check_spec=True):
         self.spec = Spec() if check_spec else None
         self.lock = threading.Condition()
@@ -222,16 +222,6 @@ class FakeMatrix:
             return [e for e in self.sent if e["room_id"] == room and
                     ((e["content"].get("m.relates_to") or {}).get("m.in_reply_to") or {}).get("event_id")
                     == event_id]
-
-    def wait(self, cond, timeout=20.0):
-        end = time.time() + timeout
-        while time.time() < end:
-            with self.lock:
-                if cond():
-                    return True
-            time.sleep(0.02)
-        with self.lock:
-            return cond()
 
     # ---- HTTP ------------------------------------------------------------------
 

@@ -25,7 +25,7 @@ import os
 import threading
 import time
 
-from common import Handler, QuietServer
+from common import Handler, QuietServer, Waiting
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SPEC = os.path.join(os.path.dirname(ROOT), "shared", "specs", "telegram", "api.json")
@@ -103,7 +103,7 @@ class Spec:
         return errors
 
 
-class FakeTelegram:
+class FakeTelegram(Waiting):
     def __init__(self, webhook_url="", check_spec=True, tls=None):
         self.spec = Spec() if check_spec else None
         self.lock = threading.Condition()
@@ -204,16 +204,6 @@ class FakeTelegram:
         with self.lock:
             return [m for m in self.sent if m["chat_id"] == chat_id and
                     (m.get("reply_parameters") or {}).get("message_id") == message_id]
-
-    def wait(self, cond, timeout=20.0):
-        end = time.time() + timeout
-        while time.time() < end:
-            with self.lock:
-                if cond():
-                    return True
-            time.sleep(0.02)
-        with self.lock:
-            return cond()
 
     # ---- HTTP ----------------------------------------------------------------
 

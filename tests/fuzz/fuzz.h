@@ -5,10 +5,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "bot.h"
 #include "faq.h"
 #include "index.h"
+#include "log.h"
+#include "store.h"
 
-static struct index *fuzz_index(void)
+static inline struct index *fuzz_index(void)
 {
 	static struct index *idx;
 	if (!idx) {
@@ -24,6 +27,27 @@ static struct index *fuzz_index(void)
 		}
 	}
 	return idx;
+}
+
+/* A store in a fresh temporary directory and a bot on the shipped FAQ,
+ * made once per process (the transport targets feed them every input). */
+static inline void fuzz_state(const char *tag, struct store **st, struct bot **b)
+{
+	static struct store *store;
+	static struct bot *bot;
+	if (!store) {
+		char dir[64], err[512];
+		snprintf(dir, sizeof(dir), "/tmp/faqbot-fuzz-%s-XXXXXX", tag);
+		log_set_level(LOG_ERROR + 1);
+		store = mkdtemp(dir) ? store_open(dir, err, sizeof(err)) : NULL;
+		if (!store) {
+			fprintf(stderr, "fuzz: cannot open a state directory\n");
+			abort();
+		}
+		bot = bot_new(fuzz_index(), NULL);
+	}
+	*st = store;
+	*b = bot;
 }
 
 #endif

@@ -1,5 +1,6 @@
 /* Fuzz target: arbitrary bytes as a question (text pipeline, typo look-up,
  * ranking, decision, explanation, bot reply). */
+#define _POSIX_C_SOURCE 200809L
 #include <stddef.h>
 #include <stdint.h>
 

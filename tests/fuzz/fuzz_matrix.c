@@ -16,18 +16,13 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static struct store *st;
-	static struct bot *b;
-	if (!st) {
-		static char dir[] = "/tmp/faqbot-fuzz-mx-XXXXXX";
-		char err[512];
-		log_set_level(LOG_ERROR + 1);
-		st = store_open(mkdtemp(dir), err, sizeof(err));
-		b = bot_new(fuzz_index(), NULL);
-		if (!st)
-			abort();
+	struct store *st;
+	struct bot *b;
+	fuzz_state("mx", &st, &b);
+	struct strbuf v = STRBUF_INIT;
+	if (store_kv_get(st, "matrix.next_batch", &v) != 1) /* histories are answered */
 		store_kv_set(st, "matrix.next_batch", "s0");
-	}
+	strbuf_release(&v);
 	struct http *h = http_new(NULL);
 	struct mx_options o = { "http://127.0.0.1:9", "tok", NULL, NULL, '!', NULL, 1, 30, 1, 0, NULL,
 				NULL, 10, 30, 300 };

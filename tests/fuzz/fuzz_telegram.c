@@ -15,17 +15,9 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static struct store *st;
-	static struct bot *b;
-	if (!st) {
-		static char dir[] = "/tmp/faqbot-fuzz-tg-XXXXXX";
-		char err[512];
-		log_set_level(LOG_ERROR + 1);
-		st = store_open(mkdtemp(dir), err, sizeof(err));
-		b = bot_new(fuzz_index(), NULL);
-		if (!st)
-			abort();
-	}
+	struct store *st;
+	struct bot *b;
+	fuzz_state("tg", &st, &b);
 	struct http *h = http_new(NULL);
 	struct tg_options o = { "1:fuzz", "http://127.0.0.1:9", 0, 0, 60, 300, 0, 1, 1, 1, 1, 0, NULL,
 				NULL, 10, 30, 300 };
