@@ -3,12 +3,24 @@
  *
  * Lines are capped (CONSOLE_MAX_LINE) so a pasted megabyte cannot grow
  * memory; the excess of an over-long line is read and dropped.
+ *
+ * libedit decodes keystrokes with the C library's multibyte functions, so
+ * in the "C" locale (a container's default) every byte of "ç" or "û" is
+ * refused and "combien ça coûte" arrives as "combien a cote".  The bot
+ * speaks UTF-8 both ways, so the terminal session sets a UTF-8 LC_CTYPE for
+ * its duration: the user's own when it is UTF-8, else C.UTF-8.  Only
+ * LC_CTYPE changes: LC_NUMERIC stays "C", so numbers in logs and JSON keep
+ * their decimal point.
  */
+#define _POSIX_C_SOURCE 200809L
+
 #include "console.h"
 #include "strbuf.h"
 #include "util.h"
 
 #include <editline/readline.h>
+#include <langinfo.h>
+#include <locale.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -45,6 +57,38 @@ static int read_edit(struct strbuf *sb)
 	return 1;
 }
 
+static int codeset_is_utf8(void)
+{
+	const char *cs = nl_langinfo(CODESET);
+	return cs && (!strcmp(cs, "UTF-8") || !strcmp(cs, "utf8"));
+}
+
+/*
+ * Sets a UTF-8 LC_CTYPE for libedit; returns the previous LC_CTYPE (caller
+ * frees, NULL when it could not be read) for console_locale_restore.  When no
+ * UTF-8 locale exists, the C locale stays and accents are lost as before.
+ */
+static char *console_locale_set(void)
+{
+	const char *old = setlocale(LC_CTYPE, NULL);
+	char *saved = old ? xstrdup(old) : NULL;
+	if (setlocale(LC_CTYPE, "") && codeset_is_utf8())
+		return saved;
+	static const char *const utf8[] = { "C.UTF-8", "C.utf8", "en_US.UTF-8" };
+	for (size_t i = 0; i < sizeof(utf8) / sizeof(utf8[0]); i++)
+		if (setlocale(LC_CTYPE, utf8[i]) && codeset_is_utf8())
+			return saved;
+	setlocale(LC_CTYPE, saved ? saved : "C");
+	return saved;
+}
+
+static void console_locale_restore(char *saved)
+{
+	if (saved)
+		setlocale(LC_CTYPE, saved);
+	free(saved);
+}
+
 static int is_blank(const char *s)
 {
 	for (; *s; s++)
@@ -56,7 +100,9 @@ static int is_blank(const char *s)
 int console_run(struct bot *b, FILE *in, FILE *out, int interactive)
 {
 	struct strbuf line = STRBUF_INIT, text = STRBUF_INIT;
+	char *saved_locale = NULL;
 	if (interactive) {
+		saved_locale = console_locale_set();
 		fprintf(out, "faqbot : console (%zu questions). Tapez /aide pour l'aide, /quit pour sortir.\n",
 			index_faq(bot_index(b))->n_entries);
 		using_history();
@@ -80,5 +126,7 @@ int console_run(struct bot *b, FILE *in, FILE *out, int interactive)
 	}
 	strbuf_release(&line);
 	strbuf_release(&text);
+	if (interactive)
+		console_locale_restore(saved_locale);
 	return 0;
 }

@@ -7,9 +7,12 @@ agree on every fixture under tests/data/faq/.
 """
 import json
 import os
+import pty
+import select
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -30,6 +33,50 @@ def run(*args, stdin=None, env=None, cwd=ROOT):
 def expect_lines(path):
     with open(path, encoding="utf-8") as f:
         return [l.rstrip("\n") for l in f if l.strip()]
+
+
+def console_on_terminal(faq, locale_env, typed):
+    """Runs `faqbot console` on a pseudo-terminal with only locale_env for
+    locale variables, types each line of typed as a person would (CR ends a
+    line) and returns everything the terminal showed, decoded as UTF-8."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("LC_", "LANG", "FAQBOT_"))}
+    env.update(locale_env, TERM="xterm")
+    master, slave = pty.openpty()
+    p = subprocess.Popen([FAQBOT, "console", "--faq", faq], stdin=slave, stdout=slave,
+                         stderr=slave, env=env, cwd=ROOT, close_fds=True)
+    os.close(slave)
+    shown = b""
+
+    def read_until(pred, timeout=10):
+        nonlocal shown
+        end = time.time() + timeout
+        while not pred(shown) and time.time() < end:
+            if select.select([master], [], [], 0.1)[0]:
+                try:
+                    chunk = os.read(master, 4096)
+                except OSError:  # the child closed the terminal
+                    break
+                if not chunk:
+                    break
+                shown += chunk
+        return pred(shown)
+
+    try:
+        read_until(lambda s: b"vous> " in s)
+        for line in typed:
+            seen = shown.count(b"bot> ")
+            os.write(master, line.encode("utf-8") + b"\r")
+            read_until(lambda s, n=seen: s.count(b"bot> ") > n and s.rstrip().endswith(b"vous>"))
+        os.write(master, b"/quit\r")
+        read_until(lambda s: p.poll() is not None)
+        p.wait(timeout=10)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        os.close(master)
+    return shown.decode("utf-8", "replace")
 
 
 class Basics(unittest.TestCase):
@@ -185,6 +232,30 @@ class Console(unittest.TestCase):
                          env={"FAQBOT_TELEGRAM_TOKEN": "", "FAQBOT_MATRIX_HOMESERVER": ""})
         self.assertEqual(rc, 0)
         self.assertIn("ticket d'entrée", out)
+
+    def test_terminal_keeps_accents(self):
+        # Typed on a terminal, "coûte" became "cote" when libedit read in the C
+        # locale; the two entries tell which word reached the bot.
+        faq = {"language": "french", "threshold": 0.35,
+               "fallback": {"text": "Pas de réponse.", "url": "https://example.org/"},
+               "entries": [
+                   {"id": "prix", "questions": ["Combien ça coûte ?"], "answer": "PRIX-ACCENTS"},
+                   {"id": "cote", "questions": ["Quelle est la cote ?"], "answer": "COTE-SANS"}]}
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False,
+                                         encoding="utf-8") as f:
+            json.dump(faq, f, ensure_ascii=False)
+        try:
+            for name, loc in (("UTF-8 locale", {"LANG": "C.UTF-8"}),
+                              ("no locale set, as in a container", {}),
+                              ("LC_ALL=POSIX", {"LC_ALL": "POSIX"})):
+                with self.subTest(name):
+                    shown = console_on_terminal(f.name, loc, ["combien ça coûte"])
+                    self.assertIn("vous> combien ça coûte", shown)  # the echo
+                    self.assertNotIn("combien a cote", shown)
+                    self.assertIn("PRIX-ACCENTS", shown)
+                    self.assertNotIn("COTE-SANS", shown)
+        finally:
+            os.unlink(f.name)
 
 
 class RunSettings(unittest.TestCase):
