@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """End-to-end tests of faqbot's Matrix transport against a fake homeserver
 (tests/fake/matrix.py) on 127.0.0.1.  Each test asserts what the room sees,
-and that every request matches ../shared/specs/matrix/.
+and that every request matches the Client-Server API (../shared/specs/matrix/,
+or its committed extract tests/fake/specs/matrix.json in a lone clone).
 
 FAQBOT names the binary under test (default build/faqbot).
 """
+import json
 import os
 import random
 import shutil
@@ -13,6 +15,8 @@ import tempfile
 import threading
 import time
 import unittest
+import urllib.error
+import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "fake"))
@@ -296,6 +300,38 @@ class BothTransports(MatrixCase):
             self.assertEqual(b.stop(), 0)
         finally:
             tg.close()
+
+
+class SpecCheck(MatrixCase):
+    """The fake's own request check finds what it must (from ../shared/specs
+    or the committed extract, whichever this run uses)."""
+
+    def call(self, method, path, body=None):
+        req = urllib.request.Request(self.fake.url + path, method=method,
+                                     data=None if body is None else json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                r.read()
+        except urllib.error.HTTPError as e:
+            e.read()
+
+    def test_bad_requests_are_caught(self):
+        self.call("POST", "/_matrix/client/v3/login",
+                  {"type": "m.login.password", "password": PASSWORD,
+                   "identifier": {"type": "m.id.user", "user": "faqbot"}})
+        self.assertEqual(self.fake.spec_errors, [])
+        self.call("GET", "/_matrix/client/v3/sync?timeout=0&bogus=1")
+        self.call("POST", "/_matrix/client/v3/login", {"password": PASSWORD})
+        self.call("PUT", "/_matrix/client/v3/rooms/!r1:localhost/send/m.room.message/t1",
+                  {"msgtype": "m.text", "body": "x"})
+        errors = list(self.fake.spec_errors)
+        self.fake.spec_errors.clear()
+        self.assertIn("GET /sync: unknown query parameter 'bogus'", errors)
+        self.assertIn("POST /login: missing required field 'type'", errors)
+        self.assertIn("bot messages must be m.notice", errors)
+        self.assertIn("m.mentions is missing (always send it)", errors)
+        self.assertEqual(len(errors), 4, errors)
 
 
 if __name__ == "__main__":

@@ -2,10 +2,12 @@
 """End-to-end tests of faqbot's Telegram transport against a fake Bot API
 server (tests/fake/telegram.py) on 127.0.0.1.  Each test asserts what the
 simulated user receives, and that every request faqbot sent matches the
-Bot API definition in ../shared/specs/telegram/api.json.
+Bot API definition (../shared/specs/telegram/api.json, or its committed
+extract tests/fake/specs/telegram.json in a lone clone).
 
 FAQBOT names the binary under test (default build/faqbot).
 """
+import json
 import os
 import random
 import shutil
@@ -15,6 +17,7 @@ import tempfile
 import threading
 import time
 import unittest
+import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "fake"))
@@ -379,6 +382,36 @@ class Crashes(TelegramCase):
         self.assertLessEqual(dup, kills, "more duplicates than kills")
         print(f"\n  kill -9 x{kills}: 200 questions answered, {dup} duplicate(s)", file=sys.stderr)
         self.assertEqual(b.stop(), 0)
+
+
+class SpecCheck(TelegramCase):
+    """The fake's own request check finds what it must (from ../shared/specs
+    or the committed extract, whichever this run uses)."""
+
+    def post(self, method, params):
+        req = urllib.request.Request(f"{self.fake.url}/bot{TOKEN}/{method}",
+                                     data=json.dumps(params).encode(),
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            r.read()
+
+    def test_bad_requests_are_caught(self):
+        self.post("sendMessage", {"chat_id": 1, "text": "ok",
+                                  "reply_markup": {"inline_keyboard": [[
+                                      {"text": "a", "callback_data": "1"}]]}})
+        self.assertEqual(self.fake.spec_errors, [])
+        self.post("sendMessage", {"chat_id": 1, "txt": "typo"})
+        self.post("sendMessage", {"chat_id": 1, "text": "x", "reply_markup": {
+            "inline_keyboard": [[{"text": "a", "callback_data": 5}]]}})
+        self.post("answerCallbackQuery", {"callback_query_id": 7})
+        errors = list(self.fake.spec_errors)
+        self.fake.spec_errors.clear()
+        self.assertIn("sendMessage: unknown parameter 'txt'", errors)
+        self.assertIn("sendMessage: missing required parameter 'text'", errors)
+        self.assertTrue(any("callback_data" in e for e in errors), errors)
+        self.assertTrue(any(e.startswith("answerCallbackQuery.callback_query_id") for e in errors),
+                        errors)
+        self.assertEqual(len(errors), 4, errors)
 
 
 if __name__ == "__main__":

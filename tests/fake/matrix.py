@@ -1,13 +1,15 @@
-"""A fake Matrix homeserver for faqbot's tests (Python standard library,
-plus Debian's python3-yaml to read the API definition).
+"""A fake Matrix homeserver for faqbot's tests (Python standard library;
+Debian's python3-yaml too when it reads ../shared/specs).
 
 Serves the Client-Server API on 127.0.0.1: /.well-known/matrix/client,
 /versions, /login (device_id reuse), /account/whoami, /user/{id}/filter,
 /sync (long poll, since, invites, leaves, limited timelines), /rooms/{id}/join,
 /rooms/{id}/send/{type}/{txnId} (deduplicated per device and txnId, echoed in
 /sync with unsigned.transaction_id) and /rooms/{id}/messages.  Every request
-is checked against ../shared/specs/matrix/ (path, method, query parameters,
-required body fields; sent contents against m.room.message / m.notice);
+is checked against the Client-Server API (path, method, query parameters,
+required body fields; sent contents against m.room.message / m.notice), read
+from ../shared/specs/matrix/ when it is beside the repository, else from the
+committed extract tests/fake/specs/matrix.json (see extract_specs.py);
 violations go to `spec_errors`.
 
 Faults per endpoint with fault(name, kind, times=1, **opts), name one of
@@ -19,16 +21,13 @@ send, sync, join, login, whoami, messages:
   limited        (sync) return only the last `keep` events, limited: true
 """
 import json
-import os
 import re
 import threading
 import time
 from urllib.parse import parse_qs, unquote, urlsplit
 
+import extract_specs
 from common import Handler, QuietServer, Waiting
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SPECS = os.path.join(os.path.dirname(ROOT), "shared", "specs", "matrix")
 BOT = "@faqbot:localhost"
 PASSWORD = "correct horse battery staple"
 PREFIX = "/_matrix/client/v3"
@@ -36,34 +35,10 @@ PREFIX = "/_matrix/client/v3"
 
 class Spec:
     def __init__(self):
-        import yaml
-        self.yaml = yaml
-        self.ops = []  # (method, regex, op, file)
-        base = os.path.join(SPECS, "api", "client-server")
-        for f in sorted(os.listdir(base)):
-            if f.endswith(".yaml"):
-                path = os.path.join(base, f)
-                with open(path, encoding="utf-8") as fh:
-                    d = yaml.safe_load(fh)
-                for p, ops in (d.get("paths") or {}).items():
-                    rx = re.compile("^" + re.sub(r"\{[^}]+\}", "[^/]+", p) + "$")
-                    for meth, op in ops.items():
-                        self.ops.append((meth.upper(), rx, op, path))
-        with open(os.path.join(SPECS, "event-schemas", "schema", "m.room.message$m.notice.yaml"),
-                  encoding="utf-8") as fh:
-            self.notice = yaml.safe_load(fh)
-
-    def _resolve(self, schema, base):
-        while isinstance(schema, dict) and "$ref" in schema:
-            path = os.path.normpath(os.path.join(os.path.dirname(base), schema["$ref"]))
-            with open(path, encoding="utf-8") as fh:
-                schema, base = self.yaml.safe_load(fh), path
-        props, required = dict(schema.get("properties") or {}), list(schema.get("required") or [])
-        for sub in schema.get("allOf") or []:
-            p, r, _ = self._resolve(sub, base)
-            props.update(p)
-            required += r
-        return props, required, schema.get("additionalProperties", True)
+        facts = extract_specs.load("matrix")
+        self.ops = [(op["method"], extract_specs.path_regex(op["path"]), op)
+                    for op in facts["operations"]]
+        self.notice_required = facts["notice_required"]
 
     def check(self, method, path, query, body):
         errors = []
@@ -72,29 +47,27 @@ class Spec:
         if not path.startswith(PREFIX) and not path.startswith("/_matrix/client/versions"):
             return [f"{method} {path}: not a Client-Server API path"]
         rel = path[len(PREFIX):] if path.startswith(PREFIX) else "/versions"
-        found = [(rx, op, f) for m, rx, op, f in self.ops if m == method and rx.match(rel)]
+        found = [op for m, rx, op in self.ops if m == method and rx.match(rel)]
         if not found:
             return [f"{method} {rel}: no such endpoint in the spec"]
-        _, op, f = found[0]
-        params = {p["name"]: p for p in op.get("parameters") or [] if p.get("in") == "query"}
+        op = found[0]
         for k in query:
-            if k not in params:
+            if k not in op["query"]:
                 errors.append(f"{method} {rel}: unknown query parameter {k!r}")
-        for k, p in params.items():
-            if p.get("required") and k not in query:
+        for k, required in op["query"].items():
+            if required and k not in query:
                 errors.append(f"{method} {rel}: missing required query parameter {k!r}")
-        rb = (op.get("requestBody") or {}).get("content", {}).get("application/json", {}).get("schema")
+        rb = op["body"]
         if method in ("POST", "PUT"):
             if not isinstance(body, dict):
                 errors.append(f"{method} {rel}: the body is not a JSON object")
             elif rb and "send" not in rel:
-                props, required, addl = self._resolve(rb, f)
-                for k in required:
+                for k in rb["required"]:
                     if k not in body:
                         errors.append(f"{method} {rel}: missing required field {k!r}")
-                if addl is False:
+                if not rb["others_allowed"]:
                     for k in body:
-                        if k not in props:
+                        if k not in rb["fields"]:
                             errors.append(f"{method} {rel}: unknown field {k!r}")
             if "/send/" in rel and isinstance(body, dict):
                 errors += self.check_notice(body)
@@ -102,8 +75,7 @@ class Spec:
 
     def check_notice(self, c):
         errors = []
-        content = self.notice["properties"]["content"]
-        for k in content.get("required") or []:
+        for k in self.notice_required:
             if k not in c:
                 errors.append(f"m.notice content: missing {k!r}")
         if c.get("msgtype") != "m.notice":

@@ -4,9 +4,10 @@ Serves POST /bot<token>/<method> on 127.0.0.1 with getMe, getWebhookInfo,
 deleteWebhook, setMyCommands, getUpdates (long poll; updates below the
 requested offset are confirmed and dropped), sendMessage and
 answerCallbackQuery.  Every request is checked against the Bot API
-definition in ../shared/specs/telegram/api.json (method and parameter
-names, required parameters, types); violations are collected in
-`spec_errors`.
+definition (method and parameter names, required parameters, types), read
+from ../shared/specs/telegram/api.json when it is beside the repository,
+else from the committed extract tests/fake/specs/telegram.json (see
+extract_specs.py); violations are collected in `spec_errors`.
 
 Faults are scripted per method with `fault(method, kind, times=1, **opts)`:
   status      reply with an error: status=429 retry_after=2, status=500,
@@ -21,14 +22,11 @@ Tests push user activity with user_message() / callback() and read what the
 bot sent from `sent` (sendMessage calls, in arrival order).
 """
 import json
-import os
 import threading
 import time
 
+import extract_specs
 from common import Handler, QuietServer, Waiting
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SPEC = os.path.join(os.path.dirname(ROOT), "shared", "specs", "telegram", "api.json")
 
 TOKEN = "7714526301:AAF-test-token-Zq9vX2kLmN4pR7sT"
 BOT_ID = 7714526301
@@ -36,9 +34,8 @@ BOT_USERNAME = "faqtestbot"
 
 
 class Spec:
-    def __init__(self, path=SPEC):
-        with open(path, encoding="utf-8") as f:
-            d = json.load(f)
+    def __init__(self):
+        d = extract_specs.load("telegram")
         self.methods = d["methods"]
         self.types = d["types"]
 
