@@ -3,6 +3,8 @@
 #
 #   make            build build/faqbot
 #   make run        build and run (the console chat on faq/faq.json without chat credentials)
+#   make check      the quick tests: unit and end-to-end on the normal build
+#                   (make check T=telegram K=flood: one suite, matching tests)
 #   make test       every test, in a normal build and under ASan + UBSan
 #   make eval       accuracy on tests/eval/
 #   make bench      speed and memory figures
@@ -41,7 +43,7 @@ STOPWORDS = $(wildcard faq/stopwords/*.txt)
 UNIT_SRCS = $(wildcard tests/unit/test_*.c)
 UNIT_BINS = $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps run test unit-bins eval bench install clean docker-test fuzz fuzz-bins lint soak FORCE
+.PHONY: all deps run check test unit-bins eval bench install clean docker-test fuzz fuzz-bins lint soak FORCE
 
 all: deps
 	@$(MAKE) --no-print-directory $(BUILD)/faqbot
@@ -90,8 +92,8 @@ $(BUILD)/obj/stopwords.o: $(BUILD)/gen/stopwords.c | $(BUILD)/obj
 $(BUILD)/obj $(BUILD)/gen $(BUILD)/tests:
 	@mkdir -p $@
 
-$(BUILD)/tests/%: tests/unit/%.c $(OBJS) $(HEADERS) | $(BUILD)/tests
-	$(CC) $(CFLAGS_ALL) -DTEST_DATA_DIR='"tests/data"' -o $@ $< $(OBJS) $(LDFLAGS_ALL) \
+$(BUILD)/tests/%: tests/unit/%.c tests/unit/cmocka_filter.c $(OBJS) $(HEADERS) | $(BUILD)/tests
+	$(CC) $(CFLAGS_ALL) -DTEST_DATA_DIR='"tests/data"' -o $@ $< tests/unit/cmocka_filter.c $(OBJS) $(LDFLAGS_ALL) \
 		$(PKG_LIBS) $$(pkg-config --libs cmocka)
 
 unit-bins: $(UNIT_BINS) $(BUILD)/faqbot
@@ -100,6 +102,14 @@ unit-bins: $(UNIT_BINS) $(BUILD)/faqbot
 # (FAQBOT_TELEGRAM_TOKEN, or telegram_token in config/faqbot.conf).
 run: all
 	@exec ./$(BUILD)/faqbot run --config config/faqbot.conf
+
+# The quick set, on the normal build only: unit and end-to-end tests, the FAQ
+# check, the evaluation gate (no sanitizer build, soak, valgrind, lint, fuzz
+# or image; that is make test).  T=PATTERN runs only the suites whose name
+# contains it, K=NAME only the tests whose name contains it inside them.
+check: deps
+	@$(MAKE) --no-print-directory unit-bins
+	@PYTHON=$(PYTHON) sh tests/run.sh --quick $(if $(T),--only '$(T)') $(if $(K),-k '$(K)') $(BUILD)
 
 # Every test: normal build, then ASan + UBSan build (leaks fail too).
 test: deps

@@ -1,13 +1,49 @@
 #!/bin/sh
-# Runs every test suite against each build directory given (make test passes
-# build and build/asan): the cmocka unit tests, the command-line end-to-end
-# tests, and, on the first build, the FAQ check and the evaluation gate.
+# The one test runner.  `make test` runs everything against each build
+# directory given (build and build/asan); `make check` runs the quick set on
+# the normal build.
+#
+#   tests/run.sh [--quick] [--only PATTERN] [-k FILTER] BUILD...
+#
+#   (no option)   unit tests, command-line and chat end-to-end tests on every
+#                 build; on the first, the FAQ check, the evaluation gate and
+#                 the spec extract; then soak, valgrind, lint, fuzz, image.
+#   --quick       only the unit, end-to-end, FAQ-check, evaluation and spec
+#                 extract suites (no soak, valgrind, lint, fuzz, image).
+#   --only P      only the suites whose name contains P (e.g. telegram,
+#                 test_store, eval); make check T=P.
+#   -k F          inside the suites run, only the tests whose name contains F:
+#                 passed to the Python suites as -k F, to the cmocka binaries
+#                 as CMOCKA_TEST_FILTER='*F*'; make check K=F.
+#
 # Prints one line per suite and a closing "suites: N passed, M failed".
 set -u
 PYTHON=${PYTHON:-python3}
+quick=0
+only=""
+filter=""
+while [ $# -gt 0 ]; do
+	case $1 in
+	--quick) quick=1; shift ;;
+	--only) only=${2-}; shift 2 || { echo "run.sh: --only needs a pattern" >&2; exit 2; } ;;
+	-k) filter=${2-}; shift 2 || { echo "run.sh: -k needs a test name" >&2; exit 2; } ;;
+	-*) echo "run.sh: unknown option '$1'" >&2; exit 2 ;;
+	*) break ;;
+	esac
+done
+if [ $# = 0 ]; then
+	echo "usage: tests/run.sh [--quick] [--only PATTERN] [-k FILTER] BUILD..." >&2
+	exit 2
+fi
+kargs=""
+if [ -n "$filter" ]; then
+	kargs="-k $filter"
+	export CMOCKA_TEST_FILTER="*$filter*"
+fi
 passed=0
 failed=0
 failures=""
+skipped=0
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 
@@ -15,9 +51,17 @@ trap 'rm -f "$log"' EXIT
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:exitcode=86:strict_string_checks=1"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:exitcode=87"
 
+# Whether the suite named $1 is selected by --only.
+wanted() {
+	case $1 in *"$only"*) return 0 ;; esac
+	skipped=$((skipped + 1))
+	return 1
+}
+
 suite() {
 	name=$1
 	shift
+	wanted "$name" || return 0
 	if "$@" >"$log" 2>&1; then
 		passed=$((passed + 1))
 		printf 'PASS  %s\n' "$name"
@@ -29,16 +73,32 @@ suite() {
 	fi
 }
 
+finish() {
+	echo
+	[ -n "$failures" ] && echo "failed:$failures"
+	if [ -n "$only" ] && [ $((passed + failed)) = 0 ]; then
+		echo "run.sh: no suite name contains '$only'"
+		exit 1
+	fi
+	if [ -n "$only" ]; then
+		echo "suites: $passed passed, $failed failed ($skipped not selected by --only '$only')"
+	else
+		echo "suites: $passed passed, $failed failed"
+	fi
+	[ "$failed" = 0 ]
+	exit
+}
+
 first=1
 for build in "$@"; do
 	for t in "$build"/tests/test_*; do
 		[ -x "$t" ] || continue
 		suite "$build: unit $(basename "$t")" "$t"
 	done
-	suite "$build: cli end-to-end" env FAQBOT="$build/faqbot" "$PYTHON" tests/e2e/test_cli.py
-	suite "$build: telegram end-to-end" env FAQBOT="$build/faqbot" "$PYTHON" tests/e2e/test_telegram.py
-	suite "$build: matrix end-to-end" env FAQBOT="$build/faqbot" "$PYTHON" tests/e2e/test_matrix.py
-	suite "$build: operations end-to-end" env FAQBOT="$build/faqbot" "$PYTHON" tests/e2e/test_ops.py
+	for e in cli telegram matrix ops; do
+		# shellcheck disable=SC2086 # kargs is "-k FILTER" or nothing
+		suite "$build: $e end-to-end" env FAQBOT="$build/faqbot" "$PYTHON" tests/e2e/test_$e.py $kargs
+	done
 	if [ $first = 1 ]; then
 		suite "$build: faqbot check faq/faq.json is clean" \
 			sh -c "out=\$('$build/faqbot' check faq/faq.json 2>&1); rc=\$?; printf '%s' \"\$out\"; [ \$rc = 0 ] && [ -z \"\$out\" ]"
@@ -47,6 +107,22 @@ for build in "$@"; do
 		first=0
 	fi
 done
+
+# The committed spec extract (tests/fake/specs) against ../shared/specs,
+# when that folder is beside this clone.
+if wanted "spec extract"; then
+	"$PYTHON" tests/fake/extract_specs.py --check >"$log" 2>&1
+	case $? in
+	0) passed=$((passed + 1)); echo "PASS  spec extract (tests/fake/specs) matches ../shared/specs" ;;
+	77) echo "SKIP  spec extract: ../shared/specs is not beside this clone; the e2e tests check against the committed extract" ;;
+	*) failed=$((failed + 1)); failures="$failures spec-extract"; echo "FAIL  spec extract"
+	   sed 's/^/      /' "$log" | tail -n 20 ;;
+	esac
+fi
+
+if [ $quick = 1 ]; then
+	finish
+fi
 
 # Soak: 2 minutes under faults, then 30 s under valgrind (no leaks).
 suite "soak (2 min under faults)" "$PYTHON" tests/soak/soak.py --faqbot "$1/faqbot" --seconds 120
@@ -57,7 +133,9 @@ suite "soak under valgrind (30 s, leak check)" "$PYTHON" tests/soak/soak.py --fa
 suite "lint (cppcheck, clang-tidy)" make --no-print-directory lint
 
 # Fuzzing, about 20 s a target, and the replay of every saved crash input.
-if command -v clang >/dev/null 2>&1; then
+if ! wanted fuzz; then
+	:
+elif command -v clang >/dev/null 2>&1; then
 	if make --no-print-directory fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-20}" >"$log" 2>&1; then
 		passed=$((passed + 1))
 		echo "PASS  fuzz (libFuzzer, ${FUZZ_SECONDS:-20} s a target)"
@@ -73,7 +151,9 @@ else
 fi
 
 # The container image, when this machine can build one (CI installs buildah).
-if PYTHON="$PYTHON" sh tests/docker/docker_test.sh >"$log" 2>&1; then
+if ! wanted "docker image"; then
+	:
+elif PYTHON="$PYTHON" sh tests/docker/docker_test.sh >"$log" 2>&1; then
 	passed=$((passed + 1))
 	echo "PASS  docker image (buildah): $(grep 'image size' "$log" | sed 's/docker-test: //')"
 else
@@ -88,7 +168,4 @@ else
 	fi
 fi
 
-echo
-[ -n "$failures" ] && echo "failed:$failures"
-echo "suites: $passed passed, $failed failed"
-[ "$failed" = 0 ]
+finish
