@@ -5,6 +5,31 @@
  * line to stderr and abort instead of returning NULL, so callers never
  * carry half-built structures around.  Everything they return is owned by
  * the caller and released with free().
+ *
+ * Errors: the one convention of the pure core (text, typo, strmap, strbuf,
+ * faq, index, match, bot).
+ *   1. Out of memory is never an error path: the x* helpers above abort
+ *      (as strmap does past 4 GiB of keys, far beyond any FAQ).
+ *   2. A function that can fail says so by its return value, as its header
+ *      states: NULL from a constructor (faq_parse, index_build, text_new),
+ *      -1 from an operation (strbuf_add* past the buffer's cap, which then
+ *      stays unchanged), -1 or 0 for "not found" / "not valid" look-ups.
+ *   3. When the cause comes from something a person wrote (the FAQ file, its
+ *      language, its wording), the sentence that explains it goes into a
+ *      struct faq_diags the caller embeds and passes in (faq.h): one complete
+ *      line per problem, naming the file and the place ("faq.json:12:5: ...",
+ *      "faq.json: entries[3] (id \"x\"): ..."), errors and warnings counted,
+ *      every problem collected rather than only the first.  The callee writes
+ *      the sentence; the caller owns the list, decides where the lines go
+ *      (`faqbot check` prints them, a reload logs them through log.h) and
+ *      releases it with faq_diags_release.
+ *   4. The core never prints, logs or exits: only main.c and the edges
+ *      (log.h) turn a message into output.
+ * The edges (config, store, http, metrics) still return 0 / -1 or NULL with
+ * one sentence in a caller-owned buffer (char *err, size_t errlen), or one
+ * line per problem appended to a caller-owned strbuf (config_load).  They
+ * are being rewritten towards STYLE.md's rule: 0 / -1 and an optional error
+ * struct, first error wins, keeping the remote API's own code and text.
  */
 #ifndef FAQBOT_UTIL_H
 #define FAQBOT_UTIL_H
