@@ -28,8 +28,8 @@
  * The edges (config, store, http, metrics) still return 0 / -1 or NULL with
  * one sentence in a caller-owned buffer (char *err, size_t errlen), or one
  * line per problem appended to a caller-owned strbuf (config_load).  They
- * are being rewritten towards STYLE.md's rule: 0 / -1 and an optional error
- * struct, first error wins, keeping the remote API's own code and text.
+ * are being rewritten towards 0 / -1 and an optional error struct (first
+ * error wins, keeping the remote API's own code and text).
  */
 #ifndef FAQBOT_UTIL_H
 #define FAQBOT_UTIL_H
