@@ -65,6 +65,8 @@ suite() {
 	if "$@" >"$log" 2>&1; then
 		passed=$((passed + 1))
 		printf 'PASS  %s\n' "$name"
+		# which protocol definitions the fakes checked requests against
+		grep '^spec check:' "$log" | sort -u | sed 's/^/      /'
 	else
 		failed=$((failed + 1))
 		failures="$failures $name"
