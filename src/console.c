@@ -75,7 +75,7 @@ static char *console_locale_set(void)
 	if (setlocale(LC_CTYPE, "") && codeset_is_utf8())
 		return saved;
 	static const char *const utf8[] = { "C.UTF-8", "C.utf8", "en_US.UTF-8" };
-	for (size_t i = 0; i < sizeof(utf8) / sizeof(utf8[0]); i++)
+	for (size_t i = 0; i < ARRAY_LEN(utf8); i++)
 		if (setlocale(LC_CTYPE, utf8[i]) && codeset_is_utf8())
 			return saved;
 	setlocale(LC_CTYPE, saved ? saved : "C");
