@@ -1,14 +1,21 @@
 /*
  * bot.h - one incoming message in, one reply out; no transport knowledge.
  *
- * The bot understands commands (start, aide/help, faq, souscrire, with the
- * transport's prefix: "/" on Telegram and the console, "!" on Matrix),
- * questions, and a bare number answering the last numbered list it sent to
- * that chat (suggestions or the /faq list).  In a group it stays silent
- * unless the transport says the message addressed the bot.
+ * The bot understands commands (start, aide/help, faq, souscrire/subscribe,
+ * with the transport's prefix: "/" on Telegram and the console, "!" on
+ * Matrix), questions, and a bare number answering the last numbered list it
+ * sent to that chat (suggestions or the /faq list).  In a group it stays
+ * silent unless the transport says the message addressed the bot.
  *
- * The reply is plain text plus structure (an optional link button, an
- * optional list of choices); each transport renders it (HTML, buttons...).
+ * Its own texts and command names follow the FAQ's "language": French for
+ * french/fr/fre/fra, English for every other language; the FAQ's
+ * "messages" override any text.  Command names of both languages are always
+ * understood.
+ *
+ * The reply is text plus structure (an optional link, an optional list of
+ * choices).  `text` is plain (answers' markup already rendered as plain
+ * text); reply_render lays the whole reply out for a target (Telegram HTML,
+ * Matrix formatted_body, plain body), with the answer's markup formatted.
  *
  * Ownership: bot_new borrows nothing and owns its index; bot_swap_index
  * installs a new index and returns the old one for the caller to free (a
@@ -51,15 +58,20 @@ enum reply_kind {
 
 struct reply_choice {
 	char *id;        /* entry id */
-	char *label;     /* the entry's first question */
+	char *label;     /* the entry's first question (for lists that number themselves) */
+	char *button;    /* "2. <label>": a button's text, with the number a user may type */
 };
+
+enum bot_language { BOT_LANG_EN, BOT_LANG_FR };
 
 struct reply {
 	enum reply_kind kind;
 	char *text;           /* plain text, never NULL after bot_handle */
+	char *markup;         /* the same text in the answer markup (markup.h) when it comes
+			       * from the FAQ (an answer, the fallback text), else NULL */
 	char *link_url;       /* optional button / link */
 	char *link_label;
-	char *choices_intro;  /* text above the choices, or NULL */
+	char *choices_intro;  /* text above the choices (after the link), or NULL */
 	struct reply_choice *choices;
 	size_t n_choices;
 	char *entry_id;       /* the answered (or best-guess) entry, or NULL */
@@ -67,6 +79,7 @@ struct reply {
 	int unanswered;       /* a question the FAQ did not answer well: a fallback,
 			       * a choice between entries, or an answer within
 			       * BOT_LOW_CONFIDENCE of the threshold */
+	enum bot_language lang; /* of the bot's texts in this reply */
 };
 
 struct bot_options {
@@ -101,11 +114,59 @@ void bot_flood_reply(struct bot *b, int verdict, char prefix, struct reply *r);
 int bot_listed(const char *list, const char *item, int server_ok);
 
 /* The bot's text for key ("help", "cooldown", ...) with {prefix} filled
- * in: the FAQ's override or the built-in French.  Caller frees. */
+ * in: the FAQ's override or the built-in text in the FAQ's language.
+ * Caller frees. */
 char *bot_text(struct bot *b, const char *key, char prefix);
 
-/* Renders a reply as plain text (console, CLI, logs): text, numbered
- * choices, then the link. */
+/* The language of the bot's texts for this FAQ language name ("french",
+ * "fr", "fre", "fra" give French; anything else English). */
+enum bot_language bot_language_of(const char *faq_language);
+
+/* ==== Commands ==== */
+
+struct bot_command {
+	const char *name;        /* without prefix: "aide" */
+	const char *description; /* one line, for a client's command menu */
+};
+
+/* The commands to advertise (Telegram setMyCommands, a Matrix help), in the
+ * FAQ's language.  Borrowed static array of *n entries. */
+const struct bot_command *bot_commands(const struct bot *b, size_t *n);
+/* 1 when text starts with prefix and a command name of either language
+ * ("!aide", "/help@faqbot", "!Subscribe please"), else 0. */
+int bot_is_command(const char *text, size_t len, char prefix);
+
+/* ==== Mentions ==== */
+
+struct bot_identity {
+	const char *display_name; /* "Assistant FAQ", or NULL */
+	const char *user_id;      /* Matrix "@faqbot:example.org", or NULL */
+	const char *username;     /* Telegram "faqbot" (with or without '@'), or NULL */
+};
+
+/* Where the question is once a mention of the bot at its start or end is
+ * cut: "Assistant FAQ: à quoi sert…", "@faqbot …", "faqbot, …", "… @faqbot",
+ * "… @faqbot:example.org".  A bare name (no '@', not a full user id) counts
+ * at the start only when a ':' or ',' follows it, and at the end only after
+ * a ','; names compare without ASCII case.  Returns the question's length
+ * and sets *start to its offset in text (no copy). */
+size_t bot_strip_mention(const char *text, size_t len, const struct bot_identity *id, size_t *start);
+
+/* ==== Rendering ==== */
+
+enum reply_target { REPLY_PLAIN, REPLY_TELEGRAM, REPLY_MATRIX };
+
+/* Appends the whole reply laid out for target, in this order: the text
+ * (answer markup formatted), the link right under it ("label : url" in
+ * plain, a link in HTML), the choices' intro, then the numbered choices
+ * (plain "1. …" lines, a Matrix <ol>; none for Telegram, whose choices
+ * are buttons labelled with choices[i].button).  Telegram output is for
+ * parse_mode HTML, Matrix output for formatted_body; split either with
+ * markup_split and take each part's body with markup_html_to_plain. */
+void reply_render(const struct reply *r, enum reply_target target, struct strbuf *out);
+
+/* Renders a reply as plain text (console, CLI, logs): reply_render's
+ * plain layout and a final newline. */
 void reply_format_plain(const struct reply *r, struct strbuf *out);
 
 #endif

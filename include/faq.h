@@ -45,6 +45,7 @@ struct faq {
 	double threshold;      /* FAQ_DEFAULT_THRESHOLD when absent */
 	char *fallback_text;
 	char *fallback_url;
+	char *fallback_label;  /* the link's label, or NULL for the bot's default */
 	struct faq_synonyms *synonyms;
 	size_t n_synonyms;
 	struct faq_entry *entries;

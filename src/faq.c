@@ -30,7 +30,7 @@ static const char *const root_keys[] = {
 	"$schema", "language", "threshold", "fallback", "synonyms", "entries", "messages", NULL
 };
 static const char *const entry_keys[] = { "id", "questions", "answer", "keywords", NULL };
-static const char *const fallback_keys[] = { "text", "url", NULL };
+static const char *const fallback_keys[] = { "text", "url", "label", NULL };
 
 /* ==== Diagnostics ==== */
 
@@ -274,6 +274,7 @@ static void parse_fallback(struct ctx *c, json_t *root, struct faq *f)
 	warn_unknown_keys(c, fb, "fallback", fallback_keys);
 	f->fallback_text = get_text(c, fb, "text", "fallback", 1);
 	f->fallback_url = get_text(c, fb, "url", "fallback", 1);
+	f->fallback_label = get_text(c, fb, "label", "fallback", 0);
 	if (f->fallback_url && !url_ok(f->fallback_url))
 		ERR(c, "%s: fallback: \"url\" \"%s\" is not a web address; it must start with "
 		    "https:// (or http://) and contain no spaces", c->src, f->fallback_url);
@@ -569,6 +570,7 @@ void faq_free(struct faq *f)
 	free(f->language);
 	free(f->fallback_text);
 	free(f->fallback_url);
+	free(f->fallback_label);
 	free(f);
 }
 
