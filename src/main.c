@@ -17,6 +17,7 @@
 #include "index.h"
 #include "log.h"
 #include "loop.h"
+#include "markup.h"
 #include "matrix.h"
 #include "match.h"
 #include "metrics.h"
@@ -248,6 +249,30 @@ static void self_test(struct index *idx, struct faq_diags *d)
 	text_free(t);
 }
 
+/* Markup problems in one text: a warning each (the text is still shown,
+ * with the broken part as typed). */
+static void check_markup_of(const struct faq *f, const char *where, const char *src,
+			    struct faq_diags *d)
+{
+	struct markup_problem *p;
+	size_t n = markup_check(src, strlen(src), &p);
+	for (size_t i = 0; i < n; i++)
+		faq_diags_add(d, FAQ_WARNING, "%s: warning: %s, line %zu, column %zu: %s", f->source,
+			      where, p[i].line, p[i].column, p[i].text);
+	markup_problems_free(p, n);
+}
+
+static void check_markup(const struct faq *f, struct faq_diags *d)
+{
+	check_markup_of(f, "fallback: \"text\"", f->fallback_text, d);
+	for (size_t e = 0; e < f->n_entries; e++) {
+		char where[160];
+		snprintf(where, sizeof(where), "entries[%zu] (id \"%.60s\"): \"answer\"", e,
+			 f->entries[e].id);
+		check_markup_of(f, where, f->entries[e].answer, d);
+	}
+}
+
 static int cmd_check(int argc, char **argv)
 {
 	struct opts o;
@@ -266,8 +291,10 @@ static int cmd_check(int argc, char **argv)
 	faq_diags_init(&d);
 	struct faq *f = faq_load_file(path, &d);
 	struct index *idx = f ? index_build(f, &d) : NULL;
-	if (idx)
+	if (idx) {
+		check_markup(index_faq(idx), &d);
 		self_test(idx, &d);
+	}
 	print_diags(&d, stdout);
 	int rc = d.errors ? 1 : 0;
 	faq_diags_release(&d);

@@ -16,6 +16,7 @@
 #include "util.h"
 
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -251,12 +252,14 @@ static void tokenize(const char *s, size_t b, size_t e, struct line_toks *lt, st
 			if (t->kind != TOK_DELIM || t->match >= 0 || t->can_open == t->can_close)
 				continue;
 			const char *what = t->n == 2 ? "bold" : "italic";
+			char shown[8];
+			snprintf(shown, sizeof(shown), t->n == 2 ? "\\%c\\%c" : "\\%c", t->ch, t->ch);
 			if (t->can_open)
 				prob_add(pr, t->p, "\"%.*s\" starts %s text that is not closed on the same line; "
-					 "close it, or write \\%c to show it as typed", (int)t->n, t->p, what, t->ch);
+					 "close it, or write %s to show it as typed", (int)t->n, t->p, what, shown);
 			else
 				prob_add(pr, t->p, "\"%.*s\" ends %s text that was not opened on the same line; "
-					 "open it, or write \\%c to show it as typed", (int)t->n, t->p, what, t->ch);
+					 "open it, or write %s to show it as typed", (int)t->n, t->p, what, shown);
 		}
 	}
 }

@@ -125,6 +125,26 @@ class Check(unittest.TestCase):
         self.assertEqual(rc, 0)
         self.assertIn('warning: top level: unknown key "colour" is ignored', out)
 
+    def test_markup_problems_are_warnings_with_line_and_column(self):
+        faq = {"language": "english",
+               "fallback": {"text": "See **here.", "url": "https://example.org/", "label": "More"},
+               "entries": [{"id": "a", "questions": ["price"],
+                            "answer": "Ten.\nSee [prices](ftp://example.org/p), [x](https://e.org\n"
+                                      "3 * 4, snake_case and **bold** are fine"}]}
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+            json.dump(faq, f)
+        try:
+            rc, out, _ = run("check", f.name)
+        finally:
+            os.unlink(f.name)
+        self.assertEqual(rc, 0)
+        lines = out.splitlines()
+        self.assertEqual(len(lines), 3, out)
+        self.assertIn('warning: fallback: "text", line 1, column 5: "**" starts bold text', lines[0])
+        self.assertIn('warning: entries[0] (id "a"): "answer", line 2, column 5: the link "[prices]" '
+                      'goes to "ftp://example.org/p", which is not a web address', lines[1])
+        self.assertIn('"answer", line 2, column 36: the link "[x]" has no closing ")"', lines[2])
+
     def test_self_test_names_both_entries(self):
         faq = {"language": "french",
                "fallback": {"text": "x", "url": "https://example.org/"},

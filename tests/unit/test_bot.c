@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "bot.h"
@@ -183,6 +184,248 @@ static void plain_format_and_huge_message(void **state)
 	free(big);
 }
 
+
+static struct bot *bot_from(const char *json)
+{
+	struct index *idx = index_from_json(json);
+	assert_non_null(idx);
+	return bot_new(idx, NULL);
+}
+
+#define FAQ_IN(lang, extra) \
+	"{\"language\": \"" lang "\", \"fallback\": {\"text\": \"No answer.\", \"url\": \"https://e.org/more\"" \
+	extra "}, \"entries\": [{\"id\": \"a\", \"questions\": [\"price\"], \"answer\": \"Ten.\"}]}"
+
+static void texts_follow_the_faq_language(void **state)
+{
+	(void)state;
+	static const char *const fr[] = { "french", "fr", "fre", "fra" };
+	static const char *const en[] = { "english", "en", "eng", "porter", "german", "spanish" };
+	for (size_t i = 0; i < 4; i++)
+		assert_int_equal(bot_language_of(fr[i]), BOT_LANG_FR);
+	for (size_t i = 0; i < 6; i++)
+		assert_int_equal(bot_language_of(en[i]), BOT_LANG_EN);
+	struct bot *b = bot_from(FAQ_IN("english", ""));
+	struct reply r;
+	assert_int_equal(say(b, "/help", CHAT_PRIVATE, 1, '/', &r), REPLY_HELP);
+	assert_non_null(strstr(r.text, "/subscribe"));
+	assert_null(strstr(r.text, "/souscrire"));
+	assert_null(strstr(r.text, "/aide"));
+	reply_release(&r);
+	/* the other language's command names still work */
+	assert_int_equal(say(b, "/souscrire", CHAT_PRIVATE, 1, '/', &r), REPLY_SUBSCRIBE);
+	assert_string_equal(r.text, "To subscribe, it is here:");
+	assert_string_equal(r.link_label, "Learn more"); /* neutral default */
+	assert_int_equal(r.lang, BOT_LANG_EN);
+	reply_release(&r);
+	assert_int_equal(say(b, "!AIDE", CHAT_PRIVATE, 1, '!', &r), REPLY_HELP);
+	assert_non_null(strstr(r.text, "!help"));
+	reply_release(&r);
+	char *t = bot_text(b, "cooldown", '/');
+	assert_string_equal(t, "I answered this question a few minutes ago: see my answer just above.");
+	free(t);
+	size_t n;
+	const struct bot_command *c = bot_commands(b, &n);
+	assert_true(n >= 3);
+	assert_string_equal(c[0].name, "help");
+	assert_string_equal(c[2].name, "subscribe");
+	bot_free(b);
+
+	b = bot_from(FAQ_IN("fr", ""));
+	assert_int_equal(say(b, "/subscribe", CHAT_PRIVATE, 1, '/', &r), REPLY_SUBSCRIBE);
+	assert_string_equal(r.text, "Pour souscrire, c'est ici :");
+	assert_string_equal(r.link_label, "En savoir plus");
+	reply_release(&r);
+	c = bot_commands(b, &n);
+	assert_string_equal(c[0].name, "aide");
+	assert_string_equal(c[0].description, "Comment poser une question");
+	bot_free(b);
+
+	/* another language: English texts, unless "messages" says otherwise */
+	b = bot_from("{\"language\": \"german\", \"fallback\": {\"text\": \"Keine Antwort.\", \"url\": "
+		     "\"https://e.org/mehr\", \"label\": \"Mehr erfahren\"}, \"messages\": {\"help\": "
+		     "\"Fragen Sie einfach. {prefix}faq: die Liste\"}, \"entries\": [{\"id\": \"a\", "
+		     "\"questions\": [\"Preis\"], \"answer\": \"Zehn.\"}]}");
+	assert_int_equal(say(b, "/help", CHAT_PRIVATE, 1, '/', &r), REPLY_HELP);
+	assert_string_equal(r.text, "Fragen Sie einfach. /faq: die Liste");
+	reply_release(&r);
+	assert_int_equal(say(b, "/faq", CHAT_PRIVATE, 1, '/', &r), REPLY_LIST);
+	assert_string_equal(r.text, "Frequently asked questions (reply with a number):");
+	reply_release(&r);
+	assert_int_equal(say(b, "/subscribe", CHAT_PRIVATE, 1, '/', &r), REPLY_SUBSCRIBE);
+	assert_string_equal(r.link_label, "Mehr erfahren");
+	reply_release(&r);
+	bot_free(b);
+}
+
+static void commands_are_recognised_in_both_languages(void **state)
+{
+	(void)state;
+	static const char *const yes[] = { "!aide", "!help", "/Subscribe please", "/help@faqbot",
+					   "!faq", "!souscrire ?", "/start", "!questions" };
+	static const char *const no[] = { "aide", "!aides", "!faq2", "/", "!", "/inconnue", "!éaide",
+					  "/helpé" };
+	for (size_t i = 0; i < sizeof(yes) / sizeof(*yes); i++)
+		assert_true(bot_is_command(yes[i], strlen(yes[i]), yes[i][0]));
+	for (size_t i = 0; i < sizeof(no) / sizeof(*no); i++)
+		assert_false(bot_is_command(no[i], strlen(no[i]), no[i][0] == '/' ? '/' : '!'));
+	assert_false(bot_is_command("/aide", 5, '!'));
+}
+
+static void link_label_comes_from_the_faq(void **state)
+{
+	(void)state;
+	struct bot *b = bot_from(FAQ_IN("french", ", \"label\": \"Souscrire à l'étude\""));
+	struct reply r;
+	assert_int_equal(say(b, "/souscrire", CHAT_PRIVATE, 1, '/', &r), REPLY_SUBSCRIBE);
+	assert_string_equal(r.link_label, "Souscrire à l'étude");
+	reply_release(&r);
+	bot_free(b);
+	/* the older place, messages.link_label, still works */
+	b = bot_from("{\"language\": \"english\", \"fallback\": {\"text\": \"x\", \"url\": \"https://e.org/\"},"
+		     " \"messages\": {\"link_label\": \"Join\"}, \"entries\": [{\"id\": \"a\", \"questions\": "
+		     "[\"price\"], \"answer\": \"Ten.\"}]}");
+	assert_int_equal(say(b, "/subscribe", CHAT_PRIVATE, 1, '/', &r), REPLY_SUBSCRIBE);
+	assert_string_equal(r.link_label, "Join");
+	reply_release(&r);
+	bot_free(b);
+}
+
+/* The fallback's link sits right under the sentence that introduces it,
+ * before the suggestions. */
+static void fallback_link_comes_before_suggestions(void **state)
+{
+	struct bot *b = *state;
+	struct reply r;
+	assert_int_equal(say(b, "ticket", CHAT_PRIVATE, 1, '/', &r), REPLY_FALLBACK);
+	assert_true(r.n_choices >= 1);
+	struct strbuf sb = STRBUF_INIT;
+	reply_format_plain(&r, &sb);
+	assert_string_equal(sb.buf, "Pas de réponse.\n"
+				    "En savoir plus : https://example.org/souscrire\n\n"
+				    "Peut-être cherchiez-vous (répondez par un numéro) :\n"
+				    "1. Combien coûte la souscription ?\n");
+	strbuf_reset(&sb);
+	reply_render(&r, REPLY_MATRIX, &sb);
+	assert_string_equal(sb.buf, "Pas de réponse.<br><a href=\"https://example.org/souscrire\">En savoir "
+				    "plus</a><br><br>Peut-être cherchiez-vous (répondez par un numéro) :"
+				    "<ol><li>Combien coûte la souscription ?</li></ol>");
+	strbuf_reset(&sb);
+	reply_render(&r, REPLY_TELEGRAM, &sb);
+	assert_string_equal(sb.buf, "Pas de réponse.\n<a href=\"https://example.org/souscrire\">En savoir "
+				    "plus</a>\n\nPeut-être cherchiez-vous (répondez par un numéro) :");
+	strbuf_release(&sb);
+	reply_release(&r);
+}
+
+/* Every choice carries its number, so a button shows what to type. */
+static void choices_are_numbered(void **state)
+{
+	struct bot *b = *state;
+	struct reply r;
+	assert_int_equal(say(b, "où sont les archives ?", CHAT_PRIVATE, 1, '/', &r), REPLY_CHOOSE);
+	assert_non_null(strstr(r.text, "numéro"));
+	for (size_t i = 0; i < r.n_choices; i++) {
+		char want[200];
+		snprintf(want, sizeof(want), "%zu. %s", i + 1, r.choices[i].label);
+		assert_string_equal(r.choices[i].button, want);
+	}
+	assert_string_equal(r.choices[0].button, "1. Où se trouvent les archives ?");
+	reply_release(&r);
+	assert_int_equal(say(b, "/faq", CHAT_PRIVATE, 1, '/', &r), REPLY_LIST);
+	assert_string_equal(r.choices[5].button, "6. Où se trouvent les archives ?");
+	reply_release(&r);
+}
+
+static void answers_carry_their_markup(void **state)
+{
+	(void)state;
+	struct bot *b = bot_from("{\"language\": \"french\", \"fallback\": {\"text\": \"Voir **le site**.\","
+				 " \"url\": \"https://e.org/\"}, \"entries\": [{\"id\": \"a\", \"questions\": "
+				 "[\"prix\"], \"answer\": \"Coût : **10 €**, voir [la grille](https://e.org/g).\\n"
+				 "- un _atelier_\\n- 3 * 4 rapports\"}]}");
+	struct reply r;
+	assert_int_equal(say(b, "prix", CHAT_PRIVATE, 1, '/', &r), REPLY_ANSWER);
+	/* existing transports send text: it must hold no markup */
+	assert_string_equal(r.text, "Coût : 10 €, voir la grille (https://e.org/g).\n• un atelier\n"
+				    "• 3 * 4 rapports");
+	assert_non_null(strstr(r.markup, "**10 €**"));
+	struct strbuf sb = STRBUF_INIT;
+	reply_render(&r, REPLY_TELEGRAM, &sb);
+	assert_string_equal(sb.buf, "Coût : <b>10 €</b>, voir <a href=\"https://e.org/g\">la grille</a>.\n"
+				    "• un <i>atelier</i>\n• 3 * 4 rapports");
+	strbuf_reset(&sb);
+	reply_render(&r, REPLY_MATRIX, &sb);
+	assert_string_equal(sb.buf, "<p>Coût : <strong>10 €</strong>, voir <a href=\"https://e.org/g\">la "
+				    "grille</a>.</p><ul><li>un <em>atelier</em></li><li>3 * 4 rapports</li></ul>");
+	strbuf_release(&sb);
+	reply_release(&r);
+	assert_int_equal(say(b, "météo", CHAT_PRIVATE, 1, '/', &r), REPLY_FALLBACK);
+	assert_string_equal(r.text, "Voir le site.");
+	reply_release(&r);
+	bot_free(b);
+}
+
+static void mentions_are_stripped(void **state)
+{
+	(void)state;
+	struct bot *b = bot_from(
+		"{\"language\": \"french\", \"fallback\": {\"text\": \"x\", \"url\": \"https://e.org/\"},"
+		" \"entries\": ["
+		"  {\"id\": \"interet-etude\", \"questions\": [\"à quoi sert cette étude ?\", "
+		"    \"quel intérêt pour ma collectivité\"], \"answer\": \"À anticiper.\"},"
+		"  {\"id\": \"assistance\", \"questions\": [\"Qui assure l'assistance ?\"], \"answer\": \"Nous.\"},"
+		"  {\"id\": \"faq\", \"questions\": [\"Qui tient cette FAQ à jour ?\"], \"answer\": \"Nous.\"}"
+		" ]}");
+	struct bot_identity id = { "Assistant FAQ", "@faqbot:example.org", "faqbot_bot" };
+	static const struct {
+		const char *in, *out;
+	} cases[] = {
+		{ "Assistant FAQ: à quoi sert cette étude ?", "à quoi sert cette étude ?" },
+		{ "  assistant faq , à quoi sert cette étude ?", "à quoi sert cette étude ?" },
+		{ "@faqbot à quoi sert cette étude ?", "à quoi sert cette étude ?" },
+		{ "faqbot, à quoi sert cette étude ?", "à quoi sert cette étude ?" },
+		{ "@faqbot_bot à quoi sert cette étude ?", "à quoi sert cette étude ?" },
+		{ "@faqbot:example.org: à quoi sert cette étude ?", "à quoi sert cette étude ?" },
+		{ "à quoi sert cette étude ? @faqbot:example.org", "à quoi sert cette étude ?" },
+		{ "à quoi sert cette étude ? @faqbot_bot", "à quoi sert cette étude ?" },
+		{ "à quoi sert cette étude, Assistant FAQ", "à quoi sert cette étude" },
+		/* not mentions: kept as written */
+		{ "Assistant FAQ du projet, qui est-ce ?", "Assistant FAQ du projet, qui est-ce ?" },
+		{ "faqbotique: quoi ?", "faqbotique: quoi ?" },
+		{ "qui écrit la FAQ assistant faq", "qui écrit la FAQ assistant faq" },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+		size_t start, n = bot_strip_mention(cases[i].in, strlen(cases[i].in), &id, &start);
+		char got[200];
+		snprintf(got, sizeof(got), "%.*s", (int)n, cases[i].in + start);
+		assert_string_equal(got, cases[i].out);
+	}
+	/* the stripped question is matched as if the name had not been there */
+	const char *q = "Assistant FAQ: à quoi sert cette étude ?";
+	size_t start, n = bot_strip_mention(q, strlen(q), &id, &start);
+	struct inbound_msg m = { q + start, n, CHAT_PRIVATE, 1, "c", '/' };
+	struct reply with, without;
+	bot_handle(b, &m, &with);
+	say(b, "à quoi sert cette étude ?", CHAT_PRIVATE, 1, '/', &without);
+	assert_int_equal(with.kind, REPLY_ANSWER);
+	assert_int_equal(with.kind, without.kind);
+	assert_string_equal(with.entry_id, "interet-etude");
+	assert_string_equal(with.entry_id, without.entry_id);
+	assert_true(with.confidence == without.confidence);
+	reply_release(&with);
+	say(b, q, CHAT_PRIVATE, 1, '/', &with); /* the name left in costs confidence */
+	assert_true(with.kind != REPLY_ANSWER || with.confidence < without.confidence);
+	reply_release(&with);
+	reply_release(&without);
+	/* no identity: nothing cut but the surrounding spaces */
+	struct bot_identity none = { NULL, NULL, NULL };
+	n = bot_strip_mention("  @faqbot x ", 12, &none, &start);
+	assert_int_equal(start, 2);
+	assert_int_equal(n, 9);
+	bot_free(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -194,6 +437,13 @@ int main(void)
 		cmocka_unit_test(overrides),
 		cmocka_unit_test_setup_teardown(swap_index, setup, teardown),
 		cmocka_unit_test_setup_teardown(plain_format_and_huge_message, setup, teardown),
+		cmocka_unit_test(texts_follow_the_faq_language),
+		cmocka_unit_test(commands_are_recognised_in_both_languages),
+		cmocka_unit_test(link_label_comes_from_the_faq),
+		cmocka_unit_test_setup_teardown(fallback_link_comes_before_suggestions, setup, teardown),
+		cmocka_unit_test_setup_teardown(choices_are_numbered, setup, teardown),
+		cmocka_unit_test(answers_carry_their_markup),
+		cmocka_unit_test(mentions_are_stripped),
 	};
 	return cmocka_run_group_tests_name("bot", tests, NULL, NULL);
 }
