@@ -580,15 +580,21 @@ static struct atom atom_at(const char *s, size_t pos, size_t len, enum markup_un
 	return a;
 }
 
+/* Length of the name of the opening tag at s[pos] ("a" in <a href=...>). */
+static size_t tag_name_len(const char *s, size_t pos, const struct atom *a)
+{
+	size_t nl = 1;
+	while (nl < a->len && !is_space(s[pos + nl]) && s[pos + nl] != '>')
+		nl++;
+	return nl - 1;
+}
+
 static void stack_apply(struct tagstack *st, const char *s, size_t pos, const struct atom *a)
 {
 	if (a->kind == A_OPEN && st->n < SPLIT_DEPTH) {
-		size_t nl = 1;
-		while (nl < a->len && !is_space(s[pos + nl]) && s[pos + nl] != '>')
-			nl++;
 		st->open[st->n] = s + pos;
 		st->open_len[st->n] = a->len;
-		st->name_len[st->n] = nl - 1;
+		st->name_len[st->n] = tag_name_len(s, pos, a);
 		st->n++;
 	} else if (a->kind == A_CLOSE && st->n) {
 		st->n--;
@@ -686,16 +692,20 @@ char **markup_split(const char *s, size_t len, size_t limit, enum markup_unit un
 	size_t pos = skip_gap(s, 0, len);
 	while (pos < len) {
 		struct tagstack start = st, cur = st;
-		size_t used = open_cost(&start, unit), i = pos;
+		size_t used = open_cost(&start, unit), i = pos, cc = close_cost(&cur, unit);
 		size_t cut_at[CUT_CLASSES] = { 0 }, cut_used[CUT_CLASSES] = { 0 };
 		while (i < len) {
 			struct atom a = atom_at(s, i, len, unit);
-			struct tagstack next = cur;
-			stack_apply(&next, s, i, &a);
-			if (used + a.units + close_cost(&next, unit) > limit && i > pos)
+			size_t next_cc = cc; /* what closing the open tags would cost after a */
+			if (unit != MARKUP_UTF16_TEXT && a.kind == A_OPEN && cur.n < SPLIT_DEPTH)
+				next_cc += tag_name_len(s, i, &a) + 3;
+			else if (unit != MARKUP_UTF16_TEXT && a.kind == A_CLOSE && cur.n)
+				next_cc -= cur.name_len[cur.n - 1] + 3;
+			if (used + a.units + next_cc > limit && i > pos)
 				break;
 			used += a.units;
-			cur = next;
+			cc = next_cc;
+			stack_apply(&cur, s, i, &a);
 			int k = boundary_after(s, i, &a);
 			i += a.len;
 			if (k >= 0) {
@@ -808,8 +818,11 @@ char *markup_html_to_plain(const char *s, size_t len)
 				strbuf_addstr(&out, "• ");
 		} else if (tag_is(p, a.len, "<a")) {
 			strbuf_reset(&href);
-			const char *h = strstr(p, "href=\"");
-			if (h && h < p + a.len) {
+			const char *h = NULL;
+			for (size_t k = 0; k + 6 <= a.len && !h; k++)
+				if (!memcmp(p + k, "href=\"", 6))
+					h = p + k;
+			if (h) {
 				h += 6;
 				const char *q = memchr(h, '"', (size_t)(p + a.len - h));
 				for (size_t k = 0; q && h + k < q;) {
