@@ -96,15 +96,14 @@ static const struct {
 enum cmd { CMD_START, CMD_HELP, CMD_FAQ, CMD_SUBSCRIBE };
 
 static const struct {
+	const char *fr, *en; /* names; an alias has its own row */
 	enum cmd cmd;
-	const char *fr, *en; /* names; aliases go in their own row */
-	int advertised;      /* listed by bot_commands */
 } command_names[] = {
-	{ CMD_HELP, "aide", "help", 1 },
-	{ CMD_FAQ, "faq", "faq", 1 },
-	{ CMD_SUBSCRIBE, "souscrire", "subscribe", 1 },
-	{ CMD_START, "start", "start", 0 },
-	{ CMD_FAQ, "questions", "questions", 0 },
+	{ "aide", "help", CMD_HELP },
+	{ "faq", "faq", CMD_FAQ },
+	{ "souscrire", "subscribe", CMD_SUBSCRIBE },
+	{ "start", "start", CMD_START },
+	{ "questions", "questions", CMD_FAQ },
 };
 
 static const struct bot_command commands_fr[] = {
