@@ -20,7 +20,8 @@ PYTHON   ?= $(shell [ -x /usr/bin/python3 ] && echo /usr/bin/python3 || echo pyt
 
 DEB_PACKAGES = build-essential pkg-config libcurl4-openssl-dev libjansson-dev cppcheck clang-tidy \
 	libstemmer-dev libutf8proc-dev libedit-dev libcmocka-dev libsqlite3-dev \
-	wfrench python3 python3-jsonschema python3-yaml valgrind
+	wfrench python3 python3-jsonschema python3-yaml valgrind \
+	hunspell-fr hunspell-en-us mythes-fr mythes-en-us python3-xapian
 
 # Lazily expanded: pkg-config runs after `deps` has installed the packages.
 PKG_CFLAGS = $(shell pkg-config --cflags libcurl jansson libutf8proc libedit sqlite3 2>/dev/null)
@@ -41,10 +42,29 @@ STOPWORDS = $(wildcard faq/stopwords/*.txt)
 UNIT_SRCS = $(wildcard tests/unit/test_*.c)
 UNIT_BINS = $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps run test unit-bins eval bench install clean docker-test fuzz fuzz-bins lint soak FORCE
+.PHONY: lexicon all deps run test unit-bins eval bench install clean docker-test fuzz fuzz-bins lint soak FORCE
 
 all: deps
-	@$(MAKE) --no-print-directory $(BUILD)/faqbot
+	@$(MAKE) --no-print-directory $(BUILD)/faqbot lexicon
+
+# Lexicons (hunspell) and thesauri (MyThes) compiled to tables the binary
+# maps read-only (tools/gen_lexicon.py, tools/gen_thesaurus.py); shared by
+# every BUILD directory (the binary looks in <its dir>/../lexicon too).
+LEXDIR   = build/lexicon
+HUNSPELL = /usr/share/hunspell
+MYTHES   = /usr/share/mythes
+LEXICONS = $(LEXDIR)/french.lex $(LEXDIR)/english.lex $(LEXDIR)/french.ths $(LEXDIR)/english.ths
+
+lexicon: $(LEXICONS)
+
+$(LEXDIR)/french.lex: tools/gen_lexicon.py | $(LEXDIR)
+	@$(PYTHON) tools/gen_lexicon.py --language french $(HUNSPELL)/fr.dic $(HUNSPELL)/fr.aff $@
+$(LEXDIR)/english.lex: tools/gen_lexicon.py | $(LEXDIR)
+	@$(PYTHON) tools/gen_lexicon.py --language english $(HUNSPELL)/en_US.dic $(HUNSPELL)/en_US.aff $@
+$(LEXDIR)/french.ths: tools/gen_thesaurus.py tools/gen_lexicon.py | $(LEXDIR)
+	@$(PYTHON) tools/gen_thesaurus.py $(MYTHES)/thes_fr.dat $@
+$(LEXDIR)/english.ths: tools/gen_thesaurus.py tools/gen_lexicon.py | $(LEXDIR)
+	@$(PYTHON) tools/gen_thesaurus.py $(MYTHES)/th_en_US_v2.dat $@
 
 deps:
 	@sh .ci/deps.sh $(DEB_PACKAGES)
@@ -87,14 +107,14 @@ $(BUILD)/gen/stopwords.c: $(STOPWORDS) Makefile | $(BUILD)/gen
 $(BUILD)/obj/stopwords.o: $(BUILD)/gen/stopwords.c | $(BUILD)/obj
 	$(CC) $(CFLAGS_ALL) -c -o $@ $<
 
-$(BUILD)/obj $(BUILD)/gen $(BUILD)/tests:
+$(BUILD)/obj $(BUILD)/gen $(BUILD)/tests $(LEXDIR):
 	@mkdir -p $@
 
 $(BUILD)/tests/%: tests/unit/%.c $(OBJS) $(HEADERS) | $(BUILD)/tests
 	$(CC) $(CFLAGS_ALL) -DTEST_DATA_DIR='"tests/data"' -o $@ $< $(OBJS) $(LDFLAGS_ALL) \
 		$(PKG_LIBS) $$(pkg-config --libs cmocka)
 
-unit-bins: $(UNIT_BINS) $(BUILD)/faqbot
+unit-bins: $(UNIT_BINS) $(BUILD)/faqbot lexicon
 
 # The console chat on faq/faq.json, or Telegram when a token is configured
 # (FAQBOT_TELEGRAM_TOKEN, or telegram_token in config/faqbot.conf).
@@ -160,6 +180,8 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/faqbot
 	install -m 755 $(BUILD)/faqbot $(DESTDIR)$(PREFIX)/bin/faqbot
 	install -m 644 faq/faq.json faq/faq.schema.json $(DESTDIR)$(PREFIX)/share/faqbot/
+	install -d $(DESTDIR)$(PREFIX)/share/faqbot/lexicon
+	install -m 644 $(LEXICONS) $(DESTDIR)$(PREFIX)/share/faqbot/lexicon/
 
 clean:
 	rm -rf build
