@@ -33,13 +33,14 @@
 #define INDEX_MAX_CAND 8        /* candidates returned by index_rank */
 #define INDEX_MAX_QUERY_TERMS 64 /* terms of a question considered */
 
-enum term_match { TERM_UNKNOWN, TERM_EXACT, TERM_TYPO, TERM_PREFIX };
+enum term_match { TERM_UNKNOWN, TERM_EXACT, TERM_TYPO, TERM_PREFIX, TERM_THESAURUS };
 
 struct index_cand {
 	uint32_t entry;
 	double qcov;  /* weighted share of the question's terms found in the entry */
 	double dcov;  /* weighted share of the entry's closest phrasing covered */
-	double score; /* qcov * (a + (1-a) * dcov): the confidence, in [0,1] */
+	double evidence; /* 1 - exp(-matched weight / weight of one rare word / scale) */
+	double score; /* qcov * (a + (1-a) * dcov) * evidence: in [0,1] */
 };
 
 struct index_result {

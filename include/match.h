@@ -20,6 +20,9 @@
 #define MATCH_SUGGEST_RATIO 0.70   /* suggestions within this of the best */
 #define MATCH_NEAR_RATIO 0.60      /* fallback suggestions: score >= ratio * threshold */
 #define MATCH_MAX_QUESTION 8192    /* bytes of a question considered */
+#ifndef MATCH_LEAD
+#define MATCH_LEAD 0.3             /* confidence = best - MATCH_LEAD * runner-up */
+#endif
 
 enum match_kind { MATCH_ANSWER, MATCH_AMBIGUOUS, MATCH_FALLBACK };
 

@@ -33,7 +33,9 @@
 /* Field weights and BM25 constants. */
 #define F_QUESTION 1.0
 #define F_KEYWORD 2.0
-#define F_ANSWER 0.2
+#ifndef F_ANSWER
+#define F_ANSWER 0.5
+#endif
 #define BM25_K1 0.6
 #define BM25_B 0.3
 /* Term weight w(t) = W0 + idf(t); a word the FAQ never uses weighs like
@@ -46,6 +48,20 @@
 /* Match quality of a term found through a typo or as a prefix. */
 #define Q_TYPO 0.8
 #define Q_PREFIX 0.7
+/* A thesaurus neighbour the FAQ uses: weaker than any spelling match. */
+#ifndef Q_THES
+#define Q_THES 0.5
+#endif
+/* Thesaurus neighbours tried per word. */
+#define MAX_NEIGHBOURS 8
+/* Share of an unknown word's weight that counts against coverage. */
+#ifndef W_UNKNOWN_SHARE
+#define W_UNKNOWN_SHARE 0.3
+#endif
+/* evidence = 1 - exp(-acc / w_ref / E_SCALE) */
+#ifndef E_SCALE
+#define E_SCALE 0.5
+#endif
 /* score = qcov * (A + (1 - A) * dcov) */
 #ifndef A_QCOV
 #define A_QCOV 0.6
@@ -101,6 +117,7 @@ struct index {
 	uint32_t *df;
 	float *w;                /* query weight per term */
 	float w_unknown;
+	float w_ref;             /* weight of a word of a single entry */
 
 	uint32_t *e_start;       /* CSR: postings of term t are [e_start[t], e_start[t+1]) */
 	struct posting *epost;
@@ -125,6 +142,7 @@ struct index {
 	/* query scratch: one struct per entry and per phrasing, so a posting
 	 * costs one cache miss, not one per array */
 	struct termlist tl;
+	struct termlist ntl;     /* scratch: a thesaurus neighbour's terms */
 	struct qterm *qt;
 	size_t qt_alloc;
 	struct escratch *es;
@@ -455,7 +473,8 @@ static void build_postings(struct index *idx, struct build *b)
 		double df = idx->df[t];
 		idx->w[t] = (float)(W0 + log1p(((double)N - df + 0.5) / (df + 0.5)));
 	}
-	idx->w_unknown = (float)(W_UNKNOWN_RATIO * (W0 + log1p(((double)N - 0.5) / 1.5)));
+	idx->w_ref = (float)(W0 + log1p(((double)N - 0.5) / 1.5));
+	idx->w_unknown = (float)(W_UNKNOWN_RATIO * idx->w_ref);
 
 	/* phrasing postings */
 	idx->p_start = xcalloc(T + 2, sizeof(uint32_t));
@@ -496,6 +515,7 @@ struct index *index_build(struct faq *faq, struct faq_diags *d)
 	idx->words = strmap_new(1024);
 	strbuf_init(&idx->term_str, 0);
 	termlist_init(&idx->tl);
+	termlist_init(&idx->ntl);
 	build_rules(idx);
 	/* rules only name terms interned while building them */
 	idx->n_syn_terms = idx->n_terms;
@@ -559,6 +579,7 @@ void index_free(struct index *idx)
 	free(idx->sorted);
 	strmap_free(idx->ids);
 	termlist_release(&idx->tl);
+	termlist_release(&idx->ntl);
 	free(idx->qt);
 	free(idx->es);
 	free(idx->ps);
@@ -627,6 +648,24 @@ static void find_prefixes(const struct index *idx, const char *q, struct qterm *
 	}
 }
 
+/* FAQ terms that a thesaurus neighbour of the word stems to (only terms
+ * the FAQ uses, closest neighbours first). */
+static void find_neighbours(struct index *idx, const char *word, struct qterm *out)
+{
+	const char *nb = text_neighbours(idx->text, word);
+	for (int k = 0; nb && *nb && k < MAX_NEIGHBOURS && out->ncand < MAX_TERM_CANDS; k++) {
+		const char *end = strchr(nb, '\t');
+		size_t len = end ? (size_t)(end - nb) : strlen(nb);
+		termlist_clear(&idx->ntl);
+		if (text_analyze(idx->text, nb, len, &idx->ntl, 1) == 1) {
+			int32_t id = term_lookup(idx, termlist_stem(&idx->ntl, 0));
+			if (id >= 0 && idx->df[id])
+				add_cand(out, (uint32_t)id, Q_THES);
+		}
+		nb = end ? end + 1 : nb + len;
+	}
+}
+
 /* Analyses the question into distinct query terms with their candidates. */
 static size_t query_terms(struct index *idx, const char *q, size_t len)
 {
@@ -651,12 +690,21 @@ static size_t query_terms(struct index *idx, const char *q, size_t len)
 			add_cand(t, (uint32_t)ids[i], 1.0f);
 			t->kind = TERM_EXACT;
 		} else if (ids[i] < 0) {
-			find_typos(idx, stem, t);
-			find_typos(idx, termlist_word(&idx->tl, src[i]), t);
-			t->kind = t->ncand ? TERM_TYPO : TERM_UNKNOWN;
-			if (!t->ncand) {
-				find_prefixes(idx, stem, t);
-				t->kind = t->ncand ? TERM_PREFIX : TERM_UNKNOWN;
+			/* a real word of the language is no typo of another
+			 * ("finance" is not "financier"); it may have a
+			 * neighbour in the thesaurus */
+			const char *word = termlist_word(&idx->tl, src[i]);
+			if (text_known_word(idx->text, word)) {
+				find_neighbours(idx, word, t);
+				t->kind = t->ncand ? TERM_THESAURUS : TERM_UNKNOWN;
+			} else {
+				find_typos(idx, stem, t);
+				find_typos(idx, word, t);
+				t->kind = t->ncand ? TERM_TYPO : TERM_UNKNOWN;
+				if (!t->ncand) {
+					find_prefixes(idx, stem, t);
+					t->kind = t->ncand ? TERM_PREFIX : TERM_UNKNOWN;
+				}
 			}
 		}
 		t->w = idx->w_unknown;
@@ -705,11 +753,12 @@ void index_rank(struct index *idx, const char *q, size_t len, struct index_resul
 	uint32_t query_seen = idx->qid;
 	for (size_t i = 0; i < nq; i++) {
 		struct qterm *t = &idx->qt[i];
-		wsum += t->w;
 		if (!t->ncand) {
+			wsum += W_UNKNOWN_SHARE * t->w;
 			out->n_unknown++;
 			continue;
 		}
+		wsum += t->w;
 		next_qid(idx);
 		uint32_t s = idx->qid;
 		for (int c = 0; c < t->ncand; c++) {
@@ -769,7 +818,8 @@ void index_rank(struct index *idx, const char *q, size_t len, struct index_resul
 		if (c.qcov > 1)
 			c.qcov = 1;
 		c.dcov = idx->es[e].dbest;
-		c.score = c.qcov * (A_QCOV + (1 - A_QCOV) * c.dcov);
+		c.evidence = 1 - exp(-idx->es[e].acc / idx->w_ref / E_SCALE);
+		c.score = c.qcov * (A_QCOV + (1 - A_QCOV) * c.dcov) * c.evidence;
 		insert_cand(out, &c);
 	}
 }
@@ -782,6 +832,7 @@ static const char *kind_name(enum term_match k)
 	case TERM_EXACT: return "exact";
 	case TERM_TYPO: return "typo";
 	case TERM_PREFIX: return "prefix";
+	case TERM_THESAURUS: return "thesaurus";
 	default: return "unknown";
 	}
 }
@@ -819,8 +870,9 @@ void index_explain(struct index *idx, const char *q, size_t len,
 	strbuf_addf(out, "candidates (%zu):\n", res->n_cand);
 	for (size_t k = 0; k < res->n_cand; k++) {
 		const struct index_cand *c = &res->cand[k];
-		strbuf_addf(out, "  %zu. %-22s confidence %.3f (question coverage %.2f, phrasing coverage %.2f)\n",
-			    k + 1, idx->faq->entries[c->entry].id, c->score, c->qcov, c->dcov);
+		strbuf_addf(out, "  %zu. %-22s score %.3f (question coverage %.2f, phrasing coverage %.2f, "
+			    "evidence %.2f)\n", k + 1, idx->faq->entries[c->entry].id, c->score, c->qcov,
+			    c->dcov, c->evidence);
 		strbuf_addstr(out, "     matched:");
 		for (size_t i = 0; i < nq; i++) {
 			const struct qterm *t = &idx->qt[i];

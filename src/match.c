@@ -19,8 +19,8 @@ void match_decide(const struct index_result *r, double threshold, struct match *
 		return;
 	const struct index_cand *best = &r->cand[0];
 	m->entry = best->entry;
-	m->confidence = best->score;
-	if (best->score < threshold) {
+	m->confidence = best->score - (r->n_cand > 1 ? MATCH_LEAD * r->cand[1].score : 0);
+	if (m->confidence < threshold) {
 		for (size_t i = 0; i < r->n_cand && m->n_sugg < MATCH_MAX_SUGG; i++)
 			if (r->cand[i].score >= MATCH_NEAR_RATIO * threshold &&
 			    r->cand[i].score >= MATCH_SUGGEST_RATIO * best->score)

@@ -20,7 +20,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from gen_lexicon import fold, fnv1a  # noqa: E402
 
-MAX_SENSES = 3
+MAX_SENSES = 2
 MAX_NEIGHBOURS = 8
 WORD = re.compile(r"^\w+$")
 

@@ -55,8 +55,9 @@ def faq_of(name):
     return p if os.path.exists(p) else os.path.join(ROOT, "faq", "faq.json")
 
 
-def run_faqbot(faqbot, faq, qs):
-    proc = subprocess.run([faqbot, "ask", "--faq", faq, "--stdin", "--json"],
+def run_faqbot(faqbot, faq, qs, threshold=None):
+    extra = ["--threshold", str(threshold)] if threshold is not None else []
+    proc = subprocess.run([faqbot, "ask", "--faq", faq, "--stdin", "--json"] + extra,
                           input="".join(q + "\n" for _, q in qs), capture_output=True,
                           text=True, check=True)
     res = [json.loads(l) for l in proc.stdout.splitlines()]
@@ -140,6 +141,9 @@ def main():
     ap.add_argument("--half", default="both", choices=["dev", "test", "both"])
     ap.add_argument("--min", type=float, default=None)
     ap.add_argument("--set", action="append", default=None)
+    ap.add_argument("--threshold", type=float, default=None,
+                    help="instead of each FAQ's own threshold")
+    ap.add_argument("--no-xapian", action="store_true")
     ap.add_argument("--verbose", action="store_true",
                     help="list faqbot's misses (dev halves only: never read test misses)")
     a = ap.parse_args()
@@ -147,7 +151,7 @@ def main():
     halves = ["dev", "test"] if a.half == "both" else [a.half]
     print(f"{'set':<11}{'half':<6}{'n':>4}  {'top-1':>6}{'reject':>8}{'overall':>8}   "
           f"{'xapian top-1':>12}{'reject':>8}{'overall':>8}")
-    failed = []
+    failed, overall = [], []
     for name in names:
         faq = faq_of(name)
         for half in halves:
@@ -155,12 +159,13 @@ def main():
             if not os.path.exists(p):
                 continue
             qs = read_tsv(p)
-            res = run_faqbot(a.faqbot, faq, qs)
+            res = run_faqbot(a.faqbot, faq, qs, a.threshold)
             got = [g for g, _ in res]
             t1, rj, ov = score(qs, got)
-            xs = xapian_scores(faq, qs) if xapian else None
+            xs = xapian_scores(faq, qs) if xapian and not a.no_xapian else None
             xcol = (f"{xs[0]:>12.2f}{xs[1]:>8.2f}{xs[2]:>8.2f}" if xs else
                     f"{'(python3-xapian missing)':>28}")
+            overall.append(ov)
             print(f"{name:<11}{half:<6}{len(qs):>4}  {t1:>6.2f}{rj:>8.2f}{ov:>8.2f}   {xcol}")
             if a.verbose and half == "dev":
                 for (w, q), (g, r) in zip(qs, res):
@@ -169,6 +174,7 @@ def main():
                               f"{r['confidence']:.2f} {r['suggestions']}): {q}")
             if a.min is not None and half == "dev" and ov < a.min:
                 failed.append(f"{name} {ov:.2f}")
+    print(f"mean overall {sum(overall) / max(1, len(overall)):.3f}")
     if failed:
         print(f"eval: FAILED: overall below {a.min:.2f} on dev: {', '.join(failed)}")
         sys.exit(1)
