@@ -34,7 +34,7 @@
 #define F_QUESTION 1.0
 #define F_KEYWORD 2.0
 #ifndef F_ANSWER
-#define F_ANSWER 0.5
+#define F_ANSWER 0.4
 #endif
 #define BM25_K1 0.6
 #define BM25_B 0.3
@@ -56,7 +56,7 @@
 #define MAX_NEIGHBOURS 8
 /* Share of an unknown word's weight that counts against coverage. */
 #ifndef W_UNKNOWN_SHARE
-#define W_UNKNOWN_SHARE 0.3
+#define W_UNKNOWN_SHARE 1.0
 #endif
 /* evidence = 1 - exp(-acc / w_ref / E_SCALE) */
 #ifndef E_SCALE

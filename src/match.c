@@ -6,7 +6,14 @@
  */
 #include "match.h"
 
+#include <math.h>
 #include <string.h>
+
+double match_confidence(double best, double runner_up)
+{
+	double lead = best - MATCH_LEAD * runner_up;
+	return lead > 0 ? pow(lead, MATCH_CURVE) : 0;
+}
 
 void match_decide(const struct index_result *r, double threshold, struct match *m)
 {
@@ -19,7 +26,7 @@ void match_decide(const struct index_result *r, double threshold, struct match *
 		return;
 	const struct index_cand *best = &r->cand[0];
 	m->entry = best->entry;
-	m->confidence = best->score - (r->n_cand > 1 ? MATCH_LEAD * r->cand[1].score : 0);
+	m->confidence = match_confidence(best->score, r->n_cand > 1 ? r->cand[1].score : 0);
 	if (m->confidence < threshold) {
 		for (size_t i = 0; i < r->n_cand && m->n_sugg < MATCH_MAX_SUGG; i++)
 			if (r->cand[i].score >= MATCH_NEAR_RATIO * threshold &&
