@@ -4,7 +4,7 @@
 #   make            build build/faqbot
 #   make run        build and run (the console chat on faq/faq.json without chat credentials)
 #   make test       every test, in a normal build and under ASan + UBSan
-#   make eval       accuracy on tests/eval/
+#   make eval       accuracy on tests/eval/ and on tests/eval/sets/ beside Xapian
 #   make bench      speed and memory figures
 #   make install    PREFIX=/usr/local DESTDIR=
 #   make clean
@@ -129,6 +129,7 @@ test: deps
 
 eval: all
 	@$(PYTHON) tests/eval/eval.py --faqbot $(BUILD)/faqbot --faq faq/faq.json
+	@$(PYTHON) tests/eval/sets_eval.py --faqbot $(BUILD)/faqbot
 
 bench: all
 	@$(MAKE) --no-print-directory $(BUILD)/bench

@@ -164,7 +164,7 @@ def main():
             t1, rj, ov = score(qs, got)
             xs = xapian_scores(faq, qs) if xapian and not a.no_xapian else None
             xcol = (f"{xs[0]:>12.2f}{xs[1]:>8.2f}{xs[2]:>8.2f}" if xs else
-                    f"{'(python3-xapian missing)':>28}")
+                    f"{'(xapian not run)':>28}")
             overall.append(ov)
             print(f"{name:<11}{half:<6}{len(qs):>4}  {t1:>6.2f}{rj:>8.2f}{ov:>8.2f}   {xcol}")
             if a.verbose and half == "dev":
