@@ -70,6 +70,11 @@ void index_rank(struct index *idx, const char *q, size_t len, struct index_resul
 void index_explain(struct index *idx, const char *q, size_t len,
 		   const struct index_result *res, struct strbuf *out);
 
+/* Adds advice for the FAQ's editor to d, as warnings starting "advice:":
+ * entries whose question words are all shared with other entries (hard
+ * to reach), and rare words an entry's answer uses that no question has. */
+void index_advise(struct index *idx, struct faq_diags *d);
+
 /* Appends the question's analysed terms, space-separated (synonyms
  * applied): used to group similar unanswered questions. */
 void index_terms(struct index *idx, const char *q, size_t len, struct strbuf *out);

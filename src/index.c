@@ -889,6 +889,88 @@ void index_explain(struct index *idx, const char *q, size_t len,
 	}
 }
 
+/* ==== Advice for editors ==== */
+
+/* Marks in mark[] (one byte per term) the terms of s; returns how many
+ * distinct known terms it has. */
+static size_t mark_terms(struct index *idx, const char *s, uint8_t *mark, uint8_t bit,
+			 struct strbuf *words, uint32_t *word_off)
+{
+	int32_t *ids;
+	uint32_t *src;
+	size_t n = analyse_ids(idx, s, strlen(s), 0, 0, &ids, &src), k = 0;
+	for (size_t i = 0; i < n; i++)
+		if (ids[i] >= 0 && !(mark[ids[i]] & bit)) {
+			mark[ids[i]] |= bit;
+			k++;
+			if (words) { /* the first word seen for the term */
+				word_off[ids[i]] = (uint32_t)words->len;
+				strbuf_addstr(words, termlist_word(&idx->tl, src[i]));
+				strbuf_addch(words, '\0');
+			}
+		}
+	free(ids);
+	free(src);
+	return k;
+}
+
+void index_advise(struct index *idx, struct faq_diags *d)
+{
+	const struct faq *f = idx->faq;
+	size_t T = idx->n_terms;
+	/* qdf: in how many entries' questions or keywords each term is */
+	uint32_t *qdf = xcalloc(T + 1, sizeof(uint32_t));
+	uint8_t *mark = xcalloc(T + 1, 1);
+	for (size_t e = 0; e < f->n_entries; e++) {
+		const struct faq_entry *en = &f->entries[e];
+		memset(mark, 0, T + 1);
+		for (size_t q = 0; q < en->n_questions; q++)
+			mark_terms(idx, en->questions[q], mark, 1, NULL, NULL);
+		for (size_t k = 0; k < en->n_keywords; k++)
+			mark_terms(idx, en->keywords[k], mark, 1, NULL, NULL);
+		for (size_t t = 0; t < T; t++)
+			qdf[t] += mark[t] & 1;
+	}
+	struct strbuf words = STRBUF_INIT, answer_words = STRBUF_INIT;
+	uint32_t *word_off = xcalloc(T + 1, sizeof(uint32_t));
+	for (size_t e = 0; e < f->n_entries; e++) {
+		const struct faq_entry *en = &f->entries[e];
+		memset(mark, 0, T + 1);
+		size_t nq = 0;
+		for (size_t q = 0; q < en->n_questions; q++)
+			nq += mark_terms(idx, en->questions[q], mark, 1, NULL, NULL);
+		for (size_t k = 0; k < en->n_keywords; k++)
+			nq += mark_terms(idx, en->keywords[k], mark, 1, NULL, NULL);
+		strbuf_reset(&answer_words);
+		mark_terms(idx, en->answer, mark, 2, &answer_words, word_off);
+		size_t own = 0, n_words = 0;
+		strbuf_reset(&words);
+		for (size_t t = 0; t < T; t++) {
+			if ((mark[t] & 1) && qdf[t] == 1)
+				own++;
+			/* a rare answer word (this entry alone uses it) that no
+			 * question of the FAQ has: an asker may type it */
+			if (mark[t] == 2 && !qdf[t] && idx->df[t] == 1 && text_is_word(term_string(idx, (uint32_t)t)) &&
+			    n_words < 6)
+				strbuf_addf(&words, "%s\"%s\"", n_words++ ? ", " : "",
+					    answer_words.buf + word_off[t]);
+		}
+		if (nq && !own && f->n_entries > 1)
+			faq_diags_add(d, FAQ_WARNING, "%s: advice: entry \"%s\" is hard to reach: every word "
+				      "of its questions is also in other entries' questions; add a phrasing "
+				      "or keyword only it has", f->source, en->id);
+		if (n_words)
+			faq_diags_add(d, FAQ_WARNING, "%s: advice: entry \"%s\": its answer uses words no "
+				      "question has (%s); askers may type them: consider a phrasing "
+				      "or keywords with them", f->source, en->id, words.buf);
+	}
+	strbuf_release(&words);
+	strbuf_release(&answer_words);
+	free(word_off);
+	free(qdf);
+	free(mark);
+}
+
 static int cmp_str(const void *a, const void *b)
 {
 	return strcmp(*(const char *const *)a, *(const char *const *)b);

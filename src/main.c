@@ -57,12 +57,15 @@ static const char usage_main[] =
 	"(then " FAQBOT_DATADIR "/faq.json).\n";
 
 static const char usage_check[] =
-	"usage: faqbot check [FAQ]\n"
+	"usage: faqbot check [--advice] [FAQ]\n"
 	"\n"
 	"Validates FAQ (default: $FAQBOT_FAQ or faq/faq.json).  Prints one line per\n"
 	"problem, FILE:LINE:COL for JSON syntax errors, and exits 1 when there is an\n"
 	"error.  Then asks every phrasing of every entry and warns when it lands on\n"
-	"another entry or gets the fallback.  Warnings do not change the exit status.\n";
+	"another entry or gets the fallback.  Warnings do not change the exit status.\n"
+	"  --advice   also list entries that are hard to reach (every word of their\n"
+	"             questions is in other entries' too) and rare words an answer\n"
+	"             uses that no question has\n";
 
 static const char usage_ask[] =
 	"usage: faqbot ask [--faq FILE] [--explain] [--threshold X] QUESTION...\n"
@@ -115,7 +118,7 @@ static const char usage_config[] =
 
 struct opts {
 	const char *faq, *config;
-	int explain, json, use_stdin, help;
+	int explain, json, use_stdin, help, advice;
 	long days;
 	double threshold;
 	char **args;
@@ -146,6 +149,8 @@ static int parse_opts(int argc, char **argv, struct opts *o, const char *usage)
 				fprintf(stderr, "faqbot: --days must be a whole number of days\n");
 				return -1;
 			}
+		} else if (!strcmp(a, "--advice")) {
+			o->advice = 1;
 		} else if (!strcmp(a, "--explain")) {
 			o->explain = 1;
 		} else if (!strcmp(a, "--json")) {
@@ -269,6 +274,8 @@ static int cmd_check(int argc, char **argv)
 	struct index *idx = f ? index_build(f, &d) : NULL;
 	if (idx)
 		self_test(idx, &d);
+	if (idx && o.advice)
+		index_advise(idx, &d);
 	print_diags(&d, stdout);
 	int rc = d.errors ? 1 : 0;
 	faq_diags_release(&d);

@@ -185,6 +185,29 @@ static void explain_and_terms(void **state)
 	strbuf_release(&sb);
 }
 
+static void advice_for_editors(void **state)
+{
+	struct index *idx = *state;
+	struct faq_diags d;
+	faq_diags_init(&d);
+	index_advise(idx, &d);
+	int twin = 0, spring = 0, souscription_hard = 0;
+	for (size_t i = 0; i < d.n; i++) {
+		const char *t = d.items[i].text;
+		assert_int_equal(d.items[i].level, FAQ_WARNING);
+		if (strstr(t, "\"jumeau-a\" is hard to reach"))
+			twin = 1;
+		if (strstr(t, "\"calendrier\"") && strstr(t, "\"printemps\""))
+			spring = 1;
+		if (strstr(t, "\"souscription\" is hard to reach"))
+			souscription_hard = 1;
+	}
+	assert_true(twin);
+	assert_true(spring);
+	assert_false(souscription_hard); /* "fonctionne" is its own */
+	faq_diags_release(&d);
+}
+
 /* ==== Calibration (no lexicon needed) ==== */
 
 static void confidence_counts_the_lead(void **state)
@@ -308,6 +331,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(random_bytes_stay_in_range, setup, teardown),
 		cmocka_unit_test_setup_teardown(reload_builds_a_new_index_leaving_the_old_intact, setup, teardown),
 		cmocka_unit_test(english_faq),
+		cmocka_unit_test_setup_teardown(advice_for_editors, setup, teardown),
 		cmocka_unit_test_setup_teardown(explain_and_terms, setup, teardown),
 	};
 	const struct CMUnitTest lex_tests[] = {
