@@ -43,6 +43,10 @@ static int map_one(const char *path, const char *lang, enum text_data kind)
 	close(fd);
 	if (p == MAP_FAILED)
 		return 0;
+	/* look-ups are random: no read-ahead, so only the pages a word
+	 * touches become resident */
+	madvise(p, (size_t)st.st_size, MADV_RANDOM);
+	madvise(p, (size_t)st.st_size, MADV_NOHUGEPAGE);
 	if (text_register(lang, kind, p, (size_t)st.st_size) < 0) {
 		log_warn("lexicon", "file=%s msg=%s", log_q(path),
 			 log_q("not a faqbot table (damaged, or from another version): ignored"));

@@ -264,17 +264,8 @@ static uint32_t get_u32(const unsigned char *p)
 	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
-static uint32_t fnv1a32(const char *s, size_t len)
-{
-	uint32_t h = 2166136261u;
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ (unsigned char)s[i]) * 16777619u;
-	return h;
-}
-
 /* Checks the header and sizes, so a truncated file is refused; offsets are
- * checked as they are read (checking them all here would touch every page
- * of the mapping at start). */
+ * checked as they are read. */
 static int table_open(struct table *tab, const void *data, size_t len, const char *magic)
 {
 	const unsigned char *d = data;
@@ -294,21 +285,21 @@ static int table_open(struct table *tab, const void *data, size_t len, const cha
 	return 0;
 }
 
-/* The value string stored for key, or NULL (borrowed from the mapping). */
+/* The value stored for key, or NULL (borrowed from the mapping).  Keys are
+ * known by their 64-bit hash only (tools/gen_lexicon.py says why). */
 static const char *table_get(const struct table *tab, const char *key, size_t len)
 {
 	if (!tab)
 		return NULL;
-	uint32_t h = fnv1a32(key, len) & tab->mask;
+	uint64_t h = hash_bytes(key, len);
+	uint32_t check = (uint32_t)(h >> 32), i = (uint32_t)h & tab->mask;
 	for (uint32_t probes = 0; probes <= tab->mask; probes++) {
-		uint32_t k = get_u32(tab->slots + (size_t)h * 8);
-		uint32_t v = get_u32(tab->slots + (size_t)h * 8 + 4);
-		if (!k || k >= tab->pool_len || v >= tab->pool_len)
+		uint32_t v = get_u32(tab->slots + (size_t)i * 8 + 4);
+		if (!v || v >= tab->pool_len)
 			return NULL;
-		const char *s = tab->pool + k;
-		if (!strncmp(s, key, len) && s[len] == '\0')
+		if (get_u32(tab->slots + (size_t)i * 8) == check)
 			return tab->pool + v;
-		h = (h + 1) & tab->mask;
+		i = (i + 1) & tab->mask;
 	}
 	return NULL;
 }
@@ -318,7 +309,7 @@ int text_register(const char *language, enum text_data kind, const void *data, s
 	struct table tab;
 	const char *canon = canonical_language(language);
 	if (strlen(canon) >= sizeof(registered[0].language) ||
-	    table_open(&tab, data, len, kind == TEXT_LEXICON ? "FQLEX001" : "FQTHS001"))
+	    table_open(&tab, data, len, kind == TEXT_LEXICON ? "FQLEX002" : "FQTHS002"))
 		return -1;
 	size_t i = 0;
 	while (i < n_registered && (registered[i].kind != kind ||

@@ -11,13 +11,19 @@ root equal to the form itself wins (so "finance" stays the noun, not the
 verb "financer"), then the root met first in the dictionary.
 
 Output (all integers little-endian u32), mapped read-only by faqbot:
-    magic "FQLEX001"
+    magic "FQLEX002"
     nslots (a power of two), nforms, pool_size
-    slots[nslots]: { form_off, lemma_off }  (form_off 0 = empty slot)
-    pool: NUL-terminated UTF-8 strings (offset 0 is an empty string)
-Slot of a form: FNV-1a 32-bit hash of its bytes, linear probing.
+    slots[nslots]: { check, lemma_off }  (lemma_off 0 = empty slot)
+    pool: NUL-terminated UTF-8 lemmas (offset 0 is an empty string)
+A form's 64-bit FNV-1a hash h gives its first slot (h & (nslots - 1),
+then linear probing) and its check (h >> 32).  Forms themselves are not
+stored: a word that is not in the table matches a slot only when its
+64-bit hash agrees in position and check, about once in 10,000 look-ups,
+and the table stays small (a kernel may map a whole file on the first
+touch, so its size is its resident cost).
 """
 import argparse
+import os
 import re
 import struct
 import sys
@@ -141,10 +147,38 @@ def derive(table, language):
 
 
 def fnv1a(b):
-    h = 2166136261
+    h = 1469598103934665603
     for c in b:
-        h = ((h ^ c) * 16777619) & 0xFFFFFFFF
+        h = ((h ^ c) * 1099511628211) & 0xFFFFFFFFFFFFFFFF
     return h
+
+
+def write_table(path, magic, table):
+    """table: key -> value string; values are stored once each."""
+    n = len(table)
+    nslots = 1
+    while nslots * 0.85 < n + 1:
+        nslots *= 2
+    slots = [(0, 0)] * nslots
+    pool = bytearray(b"\0")
+    value_off = {}
+    for key in sorted(table):
+        v = table[key]
+        if v not in value_off:
+            value_off[v] = len(pool)
+            pool += v.encode() + b"\0"
+        h = fnv1a(key.encode())
+        i = h & (nslots - 1)
+        while slots[i][1]:
+            i = (i + 1) & (nslots - 1)
+        slots[i] = (h >> 32, value_off[v])
+    with open(path + ".tmp", "wb") as f:
+        f.write(magic)
+        f.write(struct.pack("<III", nslots, n, len(pool)))
+        f.write(b"".join(struct.pack("<II", k, v) for k, v in slots))
+        f.write(pool)
+    os.replace(path + ".tmp", path)
+    return 20 + 8 * nslots + len(pool), len(value_off)
 
 
 def main():
@@ -184,34 +218,9 @@ def main():
                 if old is None or pri < old[0]:
                     table[key] = (pri, lemma)
     derive(table, a.language)
-    pool = bytearray(b"\0")
-    lemma_off = {}
-    n = len(table)
-    nslots = 1
-    while nslots < 2 * n + 2:
-        nslots *= 2
-    slots = [(0, 0)] * nslots
-    for key in sorted(table):
-        lemma = table[key][1]
-        if lemma not in lemma_off:
-            lemma_off[lemma] = len(pool)
-            pool += lemma.encode() + b"\0"
-        kb = key.encode()
-        koff = len(pool)
-        pool += kb + b"\0"
-        h = fnv1a(kb) & (nslots - 1)
-        while slots[h][0]:
-            h = (h + 1) & (nslots - 1)
-        slots[h] = (koff, lemma_off[lemma])
-    with open(a.out + ".tmp", "wb") as f:
-        f.write(b"FQLEX001")
-        f.write(struct.pack("<III", nslots, n, len(pool)))
-        f.write(b"".join(struct.pack("<II", k, v) for k, v in slots))
-        f.write(pool)
-    import os
-    os.replace(a.out + ".tmp", a.out)
-    print(f"lexicon: {a.out}: {n} forms, {len(lemma_off)} lemmas, "
-          f"{(20 + 8 * nslots + len(pool)) / 1e6:.1f} MB", file=sys.stderr)
+    size, nlemmas = write_table(a.out, b"FQLEX002", {k: v[1] for k, v in table.items()})
+    print(f"lexicon: {a.out}: {len(table)} forms, {nlemmas} lemmas, {size / 1e6:.1f} MB",
+          file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -237,11 +237,11 @@ static void thesaurus_neighbours(void **state)
 static void damaged_tables_are_refused(void **state)
 {
 	(void)state;
-	static const char junk[] = "FQLEX001\x01\0\0\0\0\0\0\0\x05\0\0\0abc";
+	static const char junk[] = "FQLEX002\x01\0\0\0\0\0\0\0\x05\0\0\0abc";
 	assert_int_equal(text_register("french", TEXT_LEXICON, "garbage", 7), -1);
 	assert_int_equal(text_register("french", TEXT_LEXICON, junk, sizeof(junk) - 1), -1);
 	/* a thesaurus is not a lexicon */
-	static const char ths[] = "FQTHS001\x01\0\0\0\0\0\0\0\x01\0\0\0\0\0\0\0\0\0\0\0\0";
+	static const char ths[] = "FQTHS002\x01\0\0\0\0\0\0\0\x01\0\0\0\0\0\0\0\0\0\0\0\0";
 	assert_int_equal(text_register("french", TEXT_LEXICON, ths, sizeof(ths) - 1), -1);
 	assert_int_equal(text_register("french", TEXT_THESAURUS, ths, sizeof(ths) - 1), 0);
 }
