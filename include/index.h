@@ -6,12 +6,15 @@
  * rewritten to the group's first phrase, at index and query time alike, so
  * "programme local de l'habitat" and "PLH" are one term), and builds:
  *   - postings per term with a BM25F saturation per entry (questions weigh
- *     1, keywords 2, the answer 0.2, lengths normalised);
+ *     1, keywords 2, the answer 0.4, lengths normalised);
  *   - postings per term over single phrasings, to measure how much of the
  *     closest phrasing a question covers;
  *   - a typo index: every vocabulary term with one letter deleted, so a
  *     query word one edit away ("souscirption") finds its term in a few
- *     hash look-ups (SymSpell), plus prefix search for truncated words.
+ *     hash look-ups (SymSpell), plus prefix search for truncated words;
+ *     both only for words the language's lexicon does not know;
+ *   - at query time, thesaurus neighbours (text_neighbours) of a real word
+ *     the FAQ lacks, kept when the FAQ uses them, as weak matches.
  *
  * index_rank scores a question against every entry it shares a term with
  * and returns the best candidates with their coverage figures; match.h

@@ -2,20 +2,27 @@
  * index.c - inverted index and candidate ranking.  See index.h.
  *
  * Scoring, for a question with distinct terms t (weight w(t) = W0 +
- * idf(t); a word the FAQ never uses weighs W_UNKNOWN) and an entry e:
+ * idf(t); a word nothing in the FAQ matches weighs W_UNKNOWN_RATIO times
+ * w_rare, the weight of a word of a single entry) and an entry e:
  *
- *   qcov(e)  = sum_t w(t) * quality(t) * sat(e,t) / sum_t w(t)
+ *   M(e)     = sum_t w(t) * quality(t) * sat(e,t)          evidence found
+ *   qcov(e)  = M(e) / sum_t w(t)
  *   dcov(e)  = max over e's phrasings p of
  *              sum_{t in p and in the question} w(t) * quality(t) / sum_{t in p} w(t)
- *   score(e) = qcov(e) * (A + (1 - A) * dcov(e))
+ *   ev(e)    = 1 - exp(-M(e) / (E_SCALE * w_rare))
+ *   score(e) = qcov(e) * (A + (1 - A) * dcov(e)) * ev(e)
  *
- * sat(e,t) is BM25F's saturation of t's field-weighted, length-normalised
- * frequency in e, scaled so one occurrence in a question of average length
- * gives 1; quality is 1 for an exact term, lower for a typo or a prefix.
- * qcov asks "how much of what was asked does this entry talk about"; dcov
- * asks "how much of one way of asking this entry's question was said", so a
- * question sharing one incidental word with a long phrasing stays low.
- * Both are in [0,1], so the score is a confidence a threshold can cut.
+ * sat(e,t) is BM25F's saturation of t's field-weighted (questions 1,
+ * keywords 2, answer 0.4), length-normalised frequency in e, scaled so one
+ * occurrence in a question of average length gives 1; quality is 1 for an
+ * exact term (same lemma or stem: text.c), lower for a typo (0.8), a prefix
+ * (0.7) or a thesaurus neighbour (0.5).  Typos and prefixes are only tried
+ * for words the lexicon does not know; thesaurus neighbours only for words
+ * it knows, and only neighbours the FAQ uses.  qcov asks "how much of what
+ * was asked does this entry talk about"; dcov "how much of one way of
+ * asking this entry's question was said"; ev "is there enough evidence at
+ * all" (one common word is not).  All are in [0,1]; match.c turns the best
+ * two scores into the confidence.
  *
  * Build cost is linear in the FAQ's text; a question costs its analysis
  * plus the postings of its terms (short: FAQ terms are rare).

@@ -3,6 +3,11 @@
  *
  * Kept apart from the index so the policy (thresholds, when to ask) reads
  * in one screen and can change without touching ranking.
+ *
+ * Confidence = (s1 - MATCH_LEAD * s2) ^ MATCH_CURVE, from the best and
+ * runner-up scores (index.c): a close runner-up lowers it, and the curve
+ * puts the cut that serves plain and richly phrased FAQs alike (chosen on
+ * the dev halves of tests/eval/sets/) at the default threshold, 0.35.
  */
 #include "match.h"
 
