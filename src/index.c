@@ -59,6 +59,11 @@
 #ifndef Q_THES
 #define Q_THES 0.5
 #endif
+/* A real word one edit from an FAQ word: a spelling variant, or another
+ * word ("porter" / "poster"), so weak. */
+#ifndef Q_VARIANT
+#define Q_VARIANT 0.5
+#endif
 /* Thesaurus neighbours tried per word. */
 #define MAX_NEIGHBOURS 8
 /* Share of an unknown word's weight that counts against coverage. */
@@ -625,12 +630,17 @@ static void add_cand(struct qterm *q, uint32_t t, float qual)
 }
 
 /* FAQ terms whose question/keyword word or stem is one edit from q. */
-static void find_typos(const struct index *idx, const char *q, struct qterm *out)
+static void find_typos_q(const struct index *idx, const char *q, struct qterm *out, float qual)
 {
 	uint32_t ids[MAX_TERM_CANDS];
 	size_t n = typo_lookup(idx->typo, q, ids, MAX_TERM_CANDS);
 	for (size_t i = 0; i < n; i++)
-		add_cand(out, ids[i], Q_TYPO);
+		add_cand(out, ids[i], qual);
+}
+
+static void find_typos(const struct index *idx, const char *q, struct qterm *out)
+{
+	find_typos_q(idx, q, out, Q_TYPO);
 }
 
 /* Vocabulary terms that q is the beginning of ("souscr" -> "souscript"). */
@@ -704,6 +714,13 @@ static size_t query_terms(struct index *idx, const char *q, size_t len)
 			if (text_known_word(idx->text, word)) {
 				find_neighbours(idx, word, t);
 				t->kind = t->ncand ? TERM_THESAURUS : TERM_UNKNOWN;
+				if (!t->ncand) {
+					/* a spelling variant ("dechetterie",
+					 * "déchèterie"): one edit on the whole
+					 * word, never on stems or prefixes */
+					find_typos_q(idx, word, t, Q_VARIANT);
+					t->kind = t->ncand ? TERM_TYPO : TERM_UNKNOWN;
+				}
 			} else {
 				find_typos(idx, stem, t);
 				find_typos(idx, word, t);

@@ -272,6 +272,8 @@ static void real_words_are_not_typos(void **state)
 	assert_int_equal(m.kind, MATCH_FALLBACK);
 	/* a non-word still is */
 	assert_string_equal(answer_id(idx, "quel prodiut pour nettoyer"), "produit");
+	/* a real word one edit from an FAQ word is a spelling variant */
+	assert_string_equal(answer_id(idx, "horaires de la dechetterie"), "horaires");
 	struct strbuf sb = STRBUF_INIT;
 	m = ask(idx, "produire");
 	match_explain(idx, "produire", 8, &m, &sb);
