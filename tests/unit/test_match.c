@@ -241,7 +241,7 @@ static const char *const LEX_FAQ =
 static int setup_lex(void **state)
 {
 	text_unregister_all();
-	if (lexfile_load("/nonexistent") != 4) {
+	if (lexfile_load("build") /* build/lexicon, from the repository root */ != 4) {
 		fprintf(stderr, "lexicon files missing: run 'make' first\n");
 		return -1;
 	}
