@@ -21,7 +21,7 @@ PYTHON   ?= $(shell [ -x /usr/bin/python3 ] && echo /usr/bin/python3 || echo pyt
 DEB_PACKAGES = build-essential pkg-config libcurl4-openssl-dev libjansson-dev cppcheck clang-tidy \
 	libstemmer-dev libutf8proc-dev libedit-dev libcmocka-dev libsqlite3-dev \
 	wfrench python3 python3-jsonschema python3-yaml valgrind \
-	hunspell-fr hunspell-en-us mythes-fr mythes-en-us python3-xapian
+	hunspell-fr hunspell-en-us mythes-fr mythes-en-us wordnet-base python3-xapian
 
 # Lazily expanded: pkg-config runs after `deps` has installed the packages.
 PKG_CFLAGS = $(shell pkg-config --cflags libcurl jansson libutf8proc libedit sqlite3 2>/dev/null)
@@ -47,7 +47,8 @@ UNIT_BINS = $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 all: deps
 	@$(MAKE) --no-print-directory $(BUILD)/faqbot lexicon
 
-# Lexicons (hunspell) and thesauri (MyThes) compiled to tables the binary
+# Lexicons (hunspell; English irregular forms from WordNet's exception
+# lists) and thesauri (MyThes) compiled to tables the binary
 # maps read-only (tools/gen_lexicon.py, tools/gen_thesaurus.py); shared by
 # every BUILD directory (the binary looks in <its dir>/../lexicon too).
 LEXDIR   = build/lexicon
@@ -60,7 +61,8 @@ lexicon: $(LEXICONS)
 $(LEXDIR)/french.lex: tools/gen_lexicon.py | $(LEXDIR)
 	@$(PYTHON) tools/gen_lexicon.py --language french $(HUNSPELL)/fr.dic $(HUNSPELL)/fr.aff $@
 $(LEXDIR)/english.lex: tools/gen_lexicon.py | $(LEXDIR)
-	@$(PYTHON) tools/gen_lexicon.py --language english $(HUNSPELL)/en_US.dic $(HUNSPELL)/en_US.aff $@
+	@$(PYTHON) tools/gen_lexicon.py --language english $(HUNSPELL)/en_US.dic $(HUNSPELL)/en_US.aff $@ \
+		--exceptions /usr/share/wordnet/verb.exc --exceptions /usr/share/wordnet/noun.exc
 $(LEXDIR)/french.ths: tools/gen_thesaurus.py tools/gen_lexicon.py | $(LEXDIR)
 	@$(PYTHON) tools/gen_thesaurus.py $(MYTHES)/thes_fr.dat $@
 $(LEXDIR)/english.ths: tools/gen_thesaurus.py tools/gen_lexicon.py | $(LEXDIR)

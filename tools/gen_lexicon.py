@@ -187,6 +187,9 @@ def main():
     ap.add_argument("aff")
     ap.add_argument("out")
     ap.add_argument("--language", default="")
+    ap.add_argument("--exceptions", action="append", default=[],
+                    help="WordNet exception list (verb.exc, noun.exc: 'form lemma...'): "
+                         "irregular forms hunspell does not link to their lemma")
     a = ap.parse_args()
     mode, sfx, needaffix = read_aff(a.aff)
     table = {}   # folded form -> (priority, lemma)
@@ -217,6 +220,15 @@ def main():
                 old = table.get(key)
                 if old is None or pri < old[0]:
                     table[key] = (pri, lemma)
+    for path in a.exceptions:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) < 2 or not WORD.match(parts[0]) or not WORD.match(parts[1]):
+                    continue
+                # hunspell lists "forgot", "took" as roots of their own:
+                # the exception list wins (both sides of a match agree)
+                table[fold(parts[0])] = (1, lower(parts[1]))
     derive(table, a.language)
     size, nlemmas = write_table(a.out, b"FQLEX002", {k: v[1] for k, v in table.items()})
     print(f"lexicon: {a.out}: {len(table)} forms, {nlemmas} lemmas, {size / 1e6:.1f} MB",
