@@ -6,7 +6,7 @@
 #   make check      the quick tests: unit and end-to-end on the normal build
 #                   (make check T=telegram K=flood: one suite, matching tests)
 #   make test       every test, in a normal build and under ASan + UBSan
-#   make eval       accuracy on tests/eval/
+#   make eval       accuracy on tests/eval/ and on tests/eval/sets/ beside Xapian
 #   make bench      speed and memory figures
 #   make install    PREFIX=/usr/local DESTDIR=
 #   make clean
@@ -22,7 +22,8 @@ PYTHON   ?= $(shell [ -x /usr/bin/python3 ] && echo /usr/bin/python3 || echo pyt
 
 DEB_PACKAGES = build-essential pkg-config libcurl4-openssl-dev libjansson-dev cppcheck clang-tidy \
 	libstemmer-dev libutf8proc-dev libedit-dev libcmocka-dev libsqlite3-dev \
-	wfrench python3 python3-jsonschema python3-yaml valgrind
+	wfrench python3 python3-jsonschema python3-yaml valgrind \
+	hunspell-fr hunspell-en-us mythes-fr mythes-en-us wordnet-base python3-xapian
 
 # Lazily expanded: pkg-config runs after `deps` has installed the packages.
 PKG_CFLAGS = $(shell pkg-config --cflags libcurl jansson libutf8proc libedit sqlite3 2>/dev/null)
@@ -43,10 +44,31 @@ STOPWORDS = $(wildcard faq/stopwords/*.txt)
 UNIT_SRCS = $(wildcard tests/unit/test_*.c)
 UNIT_BINS = $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps run check test unit-bins eval bench install clean docker-test fuzz fuzz-bins lint soak FORCE
+.PHONY: lexicon all deps run check test unit-bins eval bench install clean docker-test fuzz fuzz-bins lint soak FORCE
 
 all: deps
-	@$(MAKE) --no-print-directory $(BUILD)/faqbot
+	@$(MAKE) --no-print-directory $(BUILD)/faqbot lexicon
+
+# Lexicons (hunspell; English irregular forms from WordNet's exception
+# lists) and thesauri (MyThes) compiled to tables the binary
+# maps read-only (tools/gen_lexicon.py, tools/gen_thesaurus.py); shared by
+# every BUILD directory (the binary looks in <its dir>/../lexicon too).
+LEXDIR   = build/lexicon
+HUNSPELL = /usr/share/hunspell
+MYTHES   = /usr/share/mythes
+LEXICONS = $(LEXDIR)/french.lex $(LEXDIR)/english.lex $(LEXDIR)/french.ths $(LEXDIR)/english.ths
+
+lexicon: $(LEXICONS)
+
+$(LEXDIR)/french.lex: tools/gen_lexicon.py | $(LEXDIR)
+	@$(PYTHON) tools/gen_lexicon.py --language french $(HUNSPELL)/fr.dic $(HUNSPELL)/fr.aff $@
+$(LEXDIR)/english.lex: tools/gen_lexicon.py | $(LEXDIR)
+	@$(PYTHON) tools/gen_lexicon.py --language english $(HUNSPELL)/en_US.dic $(HUNSPELL)/en_US.aff $@ \
+		--exceptions /usr/share/wordnet/verb.exc --exceptions /usr/share/wordnet/noun.exc
+$(LEXDIR)/french.ths: tools/gen_thesaurus.py tools/gen_lexicon.py | $(LEXDIR)
+	@$(PYTHON) tools/gen_thesaurus.py $(MYTHES)/thes_fr.dat $@
+$(LEXDIR)/english.ths: tools/gen_thesaurus.py tools/gen_lexicon.py | $(LEXDIR)
+	@$(PYTHON) tools/gen_thesaurus.py $(MYTHES)/th_en_US_v2.dat $@
 
 deps:
 	@sh .ci/deps.sh $(DEB_PACKAGES)
@@ -89,14 +111,14 @@ $(BUILD)/gen/stopwords.c: $(STOPWORDS) Makefile | $(BUILD)/gen
 $(BUILD)/obj/stopwords.o: $(BUILD)/gen/stopwords.c | $(BUILD)/obj
 	$(CC) $(CFLAGS_ALL) -c -o $@ $<
 
-$(BUILD)/obj $(BUILD)/gen $(BUILD)/tests:
+$(BUILD)/obj $(BUILD)/gen $(BUILD)/tests $(LEXDIR):
 	@mkdir -p $@
 
 $(BUILD)/tests/%: tests/unit/%.c tests/unit/cmocka_filter.c $(OBJS) $(HEADERS) | $(BUILD)/tests
 	$(CC) $(CFLAGS_ALL) -DTEST_DATA_DIR='"tests/data"' -o $@ $< tests/unit/cmocka_filter.c $(OBJS) $(LDFLAGS_ALL) \
 		$(PKG_LIBS) $$(pkg-config --libs cmocka)
 
-unit-bins: $(UNIT_BINS) $(BUILD)/faqbot
+unit-bins: $(UNIT_BINS) $(BUILD)/faqbot lexicon
 
 # The console chat on faq/faq.json, or Telegram when a token is configured
 # (FAQBOT_TELEGRAM_TOKEN, or telegram_token in config/faqbot.conf).
@@ -119,6 +141,7 @@ test: deps
 
 eval: all
 	@$(PYTHON) tests/eval/eval.py --faqbot $(BUILD)/faqbot --faq faq/faq.json
+	@$(PYTHON) tests/eval/sets_eval.py --faqbot $(BUILD)/faqbot
 
 bench: all
 	@$(MAKE) --no-print-directory $(BUILD)/bench
@@ -170,6 +193,8 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/faqbot
 	install -m 755 $(BUILD)/faqbot $(DESTDIR)$(PREFIX)/bin/faqbot
 	install -m 644 faq/faq.json faq/faq.schema.json $(DESTDIR)$(PREFIX)/share/faqbot/
+	install -d $(DESTDIR)$(PREFIX)/share/faqbot/lexicon
+	install -m 644 $(LEXICONS) $(DESTDIR)$(PREFIX)/share/faqbot/lexicon/
 
 clean:
 	rm -rf build

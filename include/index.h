@@ -6,12 +6,15 @@
  * rewritten to the group's first phrase, at index and query time alike, so
  * "programme local de l'habitat" and "PLH" are one term), and builds:
  *   - postings per term with a BM25F saturation per entry (questions weigh
- *     1, keywords 2, the answer 0.2, lengths normalised);
+ *     1, keywords 2, the answer 0.4, lengths normalised);
  *   - postings per term over single phrasings, to measure how much of the
  *     closest phrasing a question covers;
  *   - a typo index: every vocabulary term with one letter deleted, so a
  *     query word one edit away ("souscirption") finds its term in a few
- *     hash look-ups (SymSpell), plus prefix search for truncated words.
+ *     hash look-ups (SymSpell), plus prefix search for truncated words;
+ *     both only for words the language's lexicon does not know;
+ *   - at query time, thesaurus neighbours (text_neighbours) of a real word
+ *     the FAQ lacks, kept when the FAQ uses them, as weak matches.
  *
  * index_rank scores a question against every entry it shares a term with
  * and returns the best candidates with their coverage figures; match.h
@@ -33,13 +36,14 @@
 #define INDEX_MAX_CAND 8        /* candidates returned by index_rank */
 #define INDEX_MAX_QUERY_TERMS 64 /* terms of a question considered */
 
-enum term_match { TERM_UNKNOWN, TERM_EXACT, TERM_TYPO, TERM_PREFIX };
+enum term_match { TERM_UNKNOWN, TERM_EXACT, TERM_TYPO, TERM_PREFIX, TERM_THESAURUS };
 
 struct index_cand {
 	uint32_t entry;
 	double qcov;  /* weighted share of the question's terms found in the entry */
 	double dcov;  /* weighted share of the entry's closest phrasing covered */
-	double score; /* qcov * (a + (1-a) * dcov): the confidence, in [0,1] */
+	double evidence; /* 1 - exp(-matched weight / weight of one rare word / scale) */
+	double score; /* qcov * (a + (1-a) * dcov) * evidence: in [0,1] */
 };
 
 struct index_result {
@@ -68,6 +72,11 @@ void index_rank(struct index *idx, const char *q, size_t len, struct index_resul
  * (term, weight, how it matched) and, per candidate, which terms it had. */
 void index_explain(struct index *idx, const char *q, size_t len,
 		   const struct index_result *res, struct strbuf *out);
+
+/* Adds advice for the FAQ's editor to d, as warnings starting "advice:":
+ * entries whose question words are all shared with other entries (hard
+ * to reach), and rare words an entry's answer uses that no question has. */
+void index_advise(struct index *idx, struct faq_diags *d);
 
 /* Appends the question's analysed terms, space-separated (synonyms
  * applied): used to group similar unanswered questions. */

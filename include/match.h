@@ -20,6 +20,12 @@
 #define MATCH_SUGGEST_RATIO 0.70   /* suggestions within this of the best */
 #define MATCH_NEAR_RATIO 0.60      /* fallback suggestions: score >= ratio * threshold */
 #define MATCH_MAX_QUESTION 8192    /* bytes of a question considered */
+#ifndef MATCH_LEAD
+#define MATCH_LEAD 0.3             /* weight of the runner-up against the best */
+#endif
+#ifndef MATCH_CURVE
+#define MATCH_CURVE 0.77           /* confidence = (best - LEAD * runner-up) ^ CURVE */
+#endif
 
 enum match_kind { MATCH_ANSWER, MATCH_AMBIGUOUS, MATCH_FALLBACK };
 
@@ -33,6 +39,11 @@ struct match {
 	struct index_result ranked;
 };
 
+/* The calibrated confidence of an answer from the best candidate's score
+ * and the runner-up's (0 when none): (best - MATCH_LEAD * runner_up) ^
+ * MATCH_CURVE, in [0,1].  The curve puts the cut that serves both richly
+ * phrased and plain FAQs at the default threshold, 0.35. */
+double match_confidence(double best, double runner_up);
 /* Decides on already ranked candidates. */
 void match_decide(const struct index_result *r, double threshold, struct match *m);
 /* Ranks q (only its first MATCH_MAX_QUESTION bytes) and decides.

@@ -14,7 +14,17 @@
  *      stays, so versions and decimals ("2.0", "0,1" -> "0.1") are one token;
  *   4. stopwords of the language are dropped; French elisions (l' d' qu'
  *      jusqu' ...) are stopwords, so "l'habitat" gives "habitat";
- *   5. words are stemmed with Snowball (libstemmer) in the FAQ's language.
+ *   5. words are stemmed: a word the language's lexicon knows (a table
+ *      compiled from hunspell's dictionary, tools/gen_lexicon.py) becomes
+ *      its lemma, which Snowball stems with its accents, then the stem is
+ *      folded ("financée", "financee" -> "financer" -> "financ"; "sert" ->
+ *      "servir" -> "serv"; "composteur" -> "compost"); any other word is
+ *      stemmed by Snowball as folded.  Without a lexicon, Snowball alone.
+ *
+ * Lexicon and thesaurus tables are bytes the caller maps (lexfile.c) and
+ * registers once per language with text_register before creating
+ * analyzers; they must stay mapped as long as any analyzer lives.  The
+ * module itself reads no file.
  *
  * Ownership: text_new returns an analyzer freed with text_free.  It holds a
  * libstemmer object and scratch space, so one analyzer must not be used by
@@ -48,6 +58,23 @@ const char *termlist_stem(const struct termlist *tl, size_t i);
 const char *termlist_word(const struct termlist *tl, size_t i);
 
 struct text;
+
+enum text_data { TEXT_LEXICON, TEXT_THESAURUS };
+
+/* Registers a compiled table for a language (borrowed: data must outlive
+ * every analyzer created afterwards).  Returns -1 when the data is not a
+ * valid table of that kind, or too many are registered. */
+int text_register(const char *language, enum text_data kind, const void *data, size_t len);
+/* Forgets every registered table (for tests; analyzers already created
+ * keep pointers into the data). */
+void text_unregister_all(void);
+/* 1 when the analyzer has a lexicon. */
+int text_has_lexicon(const struct text *t);
+/* 1 when the folded word is a word of the lexicon (0 without one). */
+int text_known_word(const struct text *t, const char *folded);
+/* The thesaurus neighbours of a folded word (or of its lemma), closest
+ * first, separated by tabs; NULL when none (borrowed from the mapping). */
+const char *text_neighbours(const struct text *t, const char *folded);
 
 /* Creates an analyzer for a libstemmer algorithm name ("french",
  * "english", "fr", ...).  Returns NULL for an unknown language. */

@@ -2,20 +2,27 @@
  * index.c - inverted index and candidate ranking.  See index.h.
  *
  * Scoring, for a question with distinct terms t (weight w(t) = W0 +
- * idf(t); a word the FAQ never uses weighs W_UNKNOWN) and an entry e:
+ * idf(t); a word nothing in the FAQ matches weighs W_UNKNOWN_RATIO times
+ * w_rare, the weight of a word of a single entry) and an entry e:
  *
- *   qcov(e)  = sum_t w(t) * quality(t) * sat(e,t) / sum_t w(t)
+ *   M(e)     = sum_t w(t) * quality(t) * sat(e,t)          evidence found
+ *   qcov(e)  = M(e) / sum_t w(t)
  *   dcov(e)  = max over e's phrasings p of
  *              sum_{t in p and in the question} w(t) * quality(t) / sum_{t in p} w(t)
- *   score(e) = qcov(e) * (A + (1 - A) * dcov(e))
+ *   ev(e)    = 1 - exp(-M(e) / (E_SCALE * w_rare))
+ *   score(e) = qcov(e) * (A + (1 - A) * dcov(e)) * ev(e)
  *
- * sat(e,t) is BM25F's saturation of t's field-weighted, length-normalised
- * frequency in e, scaled so one occurrence in a question of average length
- * gives 1; quality is 1 for an exact term, lower for a typo or a prefix.
- * qcov asks "how much of what was asked does this entry talk about"; dcov
- * asks "how much of one way of asking this entry's question was said", so a
- * question sharing one incidental word with a long phrasing stays low.
- * Both are in [0,1], so the score is a confidence a threshold can cut.
+ * sat(e,t) is BM25F's saturation of t's field-weighted (questions 1,
+ * keywords 2, answer 0.4), length-normalised frequency in e, scaled so one
+ * occurrence in a question of average length gives 1; quality is 1 for an
+ * exact term (same lemma or stem: text.c), lower for a typo (0.8), a prefix
+ * (0.7) or a thesaurus neighbour (0.5).  Typos and prefixes are only tried
+ * for words the lexicon does not know; thesaurus neighbours only for words
+ * it knows, and only neighbours the FAQ uses.  qcov asks "how much of what
+ * was asked does this entry talk about"; dcov "how much of one way of
+ * asking this entry's question was said"; ev "is there enough evidence at
+ * all" (one common word is not).  All are in [0,1]; match.c turns the best
+ * two scores into the confidence.
  *
  * Build cost is linear in the FAQ's text; a question costs its analysis
  * plus the postings of its terms (short: FAQ terms are rare).
@@ -33,7 +40,9 @@
 /* Field weights and BM25 constants. */
 #define F_QUESTION 1.0
 #define F_KEYWORD 2.0
-#define F_ANSWER 0.2
+#ifndef F_ANSWER
+#define F_ANSWER 0.4
+#endif
 #define BM25_K1 0.6
 #define BM25_B 0.3
 /* Term weight w(t) = W0 + idf(t); a word the FAQ never uses weighs like
@@ -46,6 +55,29 @@
 /* Match quality of a term found through a typo or as a prefix. */
 #define Q_TYPO 0.8
 #define Q_PREFIX 0.7
+/* A thesaurus neighbour the FAQ uses: weaker than any spelling match. */
+#ifndef Q_THES
+#define Q_THES 0.5
+#endif
+/* A real word one edit from an FAQ word: a spelling variant, or another
+ * word ("porter" / "poster"), so weak. */
+#ifndef Q_VARIANT
+#define Q_VARIANT 0.5
+#endif
+/* Keep only neighbours that list the word back. */
+#ifndef THES_MUTUAL
+#define THES_MUTUAL 1
+#endif
+/* Thesaurus neighbours tried per word. */
+#define MAX_NEIGHBOURS 8
+/* Share of an unknown word's weight that counts against coverage. */
+#ifndef W_UNKNOWN_SHARE
+#define W_UNKNOWN_SHARE 1.0
+#endif
+/* evidence = 1 - exp(-acc / w_ref / E_SCALE) */
+#ifndef E_SCALE
+#define E_SCALE 0.5
+#endif
 /* score = qcov * (A + (1 - A) * dcov) */
 #ifndef A_QCOV
 #define A_QCOV 0.6
@@ -101,6 +133,7 @@ struct index {
 	uint32_t *df;
 	float *w;                /* query weight per term */
 	float w_unknown;
+	float w_ref;             /* weight of a word of a single entry */
 
 	uint32_t *e_start;       /* CSR: postings of term t are [e_start[t], e_start[t+1]) */
 	struct posting *epost;
@@ -125,6 +158,7 @@ struct index {
 	/* query scratch: one struct per entry and per phrasing, so a posting
 	 * costs one cache miss, not one per array */
 	struct termlist tl;
+	struct termlist ntl;     /* scratch: a thesaurus neighbour's terms */
 	struct qterm *qt;
 	size_t qt_alloc;
 	struct escratch *es;
@@ -455,7 +489,8 @@ static void build_postings(struct index *idx, struct build *b)
 		double df = idx->df[t];
 		idx->w[t] = (float)(W0 + log1p(((double)N - df + 0.5) / (df + 0.5)));
 	}
-	idx->w_unknown = (float)(W_UNKNOWN_RATIO * (W0 + log1p(((double)N - 0.5) / 1.5)));
+	idx->w_ref = (float)(W0 + log1p(((double)N - 0.5) / 1.5));
+	idx->w_unknown = (float)(W_UNKNOWN_RATIO * idx->w_ref);
 
 	/* phrasing postings */
 	idx->p_start = xcalloc(T + 2, sizeof(uint32_t));
@@ -496,6 +531,7 @@ struct index *index_build(struct faq *faq, struct faq_diags *d)
 	idx->words = strmap_new(1024);
 	strbuf_init(&idx->term_str, 0);
 	termlist_init(&idx->tl);
+	termlist_init(&idx->ntl);
 	build_rules(idx);
 	/* rules only name terms interned while building them */
 	idx->n_syn_terms = idx->n_terms;
@@ -559,6 +595,7 @@ void index_free(struct index *idx)
 	free(idx->sorted);
 	strmap_free(idx->ids);
 	termlist_release(&idx->tl);
+	termlist_release(&idx->ntl);
 	free(idx->qt);
 	free(idx->es);
 	free(idx->ps);
@@ -597,12 +634,17 @@ static void add_cand(struct qterm *q, uint32_t t, float qual)
 }
 
 /* FAQ terms whose question/keyword word or stem is one edit from q. */
-static void find_typos(const struct index *idx, const char *q, struct qterm *out)
+static void find_typos_q(const struct index *idx, const char *q, struct qterm *out, float qual)
 {
 	uint32_t ids[MAX_TERM_CANDS];
 	size_t n = typo_lookup(idx->typo, q, ids, MAX_TERM_CANDS);
 	for (size_t i = 0; i < n; i++)
-		add_cand(out, ids[i], Q_TYPO);
+		add_cand(out, ids[i], qual);
+}
+
+static void find_typos(const struct index *idx, const char *q, struct qterm *out)
+{
+	find_typos_q(idx, q, out, Q_TYPO);
 }
 
 /* Vocabulary terms that q is the beginning of ("souscr" -> "souscript"). */
@@ -624,6 +666,46 @@ static void find_prefixes(const struct index *idx, const char *q, struct qterm *
 			break;
 		if (strlen(s) - len <= PREFIX_MAX_TAIL)
 			add_cand(out, idx->sorted[i], Q_PREFIX);
+	}
+}
+
+/* 1 when the thesaurus lists `word` (folded) among the neighbours of
+ * `head` (folded): the thesaurus is one-way and noisy, a neighbour that
+ * names the word back is a safer bridge. */
+static int lists_word(struct index *idx, const char *head, const char *word)
+{
+	const char *nb = text_neighbours(idx->text, head);
+	size_t wl = strlen(word);
+	struct strbuf f = STRBUF_INIT;
+	int found = 0;
+	while (nb && *nb && !found) {
+		const char *end = strchr(nb, '\t');
+		size_t len = end ? (size_t)(end - nb) : strlen(nb);
+		strbuf_reset(&f);
+		text_fold(nb, len, &f);
+		found = f.len == wl && !memcmp(f.buf, word, wl);
+		nb = end ? end + 1 : nb + len;
+	}
+	strbuf_release(&f);
+	return found;
+}
+
+/* FAQ terms that a thesaurus neighbour of the word stems to (only terms
+ * the FAQ uses, closest neighbours first). */
+static void find_neighbours(struct index *idx, const char *word, struct qterm *out)
+{
+	const char *nb = text_neighbours(idx->text, word);
+	for (int k = 0; nb && *nb && k < MAX_NEIGHBOURS && out->ncand < MAX_TERM_CANDS; k++) {
+		const char *end = strchr(nb, '\t');
+		size_t len = end ? (size_t)(end - nb) : strlen(nb);
+		termlist_clear(&idx->ntl);
+		if (text_analyze(idx->text, nb, len, &idx->ntl, 1) == 1) {
+			int32_t id = term_lookup(idx, termlist_stem(&idx->ntl, 0));
+			if (id >= 0 && idx->df[id] &&
+			    (!THES_MUTUAL || lists_word(idx, termlist_word(&idx->ntl, 0), word)))
+				add_cand(out, (uint32_t)id, Q_THES);
+		}
+		nb = end ? end + 1 : nb + len;
 	}
 }
 
@@ -651,12 +733,28 @@ static size_t query_terms(struct index *idx, const char *q, size_t len)
 			add_cand(t, (uint32_t)ids[i], 1.0f);
 			t->kind = TERM_EXACT;
 		} else if (ids[i] < 0) {
-			find_typos(idx, stem, t);
-			find_typos(idx, termlist_word(&idx->tl, src[i]), t);
-			t->kind = t->ncand ? TERM_TYPO : TERM_UNKNOWN;
-			if (!t->ncand) {
-				find_prefixes(idx, stem, t);
-				t->kind = t->ncand ? TERM_PREFIX : TERM_UNKNOWN;
+			/* a real word of the language is no typo of another
+			 * ("finance" is not "financier"); it may have a
+			 * neighbour in the thesaurus */
+			const char *word = termlist_word(&idx->tl, src[i]);
+			if (text_known_word(idx->text, word)) {
+				find_neighbours(idx, word, t);
+				t->kind = t->ncand ? TERM_THESAURUS : TERM_UNKNOWN;
+				if (!t->ncand) {
+					/* a spelling variant ("dechetterie",
+					 * "déchèterie"): one edit on the whole
+					 * word, never on stems or prefixes */
+					find_typos_q(idx, word, t, Q_VARIANT);
+					t->kind = t->ncand ? TERM_TYPO : TERM_UNKNOWN;
+				}
+			} else {
+				find_typos(idx, stem, t);
+				find_typos(idx, word, t);
+				t->kind = t->ncand ? TERM_TYPO : TERM_UNKNOWN;
+				if (!t->ncand) {
+					find_prefixes(idx, stem, t);
+					t->kind = t->ncand ? TERM_PREFIX : TERM_UNKNOWN;
+				}
 			}
 		}
 		t->w = idx->w_unknown;
@@ -705,11 +803,12 @@ void index_rank(struct index *idx, const char *q, size_t len, struct index_resul
 	uint32_t query_seen = idx->qid;
 	for (size_t i = 0; i < nq; i++) {
 		struct qterm *t = &idx->qt[i];
-		wsum += t->w;
 		if (!t->ncand) {
+			wsum += W_UNKNOWN_SHARE * t->w;
 			out->n_unknown++;
 			continue;
 		}
+		wsum += t->w;
 		next_qid(idx);
 		uint32_t s = idx->qid;
 		for (int c = 0; c < t->ncand; c++) {
@@ -769,7 +868,8 @@ void index_rank(struct index *idx, const char *q, size_t len, struct index_resul
 		if (c.qcov > 1)
 			c.qcov = 1;
 		c.dcov = idx->es[e].dbest;
-		c.score = c.qcov * (A_QCOV + (1 - A_QCOV) * c.dcov);
+		c.evidence = 1 - exp(-idx->es[e].acc / idx->w_ref / E_SCALE);
+		c.score = c.qcov * (A_QCOV + (1 - A_QCOV) * c.dcov) * c.evidence;
 		insert_cand(out, &c);
 	}
 }
@@ -782,6 +882,7 @@ static const char *kind_name(enum term_match k)
 	case TERM_EXACT: return "exact";
 	case TERM_TYPO: return "typo";
 	case TERM_PREFIX: return "prefix";
+	case TERM_THESAURUS: return "thesaurus";
 	default: return "unknown";
 	}
 }
@@ -819,8 +920,9 @@ void index_explain(struct index *idx, const char *q, size_t len,
 	strbuf_addf(out, "candidates (%zu):\n", res->n_cand);
 	for (size_t k = 0; k < res->n_cand; k++) {
 		const struct index_cand *c = &res->cand[k];
-		strbuf_addf(out, "  %zu. %-22s confidence %.3f (question coverage %.2f, phrasing coverage %.2f)\n",
-			    k + 1, idx->faq->entries[c->entry].id, c->score, c->qcov, c->dcov);
+		strbuf_addf(out, "  %zu. %-22s score %.3f (question coverage %.2f, phrasing coverage %.2f, "
+			    "evidence %.2f)\n", k + 1, idx->faq->entries[c->entry].id, c->score, c->qcov,
+			    c->dcov, c->evidence);
 		strbuf_addstr(out, "     matched:");
 		for (size_t i = 0; i < nq; i++) {
 			const struct qterm *t = &idx->qt[i];
@@ -835,6 +937,88 @@ void index_explain(struct index *idx, const char *q, size_t len,
 		}
 		strbuf_addch(out, '\n');
 	}
+}
+
+/* ==== Advice for editors ==== */
+
+/* Marks in mark[] (one byte per term) the terms of s; returns how many
+ * distinct known terms it has. */
+static size_t mark_terms(struct index *idx, const char *s, uint8_t *mark, uint8_t bit,
+			 struct strbuf *words, uint32_t *word_off)
+{
+	int32_t *ids;
+	uint32_t *src;
+	size_t n = analyse_ids(idx, s, strlen(s), 0, 0, &ids, &src), k = 0;
+	for (size_t i = 0; i < n; i++)
+		if (ids[i] >= 0 && !(mark[ids[i]] & bit)) {
+			mark[ids[i]] |= bit;
+			k++;
+			if (words) { /* the first word seen for the term */
+				word_off[ids[i]] = (uint32_t)words->len;
+				strbuf_addstr(words, termlist_word(&idx->tl, src[i]));
+				strbuf_addch(words, '\0');
+			}
+		}
+	free(ids);
+	free(src);
+	return k;
+}
+
+void index_advise(struct index *idx, struct faq_diags *d)
+{
+	const struct faq *f = idx->faq;
+	size_t T = idx->n_terms;
+	/* qdf: in how many entries' questions or keywords each term is */
+	uint32_t *qdf = xcalloc(T + 1, sizeof(uint32_t));
+	uint8_t *mark = xcalloc(T + 1, 1);
+	for (size_t e = 0; e < f->n_entries; e++) {
+		const struct faq_entry *en = &f->entries[e];
+		memset(mark, 0, T + 1);
+		for (size_t q = 0; q < en->n_questions; q++)
+			mark_terms(idx, en->questions[q], mark, 1, NULL, NULL);
+		for (size_t k = 0; k < en->n_keywords; k++)
+			mark_terms(idx, en->keywords[k], mark, 1, NULL, NULL);
+		for (size_t t = 0; t < T; t++)
+			qdf[t] += mark[t] & 1;
+	}
+	struct strbuf words = STRBUF_INIT, answer_words = STRBUF_INIT;
+	uint32_t *word_off = xcalloc(T + 1, sizeof(uint32_t));
+	for (size_t e = 0; e < f->n_entries; e++) {
+		const struct faq_entry *en = &f->entries[e];
+		memset(mark, 0, T + 1);
+		size_t nq = 0;
+		for (size_t q = 0; q < en->n_questions; q++)
+			nq += mark_terms(idx, en->questions[q], mark, 1, NULL, NULL);
+		for (size_t k = 0; k < en->n_keywords; k++)
+			nq += mark_terms(idx, en->keywords[k], mark, 1, NULL, NULL);
+		strbuf_reset(&answer_words);
+		mark_terms(idx, en->answer, mark, 2, &answer_words, word_off);
+		size_t own = 0, n_words = 0;
+		strbuf_reset(&words);
+		for (size_t t = 0; t < T; t++) {
+			if ((mark[t] & 1) && qdf[t] == 1)
+				own++;
+			/* a rare answer word (this entry alone uses it) that no
+			 * question of the FAQ has: an asker may type it */
+			if (mark[t] == 2 && !qdf[t] && idx->df[t] == 1 && text_is_word(term_string(idx, (uint32_t)t)) &&
+			    n_words < 6)
+				strbuf_addf(&words, "%s\"%s\"", n_words++ ? ", " : "",
+					    answer_words.buf + word_off[t]);
+		}
+		if (nq && !own && f->n_entries > 1)
+			faq_diags_add(d, FAQ_WARNING, "%s: advice: entry \"%s\" is hard to reach: every word "
+				      "of its questions is also in other entries' questions; add a phrasing "
+				      "or keyword only it has", f->source, en->id);
+		if (n_words)
+			faq_diags_add(d, FAQ_WARNING, "%s: advice: entry \"%s\": its answer uses words no "
+				      "question has (%s); askers may type them: consider a phrasing "
+				      "or keywords with them", f->source, en->id, words.buf);
+	}
+	strbuf_release(&words);
+	strbuf_release(&answer_words);
+	free(word_off);
+	free(qdf);
+	free(mark);
 }
 
 static int cmp_str(const void *a, const void *b)

@@ -3,10 +3,22 @@
  *
  * Kept apart from the index so the policy (thresholds, when to ask) reads
  * in one screen and can change without touching ranking.
+ *
+ * Confidence = (s1 - MATCH_LEAD * s2) ^ MATCH_CURVE, from the best and
+ * runner-up scores (index.c): a close runner-up lowers it, and the curve
+ * puts the cut that serves plain and richly phrased FAQs alike (chosen on
+ * the dev halves of tests/eval/sets/) at the default threshold, 0.35.
  */
 #include "match.h"
 
+#include <math.h>
 #include <string.h>
+
+double match_confidence(double best, double runner_up)
+{
+	double lead = best - MATCH_LEAD * runner_up;
+	return lead > 0 ? pow(lead, MATCH_CURVE) : 0;
+}
 
 void match_decide(const struct index_result *r, double threshold, struct match *m)
 {
@@ -19,8 +31,8 @@ void match_decide(const struct index_result *r, double threshold, struct match *
 		return;
 	const struct index_cand *best = &r->cand[0];
 	m->entry = best->entry;
-	m->confidence = best->score;
-	if (best->score < threshold) {
+	m->confidence = match_confidence(best->score, r->n_cand > 1 ? r->cand[1].score : 0);
+	if (m->confidence < threshold) {
 		for (size_t i = 0; i < r->n_cand && m->n_sugg < MATCH_MAX_SUGG; i++)
 			if (r->cand[i].score >= MATCH_NEAR_RATIO * threshold &&
 			    r->cand[i].score >= MATCH_SUGGEST_RATIO * best->score)

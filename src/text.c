@@ -11,6 +11,7 @@
 #include "util.h"
 
 #include <libstemmer.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <utf8proc.h>
@@ -35,8 +36,28 @@ static const struct {
  * never evicts: FAQ words come first and stay the most useful). */
 #define STEM_CACHE_MAX 100000
 
+/* A compiled lexicon or thesaurus table (tools/gen_lexicon.py describes
+ * the layout), borrowed from the caller's mapping. */
+struct table {
+	const unsigned char *slots;
+	uint32_t mask;
+	const char *pool;
+	uint32_t pool_len;
+};
+
+#define MAX_TABLES 8
+static struct {
+	char language[16];
+	enum text_data kind;
+	struct table tab;
+} registered[MAX_TABLES];
+static size_t n_registered;
+
 struct text {
 	struct sb_stemmer *stemmer;
+	const struct table *lexicon;   /* NULL: Snowball alone */
+	const struct table *thesaurus; /* NULL: no neighbours */
+	struct strbuf lemma_stem;      /* scratch: Snowball stem of a lemma, folded */
 	struct strmap *stem_cache; /* folded word -> offset of its stem in stem_arena */
 	struct strbuf stem_arena;
 	struct strmap *stopwords; /* NULL when none ships */
@@ -234,6 +255,117 @@ static void termlist_push(struct termlist *tl, const char *word, size_t wlen,
 	tl->n++;
 }
 
+/* ==== Lexicon and thesaurus tables ==== */
+
+static const char *canonical_language(const char *lang);
+
+static uint32_t get_u32(const unsigned char *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* Checks the header and sizes, so a truncated file is refused; offsets are
+ * checked as they are read. */
+static int table_open(struct table *tab, const void *data, size_t len, const char *magic)
+{
+	const unsigned char *d = data;
+	if (len < 20 || memcmp(d, magic, 8))
+		return -1;
+	uint32_t nslots = get_u32(d + 8), pool_len = get_u32(d + 16);
+	if (!nslots || (nslots & (nslots - 1)) || nslots > (1u << 28) || !pool_len ||
+	    (uint64_t)20 + (uint64_t)nslots * 8 + pool_len != len)
+		return -1;
+	const char *pool = (const char *)d + 20 + (size_t)nslots * 8;
+	if (pool[pool_len - 1] != '\0')
+		return -1; /* so every string in the pool ends inside it */
+	tab->slots = d + 20;
+	tab->mask = nslots - 1;
+	tab->pool = pool;
+	tab->pool_len = pool_len;
+	return 0;
+}
+
+/* The value stored for key, or NULL (borrowed from the mapping).  Keys are
+ * known by their 64-bit hash only (tools/gen_lexicon.py says why). */
+static const char *table_get(const struct table *tab, const char *key, size_t len)
+{
+	if (!tab)
+		return NULL;
+	uint64_t h = hash_bytes(key, len);
+	uint32_t check = (uint32_t)(h >> 32), i = (uint32_t)h & tab->mask;
+	for (uint32_t probes = 0; probes <= tab->mask; probes++) {
+		uint32_t v = get_u32(tab->slots + (size_t)i * 8 + 4);
+		if (!v || v >= tab->pool_len)
+			return NULL;
+		if (get_u32(tab->slots + (size_t)i * 8) == check)
+			return tab->pool + v;
+		i = (i + 1) & tab->mask;
+	}
+	return NULL;
+}
+
+int text_register(const char *language, enum text_data kind, const void *data, size_t len)
+{
+	struct table tab;
+	const char *canon = canonical_language(language);
+	if (strlen(canon) >= sizeof(registered[0].language) ||
+	    table_open(&tab, data, len, kind == TEXT_LEXICON ? "FQLEX002" : "FQTHS002"))
+		return -1;
+	size_t i = 0;
+	while (i < n_registered && (registered[i].kind != kind ||
+				    strcmp(registered[i].language, canon)))
+		i++;
+	if (i == MAX_TABLES)
+		return -1;
+	if (i == n_registered)
+		n_registered++;
+	snprintf(registered[i].language, sizeof(registered[i].language), "%s", canon);
+	registered[i].kind = kind;
+	registered[i].tab = tab;
+	return 0;
+}
+
+void text_unregister_all(void)
+{
+	n_registered = 0;
+}
+
+static const struct table *registered_table(const char *canon, enum text_data kind)
+{
+	for (size_t i = 0; i < n_registered; i++)
+		if (registered[i].kind == kind && !strcmp(registered[i].language, canon))
+			return &registered[i].tab;
+	return NULL;
+}
+
+int text_has_lexicon(const struct text *t)
+{
+	return t->lexicon != NULL;
+}
+
+int text_known_word(const struct text *t, const char *folded)
+{
+	return table_get(t->lexicon, folded, strlen(folded)) != NULL;
+}
+
+const char *text_neighbours(const struct text *t, const char *folded)
+{
+	if (!t->thesaurus)
+		return NULL;
+	const char *n = table_get(t->thesaurus, folded, strlen(folded));
+	if (n)
+		return n;
+	/* the head words are lemmas: "poubelles" -> "poubelle" */
+	const char *lemma = table_get(t->lexicon, folded, strlen(folded));
+	if (!lemma)
+		return NULL;
+	struct strbuf f = STRBUF_INIT;
+	text_fold(lemma, strlen(lemma), &f);
+	n = table_get(t->thesaurus, f.buf, f.len);
+	strbuf_release(&f);
+	return n;
+}
+
 /* ==== Analyzer ==== */
 
 static const char *canonical_language(const char *lang)
@@ -282,9 +414,12 @@ struct text *text_new(const char *language)
 	struct text *t = xcalloc(1, sizeof(*t));
 	t->stemmer = st;
 	strbuf_init(&t->word, 0);
+	strbuf_init(&t->lemma_stem, 0);
 	t->stem_cache = strmap_new(1024);
 	strbuf_init(&t->stem_arena, 0);
 	const char *canon = canonical_language(language);
+	t->lexicon = registered_table(canon, TEXT_LEXICON);
+	t->thesaurus = t->lexicon ? registered_table(canon, TEXT_THESAURUS) : NULL;
 	for (size_t i = 0; i < stopword_data_count; i++)
 		if (!strcmp(canon, stopword_data[i].language))
 			load_stopwords(t, stopword_data[i].words);
@@ -301,6 +436,7 @@ void text_free(struct text *t)
 	strbuf_release(&t->stem_arena);
 	free(t->cps);
 	strbuf_release(&t->word);
+	strbuf_release(&t->lemma_stem);
 	free(t);
 }
 
@@ -373,10 +509,22 @@ static int emit(struct text *t, size_t ncp, int has_letter, struct termlist *out
 		termlist_push(out, w, wl, cached, strlen(cached));
 		return 1;
 	}
-	/* libstemmer's result lives until its next call: copy it at once */
-	const sb_symbol *st = sb_stemmer_stem(t->stemmer, (const sb_symbol *)w, (int)wl);
+	/* A word of the lexicon is stemmed through its lemma, with its
+	 * accents (Snowball's French rules need them), then folded; others
+	 * are stemmed as folded.  libstemmer's result lives until its next
+	 * call: copy it at once. */
+	const char *lemma = table_get(t->lexicon, w, wl);
+	const char *in = lemma ? lemma : w;
+	size_t il = lemma ? strlen(lemma) : wl;
+	const sb_symbol *st = sb_stemmer_stem(t->stemmer, (const sb_symbol *)in, (int)il);
 	const char *stem = st ? (const char *)st : w; /* NULL: out of memory, keep the word */
 	size_t sl = st ? (size_t)sb_stemmer_length(t->stemmer) : wl;
+	if (st && lemma) {
+		strbuf_reset(&t->lemma_stem);
+		text_fold(stem, sl, &t->lemma_stem);
+		stem = t->lemma_stem.buf;
+		sl = t->lemma_stem.len;
+	}
 	if (strmap_count(t->stem_cache) < STEM_CACHE_MAX) {
 		strmap_put(t->stem_cache, w, wl, (uint32_t)t->stem_arena.len, NULL);
 		strbuf_add(&t->stem_arena, stem, sl);

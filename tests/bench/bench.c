@@ -15,6 +15,7 @@
 
 #include "faq.h"
 #include "index.h"
+#include "lexfile.h"
 #include "match.h"
 #include "util.h"
 
@@ -46,6 +47,9 @@ int main(int argc, char **argv)
 	if (rounds < 1)
 		rounds = 1;
 	double *t = xcalloc((size_t)rounds, sizeof(double));
+	uint64_t l0 = now_ns();
+	int tables = lexfile_load("build");
+	printf("lexicon_ms %.2f tables %d\n", (double)(now_ns() - l0) / 1e6, tables);
 
 	struct index *idx = NULL;
 	for (int r = 0; r < rounds; r++) {

@@ -59,6 +59,9 @@ def main():
         print(f"bench: faq/faq.json ({int(small['entries'])} entries, {int(small['terms'])} terms): "
               f"match {small['match_us']:.2f} us/question (median of {a.rounds}), "
               f"load {small['load_ms']:.2f} ms")
+        print(f"bench: lexicon and thesaurus: {int(small['tables'])} tables mapped in "
+              f"{small['lexicon_ms']:.2f} ms" +
+              ("" if small['tables'] == 4 else " (missing: matching without them)"))
         print(f"bench: synthetic FAQ ({int(big['entries'])} entries, {int(big['terms'])} terms, "
               f"{os.path.getsize(big_faq) / 1e6:.1f} MB): match {big['match_us']:.2f} us/question "
               f"(median of {a.rounds}, {int(big['questions'])} questions), load {big['load_ms']:.1f} ms")

@@ -341,5 +341,28 @@ class SchemaAgreement(unittest.TestCase):
         self.assertGreaterEqual(checked, 12)
 
 
+class Lexicon(unittest.TestCase):
+    def test_lemmas_with_the_lexicon_and_snowball_without(self):
+        q = "une étude financée ?"
+        rc, out, err = run("ask", "--explain", q)
+        self.assertEqual(rc, 0)
+        self.assertNotIn("event=lexicon", err)
+        rc, out2, err2 = run("ask", "--explain", q, env={"FAQBOT_LEXICON_DIR": "/nonexistent"})
+        self.assertEqual(rc, 0)
+        self.assertIn("level=warn event=lexicon", err2)
+        self.assertIn("Snowball", err2)
+        # "financée" meets "financer" only through the lexicon's lemma
+        self.assertRegex(out, r"financee\s+stem financ ")
+        self.assertRegex(out2, r"financee\s+stem finance ")
+
+    def test_check_advice(self):
+        rc, out, _ = run("check", "faq/faq.json")
+        self.assertEqual((rc, out), (0, ""))
+        rc, out, _ = run("check", "--advice", "faq/faq.json")
+        self.assertEqual(rc, 0)
+        self.assertIn("advice: entry", out)
+        self.assertIn("its answer uses words no question has", out)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=1)

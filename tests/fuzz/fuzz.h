@@ -8,6 +8,7 @@
 #include "bot.h"
 #include "faq.h"
 #include "index.h"
+#include "lexfile.h"
 #include "log.h"
 #include "store.h"
 
@@ -15,6 +16,7 @@ static inline struct index *fuzz_index(void)
 {
 	static struct index *idx;
 	if (!idx) {
+		lexfile_load("build"); /* the lexicon and thesaurus, when built */
 		struct faq_diags d;
 		faq_diags_init(&d);
 		const char *path = getenv("FUZZ_FAQ") ? getenv("FUZZ_FAQ") : "faq/faq.json";

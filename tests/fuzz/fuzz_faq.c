@@ -4,9 +4,15 @@
 
 #include "faq.h"
 #include "index.h"
+#include "lexfile.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	static int loaded;
+	if (!loaded) { /* index_build then runs the lexicon and thesaurus too */
+		lexfile_load("build");
+		loaded = 1;
+	}
 	struct faq_diags d;
 	faq_diags_init(&d);
 	struct faq *f = faq_parse((const char *)data, size, "fuzz.json", &d);

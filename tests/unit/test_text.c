@@ -5,9 +5,11 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "lexfile.h"
 #include "text.h"
 
 /* Analyses s and returns its stems joined by spaces.  The result lives in
@@ -162,7 +164,7 @@ static void english_and_other_languages(void **state)
 	struct text *en = text_new("english");
 	assert_non_null(en);
 	assert_true(text_has_stopwords(en));
-	assert_string_equal(stems(en, "How much does the subscription cost?"), "much subscript cost");
+	assert_string_equal(stems(en, "How much does the subscription cost?"), "subscript cost");
 	assert_string_equal(stems(en, "Don't worry, it's running"), "worri run");
 	text_free(en);
 	struct text *de = text_new("german"); /* a stemmer without a stopword list */
@@ -171,6 +173,89 @@ static void english_and_other_languages(void **state)
 	assert_string_equal(stems(de, "Häuser"), "haus");
 	text_free(de);
 	assert_null(text_new("klingon"));
+}
+
+/* ==== With the compiled lexicon and thesaurus (build/lexicon, made by
+ * `make`; the test binary finds it beside its directory) ==== */
+
+static int setup_lex(void **state)
+{
+	text_unregister_all();
+	if (lexfile_load("build") /* build/lexicon, from the repository root */ != 4) {
+		fprintf(stderr, "lexicon files missing: run 'make' first\n");
+		return -1;
+	}
+	*state = text_new("french");
+	return *state ? 0 : -1;
+}
+
+static int teardown_lex(void **state)
+{
+	text_free(*state);
+	text_unregister_all();
+	return 0;
+}
+
+static void lemmas_meet(void **state)
+{
+	struct text *t = *state;
+	assert_true(text_has_lexicon(t));
+	/* inflections, with or without accents, and irregular forms */
+	assert_string_equal(stems(t, "financée"), stems(t, "financer"));
+	assert_string_equal(stems(t, "financee"), stems(t, "financer"));
+	assert_string_equal(stems(t, "finance"), stems(t, "financer"));
+	assert_string_equal(stems(t, "sert"), stems(t, "servir"));
+	assert_string_equal(stems(t, "peuvent"), stems(t, "pouvoir"));
+	assert_string_equal(stems(t, "travaux"), stems(t, "travail"));
+	/* derivations whose base is a word */
+	assert_string_equal(stems(t, "composteur"), stems(t, "compost"));
+	assert_string_equal(stems(t, "budgétaire"), stems(t, "budget"));
+	assert_string_equal(stems(t, "ramassage"), stems(t, "ramasser"));
+	/* but different words stay apart */
+	assert_string_not_equal(stems(t, "produire"), stems(t, "produit"));
+}
+
+static void real_words_are_known(void **state)
+{
+	struct text *t = *state;
+	assert_true(text_known_word(t, "finance"));
+	assert_true(text_known_word(t, "produire"));
+	assert_true(text_known_word(t, "financee")); /* folded form of a real word */
+	assert_false(text_known_word(t, "souscirption"));
+	assert_false(text_known_word(t, "financ"));
+}
+
+static void thesaurus_neighbours(void **state)
+{
+	struct text *t = *state;
+	const char *n = text_neighbours(t, "ramassage");
+	assert_non_null(n);
+	assert_non_null(strstr(n, "collecte"));
+	assert_null(text_neighbours(t, "zzzzqx"));
+}
+
+static void damaged_tables_are_refused(void **state)
+{
+	(void)state;
+	static const char junk[] = "FQLEX002\x01\0\0\0\0\0\0\0\x05\0\0\0abc";
+	assert_int_equal(text_register("french", TEXT_LEXICON, "garbage", 7), -1);
+	assert_int_equal(text_register("french", TEXT_LEXICON, junk, sizeof(junk) - 1), -1);
+	/* a thesaurus is not a lexicon */
+	static const char ths[] = "FQTHS002\x01\0\0\0\0\0\0\0\x01\0\0\0\0\0\0\0\0\0\0\0\0";
+	assert_int_equal(text_register("french", TEXT_LEXICON, ths, sizeof(ths) - 1), -1);
+	assert_int_equal(text_register("french", TEXT_THESAURUS, ths, sizeof(ths) - 1), 0);
+}
+
+static void without_lexicon_snowball_alone(void **state)
+{
+	(void)state;
+	text_unregister_all();
+	struct text *t = text_new("french");
+	assert_false(text_has_lexicon(t));
+	assert_false(text_known_word(t, "finance"));
+	assert_null(text_neighbours(t, "ramassage"));
+	assert_string_equal(stems(t, "financee"), "finance"); /* Snowball on folded text */
+	text_free(t);
 }
 
 int main(void)
@@ -188,5 +273,13 @@ int main(void)
 		cmocka_unit_test(edit_distance),
 		cmocka_unit_test(english_and_other_languages),
 	};
-	return cmocka_run_group_tests_name("text", tests, NULL, NULL);
+	const struct CMUnitTest lex_tests[] = {
+		cmocka_unit_test_setup_teardown(lemmas_meet, setup_lex, teardown_lex),
+		cmocka_unit_test_setup_teardown(real_words_are_known, setup_lex, teardown_lex),
+		cmocka_unit_test_setup_teardown(thesaurus_neighbours, setup_lex, teardown_lex),
+		cmocka_unit_test(damaged_tables_are_refused),
+		cmocka_unit_test(without_lexicon_snowball_alone),
+	};
+	int failed = cmocka_run_group_tests_name("text", tests, NULL, NULL);
+	return failed + cmocka_run_group_tests_name("text with lexicon", lex_tests, NULL, NULL);
 }

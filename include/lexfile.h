@@ -1,0 +1,24 @@
+/*
+ * lexfile.h - maps the compiled lexicon and thesaurus files read-only and
+ * registers them with the text module (which does no I/O itself).
+ *
+ * Files: <dir>/<language>.lex (tools/gen_lexicon.py, from hunspell) and
+ * <dir>/<language>.ths (tools/gen_thesaurus.py, from MyThes), for french
+ * and english.  dir is the first of: $FAQBOT_LEXICON_DIR, <binary's
+ * directory>/lexicon, <binary's directory>/../lexicon, <datadir>/lexicon
+ * that holds any of them.  A missing lexicon is not an error: matching
+ * falls back to Snowball alone, and lexfile_load says so in its log line.
+ *
+ * Ownership: the mappings live until the process exits (the registered
+ * analyzers point into them).
+ */
+#ifndef FAQBOT_LEXFILE_H
+#define FAQBOT_LEXFILE_H
+
+/* Maps and registers what it finds; returns how many files it mapped.
+ * Logs one line (info when all four are there, warning otherwise). */
+int lexfile_load(const char *datadir);
+/* The directory the files came from, or NULL when none was found. */
+const char *lexfile_dir(void);
+
+#endif
