@@ -20,7 +20,7 @@ PYTHON   ?= $(shell [ -x /usr/bin/python3 ] && echo /usr/bin/python3 || echo pyt
 
 DEB_PACKAGES = build-essential pkg-config libcurl4-openssl-dev libjansson-dev cppcheck clang-tidy \
 	libstemmer-dev libutf8proc-dev libedit-dev libcmocka-dev libsqlite3-dev \
-	wfrench python3 python3-jsonschema python3-yaml valgrind
+	wfrench python3 python3-jsonschema python3-yaml valgrind libxapian-dev
 
 # Lazily expanded: pkg-config runs after `deps` has installed the packages.
 PKG_CFLAGS = $(shell pkg-config --cflags libcurl jansson libutf8proc libedit sqlite3 2>/dev/null)
@@ -111,12 +111,19 @@ eval: all
 	@$(PYTHON) tests/eval/eval.py --faqbot $(BUILD)/faqbot --faq faq/faq.json
 
 bench: all
-	@$(MAKE) --no-print-directory $(BUILD)/bench
-	@$(PYTHON) tests/bench/bench.py --faqbot $(BUILD)/faqbot --bench $(BUILD)/bench
+	@$(MAKE) --no-print-directory $(BUILD)/bench $(BUILD)/xapian_bench
+	@$(PYTHON) tests/bench/bench.py --faqbot $(BUILD)/faqbot --bench $(BUILD)/bench \
+		--xapian-bench $(BUILD)/xapian_bench
 	@$(PYTHON) tests/bench/bench_chat.py --faqbot $(BUILD)/faqbot
 
 $(BUILD)/bench: tests/bench/bench.c $(OBJS) $(HEADERS)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(OBJS) $(LDFLAGS_ALL) $(PKG_LIBS)
+
+# Xapian C++ on the same FAQ and questions, the yardstick for the matcher's speed.
+CXX ?= c++
+$(BUILD)/xapian_bench: tests/bench/xapian_bench.cc | $(BUILD)/obj
+	$(CXX) -std=c++17 -O2 -Wall -Wextra -Werror -o $@ $< \
+		$$(pkg-config --cflags --libs xapian-core jansson)
 
 # Soak under faults (default 30 min), then a shorter run under valgrind.
 SOAK_SECONDS ?= 1800
