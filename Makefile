@@ -22,9 +22,20 @@ DEB_PACKAGES = build-essential pkg-config libcurl4-openssl-dev libjansson-dev cp
 	libstemmer-dev libutf8proc-dev libedit-dev libcmocka-dev libsqlite3-dev \
 	wfrench python3 python3-jsonschema python3-yaml valgrind libxapian-dev
 
+# LIBEDIT=no builds the console without line editing (plain lines on a
+# terminal too), one library less to ship: the container image does that.
+LIBEDIT  ?= yes
+ifeq ($(LIBEDIT),no)
+EDIT_PKG  =
+EDIT_DEF  = -DFAQBOT_NO_LIBEDIT
+else
+EDIT_PKG  = libedit
+EDIT_DEF  =
+endif
+
 # Lazily expanded: pkg-config runs after `deps` has installed the packages.
-PKG_CFLAGS = $(shell pkg-config --cflags libcurl jansson libutf8proc libedit sqlite3 2>/dev/null)
-PKG_LIBS   = $(shell pkg-config --libs libcurl jansson libutf8proc libedit sqlite3 2>/dev/null) -lstemmer -lm
+PKG_CFLAGS = $(shell pkg-config --cflags libcurl jansson libutf8proc $(EDIT_PKG) sqlite3 2>/dev/null) $(EDIT_DEF)
+PKG_LIBS   = $(shell pkg-config --libs libcurl jansson libutf8proc $(EDIT_PKG) sqlite3 2>/dev/null) -lstemmer -lm
 
 WARN     = -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wstrict-prototypes -Wvla
 OPT      = -O2 -g
