@@ -100,6 +100,7 @@ static void reload(struct loop_ctx *ctx)
 		strbuf_release(&msg);
 	}
 	strbuf_release(&problems);
+	mem_trim();	/* the old index, or the refused one, and the parse */
 }
 
 /* Watches the directory of path (not the file: an editor that renames a

@@ -484,6 +484,7 @@ static int serve(struct config *c)
 	int pruned = store_unanswered_prune(st, wall_ms() - c->unanswered_retention_days * 86400000LL);
 	if (pruned > 0)
 		log_info("unanswered_pruned", "rows=%d days=%ld", pruned, c->unanswered_retention_days);
+	mem_trim();	/* what parsing the FAQ and building the index freed */
 	struct transport *tr[2];
 	size_t n = 0;
 	if (c->telegram_token) {

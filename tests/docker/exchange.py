@@ -11,11 +11,13 @@ Telegram server on 127.0.0.1:
 - `faqbot health` after the stop: non-zero, "not running", and no transport
   line beside it.
 
-The bot's pid is the one in its heartbeat file, accepted only if
-/proc/PID/exe is exactly the binary inside this container's root; no
-process is signalled by name.
+The bot's pid: the one process whose /proc/PID/exe is the very file
+(device and inode) of the binary inside this container's root (buildah runs
+it from a bind mount of that root, under another path), and which is the
+pid its heartbeat names; no process is signalled by name.
 argv[1]: the buildah working container; argv[2]: its mounted root folder.
 """
+import glob
 import json
 import os
 import signal
@@ -29,7 +31,10 @@ from telegram import TOKEN, FakeTelegram  # noqa: E402
 
 CTR, MNT = sys.argv[1], os.path.realpath(sys.argv[2])
 EXE = os.path.join(MNT, "usr/local/bin/faqbot")
-HEARTBEAT = os.path.join(MNT, "var/lib/faqbot/heartbeat.json")
+CTR_ID = subprocess.run(["buildah", "--storage-driver", "vfs", "inspect", "--format", "{{.ContainerID}}", CTR],
+                        capture_output=True, text=True, check=True).stdout.strip()
+# buildah run keeps the image's VOLUME of a working container here, across runs
+HEARTBEATS = f"/var/lib/containers/storage/vfs-containers/{CTR_ID}/userdata/buildah-volumes/*/heartbeat.json"
 BUILDAH = ["buildah", "--storage-driver", "vfs", "run", "--isolation", "chroot"]
 
 
@@ -43,19 +48,33 @@ def in_image(*args):
     return p.returncode, p.stdout + p.stderr
 
 
+def runs_image_binary(pid):
+    try:
+        a, b = os.stat(f"/proc/{pid}/exe"), os.stat(EXE)
+    except OSError:
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+def image_pids():
+    return [int(d) for d in os.listdir("/proc") if d.isdigit() and runs_image_binary(int(d))]
+
+
 def bot_pid(timeout=30):
-    """The pid in the heartbeat, if that process runs this image's binary."""
+    """The running bot's pid, once its heartbeat names it."""
     end = time.time() + timeout
     while time.time() < end:
-        try:
-            with open(HEARTBEAT, encoding="utf-8") as f:
-                pid = int(json.load(f)["pid"])
-            if os.readlink(f"/proc/{pid}/exe") == EXE:
-                return pid
-        except (OSError, ValueError, KeyError):
-            pass
+        pids = image_pids()
+        for path in glob.glob(HEARTBEATS):
+            try:
+                with open(path, encoding="utf-8") as f:
+                    beat = int(json.load(f)["pid"])
+            except (OSError, ValueError, KeyError):
+                continue
+            if pids == [beat]:
+                return beat
         time.sleep(0.2)
-    fail(f"no running faqbot of this image named in {HEARTBEAT}")
+    fail(f"no heartbeat ({HEARTBEATS}) naming the one running faqbot of this image ({image_pids()})")
 
 
 fake = FakeTelegram()
@@ -106,16 +125,12 @@ try:
     rc, out = in_image("faqbot", "health", "--config", "/etc/faqbot/faqbot.conf")
     if rc == 0 or "not running" not in out or "telegram:" in out:
         fail(f"faqbot health after the stop: exit {rc}: {out!r}")
-    print(f"docker-test: health after the stop: exit {rc},", out.strip())
+    print(f"docker-test: health after the stop: exit {rc},", out.strip().splitlines()[0])
 finally:
     if p.poll() is None:
         if pid is None:                           # the bot never wrote its pid: look for it
-            for d in os.listdir("/proc"):
-                try:
-                    if d.isdigit() and os.readlink(f"/proc/{d}/exe") == EXE:
-                        pid = int(d)
-                except OSError:
-                    pass
+            pids = image_pids()
+            pid = pids[0] if len(pids) == 1 else None
         if pid is not None:
             try:
                 os.kill(pid, signal.SIGKILL)
