@@ -8,7 +8,8 @@
 # and without a terminal fails loudly; every library the binary needs is
 # there and every library the image adds is one it loads; then
 # tests/docker/exchange.py (an exchange with the fake Telegram server on
-# 127.0.0.1, health both ways, a graceful stop by SIGTERM to the bot's pid).
+# 127.0.0.1, health both ways, a graceful stop by SIGTERM to the bot's pid)
+# and tests/docker/ca_bundle.py (ca_bundle adds to the image's system CAs).
 # Prints the image size against the base and what the image adds.
 # Exit 0 on success, 1 on failure, 77 when it cannot run here (skipped).
 set -eu
@@ -77,6 +78,7 @@ done
 echo "docker-test: the image adds $(echo "$added" | wc -w) libraries, all loaded by faqbot"
 
 $PYTHON tests/docker/exchange.py "$ctr" "$mnt"
+$PYTHON tests/docker/ca_bundle.py "$ctr" "$mnt"
 
 health=$(buildah $S inspect --format '{{.Docker.Config.Healthcheck.Test}}' faqbot)
 case "$health" in *"faqbot health"*) ;; *) fail "no HEALTHCHECK in the image" ;; esac
