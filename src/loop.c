@@ -180,6 +180,7 @@ int loop_run(struct loop_ctx *ctx)
 			break;
 		if (now >= beat_at) {
 			health_write(ctx->state_dir, ctx->tr, ctx->n_tr);
+			mem_trim();	/* a burst (a big sync, many replies) leaves free heap behind */
 			beat_at = now + HEALTH_EVERY_MS;
 		}
 		int64_t wake = stop_deadline ? now + 100 : now + 1000;
