@@ -33,8 +33,10 @@ CTR, MNT = sys.argv[1], os.path.realpath(sys.argv[2])
 EXE = os.path.join(MNT, "usr/local/bin/faqbot")
 CTR_ID = subprocess.run(["buildah", "--storage-driver", "vfs", "inspect", "--format", "{{.ContainerID}}", CTR],
                         capture_output=True, text=True, check=True).stdout.strip()
+GRAPH_ROOT = subprocess.run(["buildah", "--storage-driver", "vfs", "info", "--format", "{{.store.GraphRoot}}"],
+                            capture_output=True, text=True, check=True).stdout.strip()
 # buildah run keeps the image's VOLUME of a working container here, across runs
-HEARTBEATS = f"/var/lib/containers/storage/vfs-containers/{CTR_ID}/userdata/buildah-volumes/*/heartbeat.json"
+HEARTBEATS = f"{GRAPH_ROOT}/vfs-containers/{CTR_ID}/userdata/buildah-volumes/*/heartbeat.json"
 BUILDAH = ["buildah", "--storage-driver", "vfs", "run", "--isolation", "chroot"]
 
 
