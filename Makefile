@@ -24,6 +24,7 @@ DEB_PACKAGES = build-essential pkg-config libcurl4-openssl-dev libjansson-dev cp
 
 # LIBEDIT=no builds the console without line editing (plain lines on a
 # terminal too), one library less to ship: the container image does that.
+# Use another BUILD folder (or make clean) when switching it.
 LIBEDIT  ?= yes
 ifeq ($(LIBEDIT),no)
 EDIT_PKG  =
