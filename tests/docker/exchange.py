@@ -3,7 +3,7 @@
 image's own user, environment and state volume folder) against the fake
 Telegram server on 127.0.0.1:
 
-- asks one question and expects the answer;
+- asks one question and expects the answer; prints the bot's memory;
 - `faqbot health` in the image while the bot runs: exit 0, "telegram: ok";
 - a graceful stop: a reply is held in flight (the fake answers sendMessage
   slowly), SIGTERM goes to the bot's own pid (`buildah run` does not forward
@@ -91,6 +91,15 @@ try:
         fail("no answer from the bot in the image")
     print("docker-test: answered inside the image:", fake.sent_to(31)[0]["text"][:50] + "...")
     pid = bot_pid()
+    kb = {}
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) == 3 and parts[2] == "kB":
+                kb[parts[0].rstrip(":")] = int(parts[1]) / 1024
+    print(f"docker-test: memory of the bot in the image, in service: RSS {kb['Rss']:.1f} MB, "
+          f"PSS {kb['Pss']:.1f} MB, private {kb['Private_Clean'] + kb['Private_Dirty']:.1f} MB "
+          f"(dirty {kb['Private_Dirty']:.1f} MB): the image's libraries are its own")
 
     end = time.time() + 10                        # the heartbeat is rewritten every 2 s
     while True:
