@@ -91,6 +91,7 @@ try:
         fail("no answer from the bot in the image")
     print("docker-test: answered inside the image:", fake.sent_to(31)[0]["text"][:50] + "...")
     pid = bot_pid()
+    os.sync()           # the image's files were just written: their pages would count as dirty
     kb = {}
     with open(f"/proc/{pid}/smaps_rollup") as f:
         for line in f:
