@@ -206,8 +206,11 @@ class Console(unittest.TestCase):
             os.environ["FAQBOT_TELEGRAM_TOKEN"] = ""
             os.environ["FAQBOT_MATRIX_HOMESERVER"] = ""
             os.environ.pop("FAQBOT_FAQ", None)
-            os.chdir(ROOT)
-            os.execv(FAQBOT, [FAQBOT, "run"])
+            try:
+                os.chdir(ROOT)
+                os.execv(FAQBOT, [FAQBOT, "run"])
+            finally:
+                os._exit(127)
         out = b""
         try:
             os.write(fd, b"combien ca coute\n/quit\n")
