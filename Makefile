@@ -22,12 +22,24 @@ PYTHON   ?= $(shell [ -x /usr/bin/python3 ] && echo /usr/bin/python3 || echo pyt
 
 DEB_PACKAGES = build-essential pkg-config libcurl4-openssl-dev libjansson-dev cppcheck clang-tidy \
 	libstemmer-dev libutf8proc-dev libedit-dev libcmocka-dev libsqlite3-dev \
-	wfrench python3 python3-jsonschema python3-yaml valgrind \
+	wfrench python3 python3-jsonschema python3-yaml valgrind libxapian-dev \
 	hunspell-fr hunspell-en-us mythes-fr mythes-en-us wordnet-base python3-xapian
 
+# LIBEDIT=no builds the console without line editing (plain lines on a
+# terminal too), one library less to ship: the container image does that.
+# Use another BUILD folder (or make clean) when switching it.
+LIBEDIT  ?= yes
+ifeq ($(LIBEDIT),no)
+EDIT_PKG  =
+EDIT_DEF  = -DFAQBOT_NO_LIBEDIT
+else
+EDIT_PKG  = libedit
+EDIT_DEF  =
+endif
+
 # Lazily expanded: pkg-config runs after `deps` has installed the packages.
-PKG_CFLAGS = $(shell pkg-config --cflags libcurl jansson libutf8proc libedit sqlite3 2>/dev/null)
-PKG_LIBS   = $(shell pkg-config --libs libcurl jansson libutf8proc libedit sqlite3 2>/dev/null) -lstemmer -lm
+PKG_CFLAGS = $(shell pkg-config --cflags libcurl jansson libutf8proc $(EDIT_PKG) sqlite3 2>/dev/null) $(EDIT_DEF)
+PKG_LIBS   = $(shell pkg-config --libs libcurl jansson libutf8proc $(EDIT_PKG) sqlite3 2>/dev/null) -lstemmer -lm
 
 WARN     = -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wstrict-prototypes -Wvla
 OPT      = -O2 -g
@@ -144,12 +156,19 @@ eval: all
 	@$(PYTHON) tests/eval/sets_eval.py --faqbot $(BUILD)/faqbot
 
 bench: all
-	@$(MAKE) --no-print-directory $(BUILD)/bench
-	@$(PYTHON) tests/bench/bench.py --faqbot $(BUILD)/faqbot --bench $(BUILD)/bench
+	@$(MAKE) --no-print-directory $(BUILD)/bench $(BUILD)/xapian_bench
+	@$(PYTHON) tests/bench/bench.py --faqbot $(BUILD)/faqbot --bench $(BUILD)/bench \
+		--xapian-bench $(BUILD)/xapian_bench
 	@$(PYTHON) tests/bench/bench_chat.py --faqbot $(BUILD)/faqbot
 
 $(BUILD)/bench: tests/bench/bench.c $(OBJS) $(HEADERS)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(OBJS) $(LDFLAGS_ALL) $(PKG_LIBS)
+
+# Xapian C++ on the same FAQ and questions, the yardstick for the matcher's speed.
+CXX ?= c++
+$(BUILD)/xapian_bench: tests/bench/xapian_bench.cc | $(BUILD)/obj
+	$(CXX) -std=c++17 -O2 -Wall -Wextra -Werror -o $@ $< \
+		$$(pkg-config --cflags --libs xapian-core jansson)
 
 # Soak under faults (default 30 min), then a shorter run under valgrind.
 SOAK_SECONDS ?= 1800

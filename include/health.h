@@ -19,7 +19,8 @@
 /* Writes the heartbeat; 0 or -1 (logged). */
 int health_write(const char *state_dir, struct transport **tr, size_t n);
 /* 0 when healthy; otherwise a sentence in out and -1.  out also gets the
- * healthy summary. */
+ * healthy summary, one line per transport, except when the process is gone
+ * (then only "not running": its last polls would read as healthy). */
 int health_check(const char *state_dir, long max_age_s, struct strbuf *out);
 
 #endif

@@ -50,6 +50,12 @@ char *xstrndup(const char *s, size_t n);
  * the tables it feeds hold trusted FAQ vocabulary, not attacker keys). */
 uint64_t hash_bytes(const void *data, size_t len);
 
+/* Gives the heap pages freed since the last call back to the system
+ * (glibc's malloc_trim; a no-op with other C libraries).  Called after a
+ * large short-lived allocation such as loading an FAQ and building its
+ * index, which otherwise stays counted in the process's private memory. */
+void mem_trim(void);
+
 /* Monotonic clock in nanoseconds. */
 uint64_t now_ns(void);
 /* Wall clock in milliseconds since the epoch (persisted times). */

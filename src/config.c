@@ -59,7 +59,7 @@ static const struct key keys[] = {
 	{ "matrix_allowed_rooms", K_STR, F(matrix_allowed_rooms), NULL, 0, 0, NULL,
 	  "answer only in these Matrix rooms or rooms of these servers (comma-separated); empty: all" },
 	{ "ca_bundle", K_STR, F(ca_bundle), NULL, 0, 0, NULL,
-	  "CA certificates file for TLS (default: the system's)" },
+	  "CA certificates file trusted in addition to the system's (a private homeserver's CA)" },
 	{ "telegram_token", K_SECRET, F(telegram_token), NULL, 0, 0, NULL,
 	  "Telegram bot token from BotFather (or telegram_token_file)" },
 	{ "telegram_api_url", K_URL, F(telegram_api_url), "https://api.telegram.org", 0, 0, NULL,

@@ -2,7 +2,9 @@
  * console.c - interactive chat on the terminal.  See console.h.
  *
  * Lines are capped (CONSOLE_MAX_LINE) so a pasted megabyte cannot grow
- * memory; the excess of an over-long line is read and dropped.
+ * memory; the excess of an over-long line is read and dropped.  Built with
+ * -DFAQBOT_NO_LIBEDIT (make LIBEDIT=no, as the container image is), a
+ * terminal gets a prompt and plain lines, without editing or history.
  *
  * libedit decodes keystrokes with the C library's multibyte functions, so
  * in the "C" locale (a container's default) every byte of "ç" or "û" is
@@ -18,7 +20,9 @@
 #include "strbuf.h"
 #include "util.h"
 
+#ifndef FAQBOT_NO_LIBEDIT
 #include <editline/readline.h>
+#endif
 #include <langinfo.h>
 #include <locale.h>
 #include <stdlib.h>
@@ -43,6 +47,15 @@ static int read_plain(FILE *in, struct strbuf *sb)
 	return any;
 }
 
+#ifdef FAQBOT_NO_LIBEDIT
+/* Built without libedit (make LIBEDIT=no): a prompt and plain lines. */
+static int read_edit(struct strbuf *sb)
+{
+	fputs("vous> ", stdout);
+	fflush(stdout);
+	return read_plain(stdin, sb);
+}
+#else
 static int read_edit(struct strbuf *sb)
 {
 	char *line = readline("vous> ");
@@ -56,6 +69,7 @@ static int read_edit(struct strbuf *sb)
 	free(line);
 	return 1;
 }
+#endif
 
 static int codeset_is_utf8(void)
 {
@@ -105,7 +119,9 @@ int console_run(struct bot *b, FILE *in, FILE *out, int interactive)
 		saved_locale = console_locale_set();
 		fprintf(out, "faqbot : console (%zu questions). Tapez /aide pour l'aide, /quit pour sortir.\n",
 			index_faq(bot_index(b))->n_entries);
+#ifndef FAQBOT_NO_LIBEDIT
 		using_history();
+#endif
 	}
 	for (;;) {
 		int ok = interactive ? read_edit(&line) : read_plain(in, &line);

@@ -48,7 +48,8 @@ int health_check(const char *state_dir, long max_age_s, struct strbuf *out)
 	if (pid <= 0 || (kill((pid_t)pid, 0) < 0 && errno == ESRCH)) {
 		strbuf_addf(out, "faqbot is not running: the process of %s (pid %lld) is gone\n", path,
 			    (long long)pid);
-		rc = -1;
+		json_decref(j);
+		return -1;	/* the polls of a process that is gone say nothing */
 	} else if (now - json_integer_value(json_object_get(j, "written")) > max_age_s * 1000) {
 		strbuf_addf(out, "faqbot (pid %lld) is stuck: its heartbeat is %lld s old\n",
 			    (long long)pid,

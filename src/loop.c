@@ -100,6 +100,7 @@ static void reload(struct loop_ctx *ctx)
 		strbuf_release(&msg);
 	}
 	strbuf_release(&problems);
+	mem_trim();	/* the old index, or the refused one, and the parse */
 }
 
 /* Watches the directory of path (not the file: an editor that renames a
@@ -179,6 +180,7 @@ int loop_run(struct loop_ctx *ctx)
 			break;
 		if (now >= beat_at) {
 			health_write(ctx->state_dir, ctx->tr, ctx->n_tr);
+			mem_trim();	/* a burst (a big sync, many replies) leaves free heap behind */
 			beat_at = now + HEALTH_EVERY_MS;
 		}
 		int64_t wake = stop_deadline ? now + 100 : now + 1000;

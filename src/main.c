@@ -45,7 +45,7 @@ static const char usage_main[] =
 	"  check [FAQ]         validate an FAQ file and test that each phrasing finds its entry\n"
 	"  ask [QUESTION...]   print the reply the bot would give (--json, --stdin, --explain)\n"
 	"  console             chat with the bot on the terminal\n"
-	"  run                 run the bot (the console when no chat credentials are set)\n"
+	"  run                 run the bot (the console on a terminal when no chat credentials are set)\n"
 	"  config              print the effective configuration, secrets masked\n"
 	"  report              the questions the FAQ did not answer well, grouped (--json: drafts)\n"
 	"  health              exit 0 when the running bot polls its chat servers\n"
@@ -91,7 +91,8 @@ static const char usage_run[] =
 	"usage: faqbot run [--config FILE] [--faq FILE]\n"
 	"\n"
 	"Runs the bot: Telegram when a token is configured, Matrix when a homeserver\n"
-	"is (both at once in one process), else the console chat.  SIGTERM/SIGINT finish the replies in flight and exit 0;\n"
+	"is (both at once in one process), else the console chat when stdin is a\n"
+	"terminal (without one it exits 1 saying what to set).  SIGTERM/SIGINT finish the replies in flight and exit 0;\n"
 	"SIGHUP reloads the FAQ.  Settings (config file key / environment variable):\n";
 
 static const char usage_report[] =
@@ -518,6 +519,7 @@ static int serve(struct config *c)
 	int pruned = store_unanswered_prune(st, wall_ms() - c->unanswered_retention_days * 86400000LL);
 	if (pruned > 0)
 		log_info("unanswered_pruned", "rows=%d days=%ld", pruned, c->unanswered_retention_days);
+	mem_trim();	/* what parsing the FAQ and building the index freed */
 	struct transport *tr[2];
 	size_t n = 0;
 	if (c->telegram_token) {
@@ -634,6 +636,13 @@ static int cmd_health(int argc, char **argv)
 	return rc ? 1 : 0;
 }
 
+static const char no_credentials[] =
+	"faqbot: no chat credentials, and no terminal for the console chat: set "
+	"FAQBOT_TELEGRAM_TOKEN (or FAQBOT_TELEGRAM_TOKEN_FILE) for Telegram, or "
+	"FAQBOT_MATRIX_HOMESERVER with FAQBOT_MATRIX_TOKEN (or FAQBOT_MATRIX_USER and "
+	"FAQBOT_MATRIX_PASSWORD) for Matrix, in the environment or the configuration file; "
+	"to chat on a terminal instead, run `faqbot console`\n";
+
 static int cmd_run(int argc, char **argv)
 {
 	struct opts o;
@@ -655,6 +664,14 @@ static int cmd_run(int argc, char **argv)
 		return 1;
 	}
 	int rc;
+	if (!c.telegram_token && !c.matrix_homeserver && !isatty(STDIN_FILENO)) {
+		/* In a container or under a service manager stdin is /dev/null: the
+		 * console would read nothing and exit 0, and a restart policy would
+		 * turn a missing setting into a silent loop. */
+		fputs(no_credentials, stderr);
+		config_release(&c);
+		return 1;
+	}
 	if (!c.telegram_token && !c.matrix_homeserver) {
 		struct index *idx = load_index(c.faq);
 		if (!idx) {

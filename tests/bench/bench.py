@@ -5,8 +5,12 @@
   a synthetic 10,000-entry FAQ made from /usr/share/dict/french;
 - peak RSS of `faqbot ask --stdin --json` answering 100,000 questions on
   faq/faq.json.
+- Xapian C++ (tests/bench/xapian_bench.cc: same synthetic FAQ, same
+  questions, Snowball stemmer of the FAQ's language, BM25) in the same run,
+  and how many times faster faqbot is at matching and at loading.
 Targets (issue #2): < 10 us a question on 10,000 entries, load < 100 ms,
-peak RSS < 10 MB.  These are figures to read, not a pass/fail test.
+peak RSS < 10 MB; (issue #12) match >= 5x and load >= 20x faster than Xapian.
+These are figures to read, not a pass/fail test.
 """
 import argparse
 import os
@@ -34,6 +38,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--faqbot", default="build/faqbot")
     ap.add_argument("--bench", default="build/bench")
+    ap.add_argument("--xapian-bench", default="build/xapian_bench")
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--rss-questions", type=int, default=100_000)
     a = ap.parse_args()
@@ -65,6 +70,15 @@ def main():
         print(f"bench: synthetic FAQ ({int(big['entries'])} entries, {int(big['terms'])} terms, "
               f"{os.path.getsize(big_faq) / 1e6:.1f} MB): match {big['match_us']:.2f} us/question "
               f"(median of {a.rounds}, {int(big['questions'])} questions), load {big['load_ms']:.1f} ms")
+        if os.path.exists(a.xapian_bench):
+            xa = bench(a.xapian_bench, big_faq, big_q, a.rounds)
+            print(f"bench: Xapian C++ on the same synthetic FAQ ({int(xa['entries'])} documents, "
+                  f"{int(xa['terms'])} terms, BM25, glass database): match {xa['match_us']:.2f} us/question "
+                  f"(median of {a.rounds}), index build {xa['load_ms']:.1f} ms")
+            print(f"bench: faqbot vs Xapian: match {xa['match_us'] / big['match_us']:.1f}x faster "
+                  f"(target >= 5x), load {xa['load_ms'] / big['load_ms']:.1f}x faster (target >= 20x)")
+        else:
+            print(f"bench: Xapian comparison skipped: no {a.xapian_bench} (make {a.xapian_bench})")
 
         # Peak RSS of the CLI over 100k questions: VmHWM of the faqbot process,
         # read once every answer is out and before its input closes.  (Not

@@ -7,7 +7,14 @@ synchronous=FULL).  For each transport:
   (getUpdates / /sync answer) to the reply's arrival (p50, p99);
 - throughput: N questions queued at once over many chats; questions answered
   per second from the first delivery to the last answer;
-- peak RSS (VmHWM) of the faqbot process.
+- memory of the faqbot process in service, after the throughput run: peak
+  RSS (VmHWM), RSS, PSS (shared pages divided among the processes that map
+  them) and private memory (Private_Clean + Private_Dirty: what this process
+  alone costs), from /proc/PID/smaps_rollup.  Target (issue #12): private
+  memory <= 10 MB.  Private_Clean holds library pages that no other process
+  maps at that moment, so "private" depends on what else runs: "dirty" (heap,
+  stack, written library data) is what faqbot costs in any case; alone in a
+  container, every page it maps (RSS) is its own.
 Figures, not a pass/fail test.
 """
 import argparse
@@ -41,17 +48,30 @@ def start_bot(faqbot, tmp, settings):
                             stdout=subprocess.DEVNULL)
 
 
-def peak_rss(pid):
+def memory(pid):
+    """Peak RSS, RSS, PSS and private memory of pid, in MB."""
     with open(f"/proc/{pid}/status") as f:
-        return next(int(l.split()[1]) for l in f if l.startswith("VmHWM:")) / 1024
+        hwm = next(int(l.split()[1]) for l in f if l.startswith("VmHWM:"))
+    kb = {}
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for l in f:
+            parts = l.split()
+            if len(parts) == 3 and parts[2] == "kB":
+                kb[parts[0].rstrip(":")] = int(parts[1])
+    return {"hwm": hwm / 1024, "rss": kb["Rss"] / 1024, "pss": kb["Pss"] / 1024,
+            "private": (kb["Private_Clean"] + kb["Private_Dirty"]) / 1024,
+            "dirty": kb["Private_Dirty"] / 1024,
+            "anon": kb.get("Anonymous", 0) / 1024}
 
 
-def report(name, lat, n, seconds, complete, rss):
+def report(name, lat, n, seconds, complete, mem):
     print(f"bench: {name} latency (delivered -> reply), {len(lat)} questions: "
           f"p50 {pct(lat, 50):.2f} ms, p99 {pct(lat, 99):.2f} ms")
     print(f"bench: {name} throughput: {n} questions in {seconds:.2f} s = {n / seconds:.0f} questions/s"
           f"{'' if complete else ' (INCOMPLETE)'}")
-    print(f"bench: {name} peak RSS of faqbot run: {rss:.1f} MB")
+    print(f"bench: {name} memory of faqbot run in service: peak RSS {mem['hwm']:.1f} MB, "
+          f"RSS {mem['rss']:.1f} MB, PSS {mem['pss']:.1f} MB, private {mem['private']:.1f} MB "
+          f"(dirty {mem['dirty']:.1f} MB, anonymous {mem['anon']:.1f} MB; target private <= 10 MB)")
 
 
 def bench_matrix(a):
@@ -79,7 +99,7 @@ def bench_matrix(a):
                               "c'est quoi une étude en souscription")
         ok = fake.wait(lambda: len(fake.sent) - base >= a.throughput_questions, 300)
         t1 = max(m["t"] for m in fake.sent)
-        report("matrix", lat, a.throughput_questions, t1 - t0, ok, peak_rss(p.pid))
+        report("matrix", lat, a.throughput_questions, t1 - t0, ok, memory(p.pid))
     finally:
         p.send_signal(signal.SIGTERM)
         p.wait(15)
@@ -122,9 +142,7 @@ def main():
         base = len(fake.sent)
         ok = fake.wait(lambda: len(fake.sent) - base >= a.throughput_questions, 300)
         t1 = max(m["t"] for m in fake.sent if m["chat_id"] >= 10_000)
-        with open(f"/proc/{p.pid}/status") as f:
-            hwm = next(int(l.split()[1]) for l in f if l.startswith("VmHWM:"))
-        report("telegram", lat, a.throughput_questions, t1 - t0, ok, hwm / 1024)
+        report("telegram", lat, a.throughput_questions, t1 - t0, ok, memory(p.pid))
     finally:
         p.send_signal(signal.SIGTERM)
         p.wait(15)

@@ -2,9 +2,15 @@
 # make docker-test: proves docker/Dockerfile without a Docker engine, with
 # buildah (as DEVELOPERS.md describes): debootstrap Debian bookworm (minbase)
 # into a folder, import it as localhost/debian:bookworm-slim and :bookworm,
-# build the image with --pull=never, then inside it, as its non-root user,
-# run `faqbot --version`, `faqbot check`, and a short exchange with the fake
-# Telegram server on 127.0.0.1; print the image size.
+# build the image with --pull=never, then inside it, as its own user:
+# `faqbot --version`, `faqbot check`; the numeric user 10001:10001; the
+# state folder 0700, owned by it, empty; `faqbot run` without credentials
+# and without a terminal fails loudly; every library the binary needs is
+# there and every library the image adds is one it loads; then
+# tests/docker/exchange.py (an exchange with the fake Telegram server on
+# 127.0.0.1, health both ways, a graceful stop by SIGTERM to the bot's pid)
+# and tests/docker/ca_bundle.py (ca_bundle adds to the image's system CAs).
+# Prints the image size against the base and what the image adds.
 # Exit 0 on success, 1 on failure, 77 when it cannot run here (skipped).
 set -eu
 PYTHON=${PYTHON:-python3}
@@ -34,15 +40,55 @@ echo "docker-test: building docker/Dockerfile"
 buildah $S bud --format docker --isolation chroot --pull=never -f docker/Dockerfile -t faqbot . \
 	>/tmp/faqbot-bud.log 2>&1 || { tail -n 30 /tmp/faqbot-bud.log; exit 1; }
 ctr=$(buildah $S from faqbot)
-trap 'buildah $S rm "$ctr" >/dev/null 2>&1 || true' EXIT
-run() { buildah $S run --isolation chroot "$@"; }
+trap 'buildah $S umount "$ctr" >/dev/null 2>&1; buildah $S rm "$ctr" >/dev/null 2>&1 || true' EXIT
+mnt=$(buildah $S mount "$ctr")
+run() { buildah $S run --isolation chroot "$@" </dev/null; }
+fail() { echo "docker-test: $*"; exit 1; }
 run "$ctr" -- faqbot --version
 run "$ctr" -- faqbot check /usr/local/share/faqbot/faq.json
-user=$(run "$ctr" -- id -un)
-[ "$user" = faqbot ] || { echo "docker-test: runs as $user, not faqbot"; exit 1; }
-$PYTHON tests/docker/exchange.py "$ctr"
-size=$(buildah $S images --format '{{.Size}}' localhost/faqbot:latest | head -n 1)
+
+ids=$(run "$ctr" -- id -u):$(run "$ctr" -- id -g)
+[ "$ids" = 10001:10001 ] || fail "runs as uid:gid $ids, not 10001:10001"
+user=$(buildah $S inspect --format '{{.Docker.Config.User}}' faqbot)
+[ "$user" = 10001:10001 ] || fail "USER is '$user', not the numeric 10001:10001"
+state=$(run "$ctr" -- stat -c '%a %u:%g' /var/lib/faqbot)
+[ "$state" = "700 10001:10001" ] || fail "/var/lib/faqbot is '$state', not '700 10001:10001'"
+[ -z "$(run "$ctr" -- ls -A /var/lib/faqbot)" ] || fail "/var/lib/faqbot is not empty: $(run "$ctr" -- ls -A /var/lib/faqbot)"
+echo "docker-test: runs as $ids; /var/lib/faqbot: $state, empty"
+
+# Without credentials and without a terminal: exit non-zero, say what to set.
+if out=$(run "$ctr" -- faqbot run --config /etc/faqbot/faqbot.conf 2>&1); then
+	fail "faqbot run without credentials exited 0: $out"
+fi
+case "$out" in *"no chat credentials, and no terminal"*FAQBOT_TELEGRAM_TOKEN*"faqbot console"*) ;;
+	*) fail "faqbot run without credentials did not say what to set: $out" ;; esac
+echo "docker-test: without credentials: exit non-zero: $(echo "$out" | head -n 1)"
+
+# Every library the binary needs resolves; every library the image adds to
+# the base is one the binary loads.
+if run "$ctr" -- ldd /usr/local/bin/faqbot | grep "not found"; then fail "libraries missing"; fi
+loaded=$(run "$ctr" -- ldd /usr/local/bin/faqbot | awk '$2 == "=>" { print $1 }')
+base=$(buildah $S from localhost/debian:bookworm-slim)
+bmnt=$(buildah $S mount "$base")
+added=$(cd "$mnt" && find usr/lib -name '*.so*' | while read -r f; do [ -e "$bmnt/$f" ] || echo "$f"; done)
+buildah $S umount "$base" >/dev/null; buildah $S rm "$base" >/dev/null
+for f in $added; do
+	echo "$loaded" | grep -qx "${f##*/}" || fail "the image adds $f, which faqbot does not load"
+done
+echo "docker-test: the image adds $(echo "$added" | wc -w) libraries, all loaded by faqbot"
+
+$PYTHON tests/docker/exchange.py "$ctr" "$mnt"
+$PYTHON tests/docker/ca_bundle.py "$ctr" "$mnt"
+
 health=$(buildah $S inspect --format '{{.Docker.Config.Healthcheck.Test}}' faqbot)
-echo "docker-test: image size $size, runs as $user, HEALTHCHECK $health"
-case "$health" in *"faqbot health"*) ;; *) echo "docker-test: no HEALTHCHECK in the image"; exit 1 ;; esac
+case "$health" in *"faqbot health"*) ;; *) fail "no HEALTHCHECK in the image" ;; esac
+size=$(buildah $S images --format '{{.Size}}' localhost/faqbot:latest | head -n 1)
+bsize=$(buildah $S images --format '{{.Size}}' localhost/debian:bookworm-slim | head -n 1)
+echo "docker-test: image size $size, base (bookworm-slim as imported here) $bsize; what it adds (kB):"
+(cd "$mnt" && du -sk usr/local/bin/faqbot usr/local/share/faqbot etc/ssl/certs etc/faqbot $added |
+	sort -rn | awk '{ s += $1; print "  " $1 "\t" $2 } END { print "  " s "\ttotal" }')
+lang=$(cd "$mnt" && du -sk usr/lib/*/libstemmer.so.* | awk '{ print $1 }')
+lex=0; [ -d "$mnt/usr/local/share/faqbot/lexicon" ] && lex=$(du -sk "$mnt/usr/local/share/faqbot/lexicon" | awk '{ print $1 }')
+echo "docker-test: language data in that: Snowball stemmers of every language (libstemmer) ${lang} kB," \
+	"lexicon files ${lex} kB; stopwords are inside the binary"
 echo "docker-test: ok"

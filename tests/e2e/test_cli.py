@@ -247,11 +247,54 @@ class Console(unittest.TestCase):
         self.assertIn("ticket d'entrée", out)
         self.assertNotIn("ignored", out)
 
-    def test_run_without_credentials_is_the_console(self):
-        rc, out, _ = run("run", stdin=b"combien ca coute\n",
-                         env={"FAQBOT_TELEGRAM_TOKEN": "", "FAQBOT_MATRIX_HOMESERVER": ""})
-        self.assertEqual(rc, 0)
-        self.assertIn("ticket d'entrée", out)
+    def test_run_without_credentials_nor_terminal_fails_loudly(self):
+        # In a container stdin is /dev/null: the console would read nothing
+        # and exit 0, a silent restart loop under a restart policy.
+        env = {"FAQBOT_TELEGRAM_TOKEN": "", "FAQBOT_MATRIX_HOMESERVER": ""}
+        for stdin in (subprocess.DEVNULL, b"combien ca coute\n"):
+            e = dict(os.environ)
+            e.pop("FAQBOT_FAQ", None)
+            e.update(env)
+            p = subprocess.run([FAQBOT, "run"], stdin=stdin if stdin is subprocess.DEVNULL else None,
+                               input=None if stdin is subprocess.DEVNULL else stdin,
+                               capture_output=True, cwd=ROOT, env=e, timeout=60)
+            err = p.stderr.decode()
+            self.assertEqual(p.returncode, 1, err)
+            self.assertEqual(p.stdout, b"")
+            self.assertIn("no chat credentials, and no terminal", err)
+            self.assertIn("set FAQBOT_TELEGRAM_TOKEN", err)
+            self.assertIn("FAQBOT_MATRIX_HOMESERVER", err)
+            self.assertIn("run `faqbot console`", err)
+
+    def test_run_without_credentials_on_a_terminal_is_the_console(self):
+        import pty
+        pid, fd = pty.fork()
+        if pid == 0:
+            os.environ["FAQBOT_TELEGRAM_TOKEN"] = ""
+            os.environ["FAQBOT_MATRIX_HOMESERVER"] = ""
+            os.environ.pop("FAQBOT_FAQ", None)
+            try:
+                os.chdir(ROOT)
+                os.execv(FAQBOT, [FAQBOT, "run"])
+            finally:
+                os._exit(127)
+        out = b""
+        try:
+            os.write(fd, b"combien ca coute\n/quit\n")
+            while True:
+                try:
+                    chunk = os.read(fd, 4096)
+                except OSError:                     # EIO: the child closed the terminal
+                    break
+                if not chunk:
+                    break
+                out += chunk
+        finally:
+            _, status = os.waitpid(pid, 0)
+            os.close(fd)
+        self.assertEqual(os.waitstatus_to_exitcode(status), 0, out)
+        self.assertIn("faqbot : console", out.decode("utf-8", "replace"))
+        self.assertIn("ticket d'entr", out.decode("utf-8", "replace"))
 
     def test_terminal_keeps_accents(self):
         # Typed on a terminal, "coûte" became "cote" when libedit read in the C

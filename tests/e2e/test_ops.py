@@ -163,6 +163,24 @@ class Ops(unittest.TestCase):
         rc, out, err = self.run_cli("health")
         self.assertEqual(rc, 1)
         self.assertIn("is not running", err)
+        self.assertNotIn("telegram:", out + err)     # a dead process's polls are not news
+
+    def test_health_after_a_graceful_stop(self):
+        self.b.env.update(FAQBOT_HEALTH_MAX_AGE="30")
+        self.ask()
+        end = time.time() + 10
+        while time.time() < end:
+            rc, out, err = self.run_cli("health")
+            if rc == 0:
+                break
+            time.sleep(0.3)
+        self.assertEqual(rc, 0, err)
+        self.assertIn("telegram: ok", out)
+        self.assertEqual(self.b.stop(), 0)           # SIGTERM: exit 0
+        rc, out, err = self.run_cli("health")
+        self.assertEqual(rc, 1)
+        self.assertIn("faqbot is not running", err)
+        self.assertNotIn("telegram:", out + err)
 
     def restart(self, **env):
         self.b.stop()
