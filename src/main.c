@@ -438,6 +438,14 @@ static int check_transports(const struct config *c)
 		fprintf(stderr, "faqbot: telegram_api_url: %s\n", why);
 		rc = -1;
 	}
+	if (c->metrics_address && *c->metrics_address) {
+		struct sockaddr_storage sa;
+		socklen_t salen;
+		if (metrics_address_parse(c->metrics_address, &sa, &salen, why, sizeof(why)) < 0) {
+			fprintf(stderr, "faqbot: metrics_address: %s\n", why);
+			rc = -1;
+		}
+	}
 	if (c->matrix_homeserver) {
 		if (strstr(c->matrix_homeserver, "://") &&
 		    http_url_allowed(c->matrix_homeserver, why, sizeof(why)) < 0) {
@@ -508,10 +516,8 @@ static int serve(struct config *c)
 	}
 	log_info("starting", "version=%s faq=%s entries=%zu state=%s transports=%zu", FAQBOT_VERSION,
 		 log_q(c->faq), index_faq(idx)->n_entries, log_q(store_path(st)), n);
-	int mfd = -1;
 	if (c->metrics_address) {
-		mfd = metrics_listen(c->metrics_address, err, sizeof(err));
-		if (mfd < 0) {
+		if (metrics_listen(c->metrics_address, err, sizeof(err)) < 0) {
 			fprintf(stderr, "faqbot: metrics_address: %s\n", err);
 			http_free(h);
 			for (size_t i = 0; i < n; i++)
@@ -522,10 +528,9 @@ static int serve(struct config *c)
 		}
 		log_info("metrics", "address=%s", log_q(c->metrics_address));
 	}
-	struct loop_ctx lc = { b, c->faq, c->state_dir, h, tr, n, mfd };
+	struct loop_ctx lc = { b, c->faq, c->state_dir, h, tr, n };
 	int rc = loop_run(&lc);
-	if (mfd >= 0)
-		close(mfd);
+	metrics_close();
 	http_free(h);
 	for (size_t i = 0; i < n; i++)
 		tr[i]->free(tr[i]->self);

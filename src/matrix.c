@@ -625,7 +625,9 @@ static void handle_event(struct mx *m, const char *room, json_t *ev, long member
 	if (r.kind != REPLY_NONE) {
 		char key[700];
 		snprintf(key, sizeof(key), "%.300s:%.300s", room, sender);
-		int v = (int)flood_check(m->flood, key, now);
+		/* counted at the time it was sent: a backlog is not a flood */
+		int v = (int)flood_check(m->flood, key,
+					 (int64_t)json_integer_value(json_object_get(ev, "origin_server_ts")), now);
 		if (v)
 			log_warn("flood", "transport=" T " room=%s user=%s verdict=%s", log_q(room),
 				 log_q(sender), v == FLOOD_NOTICE ? "notice" : "ignored");

@@ -488,7 +488,9 @@ static void handle_message(struct tg *tg, json_t *msg, int64_t now)
 		char key[96];
 		snprintf(key, sizeof(key), "%s:%lld", chat,
 			 (long long)json_integer_value(json_object_get(from, "id")));
-		int v = (int)flood_check(tg->flood, key, now);
+		/* counted at the time it was sent: a backlog is not a flood */
+		int v = (int)flood_check(tg->flood, key, date > 0 && date < INT64_MAX / 1000 ? date * 1000 : 0,
+					 now);
 		if (v)
 			log_warn("flood", "transport=" T " chat=%s user=%lld verdict=%s", chat,
 				 (long long)json_integer_value(json_object_get(from, "id")),
