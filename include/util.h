@@ -35,6 +35,13 @@ uint64_t hash_siphash(const uint8_t key[16], const void *data, size_t len);
  * then it is a fixed key, so tools and tests are reproducible. */
 void hash_seed(const uint8_t key[16]);
 uint64_t hash_keyed(const void *data, size_t len);
+/* The secret key of stored pseudonyms (chat ids in the unanswered table):
+ * hash_private(data) = hash_siphash(private key, data), so a chat id cannot
+ * be recovered from the database by trying every number.  main sets the
+ * key from the state directory's hash.key file; until then it is a fixed
+ * (public) key, for tests. */
+void hash_set_private_key(const uint8_t key[16]);
+uint64_t hash_private(const void *data, size_t len);
 /* Fills buf with n random bytes from the kernel; 0, or -1 when it cannot. */
 int random_bytes(void *buf, size_t n);
 

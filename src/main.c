@@ -21,6 +21,7 @@
 #include "match.h"
 #include "metrics.h"
 #include "report.h"
+#include "statedir.h"
 #include "store.h"
 #include "telegram.h"
 #include "strbuf.h"
@@ -479,6 +480,14 @@ static int serve(struct config *c)
 	if (!idx)
 		return 1;
 	char err[1024];
+	uint8_t key[16];
+	if (statedir_secure(c->state_dir, err, sizeof(err)) < 0 ||
+	    statedir_key(c->state_dir, key, err, sizeof(err)) < 0) {
+		fprintf(stderr, "faqbot: %s\n", err);
+		index_free(idx);
+		return 1;
+	}
+	hash_set_private_key(key);
 	struct store *st = store_open(c->state_dir, err, sizeof(err));
 	if (!st) {
 		fprintf(stderr, "faqbot: %s\n", err);
@@ -649,6 +658,9 @@ int main(int argc, char **argv)
 		fputs(usage_main, stderr);
 		return 2;
 	}
+	uint8_t seed[16];
+	if (random_bytes(seed, sizeof(seed)) == 0)
+		hash_seed(seed); /* hash tables keyed by chat text: a key nobody can guess */
 	const char *cmd = argv[1];
 	if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
 		fputs(usage_main, stdout);

@@ -116,6 +116,22 @@ static json_t *parse(const struct http_response *r, const char **errcode, const 
 	return root;
 }
 
+/* The wait a 429 asks for (Retry-After header, else retry_after_ms),
+ * clamped (http_clamp_wait_ms); -1 when the answer gives none. */
+static int64_t server_wait_ms(const struct http_response *r, json_t *root)
+{
+	if (r->status != 429 && strcmp(json_string_value(json_object_get(root, "errcode")) ?
+				       json_string_value(json_object_get(root, "errcode")) : "",
+				       "M_LIMIT_EXCEEDED"))
+		return -1;
+	json_t *ms = json_object_get(root, "retry_after_ms");
+	if (r->retry_after_s >= 0)
+		return http_clamp_wait_ms(r->retry_after_s, 1000);
+	if (json_is_integer(ms))
+		return http_clamp_wait_ms(json_integer_value(ms), 1);
+	return -1;
+}
+
 static void fail(struct mx *m, const char *why)
 {
 	m->phase = PH_FAILED;
@@ -557,7 +573,7 @@ static void handle_event(struct mx *m, const char *room, json_t *ev, long member
 		const char *txn = json_string_value(json_object_get(json_object_get(ev, "unsigned"),
 								   "transaction_id"));
 		if (txn && store_outbox_mark_sent(m->store, T, txn, event_id) == 1)
-			log_info("echo_confirmed", "transport=" T " room=%s txn=%s", log_q(room), txn);
+			log_info("echo_confirmed", "transport=" T " room=%s txn=%s", log_q(room), log_q(txn));
 		return;
 	}
 	if (json_object_get(ev, "state_key"))
@@ -807,14 +823,12 @@ static void sync_error(struct mx *m, const struct http_response *r, json_t *root
 {
 	if (token_lost(m, r, root, ec))
 		return;
-	long ra = r->status == 429 ? r->retry_after_s : -1;
-	json_t *ms = json_object_get(root, "retry_after_ms");
-	uint64_t wait = ra >= 0 ? (uint64_t)ra * 1000 : json_is_integer(ms) ? (uint64_t)json_integer_value(ms)
-									       : http_backoff_ms(m->sync_fail++);
+	int64_t limited = server_wait_ms(r, root);
+	uint64_t wait = limited >= 0 ? (uint64_t)limited : http_backoff_ms(m->sync_fail++);
 	m->sync_after = wall_ms() + (int64_t)wait;
 	metrics_inc("faqbot_errors_total", "transport=\"" T "\",kind=\"poll\"");
 	log_warn("sync_failed", "transport=" T " status=%ld errcode=%s error=%s retry_in_ms=%llu", r->status,
-		 *ec ? ec : "-", log_q(r->truncated ? "the response was larger than the limit" : er),
+		 log_q(*ec ? ec : "-"), log_q(r->truncated ? "the response was larger than the limit" : er),
 		 (unsigned long long)wait);
 }
 
@@ -956,9 +970,9 @@ static void send_done(void *arg, struct http_response *r)
 		row->attempts--;
 		row->next_at = now + 1000;
 	} else if (r->status == 429 || !strcmp(ec, "M_LIMIT_EXCEEDED")) {
-		json_t *ms = json_object_get(root, "retry_after_ms");
-		int64_t wait = r->retry_after_s >= 0 ? r->retry_after_s * 1000
-			       : json_is_integer(ms) ? (int64_t)json_integer_value(ms) : sender_backoff(row);
+		int64_t wait = server_wait_ms(r, root);
+		if (wait < 0)
+			wait = sender_backoff(row);
 		store_chat_park(m->store, T, row->chat, now + wait);
 		sender_retry_later(row, now, wait);
 		log_warn("rate_limited", "transport=" T " room=%s retry_in_ms=%lld", log_q(row->chat),
@@ -970,7 +984,7 @@ static void send_done(void *arg, struct http_response *r)
 		row->state = OUT_FAILED;
 		metrics_inc("faqbot_errors_total", "transport=\"" T "\",kind=\"send_failed\"");
 		log_error("send_failed", "transport=" T " room=%s trigger=%s status=%ld errcode=%s error=%s",
-			  log_q(row->chat), log_q(row->trigger), r->status, *ec ? ec : "-", log_q(er));
+			  log_q(row->chat), log_q(row->trigger), r->status, log_q(*ec ? ec : "-"), log_q(er));
 		if (join)
 			store_outbox_drop_chat(m->store, T, row->chat); /* no hello without a join */
 	} else {

@@ -116,11 +116,13 @@ static json_t *parse_reply(const struct http_response *r, int *ok, long *code, c
 	return root;
 }
 
+/* The server's wait in seconds, -1 when it gave none; the caller clamps it
+ * (http_clamp_wait_ms): it is the server's number, not ours. */
 static long retry_after(json_t *root, const struct http_response *r)
 {
 	json_t *p = json_object_get(json_object_get(root, "parameters"), "retry_after");
 	if (json_is_integer(p) && json_integer_value(p) >= 0)
-		return (long)json_integer_value(p);
+		return json_integer_value(p) > 86400 ? 86400 : (long)json_integer_value(p);
 	return r->retry_after_s;
 }
 
@@ -171,7 +173,7 @@ static void enter_run(struct tg *tg)
 		log_warn("ambiguous_resend", "transport=" T " rows=%d reason=%s", n,
 			 log_q("sends interrupted by a stop; sending them again"));
 	tg->phase = PH_RUN;
-	log_info("started", "transport=" T " bot=@%s", tg->username);
+	log_info("started", "transport=" T " bot=%s", log_q(tg->username));
 }
 
 static void getme_done(void *arg, struct http_response *r)
@@ -189,7 +191,7 @@ static void getme_done(void *arg, struct http_response *r)
 		free(tg->username);
 		tg->username = xstrdup(json_string_value(json_object_get(res, "username")));
 		if (!json_is_true(json_object_get(res, "can_read_all_group_messages")))
-			log_info("privacy_mode", "transport=" T " bot=@%s note=%s", tg->username,
+			log_info("privacy_mode", "transport=" T " bot=%s note=%s", log_q(tg->username),
 				 log_q("in groups the bot only sees commands, replies to it and mentions"));
 		tg->phase = PH_WEBHOOK;
 		tg->start_fail = 0;
@@ -594,10 +596,10 @@ static void handle_member(struct tg *tg, json_t *m)
 	if (!strcmp(status, "kicked") || !strcmp(status, "left")) {
 		int n = store_outbox_drop_chat(tg->store, T, chat);
 		store_chat_set_disabled(tg->store, T, chat, 1);
-		log_info("chat_left", "transport=" T " chat=%s status=%s dropped=%d", chat, status, n);
+		log_info("chat_left", "transport=" T " chat=%s status=%s dropped=%d", chat, log_q(status), n);
 	} else {
 		store_chat_set_disabled(tg->store, T, chat, 0);
-		log_info("chat_joined", "transport=" T " chat=%s status=%s", chat, status);
+		log_info("chat_joined", "transport=" T " chat=%s status=%s", chat, log_q(status));
 	}
 }
 
@@ -691,7 +693,7 @@ static void poll_done(void *arg, struct http_response *r)
 			 "getUpdates request); run only one faqbot per bot token");
 	} else {
 		long ra = code == 429 ? retry_after(root, r) : -1;
-		uint64_t wait = ra >= 0 ? (uint64_t)ra * 1000 : http_backoff_ms(tg->poll_fail++);
+		uint64_t wait = ra >= 0 ? (uint64_t)http_clamp_wait_ms(ra, 1000) : http_backoff_ms(tg->poll_fail++);
 		tg->poll_after = now + (int64_t)wait;
 		metrics_inc("faqbot_errors_total", "transport=\"" T "\",kind=\"poll\"");
 		log_warn("poll_failed", "transport=" T " status=%ld error=%s retry_in_ms=%llu", code,
@@ -809,7 +811,7 @@ static void send_done(void *arg, struct http_response *r)
 			 row->chat, row->trigger, row->part, code, log_q(desc));
 	} else if (code == 429) {
 		long ra = retry_after(root, r);
-		int64_t wait = ra >= 0 ? ra * 1000 : (int64_t)http_backoff_ms((unsigned)(row->attempts > 0 ? row->attempts - 1 : 0));
+		int64_t wait = ra >= 0 ? http_clamp_wait_ms(ra, 1000) : (int64_t)http_backoff_ms((unsigned)(row->attempts > 0 ? row->attempts - 1 : 0));
 		store_chat_park(tg->store, T, row->chat, now + wait);
 		sender_retry_later(row, now, wait);
 		log_warn("rate_limited", "transport=" T " chat=%s retry_after_s=%ld", row->chat, ra);

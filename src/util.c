@@ -140,6 +140,18 @@ uint64_t hash_keyed(const void *data, size_t len)
 	return hash_siphash(table_key, data, len);
 }
 
+static uint8_t private_key[16] = { 'f', 'a', 'q', 'b', 'o', 't', ' ', 'p', 'r', 'i', 'v', 'a', 't', 'e', 'k', 'y' };
+
+void hash_set_private_key(const uint8_t key[16])
+{
+	memcpy(private_key, key, sizeof(private_key));
+}
+
+uint64_t hash_private(const void *data, size_t len)
+{
+	return hash_siphash(private_key, data, len);
+}
+
 int random_bytes(void *buf, size_t n)
 {
 	unsigned char *p = buf;
