@@ -31,6 +31,7 @@
 #define INBOX_PER_TICK 200       /* rows processed before yielding to the network */
 #define CALLBACK_MAX_AGE_MS 15000 /* answerCallbackQuery is useless after this */
 #define POLL_SLACK_MS 15000      /* curl timeout = long-poll timeout + this */
+#define POLL_LIMIT 100           /* getUpdates batch size, the API's maximum */
 
 enum phase { PH_GETME, PH_WEBHOOK, PH_DELETE_WEBHOOK, PH_RUN, PH_FAILED };
 
@@ -56,6 +57,8 @@ struct tg {
 	int64_t poll_after;
 	unsigned poll_fail;
 	int64_t offset;          /* next getUpdates offset, -1 = none yet */
+	int poll_limit;          /* getUpdates limit now: POLL_LIMIT, less after an oversized answer */
+	int poll_big;            /* limit 1 still too big: the single update gets HTTP_SINGLE_MAX_BODY */
 	int64_t last_poll_ok;
 	int64_t started_at;
 
@@ -77,19 +80,27 @@ static void api_url(struct tg *tg, const char *method, struct strbuf *url)
 	strbuf_addf(url, "%s/bot%s/%s", tg->api_url, tg->token, method);
 }
 
-static int call(struct tg *tg, const char *method, const char *body, long timeout_ms,
-		http_done_fn done, void *arg)
+/* Starts a Bot API call whose answer may be max_body bytes (0: the default
+ * cap). */
+static int call_capped(struct tg *tg, const char *method, const char *body, long timeout_ms,
+		       size_t max_body, http_done_fn done, void *arg)
 {
 	struct strbuf url = STRBUF_INIT;
 	api_url(tg, method, &url);
 	struct http_req req = { "POST", url.buf, body ? body : "{}", body ? strlen(body) : 2, NULL,
-				timeout_ms, 0, done, arg };
+				timeout_ms, max_body, done, arg };
 	char err[256];
 	int rc = http_start(tg->http, &req, err, sizeof(err));
 	if (rc < 0)
 		log_error("http_error", "transport=" T " method=%s error=%s", method, log_q(err));
 	strbuf_release(&url);
 	return rc;
+}
+
+static int call(struct tg *tg, const char *method, const char *body, long timeout_ms,
+		http_done_fn done, void *arg)
+{
+	return call_capped(tg, method, body, timeout_ms, 0, done, arg);
 }
 
 /* Parses a Bot API reply.  Returns the root object (caller decrefs) with
@@ -636,10 +647,72 @@ static void pump(struct tg *tg, int64_t now);
 
 /* ==== Polling ==== */
 
+/* The update_id of the first update in a (truncated) getUpdates answer,
+ * or -1: Telegram writes it first in each update. */
+static int64_t first_update_id(const struct strbuf *body)
+{
+	const char *p = body->buf ? strstr(body->buf, "\"update_id\":") : NULL;
+	if (!p)
+		return -1;
+	p += 12;
+	while (*p == ' ')
+		p++;
+	char *end;
+	long long id = strtoll(p, &end, 10);
+	return end != p && id >= 0 && id < INT64_MAX ? (int64_t)id : -1;
+}
+
+/* A getUpdates answer over the body cap: asking again for the same batch
+ * would fail the same way forever, so ask for fewer updates (halving the
+ * limit down to 1), then for the single update with a larger cap, and only
+ * then skip that one update, with an error line and a counted loss. */
+static void poll_oversized(struct tg *tg, const struct http_response *r, int64_t now)
+{
+	metrics_inc("faqbot_errors_total", "transport=\"" T "\",kind=\"poll_oversized\"");
+	tg->poll_after = now;
+	if (tg->poll_limit > 1) {
+		tg->poll_limit /= 2;
+		log_warn("poll_oversized", "transport=" T " body_limit=%u next_limit=%d note=%s",
+			 HTTP_DEFAULT_MAX_BODY, tg->poll_limit, log_q("asking for fewer updates at once"));
+		return;
+	}
+	if (!tg->poll_big) {
+		tg->poll_big = 1;
+		log_warn("poll_oversized", "transport=" T " next_limit=1 body_limit=%u note=%s",
+			 HTTP_SINGLE_MAX_BODY, log_q("one update is larger than the usual limit"));
+		return;
+	}
+	int64_t id = first_update_id(&r->body);
+	if (id < 0 || id < tg->offset) {
+		tg->poll_after = now + (int64_t)http_backoff_ms(tg->poll_fail++);
+		log_error("poll_failed", "transport=" T " error=%s", log_q("one update is larger than "
+			  "16 MB and its id cannot be read; retrying later"));
+		return;
+	}
+	char off[32];
+	chat_key((json_int_t)(id + 1), off, sizeof(off));
+	store_begin(tg->store);
+	store_kv_set(tg->store, "telegram.offset", off);
+	if (store_commit(tg->store) < 0) {
+		store_rollback(tg->store);
+		tg->poll_after = now + (int64_t)http_backoff_ms(tg->poll_fail++);
+		return;
+	}
+	tg->offset = id + 1;
+	tg->poll_big = 0;
+	metrics_inc("faqbot_updates_lost_total", "transport=\"" T "\",reason=\"too_large\"");
+	log_error("update_skipped", "transport=" T " update_id=%lld reason=%s", (long long)id,
+		  log_q("a single update is larger than 16 MB; it cannot be read and is skipped"));
+}
+
 static void poll_done(void *arg, struct http_response *r)
 {
 	struct tg *tg = arg;
 	tg->polling = 0;
+	if (r->truncated) {
+		poll_oversized(tg, r, wall_ms());
+		return;
+	}
 	int ok;
 	long code;
 	const char *desc;
@@ -675,6 +748,9 @@ static void poll_done(void *arg, struct http_response *r)
 		}
 		tg->last_poll_ok = now;
 		tg->poll_fail = 0;
+		tg->poll_big = 0;
+		if (json_array_size(res) < (size_t)tg->poll_limit)
+			tg->poll_limit = POLL_LIMIT; /* the backlog is read: full batches again */
 		metrics_inc("faqbot_polls_total", "transport=\"" T "\"");
 		metrics_add("faqbot_poll_seconds_total", "transport=\"" T "\"", (double)r->elapsed_ms / 1000.0);
 		if (added)
@@ -712,10 +788,12 @@ static void poll_start(struct tg *tg)
 	}
 	char body[256];
 	snprintf(body, sizeof(body),
-		 "{\"offset\":%lld,\"limit\":100,\"timeout\":%ld,"
+		 "{\"offset\":%lld,\"limit\":%d,\"timeout\":%ld,"
 		 "\"allowed_updates\":[\"message\",\"callback_query\",\"my_chat_member\"]}",
-		 (long long)tg->offset, tg->o.poll_timeout_s);
-	if (call(tg, "getUpdates", body, tg->o.poll_timeout_s * 1000 + POLL_SLACK_MS, poll_done, tg) == 0)
+		 (long long)tg->offset, tg->poll_limit, tg->o.poll_timeout_s);
+	size_t cap = tg->poll_limit == 1 && tg->poll_big ? HTTP_SINGLE_MAX_BODY : 0;
+	if (call_capped(tg, "getUpdates", body, tg->o.poll_timeout_s * 1000 + POLL_SLACK_MS, cap, poll_done,
+			tg) == 0)
 		tg->polling = 1;
 	else
 		tg->poll_after = wall_ms() + (int64_t)http_backoff_ms(tg->poll_fail++);
@@ -1008,6 +1086,7 @@ struct transport *tg_new(const struct tg_options *o, struct bot *bot, struct sto
 	tg->store = store;
 	tg->http = http;
 	tg->offset = -1;
+	tg->poll_limit = POLL_LIMIT;
 	tg->started_at = wall_ms();
 	tg->global = (struct bucket){ 25, tg->started_at };
 	tg->chat_bucket = strmap_new(1024);
