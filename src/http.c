@@ -165,16 +165,14 @@ static CURLU *url_check(const char *url, char *why, size_t whylen)
 		snprintf(why, whylen, "the address must not contain a user name or password (user@host)");
 		goto out;
 	}
-	if (!strcasecmp(scheme, "https")) {
+	int https = !strcasecmp(scheme, "https"), http = !strcasecmp(scheme, "http");
+	if (https || (http && host_is_loopback(host)))
 		ok = u;
-	} else if (strcasecmp(scheme, "http")) {
+	else if (!http)
 		snprintf(why, whylen, "the address must start with https:// (or http:// on this machine)");
-	} else if (host_is_loopback(host)) {
-		ok = u;
-	} else {
+	else
 		snprintf(why, whylen, "plain http:// is only allowed to this machine (localhost, "
 			 "127.0.0.1 or [::1]); use https://");
-	}
 out:
 	curl_free(scheme);
 	curl_free(host);

@@ -882,14 +882,16 @@ static int shrink(int *limit, int *big, const char *what)
 	metrics_inc("faqbot_errors_total", "transport=\"" T "\",kind=\"oversized\"");
 	if (*limit > 1) {
 		*limit /= 2;
-		log_warn("oversized", "transport=" T " request=%s body_limit=%u next_limit=%d note=%s", what,
-			 HTTP_DEFAULT_MAX_BODY, *limit, log_q("asking for fewer events at once"));
+		log_warn("oversized", "transport=" T " request=%s error=%s body_limit=%u next_limit=%d note=%s",
+			 what, log_q("the response was larger than the limit"), HTTP_DEFAULT_MAX_BODY, *limit,
+			 log_q("asking for fewer events at once"));
 		return 1;
 	}
 	if (!*big) {
 		*big = 1;
-		log_warn("oversized", "transport=" T " request=%s next_limit=1 body_limit=%u note=%s", what,
-			 HTTP_SINGLE_MAX_BODY, log_q("one event is larger than the usual limit"));
+		log_warn("oversized", "transport=" T " request=%s error=%s next_limit=1 body_limit=%u note=%s",
+			 what, log_q("the response was larger than the limit"), HTTP_SINGLE_MAX_BODY,
+			 log_q("one event is larger than the usual limit"));
 		return 1;
 	}
 	return 0;

@@ -126,24 +126,30 @@ uint32_t strmap_put(struct strmap *m, const char *key, size_t len, uint32_t valu
 
 static int by_offset(const void *a, const void *b)
 {
-	uint32_t x = (*(const struct slot *const *)a)->off, y = (*(const struct slot *const *)b)->off;
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
 	return (x > y) - (x < y);
 }
 
-/* Slots sorted by key offset, which is insertion order: what is built from
- * a map does not change from run to run, whatever the hash key.  O(n log n),
- * for the few walks made while an index is built. */
+/* Slot indexes sorted by key offset, which is insertion order: what is
+ * built from a map does not change from run to run, whatever the hash key.
+ * O(n log n), for the few walks made while an index is built.  Each entry
+ * packs (offset, slot index) so one sort orders both. */
 void strmap_foreach(const struct strmap *m, void (*fn)(const char *key, uint32_t value, void *arg),
 		    void *arg)
 {
-	const struct slot **order = xmalloc((m->count + 1) * sizeof(*order));
+	uint32_t(*order)[2] = xmalloc((m->count + 1) * 2 * sizeof(uint32_t));
 	size_t n = 0;
 	for (size_t i = 0; i <= m->mask; i++)
-		if (m->slots[i].hash)
-			order[n++] = &m->slots[i];
-	qsort(order, n, sizeof(*order), by_offset);
-	for (size_t i = 0; i < n; i++)
-		fn(m->arena + order[i]->off, order[i]->value, arg);
+		if (m->slots[i].hash) {
+			order[n][0] = m->slots[i].off;
+			order[n][1] = (uint32_t)i;
+			n++;
+		}
+	qsort(order, n, 2 * sizeof(uint32_t), by_offset);
+	for (size_t i = 0; i < n; i++) {
+		const struct slot *s = &m->slots[order[i][1]];
+		fn(m->arena + s->off, s->value, arg);
+	}
 	free(order);
 }
 

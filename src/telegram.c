@@ -672,14 +672,16 @@ static void poll_oversized(struct tg *tg, const struct http_response *r, int64_t
 	tg->poll_after = now;
 	if (tg->poll_limit > 1) {
 		tg->poll_limit /= 2;
-		log_warn("poll_oversized", "transport=" T " body_limit=%u next_limit=%d note=%s",
-			 HTTP_DEFAULT_MAX_BODY, tg->poll_limit, log_q("asking for fewer updates at once"));
+		log_warn("poll_oversized", "transport=" T " error=%s body_limit=%u next_limit=%d note=%s",
+			 log_q("the response was larger than the limit"), HTTP_DEFAULT_MAX_BODY,
+			 tg->poll_limit, log_q("asking for fewer updates at once"));
 		return;
 	}
 	if (!tg->poll_big) {
 		tg->poll_big = 1;
-		log_warn("poll_oversized", "transport=" T " next_limit=1 body_limit=%u note=%s",
-			 HTTP_SINGLE_MAX_BODY, log_q("one update is larger than the usual limit"));
+		log_warn("poll_oversized", "transport=" T " error=%s next_limit=1 body_limit=%u note=%s",
+			 log_q("the response was larger than the limit"), HTTP_SINGLE_MAX_BODY,
+			 log_q("one update is larger than the usual limit"));
 		return;
 	}
 	int64_t id = first_update_id(&r->body);
@@ -690,7 +692,7 @@ static void poll_oversized(struct tg *tg, const struct http_response *r, int64_t
 		return;
 	}
 	char off[32];
-	chat_key((json_int_t)(id + 1), off, sizeof(off));
+	chat_key((json_int_t)id + 1, off, sizeof(off));
 	store_begin(tg->store);
 	store_kv_set(tg->store, "telegram.offset", off);
 	if (store_commit(tg->store) < 0) {
