@@ -4,8 +4,9 @@
  * Times are the messages' own (when they were sent), not when faqbot reads
  * them: a backlog read at once after downtime is not a flood.  The table
  * is bounded: when it holds FLOOD_MAX_KEYS users, it is rebuilt keeping the
- * users paused now and the most recently active half, so a stream of new
- * keys cannot lift anyone's pause.  The map hashes with the process key
+ * users paused now (up to three quarters of the table) and the most
+ * recently active ones, half the table at least, so a stream of new keys
+ * cannot lift anyone's pause.  The map hashes with the process key
  * (strmap, util.h): keys are chosen by chat users.
  */
 #include "flood.h"
@@ -82,8 +83,8 @@ static void evict(struct flood *f, int64_t now)
 	sort_now = now;
 	qsort(f->slots, f->n, sizeof(*f->slots), cmp_slots);
 	size_t keep = FLOOD_MAX_KEYS / 2;
-	while (keep < f->n && f->slots[keep].paused_until > now)
-		keep++; /* never lift a pause */
+	while (keep < f->n && keep < FLOOD_MAX_KEYS * 3 / 4 && f->slots[keep].paused_until > now)
+		keep++; /* no pause is lifted, unless 15,000 users are paused at once */
 	for (size_t i = keep; i < f->n; i++)
 		slot_release(&f->slots[i]);
 	f->n = keep;
