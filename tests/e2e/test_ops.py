@@ -218,11 +218,14 @@ class Ops(unittest.TestCase):
         slow.sendall(b"GET /metr")                   # half a request, never finished
         idle.append(slow)
         try:
+            worst = 0.0
             for q in ("combien coûte la souscription ?", "quel est le prix"):
                 t0 = time.time()
                 self.ask(q)
-                # the old endpoint read each client for 200 ms in turn: 8 s here
-                self.assertLess(time.time() - t0, 2.5)
+                worst = max(worst, time.time() - t0)
+            # the old endpoint read each client for up to 200 ms in turn: seconds here
+            self.assertLess(worst, 1.0)
+            print(f"\n  metrics: 40 idle + 1 slow client, reply in {worst * 1000:.0f} ms", file=sys.stderr)
             time.sleep(0.5)
             self.assertIsNone(self.b.proc.poll())
         finally:
