@@ -66,7 +66,7 @@ struct mx {
 	json_t *gap_events;      /* room -> array of events, chronological */
 	size_t gap_bytes;        /* answer bytes behind gap_events (bounded by GAP_MAX_BYTES) */
 
-	/* answers over the body cap shrink the next request (see sync_oversized) */
+	/* answers over the body cap shrink the next request (see shrink) */
 	int timeline_limit;      /* /sync room.timeline.limit now (TIMELINE_LIMIT, or less) */
 	int messages_limit;      /* /messages limit now (MESSAGES_LIMIT, or less) */
 	int sync_big, messages_big; /* limit 1 still too big: HTTP_SINGLE_MAX_BODY */
@@ -146,9 +146,8 @@ static json_t *parse(const struct http_response *r, const char **errcode, const 
  * clamped (http_clamp_wait_ms); -1 when the answer gives none. */
 static int64_t server_wait_ms(const struct http_response *r, json_t *root)
 {
-	if (r->status != 429 && strcmp(json_string_value(json_object_get(root, "errcode")) ?
-				       json_string_value(json_object_get(root, "errcode")) : "",
-				       "M_LIMIT_EXCEEDED"))
+	const char *ec = json_string_value(json_object_get(root, "errcode"));
+	if (r->status != 429 && !(ec && !strcmp(ec, "M_LIMIT_EXCEEDED")))
 		return -1;
 	json_t *ms = json_object_get(root, "retry_after_ms");
 	if (r->retry_after_s >= 0)
