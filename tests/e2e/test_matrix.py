@@ -342,6 +342,28 @@ class Waits(MatrixCase):
         self.assertIn("rate_limited", b.logs())
         b.stop()
 
+    def test_server_waits_are_clamped(self):
+        dm = self.fake.create_room([ALICE])
+        other = self.fake.create_room([BOB])
+        b = self.bot()
+        self.started(b)
+        # a negative wait: no hot loop, at least a second between tries
+        self.fake.fault("send", "status", times=3, status=429, errcode="M_LIMIT_EXCEEDED",
+                        retry_after_ms=-1000)
+        q = self.fake.user_message(dm, ALICE, "combien ça coûte ?")
+        self.assertTrue(self.fake.wait(lambda: self.fake.replies_to(dm, q), 20))
+        tries = [r[0] for r in self.fake.requests if "/send/" in r[2]]
+        self.assertEqual(len(tries), 4)
+        self.assertTrue(all(b2 - a >= 0.9 for a, b2 in zip(tries, tries[1:])), tries)
+        # a wait past any bound (and past a signed 64-bit product): one hour
+        self.fake.fault("send", "status", status=429, errcode="M_LIMIT_EXCEEDED",
+                        retry_after_header="99999999999999999999")
+        self.fake.user_message(other, BOB, "combien ça coûte ?")
+        self.assertTrue(self.fake.wait(lambda: "retry_in_ms=3600000" in b.logs(), 10), b.logs()[-2000:])
+        time.sleep(0.5)
+        self.assertIsNone(b.proc.poll())
+        self.assertEqual(b.stop(), 0)
+
     def test_backlog_after_downtime_is_not_a_flood(self):
         dm = self.fake.create_room([ALICE])
         b = self.bot()
