@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #define FLOOD_MAX_KEYS 20000
+#define FLOOD_MAX_AGE_MS (24 * 3600 * 1000LL) /* older message times count as this old */
 
 enum flood_verdict { FLOOD_OK, FLOOD_NOTICE, FLOOD_IGNORE };
 
@@ -23,7 +24,7 @@ struct flood;
 struct flood *flood_new(long max, long window_s, long pause_s);
 void flood_free(struct flood *f);
 /* Counts a question of key sent at at_ms (its own time; 0 or a time after
- * now_ms counts as now_ms). */
+ * now_ms counts as now_ms, one before now_ms - FLOOD_MAX_AGE_MS as that). */
 enum flood_verdict flood_check(struct flood *f, const char *key, int64_t at_ms, int64_t now_ms);
 /* Users currently tracked (for tests). */
 size_t flood_keys(const struct flood *f);

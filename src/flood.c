@@ -104,9 +104,13 @@ enum flood_verdict flood_check(struct flood *f, const char *key, int64_t at, int
 	if (f->max <= 0)
 		return FLOOD_OK;
 	/* a message time from the future (a skewed clock, a forged timestamp)
-	 * counts as now; one missing counts as now too */
+	 * counts as now, one missing too; one older than FLOOD_MAX_AGE_MS
+	 * counts as that old, so forged ancient times spread far apart cannot
+	 * slip a flood through */
 	if (at <= 0 || at > now)
 		at = now;
+	if (at < now - FLOOD_MAX_AGE_MS)
+		at = now - FLOOD_MAX_AGE_MS;
 	uint32_t i;
 	if (!strmap_get(f->keys, key, strlen(key), &i)) {
 		if (f->n >= FLOOD_MAX_KEYS)

@@ -214,6 +214,11 @@ static void flood_counts_message_time(void **state)
 	for (int i = 0; i < 3; i++)
 		assert_int_equal(flood_check(f, "t:1:8", now + 1000000000LL * (i + 1), now), FLOOD_OK);
 	assert_int_equal(flood_check(f, "t:1:8", now + 5, now), FLOOD_NOTICE);
+	/* forged ancient times, far apart, count as one day old: still a flood */
+	int64_t day = 86400000LL * 400;
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(flood_check(f, "t:1:9", 1000 + i * 3600000LL, day), FLOOD_OK);
+	assert_int_equal(flood_check(f, "t:1:9", 1000 + 3 * 3600000LL, day), FLOOD_NOTICE);
 	flood_free(f);
 }
 
