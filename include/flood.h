@@ -14,7 +14,7 @@
 #include <stdint.h>
 
 #define FLOOD_MAX_KEYS 20000
-#define FLOOD_MAX_AGE_MS (24 * 3600 * 1000LL) /* older message times count as this old */
+#define FLOOD_MAX_AGE_MS 86400000LL /* older message times count as this old */
 
 enum flood_verdict { FLOOD_OK, FLOOD_NOTICE, FLOOD_IGNORE };
 
