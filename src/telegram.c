@@ -693,10 +693,10 @@ static void poll_oversized(struct tg *tg, const struct http_response *r, int64_t
 	}
 	char off[32];
 	chat_key((json_int_t)id + 1, off, sizeof(off));
-	store_begin(tg->store);
-	store_kv_set(tg->store, "telegram.offset", off);
-	if (store_commit(tg->store) < 0) {
+	if (store_begin(tg->store) < 0 || store_kv_set(tg->store, "telegram.offset", off) < 0 ||
+	    store_commit(tg->store) < 0) {
 		store_rollback(tg->store);
+		log_error("store_error", "transport=" T " note=%s", log_q("could not skip the update; will retry"));
 		tg->poll_after = now + (int64_t)http_backoff_ms(tg->poll_fail++);
 		return;
 	}
