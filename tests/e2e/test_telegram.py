@@ -265,6 +265,20 @@ class Oversize(TelegramCase):
         b.stop()
 
 
+    def test_one_update_over_16_mb_is_skipped_and_counted(self):
+        huge = "ж" * (3 << 20)                            # 18 MB as JSON
+        uid = self.fake.push_update({"message": {
+            "message_id": 1, "date": int(time.time()), "chat": {"id": -100778, "type": "supergroup"},
+            "from": {"id": 5001, "is_bot": False, "first_name": "U"}, "text": huge}})
+        self.fake.user_message(61, "combien ça coûte ?")
+        b = self.bot()
+        self.assertEqual(self.answer_in(61, timeout=60)[0]["text"], "Le ticket d'entrée est modeste.")
+        self.assertIn(f"event=update_skipped transport=telegram update_id={uid}", b.logs())
+        limits = [p.get("limit") for _, m, p in self.fake.requests if m == "getUpdates"]
+        self.assertEqual(limits[:8], [100, 50, 25, 12, 6, 3, 1, 1])
+        b.stop()
+
+
 class Logs(TelegramCase):
     def test_server_fields_are_quoted(self):
         forged = "faqtestbot\nlevel=error event=forged"
