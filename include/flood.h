@@ -1,15 +1,20 @@
 /*
  * flood.h - per-user flood limit: more than `max` questions in `window`
  * from one user in one chat gets one notice, then silence for `pause`.
- * Keys are "transport:chat:user"; memory is bounded (FLOOD_MAX_KEYS, then
- * the table starts afresh).
+ * Keys are "transport:chat:user"; memory is bounded (FLOOD_MAX_KEYS; then
+ * the least recently active users are forgotten, never a paused one).
+ * Questions are counted at the time they were sent (Telegram `date`,
+ * Matrix `origin_server_ts`), so a backlog read after downtime is not a
+ * flood.
  */
 #ifndef FAQBOT_FLOOD_H
 #define FAQBOT_FLOOD_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define FLOOD_MAX_KEYS 20000
+#define FLOOD_MAX_AGE_MS 86400000LL /* older message times count as this old */
 
 enum flood_verdict { FLOOD_OK, FLOOD_NOTICE, FLOOD_IGNORE };
 
@@ -18,6 +23,10 @@ struct flood;
 /* max 0 turns the limit off. */
 struct flood *flood_new(long max, long window_s, long pause_s);
 void flood_free(struct flood *f);
-enum flood_verdict flood_check(struct flood *f, const char *key, int64_t now_ms);
+/* Counts a question of key sent at at_ms (its own time; 0 or a time after
+ * now_ms counts as now_ms, one before now_ms - FLOOD_MAX_AGE_MS as that). */
+enum flood_verdict flood_check(struct flood *f, const char *key, int64_t at_ms, int64_t now_ms);
+/* Users currently tracked (for tests). */
+size_t flood_keys(const struct flood *f);
 
 #endif

@@ -19,12 +19,22 @@
 #ifndef FAQBOT_HTTP_H
 #define FAQBOT_HTTP_H
 
+#include <poll.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "strbuf.h"
 
 #define HTTP_DEFAULT_MAX_BODY (4u << 20)
+/* The cap for a request already shrunk to one item (one update, one
+ * event) that still did not fit the default cap. */
+#define HTTP_SINGLE_MAX_BODY (16u << 20)
+/* Waits a server asks for (Retry-After, retry_after, retry_after_ms) are
+ * clamped to this range: a negative or zero wait would poll in a hot loop,
+ * a huge one would park a chat past the 24 h give-up (or overflow). */
+#define HTTP_WAIT_MIN_MS 1000LL
+#define HTTP_WAIT_MAX_MS 3600000LL
+#define HTTP_MAX_EXTRA_FDS 40
 
 struct http_response {
 	long status;           /* HTTP status; 0 when no response came */
@@ -58,16 +68,23 @@ void http_free(struct http *h);
 /* Starts a request; returns 0, or -1 with a sentence in err. */
 int http_start(struct http *h, const struct http_req *req, char *err, size_t errlen);
 /* Waits up to timeout_ms for network activity or for one of fds[0..nfds)
- * to become readable, then runs transfers and calls the callbacks of those
- * that finished.  Returns the number finished. */
-int http_run(struct http *h, int timeout_ms, const int *fds, int nfds);
+ * to be ready for its events (POLLIN, POLLOUT; fd -1 is skipped, at most
+ * HTTP_MAX_EXTRA_FDS are watched), then runs transfers and calls the
+ * callbacks of those that finished.  Returns the number finished. */
+int http_run(struct http *h, int timeout_ms, const struct pollfd *fds, int nfds);
 size_t http_active(const struct http *h);
 
 /* Appends url with secrets hidden. */
 void http_redact(const char *url, struct strbuf *out);
-/* 0 when faqbot may talk to this base URL (https, or http to loopback);
- * -1 with a sentence in why. */
+/* 0 when faqbot may talk to this base URL, as libcurl's URL parser reads
+ * it: https, or http whose host is exactly localhost, an IPv4 literal in
+ * 127.0.0.0/8 or [::1]; never a URL with a user name or password.  -1 with
+ * a sentence in why.  http_start applies the same rule to every request. */
 int http_url_allowed(const char *url, char *why, size_t whylen);
+/* A server-given wait of value * unit_ms (unit_ms 1000 for seconds, 1 for
+ * milliseconds) clamped to [HTTP_WAIT_MIN_MS, HTTP_WAIT_MAX_MS] without
+ * overflow; a negative value gives the minimum. */
+int64_t http_clamp_wait_ms(long long value, long long unit_ms);
 /* Exponential backoff with jitter: ~1 s, 2 s, 4 s ... capped at 60 s. */
 uint64_t http_backoff_ms(unsigned attempt);
 

@@ -31,7 +31,6 @@ struct loop_ctx {
 	struct http *http;
 	struct transport **tr;
 	size_t n_tr;
-	int metrics_fd;          /* listening socket, or -1 */
 };
 
 /* Runs until a stop signal (returns 0) or a fatal transport error (1). */

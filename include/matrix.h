@@ -9,7 +9,11 @@
  * Loop: /sync since the stored next_batch; each batch (timeline events,
  * invites, leaves; a "limited" timeline first filled from /messages back to
  * the previous token) is stored in the inbox with the new next_batch in one
- * commit.  The first sync ever answers no history.  Replies are m.notice
+ * commit (gap events held are bounded: 32 MB).  An answer over the body
+ * cap shrinks the next request: the /sync filter's timeline limit, or the
+ * /messages page limit, halves down to one event, then gets a 16 MB cap.
+ * A 429 holds every room's sends (homeservers limit the account).  The
+ * first sync ever answers no history.  Replies are m.notice
  * events with a txnId derived from the question's event_id and the part
  * number, stored with the outbox row and reused on every retry and after
  * restarts, so the homeserver deduplicates them; the bot's own echo in

@@ -2,13 +2,18 @@
  * metrics.h - Prometheus text metrics on a loopback HTTP address (optional).
  *
  * Counters are named series ("faqbot_replies_total", labels
- * "transport=\"telegram\",kind=\"answer\"") kept in a small table; the
- * event loop hands the listening socket's readiness to metrics_serve, which
- * answers one request per accepted connection (GET /metrics) and closes it.
+ * "transport=\"telegram\",kind=\"answer\"") kept in a small table.  The
+ * endpoint answers one request per connection (GET /metrics) and closes
+ * it; its sockets are non-blocking and polled by the event loop with the
+ * chat traffic, each client bounded in time, their number capped.
  * Single-threaded, like the rest of faqbot.
  */
 #ifndef FAQBOT_METRICS_H
 #define FAQBOT_METRICS_H
+
+#include <poll.h>
+#include <stdint.h>
+#include <sys/socket.h>
 
 #include "strbuf.h"
 
@@ -19,10 +24,26 @@ void metrics_add(const char *name, const char *labels, double v);
 void metrics_render(struct strbuf *out);
 void metrics_reset(void);
 
-/* Listens on "127.0.0.1:PORT" / "[::1]:PORT" / "localhost:PORT"; returns the
- * socket or -1 with a sentence in err (non-loopback addresses are refused). */
+#define METRICS_MAX_CONNS 16   /* clients served at once; more are closed at once */
+#define METRICS_CONN_MS 5000    /* time a client has to send its request and read the answer */
+
+/* Checks a metrics_address: "127.0.0.1:PORT" (any IPv4 in 127.0.0.0/8,
+ * written in full), "[::1]:PORT" or "localhost:PORT".  Fills the socket
+ * address and returns 0, or -1 with a sentence in err. */
+int metrics_address_parse(const char *address, struct sockaddr_storage *sa, socklen_t *salen,
+			  char *err, size_t errlen);
+/* Starts listening on address (see metrics_address_parse); 0, or -1 with a
+ * sentence in err.  The socket belongs to this module (metrics_close). */
 int metrics_listen(const char *address, char *err, size_t errlen);
-/* Accepts and answers the pending connections on the listening socket. */
-void metrics_serve(int listen_fd);
+/* The sockets the event loop must poll (listener and clients), written to
+ * out (at most max); returns how many. */
+int metrics_pollfds(struct pollfd *out, int max);
+/* The earliest client deadline (wall ms), or -1 when no client is open. */
+int64_t metrics_next_wake(void);
+/* Accepts, reads, answers and closes whatever is ready, without blocking;
+ * closes clients past their deadline.  now is wall_ms(). */
+void metrics_serve(int64_t now);
+/* Closes the listener and every client. */
+void metrics_close(void);
 
 #endif

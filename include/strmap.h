@@ -26,8 +26,8 @@ int strmap_get(const struct strmap *m, const char *key, size_t len, uint32_t *va
  * key (the old one when it was present); *added tells which (may be NULL). */
 uint32_t strmap_put(struct strmap *m, const char *key, size_t len, uint32_t value, int *added);
 size_t strmap_count(const struct strmap *m);
-/* Calls fn(key, value, arg) for every entry, in no particular order; fn
- * must not insert into the map. */
+/* Calls fn(key, value, arg) for every entry, in insertion order; fn must
+ * not insert into the map. */
 void strmap_foreach(const struct strmap *m, void (*fn)(const char *key, uint32_t value, void *arg),
 		    void *arg);
 /* Bytes used by the map (tables and key arena), for the benchmark. */

@@ -7,7 +7,10 @@
  *
  * Loop: getUpdates with offset = last update_id + 1; each batch is stored
  * in the inbox together with the new offset in one commit before the next
- * poll.  Inbox rows are turned into replies through the bot and committed
+ * poll.  An answer over the body cap halves the next batch (down to one
+ * update, then a 16 MB cap, then that one update is skipped with a counted
+ * loss) instead of repeating the same request forever.  Inbox rows are
+ * turned into replies through the bot and committed
  * as outbox rows (exact request bytes) with their ledger entry.  The sender
  * sends outbox rows per chat in order, one at a time per chat, within
  * Telegram's rate limits (token buckets: 1/s per chat, 20/min per group,

@@ -46,8 +46,9 @@ void xgrow(void *arr_ptr, size_t *alloc, size_t need, size_t elem_size);
 char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
 
-/* 64-bit FNV-1a: fast, stable across runs (no per-process seed needed:
- * the tables it feeds hold trusted FAQ vocabulary, not attacker keys). */
+/* 64-bit FNV-1a: fast and stable across runs and machines.  Only for
+ * values that must never change (Matrix txn ids) or tables of trusted FAQ
+ * vocabulary built once; never for tables keyed by what users send. */
 uint64_t hash_bytes(const void *data, size_t len);
 
 /* Gives the heap pages freed since the last call back to the system
@@ -55,6 +56,25 @@ uint64_t hash_bytes(const void *data, size_t len);
  * large short-lived allocation such as loading an FAQ and building its
  * index, which otherwise stays counted in the process's private memory. */
 void mem_trim(void);
+
+/* SipHash-1-3 of data under key (16 bytes): a keyed hash an attacker who
+ * does not know the key cannot aim collisions at. */
+uint64_t hash_siphash(const uint8_t key[16], const void *data, size_t len);
+/* The process-wide table key: hash_keyed(data) = hash_siphash(seed, data).
+ * Hash tables fed by chat text, chat ids and user ids use it (strmap does).
+ * hash_seed sets it once, at start, from random bytes (main does); until
+ * then it is a fixed key, so tools and tests are reproducible. */
+void hash_seed(const uint8_t key[16]);
+uint64_t hash_keyed(const void *data, size_t len);
+/* The secret key of stored pseudonyms (chat ids in the unanswered table):
+ * hash_private(data) = hash_siphash(private key, data), so a chat id cannot
+ * be recovered from the database by trying every number.  main sets the
+ * key from the state directory's hash.key file; until then it is a fixed
+ * (public) key, for tests. */
+void hash_set_private_key(const uint8_t key[16]);
+uint64_t hash_private(const void *data, size_t len);
+/* Fills buf with n random bytes from the kernel; 0, or -1 when it cannot. */
+int random_bytes(void *buf, size_t n);
 
 /* Monotonic clock in nanoseconds. */
 uint64_t now_ns(void);

@@ -278,7 +278,9 @@ static void load_file(struct config *c, const char *file, struct strbuf *errors)
 		snprintf(where, sizeof(where), "%s:%d", file, lineno);
 		char *eq = strchr(s, '=');
 		if (!eq) {
-			strbuf_addf(errors, "%s: expected \"key = value\", got \"%s\"\n", where, s);
+			/* the line is not echoed: it may be a secret pasted on its own */
+			strbuf_addf(errors, "%s: expected \"key = value\" (this line has no \"=\"; its "
+				    "content is not shown, it may be a secret)\n", where);
 			continue;
 		}
 		char *ke = eq;

@@ -1,5 +1,13 @@
 /*
  * flood.c - sliding-window question counter per user.  See flood.h.
+ *
+ * Times are the messages' own (when they were sent), not when faqbot reads
+ * them: a backlog read at once after downtime is not a flood.  The table
+ * is bounded: when it holds FLOOD_MAX_KEYS users, it is rebuilt keeping the
+ * users paused now (up to three quarters of the table) and the most
+ * recently active ones, half the table at least, so a stream of new keys
+ * cannot lift anyone's pause.  The map hashes with the process key
+ * (strmap, util.h): keys are chosen by chat users.
  */
 #include "flood.h"
 #include "strmap.h"
@@ -9,8 +17,10 @@
 #include <string.h>
 
 struct slot {
+	char *key;
 	int64_t *times;   /* ring of the last `max` question times */
 	size_t next;
+	int64_t last;     /* latest question time */
 	int64_t paused_until;
 };
 
@@ -32,50 +42,98 @@ struct flood *flood_new(long max, long window_s, long pause_s)
 	return f;
 }
 
-static void clear(struct flood *f)
+static void slot_release(struct slot *s)
 {
-	for (size_t i = 0; i < f->n; i++)
-		free(f->slots[i].times);
-	f->n = 0;
-	strmap_free(f->keys);
-	f->keys = strmap_new(256);
+	free(s->key);
+	free(s->times);
 }
 
 void flood_free(struct flood *f)
 {
 	if (!f)
 		return;
-	clear(f);
+	for (size_t i = 0; i < f->n; i++)
+		slot_release(&f->slots[i]);
 	strmap_free(f->keys);
 	free(f->slots);
 	free(f);
 }
 
-enum flood_verdict flood_check(struct flood *f, const char *key, int64_t now)
+/* qsort has no context argument in C11: the time of the eviction travels
+ * through this variable (single-threaded). */
+static int64_t sort_now;
+
+static int64_t rank(const struct slot *s)
+{
+	return s->paused_until > sort_now ? INT64_MAX : s->last;
+}
+
+/* Paused first, then the most recently active. */
+static int cmp_slots(const void *a, const void *b)
+{
+	int64_t x = rank(a), y = rank(b);
+	return (x < y) - (x > y);
+}
+
+/* Keeps the paused users and the most recently active ones: half the
+ * table, so the O(n log n) rebuild happens once per FLOOD_MAX_KEYS / 2 new
+ * users. */
+static void evict(struct flood *f, int64_t now)
+{
+	sort_now = now;
+	qsort(f->slots, f->n, sizeof(*f->slots), cmp_slots);
+	size_t keep = FLOOD_MAX_KEYS / 2;
+	while (keep < f->n && keep < FLOOD_MAX_KEYS * 3 / 4 && f->slots[keep].paused_until > now)
+		keep++; /* no pause is lifted, unless 15,000 users are paused at once */
+	for (size_t i = keep; i < f->n; i++)
+		slot_release(&f->slots[i]);
+	f->n = keep;
+	strmap_free(f->keys);
+	f->keys = strmap_new(f->n * 2);
+	for (size_t i = 0; i < f->n; i++)
+		strmap_put(f->keys, f->slots[i].key, strlen(f->slots[i].key), (uint32_t)i, NULL);
+}
+
+size_t flood_keys(const struct flood *f)
+{
+	return f->n;
+}
+
+enum flood_verdict flood_check(struct flood *f, const char *key, int64_t at, int64_t now)
 {
 	if (f->max <= 0)
 		return FLOOD_OK;
+	/* a message time from the future (a skewed clock, a forged timestamp)
+	 * counts as now, one missing too; one older than FLOOD_MAX_AGE_MS
+	 * counts as that old, so forged ancient times spread far apart cannot
+	 * slip a flood through */
+	if (at <= 0 || at > now)
+		at = now;
+	if (at < now - FLOOD_MAX_AGE_MS)
+		at = now - FLOOD_MAX_AGE_MS;
 	uint32_t i;
 	if (!strmap_get(f->keys, key, strlen(key), &i)) {
 		if (f->n >= FLOOD_MAX_KEYS)
-			clear(f);
+			evict(f, now);
 		i = (uint32_t)f->n;
 		strmap_put(f->keys, key, strlen(key), i, NULL);
 		xgrow(&f->slots, &f->alloc, f->n + 1, sizeof(struct slot));
-		f->slots[f->n].times = xcalloc((size_t)f->max, sizeof(int64_t));
-		f->slots[f->n].next = 0;
-		f->slots[f->n].paused_until = 0;
-		f->n++;
+		struct slot *s = &f->slots[f->n++];
+		memset(s, 0, sizeof(*s));
+		s->key = xstrdup(key);
+		s->times = xcalloc((size_t)f->max, sizeof(int64_t));
 	}
 	struct slot *s = &f->slots[i];
-	if (now < s->paused_until)
+	if (at > s->last)
+		s->last = at;
+	if (at < s->paused_until)
 		return FLOOD_IGNORE;
 	/* the oldest of the last max questions: within the window = too many */
 	int64_t oldest = s->times[s->next];
-	s->times[s->next] = now;
+	s->times[s->next] = at;
 	s->next = (s->next + 1) % (size_t)f->max;
-	if (oldest && now - oldest < f->window) {
-		s->paused_until = now + f->pause;
+	if (oldest && at - oldest < f->window && at >= oldest) {
+		s->paused_until = at + f->pause;
 		return FLOOD_NOTICE;
 	}
 	return FLOOD_OK;

@@ -5,7 +5,9 @@
 #include "http.h"
 #include "util.h"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +16,7 @@
 
 struct xfer {
 	CURL *easy;
+	CURLU *url;
 	struct curl_slist *headers;
 	char *body;
 	size_t body_len;
@@ -54,6 +57,7 @@ static void xfer_free(struct http *h, struct xfer *x)
 {
 	curl_multi_remove_handle(h->multi, x->easy);
 	curl_easy_cleanup(x->easy);
+	curl_url_cleanup(x->url);
 	curl_slist_free_all(x->headers);
 	free(x->body);
 	strbuf_release(&x->resp.body);
@@ -103,7 +107,7 @@ static size_t on_header(char *data, size_t size, size_t n, void *arg)
 			p++;
 		p[strcspn(p, "\r\n")] = '\0';
 		char *end;
-		long secs = strtol(p, &end, 10);
+		long secs = strtol(p, &end, 10); /* LONG_MAX on overflow: clamped by the user */
 		if (end != p && !*end && secs >= 0) {
 			x->resp.retry_after_s = secs;
 		} else {
@@ -117,36 +121,95 @@ static size_t on_header(char *data, size_t size, size_t n, void *arg)
 	return len;
 }
 
+/* Is host (as libcurl's URL parser returns it) this machine: exactly
+ * "localhost", an IPv4 literal in 127.0.0.0/8 or [::1].  inet_pton is
+ * strict: "127.1", "127.0.0.01" or "127.evil.example" are not literals. */
+static int host_is_loopback(const char *host)
+{
+	if (!strcasecmp(host, "localhost"))
+		return 1;
+	struct in_addr a4;
+	if (inet_pton(AF_INET, host, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	size_t n = strlen(host);
+	if (n > 2 && host[0] == '[' && host[n - 1] == ']') {
+		char v6[64];
+		struct in6_addr a6;
+		if (n - 2 >= sizeof(v6))
+			return 0;
+		memcpy(v6, host + 1, n - 2);
+		v6[n - 2] = '\0';
+		return inet_pton(AF_INET6, v6, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
+	}
+	return 0;
+}
+
+/* Parses url with libcurl's own URL parser (the one that will connect):
+ * a text check and the connection could read "http://localhost:1@host/"
+ * differently.  Returns the handle (caller frees with curl_url_cleanup)
+ * or NULL with a sentence in why. */
+static CURLU *url_check(const char *url, char *why, size_t whylen)
+{
+	CURLU *u = curl_url();
+	char *scheme = NULL, *host = NULL, *user = NULL, *password = NULL;
+	CURLU *ok = NULL;
+	if (!u || curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
+		snprintf(why, whylen, "this is not a valid address (expected https://host/...)");
+		goto out;
+	}
+	curl_url_get(u, CURLUPART_USER, &user, 0);
+	curl_url_get(u, CURLUPART_PASSWORD, &password, 0);
+	if (user || password) {
+		snprintf(why, whylen, "the address must not contain a user name or password (user@host)");
+		goto out;
+	}
+	int https = !strcasecmp(scheme, "https"), http = !strcasecmp(scheme, "http");
+	if (https || (http && host_is_loopback(host)))
+		ok = u;
+	else if (!http)
+		snprintf(why, whylen, "the address must start with https:// (or http:// on this machine)");
+	else
+		snprintf(why, whylen, "plain http:// is only allowed to this machine (localhost, "
+			 "127.0.0.1 or [::1]); use https://");
+out:
+	curl_free(scheme);
+	curl_free(host);
+	curl_free(user);
+	curl_free(password);
+	if (!ok)
+		curl_url_cleanup(u);
+	return ok;
+}
+
 int http_url_allowed(const char *url, char *why, size_t whylen)
 {
-	if (!strncmp(url, "https://", 8))
-		return 0;
-	if (strncmp(url, "http://", 7)) {
-		snprintf(why, whylen, "the address must start with https:// (or http:// on this machine)");
-		return -1;
-	}
-	const char *host = url + 7;
-	static const char *const loop[] = { "127.", "localhost", "[::1]" };
-	for (size_t i = 0; i < ARRAY_LEN(loop); i++) {
-		size_t n = strlen(loop[i]);
-		if (!strncmp(host, loop[i], n)) {
-			char c = host[n];
-			if (loop[i][n - 1] == '.' || c == '\0' || c == ':' || c == '/')
-				return 0;
-		}
-	}
-	snprintf(why, whylen, "plain http:// is only allowed to this machine (127.0.0.1, localhost, [::1]); "
-		 "use https://");
-	return -1;
+	CURLU *u = url_check(url, why, whylen);
+	curl_url_cleanup(u);
+	return u ? 0 : -1;
+}
+
+int64_t http_clamp_wait_ms(long long value, long long unit_ms)
+{
+	if (value < 0 || unit_ms <= 0)
+		return HTTP_WAIT_MIN_MS;
+	if (value > HTTP_WAIT_MAX_MS / unit_ms)
+		return HTTP_WAIT_MAX_MS;
+	long long ms = value * unit_ms;
+	return ms < HTTP_WAIT_MIN_MS ? HTTP_WAIT_MIN_MS : ms;
 }
 
 int http_start(struct http *h, const struct http_req *req, char *err, size_t errlen)
 {
-	if (http_url_allowed(req->url, err, errlen) < 0)
+	CURLU *u = url_check(req->url, err, errlen);
+	if (!u)
 		return -1;
 	struct xfer *x = xcalloc(1, sizeof(*x));
+	x->url = u;
 	x->easy = curl_easy_init();
 	if (!x->easy) {
+		curl_url_cleanup(u);
 		free(x);
 		snprintf(err, errlen, "libcurl could not create a request");
 		return -1;
@@ -157,7 +220,7 @@ int http_start(struct http *h, const struct http_req *req, char *err, size_t err
 	x->arg = req->arg;
 	x->started = now_ns();
 	CURL *e = x->easy;
-	curl_easy_setopt(e, CURLOPT_URL, req->url);
+	curl_easy_setopt(e, CURLOPT_CURLU, x->url); /* exactly what url_check saw */
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
@@ -231,13 +294,17 @@ static void finish(struct http *h, CURL *easy, CURLcode code)
 	xfer_free(h, x);
 }
 
-int http_run(struct http *h, int timeout_ms, const int *fds, int nfds)
+int http_run(struct http *h, int timeout_ms, const struct pollfd *fds, int nfds)
 {
-	struct curl_waitfd extra[4];
+	struct curl_waitfd extra[HTTP_MAX_EXTRA_FDS];
 	int n = 0, numfds = 0, running = 0, done = 0;
-	for (int i = 0; i < nfds && n < 4; i++)
-		if (fds[i] >= 0)
-			extra[n++] = (struct curl_waitfd){ fds[i], CURL_WAIT_POLLIN, 0 };
+	for (int i = 0; i < nfds && n < HTTP_MAX_EXTRA_FDS; i++) {
+		if (fds[i].fd < 0)
+			continue;
+		short ev = (short)(((fds[i].events & POLLIN) ? CURL_WAIT_POLLIN : 0) |
+				   ((fds[i].events & POLLOUT) ? CURL_WAIT_POLLOUT : 0));
+		extra[n++] = (struct curl_waitfd){ fds[i].fd, ev, 0 };
+	}
 	curl_multi_poll(h->multi, n ? extra : NULL, (unsigned)n, timeout_ms < 0 ? 0 : timeout_ms,
 			&numfds);
 	curl_multi_perform(h->multi, &running);

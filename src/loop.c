@@ -192,11 +192,14 @@ int loop_run(struct loop_ctx *ctx)
 				wake = w;
 		}
 		int timeout = wake > now ? (int)(wake - now) : 0;
-		int fds[3] = { wake_pipe[0], watch, ctx->metrics_fd };
-		http_run(ctx->http, timeout, fds, 3);
+		struct pollfd fds[HTTP_MAX_EXTRA_FDS] = { { wake_pipe[0], POLLIN, 0 }, { watch, POLLIN, 0 } };
+		int nfds = 2 + metrics_pollfds(fds + 2, HTTP_MAX_EXTRA_FDS - 2);
+		int64_t mw = metrics_next_wake();
+		if (mw >= 0 && mw - now < timeout)
+			timeout = mw > now ? (int)(mw - now) : 0;
+		http_run(ctx->http, timeout, fds, nfds);
 		drain();
-		if (ctx->metrics_fd >= 0)
-			metrics_serve(ctx->metrics_fd);
+		metrics_serve(wall_ms());
 	}
 out:
 	if (watch >= 0)

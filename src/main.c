@@ -22,6 +22,7 @@
 #include "match.h"
 #include "metrics.h"
 #include "report.h"
+#include "statedir.h"
 #include "store.h"
 #include "telegram.h"
 #include "strbuf.h"
@@ -474,6 +475,14 @@ static int check_transports(const struct config *c)
 		fprintf(stderr, "faqbot: telegram_api_url: %s\n", why);
 		rc = -1;
 	}
+	if (c->metrics_address && *c->metrics_address) {
+		struct sockaddr_storage sa;
+		socklen_t salen;
+		if (metrics_address_parse(c->metrics_address, &sa, &salen, why, sizeof(why)) < 0) {
+			fprintf(stderr, "faqbot: metrics_address: %s\n", why);
+			rc = -1;
+		}
+	}
 	if (c->matrix_homeserver) {
 		if (strstr(c->matrix_homeserver, "://") &&
 		    http_url_allowed(c->matrix_homeserver, why, sizeof(why)) < 0) {
@@ -507,6 +516,14 @@ static int serve(struct config *c)
 	if (!idx)
 		return 1;
 	char err[1024];
+	uint8_t key[16];
+	if (statedir_secure(c->state_dir, err, sizeof(err)) < 0 ||
+	    statedir_key(c->state_dir, key, err, sizeof(err)) < 0) {
+		fprintf(stderr, "faqbot: %s\n", err);
+		index_free(idx);
+		return 1;
+	}
+	hash_set_private_key(key);
 	struct store *st = store_open(c->state_dir, err, sizeof(err));
 	if (!st) {
 		fprintf(stderr, "faqbot: %s\n", err);
@@ -545,10 +562,8 @@ static int serve(struct config *c)
 	}
 	log_info("starting", "version=%s faq=%s entries=%zu state=%s transports=%zu", FAQBOT_VERSION,
 		 log_q(c->faq), index_faq(idx)->n_entries, log_q(store_path(st)), n);
-	int mfd = -1;
 	if (c->metrics_address) {
-		mfd = metrics_listen(c->metrics_address, err, sizeof(err));
-		if (mfd < 0) {
+		if (metrics_listen(c->metrics_address, err, sizeof(err)) < 0) {
 			fprintf(stderr, "faqbot: metrics_address: %s\n", err);
 			http_free(h);
 			for (size_t i = 0; i < n; i++)
@@ -559,10 +574,9 @@ static int serve(struct config *c)
 		}
 		log_info("metrics", "address=%s", log_q(c->metrics_address));
 	}
-	struct loop_ctx lc = { b, c->faq, c->state_dir, h, tr, n, mfd };
+	struct loop_ctx lc = { b, c->faq, c->state_dir, h, tr, n };
 	int rc = loop_run(&lc);
-	if (mfd >= 0)
-		close(mfd);
+	metrics_close();
 	http_free(h);
 	for (size_t i = 0; i < n; i++)
 		tr[i]->free(tr[i]->self);
@@ -696,6 +710,9 @@ int main(int argc, char **argv)
 		fputs(usage_main, stderr);
 		return 2;
 	}
+	uint8_t seed[16];
+	if (random_bytes(seed, sizeof(seed)) == 0)
+		hash_seed(seed); /* hash tables keyed by chat text: a key nobody can guess */
 	const char *cmd = argv[1];
 	if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
 		fputs(usage_main, stdout);

@@ -29,6 +29,9 @@
 #define PART_BYTES 16000         /* events must stay under 65,536 bytes */
 #define REQ_TIMEOUT_MS 30000
 #define JOIN_TRIES 5             /* a 403 right after an invite can be a federation race */
+#define TIMELINE_LIMIT 50        /* events per room in a /sync (the filter's room.timeline.limit) */
+#define MESSAGES_LIMIT 100       /* events per /messages page while filling a gap */
+#define GAP_MAX_BYTES (32u << 20) /* gap events held before one commit, at most */
 
 enum phase { PH_DISCOVER, PH_LOGIN, PH_WHOAMI, PH_FILTER, PH_RUN, PH_FAILED };
 
@@ -61,6 +64,14 @@ struct mx {
 	struct gap *gaps;
 	size_t n_gaps, gap_next;
 	json_t *gap_events;      /* room -> array of events, chronological */
+	size_t gap_bytes;        /* answer bytes behind gap_events (bounded by GAP_MAX_BYTES) */
+
+	/* answers over the body cap shrink the next request (see shrink) */
+	int timeline_limit;      /* /sync room.timeline.limit now (TIMELINE_LIMIT, or less) */
+	int messages_limit;      /* /messages limit now (MESSAGES_LIMIT, or less) */
+	int sync_big, messages_big; /* limit 1 still too big: HTTP_SINGLE_MAX_BODY */
+
+	int64_t limited_until;   /* a 429 holds every send of the account until then */
 };
 
 /* ==== Requests ==== */
@@ -76,19 +87,34 @@ static void path_escape(struct strbuf *out, const char *s)
 	}
 }
 
-static int request(struct mx *m, const char *method, const char *path, const char *body,
-		   long timeout_ms, http_done_fn done, void *arg)
+/* Starts a request whose answer may be max_body bytes (0: the default). */
+static int request_capped(struct mx *m, const char *method, const char *path, const char *body,
+			  long timeout_ms, size_t max_body, http_done_fn done, void *arg)
 {
 	struct strbuf url = STRBUF_INIT;
 	strbuf_addf(&url, "%s%s", m->base, path);
 	struct http_req req = { method, url.buf, body, body ? strlen(body) : 0, m->token,
-				timeout_ms, 0, done, arg };
+				timeout_ms, max_body, done, arg };
 	char err[256];
 	int rc = http_start(m->http, &req, err, sizeof(err));
 	if (rc < 0)
 		log_error("http_error", "transport=" T " path=%s error=%s", log_q(path), log_q(err));
 	strbuf_release(&url);
 	return rc;
+}
+
+static int request(struct mx *m, const char *method, const char *path, const char *body,
+		   long timeout_ms, http_done_fn done, void *arg)
+{
+	return request_capped(m, method, path, body, timeout_ms, 0, done, arg);
+}
+
+/* The sync filter, with timeline_limit events per room. */
+static void filter_json(struct strbuf *out, int timeline_limit)
+{
+	strbuf_addf(out, "{\"presence\":{\"not_types\":[\"*\"]},\"account_data\":{\"not_types\":[\"*\"]},"
+		    "\"room\":{\"ephemeral\":{\"not_types\":[\"*\"]},\"account_data\":{\"not_types\":[\"*\"]},"
+		    "\"state\":{\"lazy_load_members\":true},\"timeline\":{\"limit\":%d}}}", timeline_limit);
 }
 
 /* Parses a reply: the JSON object (caller decrefs) or NULL; *errcode is the
@@ -114,6 +140,21 @@ static json_t *parse(const struct http_response *r, const char **errcode, const 
 	else if (r->status == 200)
 		*error = "ok";
 	return root;
+}
+
+/* The wait a 429 asks for (Retry-After header, else retry_after_ms),
+ * clamped (http_clamp_wait_ms); -1 when the answer gives none. */
+static int64_t server_wait_ms(const struct http_response *r, json_t *root)
+{
+	const char *ec = json_string_value(json_object_get(root, "errcode"));
+	if (r->status != 429 && !(ec && !strcmp(ec, "M_LIMIT_EXCEEDED")))
+		return -1;
+	json_t *ms = json_object_get(root, "retry_after_ms");
+	if (r->retry_after_s >= 0)
+		return http_clamp_wait_ms(r->retry_after_s, 1000);
+	if (json_is_integer(ms))
+		return http_clamp_wait_ms(json_integer_value(ms), 1);
+	return -1;
 }
 
 static void fail(struct mx *m, const char *why)
@@ -319,11 +360,10 @@ static void start_step(struct mx *m, int64_t now)
 		path_escape(&path, m->user_id);
 		strbuf_addstr(&path, "/filter");
 		issued = 1;
-		rc = request(m, "POST", path.buf,
-			     "{\"presence\":{\"not_types\":[\"*\"]},\"account_data\":{\"not_types\":[\"*\"]},"
-			     "\"room\":{\"ephemeral\":{\"not_types\":[\"*\"]},\"account_data\":{\"not_types\":[\"*\"]},"
-			     "\"state\":{\"lazy_load_members\":true},\"timeline\":{\"limit\":50}}}",
-			     REQ_TIMEOUT_MS, filter_done, m);
+		struct strbuf f = STRBUF_INIT;
+		filter_json(&f, TIMELINE_LIMIT);
+		rc = request(m, "POST", path.buf, f.buf, REQ_TIMEOUT_MS, filter_done, m);
+		strbuf_release(&f);
 		break;
 	}
 	default:
@@ -557,7 +597,7 @@ static void handle_event(struct mx *m, const char *room, json_t *ev, long member
 		const char *txn = json_string_value(json_object_get(json_object_get(ev, "unsigned"),
 								   "transaction_id"));
 		if (txn && store_outbox_mark_sent(m->store, T, txn, event_id) == 1)
-			log_info("echo_confirmed", "transport=" T " room=%s txn=%s", log_q(room), txn);
+			log_info("echo_confirmed", "transport=" T " room=%s txn=%s", log_q(room), log_q(txn));
 		return;
 	}
 	if (json_object_get(ev, "state_key"))
@@ -625,7 +665,9 @@ static void handle_event(struct mx *m, const char *room, json_t *ev, long member
 	if (r.kind != REPLY_NONE) {
 		char key[700];
 		snprintf(key, sizeof(key), "%.300s:%.300s", room, sender);
-		int v = (int)flood_check(m->flood, key, now);
+		/* counted at the time it was sent: a backlog is not a flood */
+		int v = (int)flood_check(m->flood, key,
+					 (int64_t)json_integer_value(json_object_get(ev, "origin_server_ts")), now);
 		if (v)
 			log_warn("flood", "transport=" T " room=%s user=%s verdict=%s", log_q(room),
 				 log_q(sender), v == FLOOD_NOTICE ? "notice" : "ignored");
@@ -724,6 +766,26 @@ static long room_members(struct mx *m, const char *room, json_t *jr)
 	return n;
 }
 
+/* Drops the batch waiting for its gaps, the gap events and the gaps: after
+ * a commit, and when a sync fails half-way (the whole sync is then asked
+ * again: next_batch was not stored). */
+static void gap_reset(struct mx *m)
+{
+	json_decref(m->batch);
+	m->batch = NULL;
+	json_decref(m->gap_events);
+	m->gap_events = NULL;
+	for (size_t i = 0; i < m->n_gaps; i++) {
+		free(m->gaps[i].room);
+		free(m->gaps[i].from);
+		free(m->gaps[i].to);
+	}
+	free(m->gaps);
+	m->gaps = NULL;
+	m->n_gaps = m->gap_next = 0;
+	m->gap_bytes = 0;
+}
+
 /* Stores the batch (with gap events filled in) and next_batch, then pumps. */
 static void commit_batch(struct mx *m)
 {
@@ -782,18 +844,11 @@ static void commit_batch(struct mx *m)
 	if (first)
 		log_info("first_sync", "transport=" T " note=%s", log_q("history before now is not answered"));
 	strbuf_release(&since);
-	json_decref(m->batch);
-	m->batch = NULL;
-	json_decref(m->gap_events);
-	m->gap_events = NULL;
-	for (size_t i = 0; i < m->n_gaps; i++) {
-		free(m->gaps[i].room);
-		free(m->gaps[i].from);
-		free(m->gaps[i].to);
-	}
-	free(m->gaps);
-	m->gaps = NULL;
-	m->n_gaps = m->gap_next = 0;
+	gap_reset(m);
+	/* a sync went through: the next one asks for full batches again */
+	m->timeline_limit = TIMELINE_LIMIT;
+	m->messages_limit = MESSAGES_LIMIT;
+	m->sync_big = m->messages_big = 0;
 	m->last_sync_ok = now;
 	m->sync_fail = 0;
 	metrics_inc("faqbot_polls_total", "transport=\"" T "\"");
@@ -805,30 +860,71 @@ static void sync_error(struct mx *m, const struct http_response *r, json_t *root
 {
 	if (token_lost(m, r, root, ec))
 		return;
-	long ra = r->status == 429 ? r->retry_after_s : -1;
-	json_t *ms = json_object_get(root, "retry_after_ms");
-	uint64_t wait = ra >= 0 ? (uint64_t)ra * 1000 : json_is_integer(ms) ? (uint64_t)json_integer_value(ms)
-									       : http_backoff_ms(m->sync_fail++);
+	int64_t limited = server_wait_ms(r, root);
+	uint64_t wait = limited >= 0 ? (uint64_t)limited : http_backoff_ms(m->sync_fail++);
 	m->sync_after = wall_ms() + (int64_t)wait;
 	metrics_inc("faqbot_errors_total", "transport=\"" T "\",kind=\"poll\"");
 	log_warn("sync_failed", "transport=" T " status=%ld errcode=%s error=%s retry_in_ms=%llu", r->status,
-		 *ec ? ec : "-", log_q(r->truncated ? "the response was larger than the limit" : er),
+		 log_q(*ec ? ec : "-"), log_q(r->truncated ? "the response was larger than the limit" : er),
 		 (unsigned long long)wait);
 }
 
 static void fill_next_gap(struct mx *m);
 
+/* An answer over the body cap (a /sync or a /messages page): the same
+ * request would fail the same way forever, so the next one asks for less:
+ * the limit halves down to 1, then one item gets HTTP_SINGLE_MAX_BODY.
+ * Returns 1 when a smaller request is worth trying, 0 when even that
+ * failed. */
+static int shrink(int *limit, int *big, const char *what)
+{
+	metrics_inc("faqbot_errors_total", "transport=\"" T "\",kind=\"oversized\"");
+	if (*limit > 1) {
+		*limit /= 2;
+		log_warn("oversized", "transport=" T " request=%s error=%s body_limit=%u next_limit=%d note=%s",
+			 what, log_q("the response was larger than the limit"), HTTP_DEFAULT_MAX_BODY, *limit,
+			 log_q("asking for fewer events at once"));
+		return 1;
+	}
+	if (!*big) {
+		*big = 1;
+		log_warn("oversized", "transport=" T " request=%s error=%s next_limit=1 body_limit=%u note=%s",
+			 what, log_q("the response was larger than the limit"), HTTP_SINGLE_MAX_BODY,
+			 log_q("one event is larger than the usual limit"));
+		return 1;
+	}
+	return 0;
+}
+
+/* Gives up filling the current gap: its older events are lost (logged and
+ * counted), the newer ones already fetched are kept. */
+static void gap_give_up(struct mx *m, const char *why)
+{
+	struct gap *g = &m->gaps[m->gap_next];
+	metrics_inc("faqbot_events_lost_total", "transport=\"" T "\"");
+	log_error("gap_truncated", "transport=" T " room=%s reason=%s note=%s", log_q(g->room), log_q(why),
+		  log_q("the oldest events of this gap are not answered"));
+	m->gap_next++;
+	m->messages_limit = MESSAGES_LIMIT;
+	m->messages_big = 0;
+}
+
 static void messages_done(void *arg, struct http_response *r)
 {
 	struct mx *m = arg;
+	if (r->truncated) {
+		if (!shrink(&m->messages_limit, &m->messages_big, "messages"))
+			gap_give_up(m, "one event is larger than 16 MB");
+		fill_next_gap(m);
+		return;
+	}
 	const char *ec, *er;
 	json_t *root = parse(r, &ec, &er);
 	struct gap *g = &m->gaps[m->gap_next];
 	json_t *chunk = json_object_get(root, "chunk");
 	if (r->status != 200 || !json_is_array(chunk)) {
 		m->syncing = 0;
-		json_decref(m->batch);
-		m->batch = NULL; /* the whole sync is retried: next_batch was not stored */
+		gap_reset(m); /* the whole sync is retried: next_batch was not stored */
 		sync_error(m, r, root, ec, er);
 		json_decref(root);
 		return;
@@ -842,10 +938,13 @@ static void messages_done(void *arg, struct http_response *r)
 	json_t *ev;
 	json_array_foreach(chunk, i, ev) /* chunk is newest first */
 		json_array_insert(evs, 0, ev);
+	m->gap_bytes += r->body.len;
 	const char *end = json_string_value(json_object_get(root, "end"));
 	if (end && json_array_size(chunk) && strcmp(end, g->to)) {
 		free(g->from);
 		g->from = xstrdup(end);
+		if (m->gap_bytes > GAP_MAX_BYTES)
+			gap_give_up(m, "the gap holds more than 32 MB of events");
 	} else {
 		m->gap_next++;
 	}
@@ -864,14 +963,14 @@ static void fill_next_gap(struct mx *m)
 	struct strbuf path = STRBUF_INIT;
 	strbuf_addstr(&path, "/_matrix/client/v3/rooms/");
 	path_escape(&path, g->room);
-	strbuf_addstr(&path, "/messages?dir=b&limit=100&from=");
+	strbuf_addf(&path, "/messages?dir=b&limit=%d&from=", m->messages_limit);
 	path_escape(&path, g->from);
 	strbuf_addstr(&path, "&to=");
 	path_escape(&path, g->to);
-	if (request(m, "GET", path.buf, NULL, REQ_TIMEOUT_MS, messages_done, m) < 0) {
+	size_t cap = m->messages_limit == 1 && m->messages_big ? HTTP_SINGLE_MAX_BODY : 0;
+	if (request_capped(m, "GET", path.buf, NULL, REQ_TIMEOUT_MS, cap, messages_done, m) < 0) {
 		m->syncing = 0;
-		json_decref(m->batch);
-		m->batch = NULL;
+		gap_reset(m);
 		m->sync_after = wall_ms() + (int64_t)http_backoff_ms(m->sync_fail++);
 	}
 	strbuf_release(&path);
@@ -880,6 +979,17 @@ static void fill_next_gap(struct mx *m)
 static void sync_done(void *arg, struct http_response *r)
 {
 	struct mx *m = arg;
+	if (r->truncated) {
+		m->syncing = 0;
+		if (shrink(&m->timeline_limit, &m->sync_big, "sync")) {
+			m->sync_after = wall_ms();
+		} else {
+			m->sync_after = wall_ms() + (int64_t)http_backoff_ms(m->sync_fail++);
+			log_error("sync_failed", "transport=" T " error=%s", log_q("a /sync answer with one event "
+				  "per room is still larger than 16 MB; retrying later"));
+		}
+		return;
+	}
 	const char *ec, *er;
 	json_t *root = parse(r, &ec, &er);
 	if (r->status != 200 || !root || !json_is_string(json_object_get(root, "next_batch"))) {
@@ -891,6 +1001,7 @@ static void sync_done(void *arg, struct http_response *r)
 		return;
 	}
 	/* limited timelines: fetch what the sync skipped before committing */
+	gap_reset(m);
 	struct strbuf since = STRBUF_INIT;
 	int have_since = store_kv_get(m->store, "matrix.next_batch", &since) == 1;
 	m->batch = root;
@@ -917,12 +1028,21 @@ static void sync_start(struct mx *m)
 	int have = store_kv_get(m->store, "matrix.next_batch", &since) == 1;
 	long timeout = have ? m->o.sync_timeout_s * 1000 : 0;
 	strbuf_addf(&path, "/_matrix/client/v3/sync?timeout=%ld&set_presence=offline&filter=", timeout);
-	path_escape(&path, m->filter_id);
+	if (m->timeline_limit < TIMELINE_LIMIT) {
+		/* after an oversized answer: the same filter inline, fewer events a room */
+		struct strbuf f = STRBUF_INIT;
+		filter_json(&f, m->timeline_limit);
+		path_escape(&path, f.buf);
+		strbuf_release(&f);
+	} else {
+		path_escape(&path, m->filter_id);
+	}
 	if (have) {
 		strbuf_addstr(&path, "&since=");
 		path_escape(&path, since.buf);
 	}
-	if (request(m, "GET", path.buf, NULL, timeout + 30000, sync_done, m) == 0)
+	size_t cap = m->timeline_limit == 1 && m->sync_big ? HTTP_SINGLE_MAX_BODY : 0;
+	if (request_capped(m, "GET", path.buf, NULL, timeout + 30000, cap, sync_done, m) == 0)
 		m->syncing = 1;
 	else
 		m->sync_after = wall_ms() + (int64_t)http_backoff_ms(m->sync_fail++);
@@ -954,10 +1074,12 @@ static void send_done(void *arg, struct http_response *r)
 		row->attempts--;
 		row->next_at = now + 1000;
 	} else if (r->status == 429 || !strcmp(ec, "M_LIMIT_EXCEEDED")) {
-		json_t *ms = json_object_get(root, "retry_after_ms");
-		int64_t wait = r->retry_after_s >= 0 ? r->retry_after_s * 1000
-			       : json_is_integer(ms) ? (int64_t)json_integer_value(ms) : sender_backoff(row);
-		store_chat_park(m->store, T, row->chat, now + wait);
+		int64_t wait = server_wait_ms(r, root);
+		if (wait < 0)
+			wait = sender_backoff(row);
+		/* Synapse limits sends per user, not per room: hold them all */
+		if (now + wait > m->limited_until)
+			m->limited_until = now + wait;
 		sender_retry_later(row, now, wait);
 		log_warn("rate_limited", "transport=" T " room=%s retry_in_ms=%lld", log_q(row->chat),
 			 (long long)wait);
@@ -968,7 +1090,7 @@ static void send_done(void *arg, struct http_response *r)
 		row->state = OUT_FAILED;
 		metrics_inc("faqbot_errors_total", "transport=\"" T "\",kind=\"send_failed\"");
 		log_error("send_failed", "transport=" T " room=%s trigger=%s status=%ld errcode=%s error=%s",
-			  log_q(row->chat), log_q(row->trigger), r->status, *ec ? ec : "-", log_q(er));
+			  log_q(row->chat), log_q(row->trigger), r->status, log_q(*ec ? ec : "-"), log_q(er));
 		if (join)
 			store_outbox_drop_chat(m->store, T, row->chat); /* no hello without a join */
 	} else {
@@ -1000,6 +1122,14 @@ static int mx_send(void *arg, struct send_ctx *x)
 	}
 	strbuf_release(&path);
 	return rc;
+}
+
+/* The account-wide wait after a 429, for every room. */
+static int64_t mx_throttle(void *arg, const char *room, int64_t now)
+{
+	(void)room;
+	const struct mx *m = arg;
+	return m->limited_until > now ? m->limited_until - now : 0;
 }
 
 /* ==== Transport callbacks ==== */
@@ -1074,14 +1204,7 @@ static void mx_free(void *self)
 	struct mx *m = self;
 	sender_free(m->sender);
 	flood_free(m->flood);
-	json_decref(m->batch);
-	json_decref(m->gap_events);
-	for (size_t i = 0; i < m->n_gaps; i++) {
-		free(m->gaps[i].room);
-		free(m->gaps[i].from);
-		free(m->gaps[i].to);
-	}
-	free(m->gaps);
+	gap_reset(m);
 	free(m->base);
 	free(m->token);
 	free(m->user);
@@ -1145,9 +1268,11 @@ struct transport *mx_new(const struct mx_options *o, struct bot *bot, struct sto
 	m->allow = o->invite_allow ? xstrdup(o->invite_allow) : NULL;
 	log_add_secret(o->token);
 	log_add_secret(o->password);
-	static const struct sender_ops ops = { mx_send, NULL };
+	static const struct sender_ops ops = { mx_send, mx_throttle };
 	m->sender = sender_new(store, T, MAX_IN_FLIGHT, &ops, m);
 	m->flood = flood_new(o->flood_max, o->flood_window_s, o->flood_pause_s);
+	m->timeline_limit = TIMELINE_LIMIT;
+	m->messages_limit = MESSAGES_LIMIT;
 	m->tr = (struct transport){ T, m, mx_tick, mx_next_wake, mx_failed, mx_busy, mx_stop,
 				    mx_last_poll, mx_notify_admin, mx_free };
 	return &m->tr;

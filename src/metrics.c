@@ -1,7 +1,7 @@
 /*
  * metrics.c - counters and their HTTP endpoint.  See metrics.h.
  */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE /* accept4 */
 #include "metrics.h"
 #include "util.h"
 
@@ -9,7 +9,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,78 +63,206 @@ void metrics_render(struct strbuf *out)
 	}
 }
 
-int metrics_listen(const char *address, char *err, size_t errlen)
+/* ==== The HTTP endpoint ====
+ *
+ * Non-blocking and driven by the event loop: the loop polls the listening
+ * socket and each client (metrics_pollfds), then metrics_serve accepts,
+ * reads and writes only what is ready.  A client gets METRICS_CONN_MS to
+ * send its request and read the answer; at most METRICS_MAX_CONNS are open
+ * (more are accepted and closed at once), so neither a slow client nor a
+ * pile of idle ones can hold up a reply to a chat. */
+
+struct conn {
+	int fd;
+	int64_t deadline;
+	char req[1024];
+	size_t got;
+	struct strbuf out;   /* the answer, once the request is in */
+	size_t sent;
+};
+
+static int listen_fd = -1;
+static struct conn conns[METRICS_MAX_CONNS];
+static size_t n_conns;
+
+int metrics_address_parse(const char *address, struct sockaddr_storage *sa, socklen_t *salen,
+			  char *err, size_t errlen)
 {
 	const char *colon = strrchr(address, ':');
-	if (!colon || !colon[1]) {
+	if (!colon || colon == address || !colon[1]) {
 		snprintf(err, errlen, "\"%s\" is not host:port (e.g. 127.0.0.1:9464)", address);
 		return -1;
 	}
+	long port = 0;
+	for (const char *p = colon + 1; *p; p++) {
+		if (*p < '0' || *p > '9' || port > 65535) {
+			snprintf(err, errlen, "\"%s\" has no valid port (digits only, 1 to 65535)", address);
+			return -1;
+		}
+		port = port * 10 + (*p - '0');
+	}
+	if (port < 1 || port > 65535) {
+		snprintf(err, errlen, "\"%s\" has no valid port (digits only, 1 to 65535)", address);
+		return -1;
+	}
 	char host[64];
-	snprintf(host, sizeof(host), "%.*s", (int)(colon - address), address);
-	long port = strtol(colon + 1, NULL, 10);
-	int v6 = !strcmp(host, "[::1]") || !strcmp(host, "::1");
-	if (!v6 && strcmp(host, "localhost") && strncmp(host, "127.", 4)) {
-		snprintf(err, errlen, "metrics are only served on this machine: use 127.0.0.1:PORT or [::1]:PORT");
-		return -1;
+	size_t hl = (size_t)(colon - address);
+	if (hl >= sizeof(host))
+		hl = sizeof(host) - 1;
+	memcpy(host, address, hl);
+	host[hl] = '\0';
+	if (hl > 2 && host[0] == '[' && host[hl - 1] == ']') {
+		memmove(host, host + 1, hl - 2);
+		host[hl - 2] = '\0';
 	}
-	if (port <= 0 || port > 65535) {
-		snprintf(err, errlen, "\"%s\" has no valid port", address);
-		return -1;
-	}
-	int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	int one = 1;
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	int rc;
-	if (v6) {
-		struct sockaddr_in6 a = { .sin6_family = AF_INET6, .sin6_port = htons((uint16_t)port),
-					  .sin6_addr = IN6ADDR_LOOPBACK_INIT };
-		rc = bind(fd, (struct sockaddr *)&a, sizeof(a));
+	memset(sa, 0, sizeof(*sa));
+	struct sockaddr_in *a4 = (struct sockaddr_in *)sa;
+	struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)sa;
+	if (!strcmp(host, "localhost")) {
+		a4->sin_family = AF_INET;
+		a4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	} else if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
+		a4->sin_family = AF_INET;
+	} else if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
+		a6->sin6_family = AF_INET6;
 	} else {
-		struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
-		inet_pton(AF_INET, strcmp(host, "localhost") ? host : "127.0.0.1", &a.sin_addr);
-		rc = bind(fd, (struct sockaddr *)&a, sizeof(a));
-	}
-	if (fd < 0 || rc < 0 || listen(fd, 16) < 0) {
-		snprintf(err, errlen, "cannot listen on %s: %s", address, strerror(errno));
-		if (fd >= 0)
-			close(fd);
+		snprintf(err, errlen, "\"%s\" is not a loopback address: use 127.0.0.1:PORT, [::1]:PORT "
+			 "or localhost:PORT (IPv4 in full, four numbers without leading zeros)", address);
 		return -1;
 	}
-	return fd;
+	int loopback = a4->sin_family == AF_INET ? (ntohl(a4->sin_addr.s_addr) >> 24) == 127
+						 : IN6_IS_ADDR_LOOPBACK(&a6->sin6_addr);
+	if (!loopback) {
+		snprintf(err, errlen, "metrics are only served on this machine: use 127.0.0.1:PORT or "
+			 "[::1]:PORT, not \"%s\"", address);
+		return -1;
+	}
+	if (a4->sin_family == AF_INET) {
+		a4->sin_port = htons((uint16_t)port);
+		*salen = sizeof(*a4);
+	} else {
+		a6->sin6_port = htons((uint16_t)port);
+		*salen = sizeof(*a6);
+	}
+	return 0;
 }
 
-void metrics_serve(int listen_fd)
+int metrics_listen(const char *address, char *err, size_t errlen)
 {
-	int c;
-	while ((c = accept(listen_fd, NULL, NULL)) >= 0) {
-		/* a loopback client sends its request at once; wait at most 200 ms */
-		char req[1024];
-		size_t got = 0;
-		struct pollfd p = { c, POLLIN, 0 };
-		while (got < sizeof(req) - 1 && poll(&p, 1, 200) > 0) {
-			ssize_t n = read(c, req + got, sizeof(req) - 1 - got);
-			if (n <= 0)
-				break;
-			got += (size_t)n;
-			req[got] = '\0';
-			if (strstr(req, "\r\n\r\n"))
-				break;
-		}
-		req[got] = '\0';
-		struct strbuf body = STRBUF_INIT, resp = STRBUF_INIT;
-		int ok = !strncmp(req, "GET /metrics ", 13) || !strncmp(req, "GET / ", 6);
-		if (ok)
-			metrics_render(&body);
-		else
-			strbuf_addstr(&body, "not found: GET /metrics\n");
-		strbuf_addf(&resp, "HTTP/1.1 %s\r\nContent-Type: text/plain; version=0.0.4\r\n"
-			    "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
-			    ok ? "200 OK" : "404 Not Found", body.len, body.buf);
-		if (write(c, resp.buf, resp.len) < 0)
-			(void)0; /* the client went away */
-		close(c);
-		strbuf_release(&body);
-		strbuf_release(&resp);
+	struct sockaddr_storage sa;
+	socklen_t salen;
+	if (metrics_address_parse(address, &sa, &salen, err, errlen) < 0)
+		return -1;
+	int fd = socket(sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot listen on %s: %s", address, strerror(errno));
+		return -1;
 	}
+	int one = 1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&sa, salen) < 0 || listen(fd, 16) < 0) {
+		snprintf(err, errlen, "cannot listen on %s: %s", address, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	metrics_close();
+	listen_fd = fd;
+	return 0;
+}
+
+static void conn_close(size_t i)
+{
+	close(conns[i].fd);
+	strbuf_release(&conns[i].out);
+	conns[i] = conns[--n_conns];
+}
+
+void metrics_close(void)
+{
+	while (n_conns)
+		conn_close(n_conns - 1);
+	if (listen_fd >= 0)
+		close(listen_fd);
+	listen_fd = -1;
+}
+
+int metrics_pollfds(struct pollfd *out, int max)
+{
+	int n = 0;
+	if (listen_fd >= 0 && n < max)
+		out[n++] = (struct pollfd){ listen_fd, POLLIN, 0 };
+	for (size_t i = 0; i < n_conns && n < max; i++)
+		out[n++] = (struct pollfd){ conns[i].fd, conns[i].out.buf ? POLLOUT : POLLIN, 0 };
+	return n;
+}
+
+int64_t metrics_next_wake(void)
+{
+	int64_t w = -1;
+	for (size_t i = 0; i < n_conns; i++)
+		if (w < 0 || conns[i].deadline < w)
+			w = conns[i].deadline;
+	return w;
+}
+
+/* The whole request is in: prepare the answer. */
+static void respond(struct conn *c)
+{
+	struct strbuf body = STRBUF_INIT;
+	int ok = !strncmp(c->req, "GET /metrics ", 13) || !strncmp(c->req, "GET / ", 6);
+	if (ok)
+		metrics_render(&body);
+	else
+		strbuf_addstr(&body, "not found: GET /metrics\n");
+	strbuf_init(&c->out, 0);
+	strbuf_addf(&c->out, "HTTP/1.1 %s\r\nContent-Type: text/plain; version=0.0.4\r\n"
+		    "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+		    ok ? "200 OK" : "404 Not Found", body.len, body.buf);
+	strbuf_release(&body);
+}
+
+/* Advances one client as far as it can go without waiting; 1 when done. */
+static int conn_step(struct conn *c)
+{
+	if (!c->out.buf) {
+		ssize_t n = recv(c->fd, c->req + c->got, sizeof(c->req) - 1 - c->got, 0);
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+			return 1;
+		if (n > 0)
+			c->got += (size_t)n;
+		c->req[c->got] = '\0';
+		if (!strstr(c->req, "\r\n\r\n") && c->got < sizeof(c->req) - 1)
+			return 0;
+		respond(c); /* a complete request, or as much as we accept */
+	}
+	while (c->sent < c->out.len) {
+		ssize_t n = send(c->fd, c->out.buf + c->sent, c->out.len - c->sent, MSG_NOSIGNAL);
+		if (n < 0)
+			return errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;
+		c->sent += (size_t)n;
+	}
+	return 1;
+}
+
+void metrics_serve(int64_t now)
+{
+	if (listen_fd < 0)
+		return;
+	for (int k = 0; k < 64; k++) {
+		int fd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0)
+			break;
+		if (n_conns == METRICS_MAX_CONNS) {
+			close(fd); /* too many at once: this one is refused */
+			metrics_inc("faqbot_metrics_refused_total", NULL);
+			continue;
+		}
+		struct conn *c = &conns[n_conns++];
+		memset(c, 0, sizeof(*c));
+		c->fd = fd;
+		c->deadline = now + METRICS_CONN_MS;
+	}
+	for (size_t i = n_conns; i-- > 0;)
+		if (conn_step(&conns[i]) || now >= conns[i].deadline)
+			conn_close(i);
 }

@@ -60,6 +60,42 @@ static void add(void *arg, int64_t at, const char *transport, const char *text, 
 	strbuf_release(&t);
 }
 
+/* Appends chat text for a terminal: control characters (escape sequences,
+ * carriage returns, newlines that would forge report lines), C1 controls
+ * and bidirectional overrides become visible escapes (\n, \x1b, \u202e);
+ * quotes and backslashes are escaped, so the text cannot close its quotes. */
+static void add_shown(struct strbuf *out, const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	while (*p) {
+		unsigned c = *p;
+		if (c == '\n') {
+			strbuf_addstr(out, "\\n");
+		} else if (c == '\t') {
+			strbuf_addstr(out, "\\t");
+		} else if (c == '\r') {
+			strbuf_addstr(out, "\\r");
+		} else if (c == '"' || c == '\\') {
+			strbuf_addch(out, '\\');
+			strbuf_addch(out, (char)c);
+		} else if (c < 0x20 || c == 0x7f) {
+			strbuf_addf(out, "\\x%02x", c);
+		} else if (c == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {
+			strbuf_addf(out, "\\u%04x", (unsigned)p[1]); /* C1 control, e.g. CSI */
+			p++;
+		} else if (c == 0xe2 && (p[1] == 0x80 && p[2] >= 0xaa && p[2] <= 0xae)) {
+			strbuf_addf(out, "\\u%04x", 0x2000u + (unsigned)(p[2] - 0x80)); /* U+202A..202E */
+			p += 2;
+		} else if (c == 0xe2 && (p[1] == 0x81 && p[2] >= 0xa6 && p[2] <= 0xa9)) {
+			strbuf_addf(out, "\\u%04x", 0x2040u + (unsigned)(p[2] - 0x80)); /* U+2066..2069 */
+			p += 2;
+		} else {
+			strbuf_addch(out, (char)c);
+		}
+		p++;
+	}
+}
+
 static int by_count(const void *a, const void *b)
 {
 	const struct group *x = a, *y = b;
@@ -94,12 +130,22 @@ int report_build(struct store *st, struct index *idx, int64_t since, int json, s
 			    c.total, c.n);
 		for (size_t i = 0; i < c.n; i++) {
 			struct group *g = &c.groups[i];
-			strbuf_addf(out, "%5zu  [%s]  \"%s\"", g->count, g->terms, g->examples[0]);
-			if (g->best)
-				strbuf_addf(out, "  (closest entry: %s, %.2f)", g->best, g->conf_sum / (double)g->count);
+			strbuf_addf(out, "%5zu  [", g->count);
+			add_shown(out, g->terms);
+			strbuf_addstr(out, "]  \"");
+			add_shown(out, g->examples[0]);
+			strbuf_addch(out, '"');
+			if (g->best) {
+				strbuf_addstr(out, "  (closest entry: ");
+				add_shown(out, g->best);
+				strbuf_addf(out, ", %.2f)", g->conf_sum / (double)g->count);
+			}
 			strbuf_addch(out, '\n');
-			for (size_t k = 1; k < g->n_examples; k++)
-				strbuf_addf(out, "         \"%s\"\n", g->examples[k]);
+			for (size_t k = 1; k < g->n_examples; k++) {
+				strbuf_addstr(out, "         \"");
+				add_shown(out, g->examples[k]);
+				strbuf_addstr(out, "\"\n");
+			}
 		}
 	}
 	for (size_t i = 0; i < c.n; i++) {

@@ -637,7 +637,7 @@ int store_unanswered_add(struct store *s, const char *transport, const char *cha
 	static const char sql[] = "INSERT INTO unanswered(at, transport, chat, text, best, confidence)"
 				  " VALUES(?1, ?2, ?3, ?4, ?5, ?6)";
 	char hashed[24];
-	snprintf(hashed, sizeof(hashed), "%016llx", (unsigned long long)hash_bytes(chat, strlen(chat)));
+	snprintf(hashed, sizeof(hashed), "%016llx", (unsigned long long)hash_private(chat, strlen(chat)));
 	sqlite3_stmt *st = stmt(s, sql);
 	sqlite3_bind_int64(st, 1, now);
 	bind_str(st, 2, transport);

@@ -28,18 +28,12 @@ struct strmap {
 	size_t arena_len, arena_alloc;
 };
 
-/* FNV-1a followed by murmur3's 64-bit finalizer: FNV alone leaves the low
- * bits (the ones the mask keeps) clustered for keys that differ by one
- * letter, such as the typo index's deletions, and linear probing then
- * degrades badly. */
+/* SipHash-1-3 under the process-wide key (util.h): some maps are keyed
+ * by what chat users send (the stem cache, flood and rate buckets), and an
+ * unkeyed hash would let them aim every key at one probe chain. */
 static uint64_t key_hash(const char *key, size_t len)
 {
-	uint64_t h = hash_bytes(key, len);
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdULL;
-	h ^= h >> 33;
-	h *= 0xc4ceb9fe1a85ec53ULL;
-	h ^= h >> 33;
+	uint64_t h = hash_keyed(key, len);
 	return h ? h : 1;
 }
 
@@ -130,12 +124,33 @@ uint32_t strmap_put(struct strmap *m, const char *key, size_t len, uint32_t valu
 	return value;
 }
 
+static int by_offset(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return (x > y) - (x < y);
+}
+
+/* Slot indexes sorted by key offset, which is insertion order: what is
+ * built from a map does not change from run to run, whatever the hash key.
+ * O(n log n), for the few walks made while an index is built.  Each entry
+ * packs (offset, slot index) so one sort orders both. */
 void strmap_foreach(const struct strmap *m, void (*fn)(const char *key, uint32_t value, void *arg),
 		    void *arg)
 {
+	uint32_t(*order)[2] = xmalloc((m->count + 1) * 2 * sizeof(uint32_t));
+	size_t n = 0;
 	for (size_t i = 0; i <= m->mask; i++)
-		if (m->slots[i].hash)
-			fn(m->arena + m->slots[i].off, m->slots[i].value, arg);
+		if (m->slots[i].hash) {
+			order[n][0] = m->slots[i].off;
+			order[n][1] = (uint32_t)i;
+			n++;
+		}
+	qsort(order, n, 2 * sizeof(uint32_t), by_offset);
+	for (size_t i = 0; i < n; i++) {
+		const struct slot *s = &m->slots[order[i][1]];
+		fn(m->arena + s->off, s->value, arg);
+	}
+	free(order);
 }
 
 size_t strmap_count(const struct strmap *m)

@@ -31,6 +31,7 @@
 #define INBOX_PER_TICK 200       /* rows processed before yielding to the network */
 #define CALLBACK_MAX_AGE_MS 15000 /* answerCallbackQuery is useless after this */
 #define POLL_SLACK_MS 15000      /* curl timeout = long-poll timeout + this */
+#define POLL_LIMIT 100           /* getUpdates batch size, the API's maximum */
 
 enum phase { PH_GETME, PH_WEBHOOK, PH_DELETE_WEBHOOK, PH_RUN, PH_FAILED };
 
@@ -56,6 +57,8 @@ struct tg {
 	int64_t poll_after;
 	unsigned poll_fail;
 	int64_t offset;          /* next getUpdates offset, -1 = none yet */
+	int poll_limit;          /* getUpdates limit now: POLL_LIMIT, less after an oversized answer */
+	int poll_big;            /* limit 1 still too big: the single update gets HTTP_SINGLE_MAX_BODY */
 	int64_t last_poll_ok;
 	int64_t started_at;
 
@@ -77,19 +80,27 @@ static void api_url(struct tg *tg, const char *method, struct strbuf *url)
 	strbuf_addf(url, "%s/bot%s/%s", tg->api_url, tg->token, method);
 }
 
-static int call(struct tg *tg, const char *method, const char *body, long timeout_ms,
-		http_done_fn done, void *arg)
+/* Starts a Bot API call whose answer may be max_body bytes (0: the default
+ * cap). */
+static int call_capped(struct tg *tg, const char *method, const char *body, long timeout_ms,
+		       size_t max_body, http_done_fn done, void *arg)
 {
 	struct strbuf url = STRBUF_INIT;
 	api_url(tg, method, &url);
 	struct http_req req = { "POST", url.buf, body ? body : "{}", body ? strlen(body) : 2, NULL,
-				timeout_ms, 0, done, arg };
+				timeout_ms, max_body, done, arg };
 	char err[256];
 	int rc = http_start(tg->http, &req, err, sizeof(err));
 	if (rc < 0)
 		log_error("http_error", "transport=" T " method=%s error=%s", method, log_q(err));
 	strbuf_release(&url);
 	return rc;
+}
+
+static int call(struct tg *tg, const char *method, const char *body, long timeout_ms,
+		http_done_fn done, void *arg)
+{
+	return call_capped(tg, method, body, timeout_ms, 0, done, arg);
 }
 
 /* Parses a Bot API reply.  Returns the root object (caller decrefs) with
@@ -116,11 +127,13 @@ static json_t *parse_reply(const struct http_response *r, int *ok, long *code, c
 	return root;
 }
 
+/* The server's wait in seconds, -1 when it gave none; the caller clamps it
+ * (http_clamp_wait_ms): it is the server's number, not ours. */
 static long retry_after(json_t *root, const struct http_response *r)
 {
 	json_t *p = json_object_get(json_object_get(root, "parameters"), "retry_after");
 	if (json_is_integer(p) && json_integer_value(p) >= 0)
-		return (long)json_integer_value(p);
+		return json_integer_value(p) > 86400 ? 86400 : (long)json_integer_value(p);
 	return r->retry_after_s;
 }
 
@@ -171,7 +184,7 @@ static void enter_run(struct tg *tg)
 		log_warn("ambiguous_resend", "transport=" T " rows=%d reason=%s", n,
 			 log_q("sends interrupted by a stop; sending them again"));
 	tg->phase = PH_RUN;
-	log_info("started", "transport=" T " bot=@%s", tg->username);
+	log_info("started", "transport=" T " bot=%s", log_q(tg->username));
 }
 
 static void getme_done(void *arg, struct http_response *r)
@@ -189,7 +202,7 @@ static void getme_done(void *arg, struct http_response *r)
 		free(tg->username);
 		tg->username = xstrdup(json_string_value(json_object_get(res, "username")));
 		if (!json_is_true(json_object_get(res, "can_read_all_group_messages")))
-			log_info("privacy_mode", "transport=" T " bot=@%s note=%s", tg->username,
+			log_info("privacy_mode", "transport=" T " bot=%s note=%s", log_q(tg->username),
 				 log_q("in groups the bot only sees commands, replies to it and mentions"));
 		tg->phase = PH_WEBHOOK;
 		tg->start_fail = 0;
@@ -488,7 +501,9 @@ static void handle_message(struct tg *tg, json_t *msg, int64_t now)
 		char key[96];
 		snprintf(key, sizeof(key), "%s:%lld", chat,
 			 (long long)json_integer_value(json_object_get(from, "id")));
-		int v = (int)flood_check(tg->flood, key, now);
+		/* counted at the time it was sent: a backlog is not a flood */
+		int v = (int)flood_check(tg->flood, key, date > 0 && date < INT64_MAX / 1000 ? date * 1000 : 0,
+					 now);
 		if (v)
 			log_warn("flood", "transport=" T " chat=%s user=%lld verdict=%s", chat,
 				 (long long)json_integer_value(json_object_get(from, "id")),
@@ -592,10 +607,10 @@ static void handle_member(struct tg *tg, json_t *m)
 	if (!strcmp(status, "kicked") || !strcmp(status, "left")) {
 		int n = store_outbox_drop_chat(tg->store, T, chat);
 		store_chat_set_disabled(tg->store, T, chat, 1);
-		log_info("chat_left", "transport=" T " chat=%s status=%s dropped=%d", chat, status, n);
+		log_info("chat_left", "transport=" T " chat=%s status=%s dropped=%d", chat, log_q(status), n);
 	} else {
 		store_chat_set_disabled(tg->store, T, chat, 0);
-		log_info("chat_joined", "transport=" T " chat=%s status=%s", chat, status);
+		log_info("chat_joined", "transport=" T " chat=%s status=%s", chat, log_q(status));
 	}
 }
 
@@ -632,10 +647,74 @@ static void pump(struct tg *tg, int64_t now);
 
 /* ==== Polling ==== */
 
+/* The update_id of the first update in a (truncated) getUpdates answer,
+ * or -1: Telegram writes it first in each update. */
+static int64_t first_update_id(const struct strbuf *body)
+{
+	const char *p = body->buf ? strstr(body->buf, "\"update_id\":") : NULL;
+	if (!p)
+		return -1;
+	p += 12;
+	while (*p == ' ')
+		p++;
+	char *end;
+	long long id = strtoll(p, &end, 10);
+	return end != p && id >= 0 && id < INT64_MAX ? (int64_t)id : -1;
+}
+
+/* A getUpdates answer over the body cap: asking again for the same batch
+ * would fail the same way forever, so ask for fewer updates (halving the
+ * limit down to 1), then for the single update with a larger cap, and only
+ * then skip that one update, with an error line and a counted loss. */
+static void poll_oversized(struct tg *tg, const struct http_response *r, int64_t now)
+{
+	metrics_inc("faqbot_errors_total", "transport=\"" T "\",kind=\"poll_oversized\"");
+	tg->poll_after = now;
+	if (tg->poll_limit > 1) {
+		tg->poll_limit /= 2;
+		log_warn("poll_oversized", "transport=" T " error=%s body_limit=%u next_limit=%d note=%s",
+			 log_q("the response was larger than the limit"), HTTP_DEFAULT_MAX_BODY,
+			 tg->poll_limit, log_q("asking for fewer updates at once"));
+		return;
+	}
+	if (!tg->poll_big) {
+		tg->poll_big = 1;
+		log_warn("poll_oversized", "transport=" T " error=%s next_limit=1 body_limit=%u note=%s",
+			 log_q("the response was larger than the limit"), HTTP_SINGLE_MAX_BODY,
+			 log_q("one update is larger than the usual limit"));
+		return;
+	}
+	int64_t id = first_update_id(&r->body);
+	if (id < 0 || id < tg->offset) {
+		tg->poll_after = now + (int64_t)http_backoff_ms(tg->poll_fail++);
+		log_error("poll_failed", "transport=" T " error=%s", log_q("one update is larger than "
+			  "16 MB and its id cannot be read; retrying later"));
+		return;
+	}
+	char off[32];
+	chat_key((json_int_t)id + 1, off, sizeof(off));
+	if (store_begin(tg->store) < 0 || store_kv_set(tg->store, "telegram.offset", off) < 0 ||
+	    store_commit(tg->store) < 0) {
+		store_rollback(tg->store);
+		log_error("store_error", "transport=" T " note=%s", log_q("could not skip the update; will retry"));
+		tg->poll_after = now + (int64_t)http_backoff_ms(tg->poll_fail++);
+		return;
+	}
+	tg->offset = id + 1;
+	tg->poll_big = 0;
+	metrics_inc("faqbot_updates_lost_total", "transport=\"" T "\",reason=\"too_large\"");
+	log_error("update_skipped", "transport=" T " update_id=%lld reason=%s", (long long)id,
+		  log_q("a single update is larger than 16 MB; it cannot be read and is skipped"));
+}
+
 static void poll_done(void *arg, struct http_response *r)
 {
 	struct tg *tg = arg;
 	tg->polling = 0;
+	if (r->truncated) {
+		poll_oversized(tg, r, wall_ms());
+		return;
+	}
 	int ok;
 	long code;
 	const char *desc;
@@ -671,6 +750,9 @@ static void poll_done(void *arg, struct http_response *r)
 		}
 		tg->last_poll_ok = now;
 		tg->poll_fail = 0;
+		tg->poll_big = 0;
+		if (json_array_size(res) < (size_t)tg->poll_limit)
+			tg->poll_limit = POLL_LIMIT; /* the backlog is read: full batches again */
 		metrics_inc("faqbot_polls_total", "transport=\"" T "\"");
 		metrics_add("faqbot_poll_seconds_total", "transport=\"" T "\"", (double)r->elapsed_ms / 1000.0);
 		if (added)
@@ -689,7 +771,7 @@ static void poll_done(void *arg, struct http_response *r)
 			 "getUpdates request); run only one faqbot per bot token");
 	} else {
 		long ra = code == 429 ? retry_after(root, r) : -1;
-		uint64_t wait = ra >= 0 ? (uint64_t)ra * 1000 : http_backoff_ms(tg->poll_fail++);
+		uint64_t wait = ra >= 0 ? (uint64_t)http_clamp_wait_ms(ra, 1000) : http_backoff_ms(tg->poll_fail++);
 		tg->poll_after = now + (int64_t)wait;
 		metrics_inc("faqbot_errors_total", "transport=\"" T "\",kind=\"poll\"");
 		log_warn("poll_failed", "transport=" T " status=%ld error=%s retry_in_ms=%llu", code,
@@ -708,10 +790,12 @@ static void poll_start(struct tg *tg)
 	}
 	char body[256];
 	snprintf(body, sizeof(body),
-		 "{\"offset\":%lld,\"limit\":100,\"timeout\":%ld,"
+		 "{\"offset\":%lld,\"limit\":%d,\"timeout\":%ld,"
 		 "\"allowed_updates\":[\"message\",\"callback_query\",\"my_chat_member\"]}",
-		 (long long)tg->offset, tg->o.poll_timeout_s);
-	if (call(tg, "getUpdates", body, tg->o.poll_timeout_s * 1000 + POLL_SLACK_MS, poll_done, tg) == 0)
+		 (long long)tg->offset, tg->poll_limit, tg->o.poll_timeout_s);
+	size_t cap = tg->poll_limit == 1 && tg->poll_big ? HTTP_SINGLE_MAX_BODY : 0;
+	if (call_capped(tg, "getUpdates", body, tg->o.poll_timeout_s * 1000 + POLL_SLACK_MS, cap, poll_done,
+			tg) == 0)
 		tg->polling = 1;
 	else
 		tg->poll_after = wall_ms() + (int64_t)http_backoff_ms(tg->poll_fail++);
@@ -807,7 +891,7 @@ static void send_done(void *arg, struct http_response *r)
 			 row->chat, row->trigger, row->part, code, log_q(desc));
 	} else if (code == 429) {
 		long ra = retry_after(root, r);
-		int64_t wait = ra >= 0 ? ra * 1000 : (int64_t)http_backoff_ms((unsigned)(row->attempts > 0 ? row->attempts - 1 : 0));
+		int64_t wait = ra >= 0 ? http_clamp_wait_ms(ra, 1000) : (int64_t)http_backoff_ms((unsigned)(row->attempts > 0 ? row->attempts - 1 : 0));
 		store_chat_park(tg->store, T, row->chat, now + wait);
 		sender_retry_later(row, now, wait);
 		log_warn("rate_limited", "transport=" T " chat=%s retry_after_s=%ld", row->chat, ra);
@@ -1004,6 +1088,7 @@ struct transport *tg_new(const struct tg_options *o, struct bot *bot, struct sto
 	tg->store = store;
 	tg->http = http;
 	tg->offset = -1;
+	tg->poll_limit = POLL_LIMIT;
 	tg->started_at = wall_ms();
 	tg->global = (struct bucket){ 25, tg->started_at };
 	tg->chat_bucket = strmap_new(1024);

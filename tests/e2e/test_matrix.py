@@ -283,6 +283,115 @@ class Delivery(MatrixCase):
         self.assertEqual(b.stop(), 0)
 
 
+class Oversize(MatrixCase):
+    def test_oversized_backlog_shrinks_sync_and_messages(self):
+        # 180 events of about 45 KB in two group rooms (not addressed to the
+        # bot), then a question in a direct room behind them
+        big_a = self.fake.create_room([ALICE, BOB])
+        big_b = self.fake.create_room([ALICE, BOB])
+        dm = self.fake.create_room([ALICE])
+        b = self.bot()
+        self.started(b)
+        b.stop()
+        blob = "x" * 45000
+        for i in range(120):
+            self.fake.user_message(big_a, BOB, f"{i} {blob}")
+        for i in range(60):
+            self.fake.user_message(big_b, BOB, f"{i} {blob}")
+        q = self.fake.user_message(dm, ALICE, "combien ça coûte ?")
+        b = self.bot()
+        self.assertTrue(self.fake.wait(lambda: self.fake.replies_to(dm, q), 60), b.logs()[-3000:])
+        logs = b.logs()
+        self.assertIn("event=oversized transport=matrix request=sync", logs)
+        self.assertIn("event=oversized transport=matrix request=messages", logs)
+        self.assertNotIn("gap_truncated", logs)
+        syncs = [r[3].get("filter", "") for r in self.fake.requests if r[2].endswith("/sync")]
+        self.assertTrue(any(f.startswith("{") for f in syncs))      # a tighter inline filter
+        pages = [int(r[3]["limit"]) for r in self.fake.requests if r[2].endswith("/messages")]
+        self.assertTrue(pages and min(pages) < 100, pages)
+        # every event of the backlog reached the inbox: none skipped
+        self.assertTrue(self.fake.wait(lambda: not [r[3].get("filter", "") for r in self.fake.requests
+                                                    if r[2].endswith("/sync")][-1].startswith("{"), 10))
+        self.assertEqual(b.stop(), 0)
+
+    def test_failed_gap_fill_frees_its_events(self):
+        dm = self.fake.create_room([ALICE])
+        b = self.bot(FAQBOT_FLOOD_MAX=0)
+        self.started(b)
+        b.stop()
+        qs = [self.fake.user_message(dm, ALICE, f"combien ça coûte ? ({i})") for i in range(8)]
+        self.fake.fault("sync", "limited", keep=2)
+        self.fake.fault("messages", "status", status=500, errcode="M_UNKNOWN")
+        b = self.bot(FAQBOT_FLOOD_MAX=0)
+        self.assertTrue(self.fake.wait(lambda: all(self.fake.replies_to(dm, q) for q in qs), 30))
+        # under AddressSanitizer a leaked gap makes the exit status 86
+        self.assertEqual(b.stop(), 0)
+
+
+class Waits(MatrixCase):
+    def test_429_holds_the_account_not_one_room(self):
+        r1 = self.fake.create_room([ALICE])
+        r2 = self.fake.create_room([BOB])
+        b = self.bot()
+        self.started(b)
+        self.fake.fault("send", "status", status=429, errcode="M_LIMIT_EXCEEDED", retry_after_ms=2000)
+        q1 = self.fake.user_message(r1, ALICE, "combien ça coûte ?")
+        self.assertTrue(self.fake.wait(lambda: any("/send/" in r[2] for r in self.fake.requests), 10))
+        t0 = [r[0] for r in self.fake.requests if "/send/" in r[2]][0]
+        q2 = self.fake.user_message(r2, BOB, "combien ça coûte ?")     # the other busy room
+        self.assertTrue(self.fake.wait(lambda: self.fake.replies_to(r1, q1) and
+                                       self.fake.replies_to(r2, q2), 20))
+        sends = [r[0] for r in self.fake.requests if "/send/" in r[2]]
+        self.assertFalse([t for t in sends[1:] if t < t0 + 1.8], "a send during the account's wait")
+        self.assertIn("rate_limited", b.logs())
+        b.stop()
+
+    def test_server_waits_are_clamped(self):
+        dm = self.fake.create_room([ALICE])
+        other = self.fake.create_room([BOB])
+        b = self.bot()
+        self.started(b)
+        # a negative wait: no hot loop, at least a second between tries
+        self.fake.fault("send", "status", times=3, status=429, errcode="M_LIMIT_EXCEEDED",
+                        retry_after_ms=-1000)
+        q = self.fake.user_message(dm, ALICE, "combien ça coûte ?")
+        self.assertTrue(self.fake.wait(lambda: self.fake.replies_to(dm, q), 20))
+        tries = [r[0] for r in self.fake.requests if "/send/" in r[2]]
+        self.assertEqual(len(tries), 4)
+        self.assertTrue(all(b2 - a >= 0.9 for a, b2 in zip(tries, tries[1:])), tries)
+        # a wait past any bound (and past a signed 64-bit product): one hour
+        self.fake.fault("send", "status", status=429, errcode="M_LIMIT_EXCEEDED",
+                        retry_after_header="99999999999999999999")
+        self.fake.user_message(other, BOB, "combien ça coûte ?")
+        self.assertTrue(self.fake.wait(lambda: "retry_in_ms=3600000" in b.logs(), 10), b.logs()[-2000:])
+        time.sleep(0.5)
+        self.assertIsNone(b.proc.poll())
+        self.assertEqual(b.stop(), 0)
+
+    def test_backlog_after_downtime_is_not_a_flood(self):
+        dm = self.fake.create_room([ALICE])
+        b = self.bot()
+        self.started(b)
+        b.stop()
+        now = time.time()
+        qs = [self.fake.user_message(dm, ALICE, f"combien ça coûte ? ({i})", ts=now - 3600 + i * 60)
+              for i in range(12)]
+        b = self.bot(FAQBOT_FLOOD_MAX=10, FAQBOT_FLOOD_WINDOW=30)
+        self.assertTrue(self.fake.wait(lambda: all(self.fake.replies_to(dm, q) for q in qs), 30))
+        texts = [self.fake.replies_to(dm, q)[0]["content"]["body"] for q in qs]
+        self.assertEqual(texts, ["Le ticket d'entrée est modeste."] * 12)
+        self.assertNotIn("event=flood", b.logs())
+        b.stop()
+
+    def test_server_fields_are_quoted(self):
+        b = self.bot()
+        self.started(b)
+        self.fake.fault("sync", "status", status=500, errcode="M_X forged=1\nlevel=error", error="e")
+        self.assertTrue(self.fake.wait(lambda: "sync_failed" in b.logs(), 10))
+        self.assertIn('errcode="M_X forged=1\\nlevel=error"', b.logs())
+        b.stop()
+
+
 class BothTransports(MatrixCase):
     def test_one_process_serves_telegram_and_matrix(self):
         from telegram import TOKEN, FakeTelegram

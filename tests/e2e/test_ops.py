@@ -216,6 +216,113 @@ class Ops(unittest.TestCase):
         self.assertEqual(p.returncode, 1)
         self.assertIn("metrics are only served on this machine", p.stderr)
 
+    def metrics_port(self):
+        import socket
+        with socket.socket() as sk:
+            sk.bind(("127.0.0.1", 0))
+            return sk.getsockname()[1]
+
+    def test_metrics_clients_never_stall_replies(self):
+        import socket
+        import urllib.request
+        port = self.metrics_port()
+        self.restart(FAQBOT_METRICS_ADDRESS=f"127.0.0.1:{port}")
+        self.ask()
+        idle = []
+        for _ in range(40):                          # connect and say nothing
+            s = socket.create_connection(("127.0.0.1", port), timeout=5)
+            idle.append(s)
+        slow = socket.create_connection(("127.0.0.1", port), timeout=5)
+        slow.sendall(b"GET /metr")                   # half a request, never finished
+        idle.append(slow)
+        try:
+            worst = 0.0
+            for q in ("combien coûte la souscription ?", "quel est le prix"):
+                t0 = time.time()
+                self.ask(q)
+                worst = max(worst, time.time() - t0)
+            # the old endpoint read each client for up to 200 ms in turn: seconds here
+            self.assertLess(worst, 1.0)
+            print(f"\n  metrics: 40 idle + 1 slow client, reply in {worst * 1000:.0f} ms", file=sys.stderr)
+            time.sleep(0.5)
+            self.assertIsNone(self.b.proc.poll())
+        finally:
+            for s in idle:
+                s.close()
+        # the endpoint still answers once the idle clients are gone
+        end = time.time() + 10
+        while True:
+            try:
+                text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+                break
+            except OSError:
+                if time.time() > end:
+                    raise
+                time.sleep(0.2)
+        self.assertIn('faqbot_questions_total{transport="telegram"} 3', text)
+
+    def test_metrics_address_is_parsed_strictly(self):
+        self.b.stop()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FAQBOT_")}
+        env.update({k: str(v) for k, v in self.b.env.items()})
+        for bad in ("127.1:9464", "127.0.0.01:9464", "127.0.0.256:9464", "127.0.0.1:9464 "):
+            env["FAQBOT_METRICS_ADDRESS"] = bad
+            p = subprocess.run([FAQBOT, "run"], env=env, capture_output=True, text=True, timeout=30)
+            self.assertEqual(p.returncode, 1, bad)
+            self.assertIn("faqbot: metrics_address:", p.stderr, bad)
+            self.assertNotIn("event=started", p.stderr, bad)
+
+    def test_state_permissions_fixed_at_every_start(self):
+        self.ask()
+        self.b.stop()
+        db = os.path.join(self.state, "faqbot.db")
+        os.chmod(self.state, 0o755)
+        os.chmod(db, 0o644)
+        stray = os.path.join(self.state, "notes.txt")
+        with open(stray, "w") as f:
+            f.write("x")
+        os.chmod(stray, 0o664)
+        self.restart()
+        self.assertEqual(self.ask(), "Dix euros.")
+        self.assertEqual(os.stat(self.state).st_mode & 0o777, 0o700)
+        for name in os.listdir(self.state):
+            mode = os.stat(os.path.join(self.state, name)).st_mode & 0o777
+            self.assertEqual(mode & 0o077, 0, f"{name} is {oct(mode)}")
+        self.assertIn("event=permissions_fixed", self.b.logs())
+        key = os.path.join(self.state, "hash.key")
+        self.assertEqual(os.stat(key).st_mode & 0o777, 0o600)
+        self.assertEqual(os.path.getsize(key), 16)
+
+    def test_unanswered_chats_are_keyed_pseudonyms(self):
+        import sqlite3
+        self.ask("comment renouveler mon passeport ?")
+        self.ask("quel temps fait-il ?")
+        self.b.stop()
+
+        def fnv(s):
+            h = 1469598103934665603
+            for c in s.encode():
+                h = ((h ^ c) * 1099511628211) & 0xFFFFFFFFFFFFFFFF
+            return f"{h:016x}"
+        db = sqlite3.connect(os.path.join(self.state, "faqbot.db"))
+        chats = [r[0] for r in db.execute("SELECT chat FROM unanswered")]
+        db.close()
+        self.assertEqual(len(chats), 2)
+        self.assertEqual(chats[0], chats[1])               # one chat, one pseudonym
+        self.assertNotEqual(chats[0], fnv(str(self.chat)))  # not the unkeyed hash of the id
+        self.assertNotIn(str(self.chat), chats[0])
+
+    def test_report_shows_chat_text_escaped(self):
+        self.ask("comment \x1b[2J\x1b[31mrenouveler\x1b[0m\n   9999  [forged]  \"line\"\r\u202e ?")
+        rc, out, err = self.run_cli("report")
+        self.assertEqual(rc, 0, err)
+        self.assertNotIn("\x1b", out)
+        self.assertNotIn("\r", out)
+        self.assertNotIn("\u202e", out)
+        self.assertEqual(len(out.splitlines()), 2, out)   # the header and one group: no forged line
+        self.assertIn("\\x1b[2J", out)
+        self.assertIn("\\n   9999  [forged]  \\\"line\\\"\\r\\u202e", out)
+
     def test_admin_chat_hears_about_a_broken_edit(self):
         self.restart(FAQBOT_ADMIN_TELEGRAM_CHAT="4242")
         self.ask()

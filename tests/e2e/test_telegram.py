@@ -243,7 +243,74 @@ class Errors(TelegramCase):
         b.stop()
 
 
+class Oversize(TelegramCase):
+    def test_oversized_backlog_shrinks_the_batch(self):
+        # 100 queued group messages of 4,096 Cyrillic characters, each a reply
+        # to another such message: about 49 KB each as JSON, 4.9 MB a batch
+        long_text = ("Приветмир" * 500)[:4096]
+        now = int(time.time())
+        for i in range(100):
+            self.fake.push_update({"message": {
+                "message_id": i + 1, "date": now, "chat": {"id": -100777, "type": "supergroup"},
+                "from": {"id": 5000 + i, "is_bot": False, "first_name": "U"}, "text": long_text,
+                "reply_to_message": {"message_id": 1, "date": now,
+                                     "chat": {"id": -100777, "type": "supergroup"},
+                                     "from": {"id": 4999, "is_bot": False, "first_name": "V"},
+                                     "text": long_text}}})
+        self.fake.user_message(60, "combien ça coûte ?")   # a question behind them
+        b = self.bot()
+        self.assertEqual(self.answer_in(60, timeout=30)[0]["text"], "Le ticket d'entrée est modeste.")
+        self.assertIn("event=poll_oversized", b.logs())
+        limits = [p.get("limit") for _, m, p in self.fake.requests if m == "getUpdates"]
+        self.assertIn(50, limits)
+        self.assertTrue(self.fake.wait(lambda: [p.get("limit") for _, m, p in self.fake.requests
+                                                if m == "getUpdates"][-1] == 100, 10))  # restored
+        b.stop()
+
+
+    def test_one_update_over_16_mb_is_skipped_and_counted(self):
+        huge = "ж" * (3 << 20)                            # 18 MB as JSON
+        uid = self.fake.push_update({"message": {
+            "message_id": 1, "date": int(time.time()), "chat": {"id": -100778, "type": "supergroup"},
+            "from": {"id": 5001, "is_bot": False, "first_name": "U"}, "text": huge}})
+        self.fake.user_message(61, "combien ça coûte ?")
+        b = self.bot()
+        self.assertEqual(self.answer_in(61, timeout=60)[0]["text"], "Le ticket d'entrée est modeste.")
+        self.assertIn(f"event=update_skipped transport=telegram update_id={uid}", b.logs())
+        limits = [p.get("limit") for _, m, p in self.fake.requests if m == "getUpdates"]
+        self.assertEqual(limits[:8], [100, 50, 25, 12, 6, 3, 1, 1])
+        b.stop()
+
+
+class Logs(TelegramCase):
+    def test_server_fields_are_quoted(self):
+        forged = "faqtestbot\nlevel=error event=forged"
+        orig = self.fake.m_getMe
+
+        def get_me(p):
+            status, body = orig(p)
+            body["result"]["username"] = forged
+            return status, body
+        self.fake.m_getMe = get_me
+        b = self.bot()
+        self.assertTrue(self.fake.wait(lambda: "event=started" in b.logs(), 10))
+        self.assertIn('bot="faqtestbot\\nlevel=error event=forged"', b.logs())
+        self.assertFalse([ln for ln in b.logs().splitlines() if ln.startswith("level=error event=forged")])
+        b.stop()
+
+
 class Limits(TelegramCase):
+    def test_backlog_after_downtime_is_not_a_flood(self):
+        # 12 questions from one user sent a minute apart while the bot was down
+        now = time.time()
+        for i in range(12):
+            self.fake.user_message(74, "combien ça coûte ?", date=now - 3600 + i * 60)
+        b = self.bot(FAQBOT_FLOOD_MAX=10, FAQBOT_FLOOD_WINDOW=30)
+        texts = [m["text"] for m in self.answer_in(74, 12, timeout=30)]
+        self.assertEqual(texts, ["Le ticket d'entrée est modeste."] * 12)
+        self.assertNotIn("event=flood", b.logs())
+        b.stop()
+
     def test_flood_gets_one_notice_then_silence(self):
         b = self.bot(FAQBOT_FLOOD_MAX=3, FAQBOT_FLOOD_WINDOW=60)
         for _ in range(5):

@@ -19,6 +19,8 @@ send, sync, join, login, whoami, messages:
   unknown_token  401 M_UNKNOWN_TOKEN (soft_logout=True/False); the token dies
   drop, drop_after, truncated, slow  as in the Telegram fake
   limited        (sync) return only the last `keep` events, limited: true
+/sync honours the filter's room.timeline.limit, whether the filter is an id
+from /user/{id}/filter or inline JSON (filter={...}).
 """
 import json
 import re
@@ -163,7 +165,7 @@ class FakeMatrix(Waiting):
             self.lock.notify_all()
 
     def user_message(self, room, sender, body, mentions=None, reply_to=None, thread=None,
-                     msgtype="m.text", content=None):
+                     msgtype="m.text", content=None, ts=None):
         c = {"msgtype": msgtype, "body": body}
         if mentions is not None:
             c["m.mentions"] = {"user_ids": mentions}
@@ -174,8 +176,9 @@ class FakeMatrix(Waiting):
             c["m.relates_to"] = {"m.in_reply_to": {"event_id": reply_to}}
         if content:
             c.update(content)
+        extra = {"origin_server_ts": int(ts * 1000)} if ts is not None else {}
         with self.lock:
-            return self._event(room, sender, "m.room.message", c)["event_id"]
+            return self._event(room, sender, "m.room.message", c, **extra)["event_id"]
 
     def encrypted_message(self, room, sender):
         with self.lock:
@@ -331,7 +334,22 @@ class FakeMatrix(Waiting):
         return {"timeline": timeline, "state": {"events": []},
                 "summary": {"m.joined_member_count": len(r["members"])}}
 
+    def timeline_limit(self, q):
+        """The room.timeline.limit of the request's filter (an id or inline JSON)."""
+        spec = q.get("filter") or ""
+        try:
+            if spec.startswith("{"):
+                flt = json.loads(spec)
+            elif re.match(r"^f\d+$", spec):
+                flt = self.filters[int(spec[1:]) - 1]
+            else:
+                flt = {}
+            return int(((flt.get("room") or {}).get("timeline") or {}).get("limit", 50))
+        except (ValueError, IndexError, AttributeError):
+            return 50
+
     def r_sync(self, dev, args, q, b, f):
+        limit = self.timeline_limit(q)
         since = int(q["since"][1:]) if q.get("since") else None
         timeout = int(q.get("timeout", "0")) / 1000.0
         end = time.time() + timeout
@@ -343,7 +361,7 @@ class FakeMatrix(Waiting):
             for rid, r in self.rooms.items():
                 if BOT in r["members"] and (since is None or any(p > s for p, _ in r["events"])):
                     keep = f["keep"] if f and f["kind"] == "limited" else None
-                    join[rid] = self._room_view(rid, s, 50, keep)
+                    join[rid] = self._room_view(rid, s, limit, keep)
                     for e in join[rid]["timeline"]["events"]:
                         if e["sender"] == BOT and e.get("_device") == dev:
                             e["unsigned"] = {"transaction_id": e["_txn"]}

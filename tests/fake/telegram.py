@@ -153,7 +153,7 @@ class FakeTelegram(Waiting):
 
     def push_update(self, upd):
         with self.lock:
-            upd["update_id"] = self.next_update_id
+            upd = {"update_id": self.next_update_id, **upd}  # first, as Telegram writes it
             self.next_update_id += 1
             self.updates.append(upd)
             self.lock.notify_all()

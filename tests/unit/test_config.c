@@ -73,7 +73,7 @@ static void errors_name_the_key_and_the_place(void **state)
 {
 	(void)state;
 	clear_env();
-	const char *f = write_tmp("telegarm_token = x\ntelegram_cooldown = soon\nno equals sign\n"
+	const char *f = write_tmp("telegarm_token = x\ntelegram_cooldown = soon\n7714526301:AAF-pasted-SECRET\n"
 				  "telegram_group_mode = sometimes\ntelegram_api_url = ftp://x\n");
 	setenv("FAQBOT_TELEGRAM_TOKEN_FILE", "/nonexistent/secret", 1);
 	struct config c;
@@ -86,6 +86,7 @@ static void errors_name_the_key_and_the_place(void **state)
 	assert_non_null(strstr(e.buf, want));
 	snprintf(want, sizeof(want), "%s:3: expected \"key = value\"", f);
 	assert_non_null(strstr(e.buf, want));
+	assert_null(strstr(e.buf, "SECRET")); /* a line without = is never echoed */
 	assert_non_null(strstr(e.buf, "telegram_group_mode: \"sometimes\" is not one of addressed|all"));
 	assert_non_null(strstr(e.buf, "telegram_api_url: \"ftp://x\" is not a web address"));
 	assert_non_null(strstr(e.buf, "FAQBOT_TELEGRAM_TOKEN_FILE: telegram_token_file: cannot read /nonexistent/secret"));

@@ -1,4 +1,5 @@
-/* Unit tests for the log and HTTP helpers (src/log.c, src/http.c). */
+/* Unit tests for the edges: log, HTTP, flood limit, metrics address, keyed
+ * hash (src/log.c, src/http.c, src/flood.c, src/metrics.c, src/util.c). */
 #define _POSIX_C_SOURCE 200809L
 #include <setjmp.h>
 #include <stdarg.h>
@@ -6,6 +7,9 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
+#include <limits.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +19,9 @@
 #include "flood.h"
 #include "http.h"
 #include "log.h"
+#include "metrics.h"
+#include "strmap.h"
+#include "util.h"
 
 /* Runs fn with stderr captured; returns what it printed (static). */
 static const char *capture(void (*fn)(void))
@@ -112,17 +119,17 @@ static void flood_window_notice_then_silence(void **state)
 	(void)state;
 	struct flood *f = flood_new(3, 10, 60);
 	int64_t t = 1000000;
-	assert_int_equal(flood_check(f, "t:1:7", t), FLOOD_OK);
-	assert_int_equal(flood_check(f, "t:1:7", t + 1000), FLOOD_OK);
-	assert_int_equal(flood_check(f, "t:1:7", t + 2000), FLOOD_OK);
-	assert_int_equal(flood_check(f, "t:2:7", t + 2500), FLOOD_OK);    /* another chat */
-	assert_int_equal(flood_check(f, "t:1:7", t + 3000), FLOOD_NOTICE); /* 4 in 10 s */
-	assert_int_equal(flood_check(f, "t:1:7", t + 4000), FLOOD_IGNORE);
-	assert_int_equal(flood_check(f, "t:1:7", t + 64000), FLOOD_OK);    /* pause over */
+	assert_int_equal(flood_check(f, "t:1:7", t, t), FLOOD_OK);
+	assert_int_equal(flood_check(f, "t:1:7", t + 1000, t + 1000), FLOOD_OK);
+	assert_int_equal(flood_check(f, "t:1:7", t + 2000, t + 2000), FLOOD_OK);
+	assert_int_equal(flood_check(f, "t:2:7", t + 2500, t + 2500), FLOOD_OK);    /* another chat */
+	assert_int_equal(flood_check(f, "t:1:7", t + 3000, t + 3000), FLOOD_NOTICE); /* 4 in 10 s */
+	assert_int_equal(flood_check(f, "t:1:7", t + 4000, t + 4000), FLOOD_IGNORE);
+	assert_int_equal(flood_check(f, "t:1:7", t + 64000, t + 64000), FLOOD_OK);    /* pause over */
 	flood_free(f);
 	struct flood *off = flood_new(0, 10, 60);
 	for (int i = 0; i < 100; i++)
-		assert_int_equal(flood_check(off, "k", t), FLOOD_OK);
+		assert_int_equal(flood_check(off, "k", t, t), FLOOD_OK);
 	flood_free(off);
 }
 
@@ -138,6 +145,172 @@ static void allow_lists(void **state)
 	assert_false(bot_listed("example.org", "!room:example.org", 0));
 }
 
+
+/* Finding 7: the http-to-loopback rule is judged on libcurl's parse of
+ * the URL, not on its text: user info, look-alike hosts are refused. */
+static void plain_http_only_to_loopback_hosts(void **state)
+{
+	(void)state;
+	char why[256];
+	static const char *const ok[] = {
+		"https://api.telegram.org", "https://matrix.example.org:8448/x",
+		"http://127.0.0.1:8080", "http://127.9.8.7/", "http://localhost/x", "http://LOCALHOST:1/",
+		"http://[::1]:9/",
+	};
+	static const char *const refused[] = {
+		"http://localhost:1@evil.example/", "http://127.0.0.1@evil.example/",
+		"http://127.anything.example/", "http://127.0.0.1.evil.example/",
+		"http://localhost.evil.org", "http://example.org", "http://[::2]/", "http://128.0.0.1/",
+		"http://user:pw@127.0.0.1/", "https://user:pw@api.telegram.org/", "ftp://x", "x",
+		"http://0x7f000001.evil/", "",
+	};
+	for (size_t i = 0; i < ARRAY_LEN(ok); i++) {
+		why[0] = '\0';
+		if (http_url_allowed(ok[i], why, sizeof(why)) != 0)
+			fail_msg("%s refused: %s", ok[i], why);
+	}
+	for (size_t i = 0; i < ARRAY_LEN(refused); i++)
+		if (http_url_allowed(refused[i], why, sizeof(why)) != -1)
+			fail_msg("%s allowed", refused[i]);
+	assert_int_equal(http_url_allowed("http://127.0.0.1@evil.example/", why, sizeof(why)), -1);
+	assert_non_null(strstr(why, "user name"));
+	assert_int_equal(http_url_allowed("http://127.anything.example/", why, sizeof(why)), -1);
+	assert_non_null(strstr(why, "only allowed to this machine"));
+	/* http_start applies the same rule: no request leaves */
+	struct http *h = http_new(NULL);
+	struct http_req req = { "GET", "http://localhost:1@evil.example/", NULL, 0, NULL, 1000, 0, NULL, NULL };
+	assert_int_equal(http_start(h, &req, why, sizeof(why)), -1);
+	assert_int_equal(http_active(h), 0);
+	http_free(h);
+}
+
+/* Finding 9: server-given waits are clamped: no overflow, no hot loop, no
+ * park past the 24 h give-up. */
+static void server_waits_are_clamped(void **state)
+{
+	(void)state;
+	assert_int_equal(http_clamp_wait_ms(5, 1000), 5000);
+	assert_int_equal(http_clamp_wait_ms(1500, 1), 1500);
+	assert_int_equal(http_clamp_wait_ms(0, 1000), HTTP_WAIT_MIN_MS);
+	assert_int_equal(http_clamp_wait_ms(-30, 1000), HTTP_WAIT_MIN_MS);
+	assert_int_equal(http_clamp_wait_ms(-1, 1), HTTP_WAIT_MIN_MS);
+	assert_int_equal(http_clamp_wait_ms(3, 1), HTTP_WAIT_MIN_MS);
+	assert_int_equal(http_clamp_wait_ms(LLONG_MAX, 1000), HTTP_WAIT_MAX_MS); /* UBSan: no overflow */
+	assert_int_equal(http_clamp_wait_ms(LLONG_MAX, 1), HTTP_WAIT_MAX_MS);
+	assert_int_equal(http_clamp_wait_ms(86400 * 30LL, 1000), HTTP_WAIT_MAX_MS);
+	assert_true(HTTP_WAIT_MAX_MS < 24 * 3600 * 1000LL);
+}
+
+/* Finding 8: the limit counts questions at their own time. */
+static void flood_counts_message_time(void **state)
+{
+	(void)state;
+	struct flood *f = flood_new(3, 10, 60);
+	int64_t now = 10000000;
+	/* 12 questions sent a minute apart, read at once after downtime */
+	for (int i = 0; i < 12; i++)
+		assert_int_equal(flood_check(f, "t:1:7", now - 3600000 + i * 60000, now), FLOOD_OK);
+	/* a forged time in the future counts as now */
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(flood_check(f, "t:1:8", now + 1000000000LL * (i + 1), now), FLOOD_OK);
+	assert_int_equal(flood_check(f, "t:1:8", now + 5, now), FLOOD_NOTICE);
+	/* forged ancient times, far apart, count as one day old: still a flood */
+	int64_t day = 86400000LL * 400;
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(flood_check(f, "t:1:9", 1000 + i * 3600000LL, day), FLOOD_OK);
+	assert_int_equal(flood_check(f, "t:1:9", 1000 + 3 * 3600000LL, day), FLOOD_NOTICE);
+	flood_free(f);
+}
+
+/* Finding 9: 20,000 fresh keys do not lift a pause. */
+static void flood_many_keys_keep_pauses(void **state)
+{
+	(void)state;
+	struct flood *f = flood_new(2, 60, 600);
+	int64_t t = 1000000;
+	assert_int_equal(flood_check(f, "victim-flooder", t, t), FLOOD_OK);
+	assert_int_equal(flood_check(f, "victim-flooder", t + 1, t + 1), FLOOD_OK);
+	assert_int_equal(flood_check(f, "victim-flooder", t + 2, t + 2), FLOOD_NOTICE);
+	char key[32];
+	for (int i = 0; i < FLOOD_MAX_KEYS + 5; i++) {
+		snprintf(key, sizeof(key), "k%d", i);
+		flood_check(f, key, t + 10, t + 10);
+	}
+	assert_true(flood_keys(f) <= FLOOD_MAX_KEYS);
+	assert_int_equal(flood_check(f, "victim-flooder", t + 20, t + 20), FLOOD_IGNORE);
+	/* a user active just now is remembered too */
+	assert_int_equal(flood_check(f, "k20004", t + 21, t + 21), FLOOD_OK);
+	assert_int_equal(flood_check(f, "k20004", t + 22, t + 22), FLOOD_NOTICE);
+	flood_free(f);
+}
+
+/* Finding 6: only a strictly written loopback address is accepted. */
+static void metrics_address_is_strict(void **state)
+{
+	(void)state;
+	struct sockaddr_storage sa;
+	socklen_t len;
+	char err[256];
+	static const char *const ok[] = { "127.0.0.1:9464", "127.0.0.2:1", "[::1]:9464", "::1:9464",
+					  "localhost:65535" };
+	static const char *const bad[] = { "127.1:9464", "127.0.0.01:9464", "127.0.0.256:9464",
+					   "127.0.0.1:9464 ", "127.0.0.1 :9464", " 127.0.0.1:9464",
+					   "0.0.0.0:9464", "10.0.0.1:9464", "[::]:9464", "127.0.0.1:0",
+					   "127.0.0.1:65536", "127.0.0.1:", ":9464", "127.0.0.1:94a",
+					   "localhost.evil:1", "127.0.0.1", "" };
+	for (size_t i = 0; i < ARRAY_LEN(ok); i++)
+		if (metrics_address_parse(ok[i], &sa, &len, err, sizeof(err)) != 0)
+			fail_msg("%s refused: %s", ok[i], err);
+	for (size_t i = 0; i < ARRAY_LEN(bad); i++) {
+		err[0] = '\0';
+		if (metrics_address_parse(bad[i], &sa, &len, err, sizeof(err)) != -1)
+			fail_msg("\"%s\" accepted", bad[i]);
+		assert_true(strlen(err) > 10);
+	}
+	assert_int_equal(metrics_address_parse("127.0.0.1:9464", &sa, &len, err, sizeof(err)), 0);
+	assert_int_equal(sa.ss_family, AF_INET);
+	assert_int_equal(((struct sockaddr_in *)&sa)->sin_addr.s_addr, htonl(INADDR_LOOPBACK));
+}
+
+static void walk(const char *kk, uint32_t vv, void *arg)
+{
+	(void)kk;
+	uint32_t *expect = arg;
+	assert_int_equal(vv, *expect);
+	(*expect)++;
+}
+
+/* Finding 9: tables keyed by chat text hash with a secret key. */
+static void keyed_hash(void **state)
+{
+	(void)state;
+	/* the SipHash-1-3 reference vector (key 00..0f, empty message) */
+	uint8_t k[16];
+	for (int i = 0; i < 16; i++)
+		k[i] = (uint8_t)i;
+	assert_true(hash_siphash(k, "", 0) == 0xabac0158050fc4dcULL);
+	uint64_t before = hash_keyed("stem", 4);
+	uint8_t other[16] = { 1, 2, 3 };
+	hash_seed(other);
+	assert_true(hash_keyed("stem", 4) != before);
+	assert_true(hash_keyed("stem", 4) != hash_bytes("stem", 4));
+	/* maps still work, and walk in insertion order whatever the key */
+	struct strmap *m = strmap_new(4);
+	char key[16];
+	for (uint32_t i = 0; i < 100; i++) {
+		snprintf(key, sizeof(key), "w%u", (unsigned)(i * 7919 % 1000));
+		strmap_put(m, key, strlen(key), i, NULL);
+	}
+	uint32_t v;
+	assert_true(strmap_get(m, "w0", 2, &v) && v == 0);
+	uint32_t expect = 0;
+
+	strmap_foreach(m, walk, &expect);
+	assert_int_equal(expect, 100);
+	strmap_free(m);
+}
+
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -148,6 +321,12 @@ int main(void)
 		cmocka_unit_test(levels),
 		cmocka_unit_test(redaction_and_allowed_urls),
 		cmocka_unit_test(backoff_grows_and_is_capped),
+		cmocka_unit_test(plain_http_only_to_loopback_hosts),
+		cmocka_unit_test(server_waits_are_clamped),
+		cmocka_unit_test(flood_counts_message_time),
+		cmocka_unit_test(flood_many_keys_keep_pauses),
+		cmocka_unit_test(metrics_address_is_strict),
+		cmocka_unit_test(keyed_hash),
 	};
 	return cmocka_run_group_tests_name("edges", tests, NULL, NULL);
 }
