@@ -21,12 +21,12 @@ CC       ?= cc
 PYTHON   ?= $(shell [ -x /usr/bin/python3 ] && echo /usr/bin/python3 || echo python3)
 
 DEB_PACKAGES = build-essential pkg-config libcurl4-openssl-dev libjansson-dev cppcheck clang-tidy \
-	libstemmer-dev libutf8proc-dev libedit-dev libcmocka-dev libsqlite3-dev \
+	libstemmer-dev libutf8proc-dev libedit-dev libcmocka-dev libsqlite3-dev libolm-dev \
 	wfrench python3 python3-jsonschema python3-yaml valgrind
 
 # Lazily expanded: pkg-config runs after `deps` has installed the packages.
-PKG_CFLAGS = $(shell pkg-config --cflags libcurl jansson libutf8proc libedit sqlite3 2>/dev/null)
-PKG_LIBS   = $(shell pkg-config --libs libcurl jansson libutf8proc libedit sqlite3 2>/dev/null) -lstemmer -lm
+PKG_CFLAGS = $(shell pkg-config --cflags libcurl jansson libutf8proc libedit sqlite3 olm 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs libcurl jansson libutf8proc libedit sqlite3 olm 2>/dev/null) -lstemmer -lm
 
 WARN     = -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wstrict-prototypes -Wvla
 OPT      = -O2 -g
