@@ -497,8 +497,9 @@ static void olm_payload_for_someone_else_is_refused_and_sessions_are_reused(void
 
 	/* the bot answers on that session (type 1 once it has received), and
 	 * the human's next message is a normal (type 1) message */
-	json_t *c = mx_olm_encrypt(f->bot, f->olm_in, HUMAN, f->h.ed, "m.dummy", json_object(), err,
-				   sizeof(err));
+	json_t *empty = json_object();
+	json_t *c = mx_olm_encrypt(f->bot, f->olm_in, HUMAN, f->h.ed, "m.dummy", empty, err, sizeof(err));
+	json_decref(empty);
 	assert_non_null(c);
 	json_t *mine = json_object_get(json_object_get(c, "ciphertext"), f->h.curve);
 	assert_int_equal(json_integer_value(json_object_get(mine, "type")), 1);
