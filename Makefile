@@ -145,7 +145,7 @@ lint: deps
 		>$(BUILD)/clang-tidy.log 2>&1; rc=$$?; grep -v "warnings generated" $(BUILD)/clang-tidy.log; exit $$rc
 
 # Fuzzing (clang's libFuzzer + ASan + UBSan): make fuzz FUZZ_SECONDS=60
-FUZZ_TARGETS = faq match telegram matrix config
+FUZZ_TARGETS = faq match telegram matrix config mx_crypto
 FUZZ_SECONDS ?= 60
 
 $(BUILD)/fuzz:

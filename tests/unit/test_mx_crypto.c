@@ -465,6 +465,55 @@ static void malformed_input_is_an_error_not_a_crash(void **state)
 	mx_olm_decrypted_release(&od);
 }
 
+/* Base64 character 92 of a pre-key message holds the top bits of byte 69,
+ * the tag of its identity-key field (after the version byte and the two
+ * 34-byte key fields); 'W' turns it into an unknown field, so the message
+ * has no identity key.  libolm's olm_create_inbound_session_from crashed on
+ * that (a NULL read); it must be an error. */
+static void prekey_message_without_identity_key_is_refused(void **state)
+{
+	struct fx *f = *state;
+	char err[256];
+	struct mx_olm_decrypted d;
+	/* a fresh human, whose first message is a pre-key message for a new session */
+	struct human h2;
+	human_init(&h2);
+	json_t *body = mx_account_keys_upload_body(f->bot, 0, 0, err, sizeof(err));
+	const char *name;
+	json_t *otk = first_otk(body, &name);
+	human_open_session(&h2, mx_account_curve25519(f->bot), json_string_value(json_object_get(otk, "key")));
+	json_decref(body);
+	mx_account_mark_published(f->bot);
+	json_t *ev = human_to_device(&h2, mx_account_curve25519(f->bot), BOT, mx_account_ed25519(f->bot),
+				     HUMAN, "m.dummy", json_object());
+	json_object_set_new(json_object_get(ev, "content"), "sender_key", json_string(h2.curve));
+	json_t *mine = json_object_get(json_object_get(json_object_get(ev, "content"), "ciphertext"),
+				       mx_account_curve25519(f->bot));
+	char *b = strdup(json_string_value(json_object_get(mine, "body")));
+	assert_true(strlen(b) > 100);
+	b[92] = 'W';
+	json_object_set_new(mine, "body", json_string(b));
+	free(b);
+	assert_int_equal(mx_olm_decrypt(f->bot, NULL, 0, ev, &d, err, sizeof(err)), -1);
+	assert_null(d.new_session);
+	mx_olm_decrypted_release(&d);
+	/* a pre-key message naming another sender key than its own is refused */
+	json_object_set_new(mine, "body", json_string("x"));
+	json_decref(ev);
+	ev = human_to_device(&h2, mx_account_curve25519(f->bot), BOT, mx_account_ed25519(f->bot), HUMAN,
+			     "m.dummy", json_object());
+	json_object_set_new(json_object_get(ev, "content"), "sender_key", json_string(f->h.curve));
+	assert_int_equal(mx_olm_decrypt(f->bot, NULL, 0, ev, &d, err, sizeof(err)), -1);
+	mx_olm_decrypted_release(&d);
+	/* and the genuine one still opens a session */
+	json_object_set_new(json_object_get(ev, "content"), "sender_key", json_string(h2.curve));
+	assert_int_equal(mx_olm_decrypt(f->bot, NULL, 0, ev, &d, err, sizeof(err)), 0);
+	assert_non_null(d.new_session);
+	mx_olm_decrypted_release(&d);
+	json_decref(ev);
+	human_release(&h2);
+}
+
 static void olm_payload_for_someone_else_is_refused_and_sessions_are_reused(void **state)
 {
 	struct fx *f = *state;
@@ -748,6 +797,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(replayed_index_with_other_event_id_is_refused, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(event_for_another_room_or_sender_is_refused, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(malformed_input_is_an_error_not_a_crash, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(prekey_message_without_identity_key_is_refused, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(olm_payload_for_someone_else_is_refused_and_sessions_are_reused,
 						fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(bot_reply_is_encrypted_and_human_decrypts_it, fx_setup, fx_teardown),
