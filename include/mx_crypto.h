@@ -111,6 +111,17 @@ json_t *mx_account_keys_upload_body(struct mx_account *a, int with_device_keys,
 				    long long server_count, char *err, size_t errlen);
 void mx_account_mark_published(struct mx_account *a);
 
+/* A new fallback key (spec v1.2: used by others when the one-time keys run
+ * out; the server hands it out until replaced) as the signed `fallback_keys`
+ * object for /keys/upload: {"signed_curve25519:ID": {"key", "fallback":
+ * true, "signatures"}}.  Make one when /sync's
+ * device_unused_fallback_key_types lacks "signed_curve25519"; libolm keeps
+ * the previous one too, so messages made with it still decrypt, until
+ * mx_account_forget_old_fallback_key.  mx_account_mark_published covers it.
+ * Changes the account: re-pickle. */
+json_t *mx_account_fallback_keys(struct mx_account *a, char *err, size_t errlen);
+void mx_account_forget_old_fallback_key(struct mx_account *a);
+
 /* ==== Olm: to-device messages ==== */
 
 /* A session with the peer device whose curve25519 key is peer_key. */

@@ -530,6 +530,30 @@ size_t mx_account_otk_wanted(const struct mx_account *a, long long server_count)
 	return want > 0 ? (size_t)want : 0;
 }
 
+/* {"signed_curve25519:ID": {"key", ["fallback": true,] "signatures"}} for
+ * each {"ID": "key"} of curve. */
+static json_t *signed_keys(struct mx_account *a, const json_t *curve, int fallback, char *err,
+			   size_t errlen)
+{
+	json_t *out = json_object();
+	const char *id;
+	json_t *k;
+	json_object_foreach((json_t *)curve, id, k) {
+		json_t *signed_key = json_pack("{s:O}", "key", k);
+		char name[128];
+		if (signed_key && fallback)
+			json_object_set_new(signed_key, "fallback", json_true());
+		if (!signed_key || mx_account_sign_json(a, signed_key, err, errlen) < 0) {
+			json_decref(signed_key);
+			json_decref(out);
+			return NULL;
+		}
+		snprintf(name, sizeof(name), "signed_curve25519:%s", id);
+		json_object_set_new(out, name, signed_key);
+	}
+	return out;
+}
+
 json_t *mx_account_keys_upload_body(struct mx_account *a, int with_device_keys,
 				    long long server_count, char *err, size_t errlen)
 {
@@ -559,26 +583,50 @@ json_t *mx_account_keys_upload_body(struct mx_account *a, int with_device_keys,
 	json_t *o = account_otks(a);
 	json_t *curve = json_object_get(o, "curve25519");
 	if (json_object_size(curve)) {
-		json_t *out = json_object();
-		const char *id;
-		json_t *k;
-		json_object_foreach(curve, id, k) {
-			json_t *signed_key = json_pack("{s:O}", "key", k);
-			char name[128];
-			if (!signed_key || mx_account_sign_json(a, signed_key, err, errlen) < 0) {
-				json_decref(signed_key);
-				json_decref(out);
-				json_decref(o);
-				json_decref(body);
-				return NULL;
-			}
-			snprintf(name, sizeof(name), "signed_curve25519:%s", id);
-			json_object_set_new(out, name, signed_key);
+		json_t *out = signed_keys(a, curve, 0, err, errlen);
+		if (!out) {
+			json_decref(o);
+			json_decref(body);
+			return NULL;
 		}
 		json_object_set_new(body, "one_time_keys", out);
 	}
 	json_decref(o);
 	return body;
+}
+
+json_t *mx_account_fallback_keys(struct mx_account *a, char *err, size_t errlen)
+{
+	size_t n = olm_account_generate_fallback_key_random_length(a->olm);
+	unsigned char *rnd = random_new(n, err, errlen);
+	if (!rnd)
+		return NULL;
+	size_t r = olm_account_generate_fallback_key(a->olm, rnd, n);
+	wipe_free(rnd, n);
+	if (r == olm_error()) {
+		fail(err, errlen, "libolm could not make a fallback key (%s)",
+		     olm_account_last_error(a->olm));
+		return NULL;
+	}
+	n = olm_account_unpublished_fallback_key_length(a->olm);
+	char *buf = xmalloc(n + 1);
+	json_t *o = NULL;
+	if (olm_account_unpublished_fallback_key(a->olm, buf, n) != olm_error()) {
+		buf[n] = '\0';
+		o = json_loads(buf, 0, NULL);
+	}
+	free(buf);
+	json_t *curve = json_object_get(o, "curve25519");
+	json_t *out = json_object_size(curve) ? signed_keys(a, curve, 1, err, errlen) : NULL;
+	if (!out && json_object_size(curve) == 0)
+		fail(err, errlen, "libolm gave no fallback key");
+	json_decref(o);
+	return out;
+}
+
+void mx_account_forget_old_fallback_key(struct mx_account *a)
+{
+	olm_account_forget_old_fallback_key(a->olm);
 }
 
 void mx_account_mark_published(struct mx_account *a)

@@ -514,6 +514,60 @@ static void prekey_message_without_identity_key_is_refused(void **state)
 	human_release(&h2);
 }
 
+/* A human opens a session with key and sends one pre-key message: does it
+ * decrypt on the bot? */
+static int prekey_from_new_human_decrypts(struct mx_account *bot, const char *key)
+{
+	char err[256];
+	struct human h;
+	human_init(&h);
+	human_open_session(&h, mx_account_curve25519(bot), key);
+	json_t *ev = human_to_device(&h, mx_account_curve25519(bot), BOT, mx_account_ed25519(bot), HUMAN,
+				     "m.dummy", json_object());
+	struct mx_olm_decrypted d;
+	int rc = mx_olm_decrypt(bot, NULL, 0, ev, &d, err, sizeof(err));
+	mx_olm_decrypted_release(&d);
+	json_decref(ev);
+	human_release(&h);
+	return rc == 0;
+}
+
+static void fallback_key_is_signed_and_serves_several_sessions(void **state)
+{
+	(void)state;
+	char err[256];
+	struct mx_account *a = mx_account_new(BOT, BOTDEV, err, sizeof(err));
+	json_t *fb = mx_account_fallback_keys(a, err, sizeof(err));
+	assert_non_null(fb);
+	assert_int_equal(json_object_size(fb), 1);
+	const char *name;
+	json_t *k;
+	char old_key[64] = "";
+	json_object_foreach(fb, name, k) {
+		assert_int_equal(strncmp(name, "signed_curve25519:", 18), 0);
+		assert_true(json_is_true(json_object_get(k, "fallback")));
+		char canon[256];
+		snprintf(canon, sizeof(canon), "{\"fallback\":true,\"key\":\"%s\"}",
+			 json_string_value(json_object_get(k, "key")));
+		const char *sig = json_string_value(json_object_get(
+			json_object_get(json_object_get(k, "signatures"), BOT), "ed25519:" BOTDEV));
+		assert_true(ed25519_ok(mx_account_ed25519(a), canon, sig));
+		snprintf(old_key, sizeof(old_key), "%s", json_string_value(json_object_get(k, "key")));
+	}
+	json_decref(fb);
+	mx_account_mark_published(a);
+	/* the fallback key is not used up: two devices open sessions with it */
+	assert_true(prekey_from_new_human_decrypts(a, old_key));
+	assert_true(prekey_from_new_human_decrypts(a, old_key));
+	/* replaced: the previous one still works until it is forgotten */
+	json_decref(mx_account_fallback_keys(a, err, sizeof(err)));
+	mx_account_mark_published(a);
+	assert_true(prekey_from_new_human_decrypts(a, old_key));
+	mx_account_forget_old_fallback_key(a);
+	assert_false(prekey_from_new_human_decrypts(a, old_key));
+	mx_account_free(a);
+}
+
 static void olm_payload_for_someone_else_is_refused_and_sessions_are_reused(void **state)
 {
 	struct fx *f = *state;
@@ -803,6 +857,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(bot_reply_is_encrypted_and_human_decrypts_it, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(pickles_round_trip_and_refuse_a_wrong_key, fx_setup, fx_teardown),
 		cmocka_unit_test(rotation_by_age_count_and_departure),
+		cmocka_unit_test(fallback_key_is_signed_and_serves_several_sessions),
 	};
 	return cmocka_run_group_tests_name("mx_crypto", tests, NULL, NULL);
 }
