@@ -185,6 +185,24 @@ json_t *mx_olm_encrypt(struct mx_account *a, struct mx_olm_session *s, const cha
 struct mx_megolm_in *mx_megolm_in_new(const json_t *room_key, const char *sender,
 				      const char *sender_key, const char *sender_ed25519,
 				      char *err, size_t errlen);
+/* From an m.forwarded_room_key content (the answer to a key request),
+ * received over Olm from sender / sender_key.  Accepted only when the
+ * forwarding device is the one that made the session (content.sender_key ==
+ * sender_key, empty forwarding chain): faqbot verifies no device, so a key
+ * relayed by a third one could come from anyone.  The session may start
+ * after message 0 (mx_megolm_in_first_index). */
+struct mx_megolm_in *mx_megolm_in_from_forwarded(const json_t *fwd, const char *sender,
+						const char *sender_key, char *err, size_t errlen);
+
+/* The content of an m.room_key_request to-device message (send it in clear
+ * to the sender's devices, or "*"): action "request" for the session
+ * (room_id, session_id) made by the device sender_key, or
+ * "request_cancellation" once the key arrived (then only request_id and
+ * requesting_device_id are used).  NULL if a string is not UTF-8. */
+json_t *mx_room_key_request(const char *action, const char *room_id, const char *session_id,
+			    const char *sender_key, const char *request_id,
+			    const char *requesting_device_id);
+
 const char *mx_megolm_in_room_id(const struct mx_megolm_in *s);
 const char *mx_megolm_in_session_id(const struct mx_megolm_in *s);
 const char *mx_megolm_in_sender_key(const struct mx_megolm_in *s);

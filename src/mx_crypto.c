@@ -1030,6 +1030,68 @@ struct mx_megolm_in *mx_megolm_in_new(const json_t *room_key, const char *sender
 	return s;
 }
 
+struct mx_megolm_in *mx_megolm_in_from_forwarded(const json_t *fwd, const char *sender,
+						const char *sender_key, char *err, size_t errlen)
+{
+	const char *alg = str_of(fwd, "algorithm"), *room = str_of(fwd, "room_id");
+	const char *sid = str_of(fwd, "session_id"), *key = str_of(fwd, "session_key");
+	const char *orig = str_of(fwd, "sender_key");
+	const char *ed = str_of(fwd, "sender_claimed_ed25519_key");
+	json_t *chain = json_object_get(fwd, "forwarding_curve25519_key_chain");
+	if (!alg || strcmp(alg, MX_ALG_MEGOLM) != 0) {
+		fail(err, errlen, "a forwarded room key uses an unsupported algorithm");
+		return NULL;
+	}
+	if (!room || !sid || !key || !orig || !ed || !sender || !sender_key) {
+		fail(err, errlen, "a forwarded room key lacks its room, session or sender");
+		return NULL;
+	}
+	/* Trust: only the device that made the session may hand it over again
+	 * (faqbot verifies no one, so a key relayed by a third device could be
+	 * anyone's). */
+	if (strcmp(orig, sender_key) != 0 || json_array_size(chain) != 0) {
+		fail(err, errlen, "a room key for %s was forwarded by another device than the one "
+				  "that made it: refused", room);
+		return NULL;
+	}
+	struct mx_megolm_in *s = megolm_in_alloc();
+	size_t klen = strlen(key);
+	char *tmp = xstrndup(key, klen);
+	size_t r = olm_import_inbound_group_session(s->olm, (const uint8_t *)tmp, klen);
+	wipe_free(tmp, klen);
+	if (r == olm_error()) {
+		fail(err, errlen, "the forwarded room key for %s is not valid (%s)", room,
+		     olm_inbound_group_session_last_error(s->olm));
+		mx_megolm_in_free(s);
+		return NULL;
+	}
+	s->session_id = megolm_in_id(s);
+	if (!s->session_id || strcmp(s->session_id, sid) != 0) {
+		fail(err, errlen, "a forwarded room key for %s does not match the session it names",
+		     room);
+		mx_megolm_in_free(s);
+		return NULL;
+	}
+	s->room_id = xstrdup(room);
+	s->sender = xstrdup(sender);
+	s->sender_key = xstrdup(orig);
+	s->sender_ed = xstrdup(ed);
+	return s;
+}
+
+json_t *mx_room_key_request(const char *action, const char *room_id, const char *session_id,
+			    const char *sender_key, const char *request_id,
+			    const char *requesting_device_id)
+{
+	if (strcmp(action, "request_cancellation") == 0)
+		return json_pack("{s:s, s:s, s:s}", "action", action, "request_id", request_id,
+				 "requesting_device_id", requesting_device_id);
+	return json_pack("{s:s, s:{s:s, s:s, s:s, s:s}, s:s, s:s}", "action", "request", "body",
+			 "algorithm", MX_ALG_MEGOLM, "room_id", room_id, "session_id", session_id,
+			 "sender_key", sender_key, "request_id", request_id,
+			 "requesting_device_id", requesting_device_id);
+}
+
 const char *mx_megolm_in_room_id(const struct mx_megolm_in *s) { return s->room_id; }
 const char *mx_megolm_in_session_id(const struct mx_megolm_in *s) { return s->session_id; }
 const char *mx_megolm_in_sender_key(const struct mx_megolm_in *s) { return s->sender_key; }

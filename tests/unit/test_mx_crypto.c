@@ -568,6 +568,64 @@ static void fallback_key_is_signed_and_serves_several_sessions(void **state)
 	mx_account_free(a);
 }
 
+/* The answer to a key request: the human's device forwards its session from
+ * message 2 on (as m.forwarded_room_key content). */
+static void forwarded_room_key_from_its_maker_only(void **state)
+{
+	struct fx *f = *state;
+	char err[256];
+	json_t *ev0 = human_room_event(&f->h, "$m0", "before", ROOM); /* index 0 */
+	json_t *ev1 = human_room_event(&f->h, "$m1", "after", ROOM);  /* index 1 */
+	json_t *rk = human_room_key(&f->h); /* the ratchet now: index 2 */
+	/* the human's device: its own inbound copy, exported from index 2 */
+	OlmInboundGroupSession *in = olm_inbound_group_session(malloc(olm_inbound_group_session_size()));
+	struct mx_megolm_decrypted d;
+	const char *sk = json_string_value(json_object_get(rk, "session_key"));
+	assert_int_not_equal(olm_init_inbound_group_session(in, (const uint8_t *)sk, strlen(sk)), olm_error());
+	char exported[512];
+	size_t n = olm_export_inbound_group_session(in, (uint8_t *)exported, sizeof(exported), 2);
+	assert_int_not_equal(n, olm_error());
+	exported[n] = '\0';
+	json_t *fwd = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:[]}", "algorithm", MX_ALG_MEGOLM,
+				"room_id", ROOM, "session_id",
+				json_string_value(json_object_get(rk, "session_id")), "session_key", exported,
+				"sender_key", f->h.curve, "sender_claimed_ed25519_key", f->h.ed,
+				"forwarding_curve25519_key_chain");
+	/* relayed by another device: refused */
+	assert_null(mx_megolm_in_from_forwarded(fwd, HUMAN, "someone-elses-curve-key", err, sizeof(err)));
+	assert_non_null(strstr(err, "forwarded by another device"));
+	struct mx_megolm_in *s = mx_megolm_in_from_forwarded(fwd, HUMAN, f->h.curve, err, sizeof(err));
+	assert_non_null(s);
+	assert_int_equal(mx_megolm_in_first_index(s), 2);
+	/* messages before the exported index cannot be read, later ones can */
+	assert_int_equal(mx_megolm_decrypt(s, ROOM, ev1, &d, err, sizeof(err)), -1);
+	json_t *ev2 = human_room_event(&f->h, "$m2", "later", ROOM);
+	assert_int_equal(mx_megolm_decrypt(s, ROOM, ev2, &d, err, sizeof(err)), 0);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(d.event, "content"), "body")), "later");
+	mx_megolm_decrypted_release(&d);
+	/* a bad exported key is an error */
+	json_object_set_new(fwd, "session_key", json_string("AQAA"));
+	assert_null(mx_megolm_in_from_forwarded(fwd, HUMAN, f->h.curve, err, sizeof(err)));
+	mx_megolm_in_free(s);
+	json_decref(fwd);
+	json_decref(ev0);
+	json_decref(ev1);
+	json_decref(ev2);
+	json_decref(rk);
+	olm_clear_inbound_group_session(in);
+	free(in);
+
+	json_t *req = mx_room_key_request("request", ROOM, "sess", f->h.curve, "req1", BOTDEV);
+	assert_string_equal(json_string_value(json_object_get(req, "action")), "request");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(req, "body"), "session_id")), "sess");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(req, "body"), "algorithm")), MX_ALG_MEGOLM);
+	assert_string_equal(json_string_value(json_object_get(req, "requesting_device_id")), BOTDEV);
+	json_decref(req);
+	req = mx_room_key_request("request_cancellation", NULL, NULL, NULL, "req1", BOTDEV);
+	assert_null(json_object_get(req, "body"));
+	json_decref(req);
+}
+
 static void olm_payload_for_someone_else_is_refused_and_sessions_are_reused(void **state)
 {
 	struct fx *f = *state;
@@ -858,6 +916,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(pickles_round_trip_and_refuse_a_wrong_key, fx_setup, fx_teardown),
 		cmocka_unit_test(rotation_by_age_count_and_departure),
 		cmocka_unit_test(fallback_key_is_signed_and_serves_several_sessions),
+		cmocka_unit_test_setup_teardown(forwarded_room_key_from_its_maker_only, fx_setup, fx_teardown),
 	};
 	return cmocka_run_group_tests_name("mx_crypto", tests, NULL, NULL);
 }
