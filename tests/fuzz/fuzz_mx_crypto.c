@@ -2,11 +2,13 @@
  * input.  The first byte picks what the rest is:
  *   0  a whole to-device event (JSON) for mx_olm_decrypt
  *   1  a whole room event (JSON) for mx_megolm_decrypt
- *   2  an m.room_key content (JSON) for mx_megolm_in_new
+ *   2  an m.room_key or m.forwarded_room_key content (JSON) for
+ *      mx_megolm_in_new and mx_megolm_in_from_forwarded
  *   3  a stored pickle (any kind) for the four unpickle functions
  *   4  raw bytes as a Megolm ciphertext in a well-formed event
  *   5  raw bytes as an Olm pre-key body (type 0), 6 as a normal body (type 1)
- *   7  raw bytes as the session_key of a well-formed m.room_key
+ *   7  raw bytes as the session_key of a well-formed m.room_key and of a
+ *      well-formed m.forwarded_room_key
  *   8  (offset, xor) byte pairs applied to a real Megolm ciphertext
  *   9  (offset, xor) byte pairs applied to a real Olm pre-key message
  * Keys are made once per process: a bot account, a peer account with an
@@ -154,8 +156,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			try_olm(j);
 		else if (mode == 1)
 			try_megolm(j);
-		else
+		else {
 			mx_megolm_in_free(mx_megolm_in_new(j, PEER, "k", "e", err, sizeof(err)));
+			mx_megolm_in_free(mx_megolm_in_from_forwarded(
+				j, PEER, json_string_value(json_object_get(j, "sender_key")), err,
+				sizeof(err)));
+		}
 		break;
 	case 3: {
 		char *p = strndup(text, n);
@@ -179,6 +185,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		j = json_pack("{s:s, s:s, s:s, s:o}", "algorithm", MX_ALG_MEGOLM, "room_id", ROOM,
 			      "session_id", g.session_id, "session_key", json_stringn_nocheck(text, n));
 		mx_megolm_in_free(mx_megolm_in_new(j, PEER, "k", "e", err, sizeof(err)));
+		json_object_set_new(j, "sender_key", json_string("k"));
+		json_object_set_new(j, "sender_claimed_ed25519_key", json_string("e"));
+		json_object_set_new(j, "forwarding_curve25519_key_chain", json_array());
+		mx_megolm_in_free(mx_megolm_in_from_forwarded(j, PEER, "k", err, sizeof(err)));
 		break;
 	case 8:
 		j = megolm_event(flipped(g.megolm_ct, data + 1, n));
