@@ -808,6 +808,7 @@ int mx_olm_decrypt(struct mx_account *a, struct mx_olm_session **sessions, size_
 	const char *why = "no session";
 	char *plain = NULL;
 	size_t plen = 0;
+	int matched = 0;
 
 	for (size_t i = 0; i < n && !plain; i++) {
 		if (!sessions[i] || strcmp(sessions[i]->peer_key, sender_key) != 0)
@@ -819,12 +820,16 @@ int mx_olm_decrypt(struct mx_account *a, struct mx_olm_session **sessions, size_
 			free(tmp);
 			if (m != 1)
 				continue;
+			matched = 1;
 		}
 		plain = olm_try_decrypt(sessions[i], type, body, &plen, &why);
 		if (plain)
 			out->session_index = (int)i;
 	}
-	if (!plain && type == OLM_MESSAGE_TYPE_PRE_KEY) {
+	/* A pre-key message its own session cannot decrypt is a replay (or a
+	 * forgery): opening a second session from it would accept it again
+	 * when its one-time key is the fallback key, which is never used up. */
+	if (!plain && type == OLM_MESSAGE_TYPE_PRE_KEY && !matched) {
 		/* Not olm_create_inbound_session_from: in libolm 3.2.x it reads
 		 * the message's identity key without checking it is there, and
 		 * a pre-key message without one crashes it (found by

@@ -568,6 +568,39 @@ static void fallback_key_is_signed_and_serves_several_sessions(void **state)
 	mx_account_free(a);
 }
 
+/* A pre-key message made with the fallback key (which is not used up) and
+ * replayed: the session it opened matches it but cannot decrypt it again;
+ * the bot must not open a second session from the same message. */
+static void replayed_prekey_message_on_fallback_key_is_refused(void **state)
+{
+	(void)state;
+	char err[256];
+	struct mx_account *a = mx_account_new(BOT, BOTDEV, err, sizeof(err));
+	json_t *fb = mx_account_fallback_keys(a, err, sizeof(err));
+	const char *name;
+	json_t *k;
+	struct human h;
+	human_init(&h);
+	json_object_foreach(fb, name, k)
+		human_open_session(&h, mx_account_curve25519(a), json_string_value(json_object_get(k, "key")));
+	json_decref(fb);
+	mx_account_mark_published(a);
+	json_t *ev = human_to_device(&h, mx_account_curve25519(a), BOT, mx_account_ed25519(a), HUMAN,
+				     "m.room_key", json_pack("{s:s}", "x", "first"));
+	struct mx_olm_decrypted d;
+	assert_int_equal(mx_olm_decrypt(a, NULL, 0, ev, &d, err, sizeof(err)), 0);
+	struct mx_olm_session *s = d.new_session;
+	d.new_session = NULL;
+	mx_olm_decrypted_release(&d);
+	assert_int_equal(mx_olm_decrypt(a, &s, 1, ev, &d, err, sizeof(err)), -1);
+	assert_null(d.new_session);
+	mx_olm_decrypted_release(&d);
+	json_decref(ev);
+	mx_olm_session_free(s);
+	human_release(&h);
+	mx_account_free(a);
+}
+
 /* The answer to a key request: the human's device forwards its session from
  * message 2 on (as m.forwarded_room_key content). */
 static void forwarded_room_key_from_its_maker_only(void **state)
@@ -916,6 +949,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(pickles_round_trip_and_refuse_a_wrong_key, fx_setup, fx_teardown),
 		cmocka_unit_test(rotation_by_age_count_and_departure),
 		cmocka_unit_test(fallback_key_is_signed_and_serves_several_sessions),
+		cmocka_unit_test(replayed_prekey_message_on_fallback_key_is_refused),
 		cmocka_unit_test_setup_teardown(forwarded_room_key_from_its_maker_only, fx_setup, fx_teardown),
 	};
 	return cmocka_run_group_tests_name("mx_crypto", tests, NULL, NULL);
