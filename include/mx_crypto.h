@@ -150,9 +150,11 @@ struct mx_olm_decrypted {
 void mx_olm_decrypted_release(struct mx_olm_decrypted *d);
 
 /* Decrypts an m.room.encrypted to-device event ({type, sender, content})
- * using sessions[0..n) (the caller's stored sessions with content.sender_key;
- * may be 0).  A pre-key message (type 0) that no session matches creates an
- * inbound session and consumes the one-time key it names.  The plaintext
+ * using sessions[0..n): every stored session with content.sender_key (n may
+ * be 0).  A pre-key message (type 0) that no session matches creates an
+ * inbound session and consumes the one-time key it names (the fallback key
+ * is not consumed); one that a session matches but cannot decrypt is a
+ * replay and is refused, so pass them all.  The plaintext
  * must name event.sender as sender, this account as recipient (user id and
  * ed25519 key) and carry keys.ed25519; else -1.  Fills *out (zeroed first;
  * release it even on failure). */
@@ -181,7 +183,10 @@ json_t *mx_olm_encrypt(struct mx_account *a, struct mx_olm_session *s, const cha
 
 /* From an m.room_key content {algorithm, room_id, session_id, session_key}
  * received over Olm from sender (user) / sender_key / sender_ed25519, as
- * mx_olm_decrypt reports them.  The session id must match the key. */
+ * mx_olm_decrypt reports them.  The session id must match the key.  When
+ * the caller already holds (room_id, session_id), it keeps the copy with
+ * the lower mx_megolm_in_first_index and the same sender_key (a different
+ * one is an impostor). */
 struct mx_megolm_in *mx_megolm_in_new(const json_t *room_key, const char *sender,
 				      const char *sender_key, const char *sender_ed25519,
 				      char *err, size_t errlen);
