@@ -26,6 +26,9 @@ below (E2EE_OPS, check_encrypted_content) are written from those files,
 since ../shared/specs holds no key endpoints.  Apache-2.0, Copyright The
 Matrix.org Foundation C.I.C.
 
+Faults (FakeMatrix.fault) work on these endpoints too, by the names
+keys_upload, keys_query, keys_claim, send_to_device, joined_members.
+
 Users other than the bot: FakeMatrix.add_user(localpart, password), then
 log in as a normal client; rooms gain members with add_member /
 remove_member (which also emit m.room.member events and device-list
@@ -108,6 +111,30 @@ def check_device_keys(dk):
             errors.append(f"device_keys: missing {k!r}")
     if not isinstance(dk.get("algorithms"), list):
         errors.append("device_keys: algorithms is not a list")
+    return errors
+
+
+def check_to_device(etype, content):
+    """A to-device message: room keys travel only inside Olm
+    (m.room_key, m.forwarded_room_key must be encrypted), and an Olm
+    m.room.encrypted carries sender_key and a {type 0|1, body} per
+    recipient key."""
+    errors = []
+    if etype in ("m.room_key", "m.forwarded_room_key"):
+        return [f"{etype} sent in clear text over /sendToDevice (it must be Olm-encrypted)"]
+    if etype == "m.room.encrypted":
+        if not isinstance(content, dict) or content.get("algorithm") != ALG_OLM:
+            return ["to-device m.room.encrypted: algorithm is not " + ALG_OLM]
+        if not isinstance(content.get("sender_key"), str):
+            errors.append("to-device m.room.encrypted: sender_key is missing")
+        ct = content.get("ciphertext")
+        if not isinstance(ct, dict) or not ct:
+            errors.append("to-device m.room.encrypted: ciphertext is not a map of recipient keys")
+        else:
+            for k, v in ct.items():
+                if not isinstance(v, dict) or v.get("type") not in (0, 1) or \
+                        not isinstance(v.get("body"), str):
+                    errors.append(f"to-device m.room.encrypted: ciphertext[{k}] is not {{type 0|1, body}}")
     return errors
 
 
@@ -268,6 +295,7 @@ class E2EE:
             self.to_device_txns.add((dev, txn))
             for user, per_device in (b.get("messages") or {}).items():
                 for d, content in (per_device or {}).items():
+                    self.spec_errors.extend(check_to_device(etype, content))
                     targets = [x for (u, x) in self.device_keys if u == user] if d == "*" else [d]
                     if d == "*":
                         targets += [x for x, u in self.device_user.items()
