@@ -11,8 +11,10 @@ two nio clients (alice, bob) log in, upload device and one-time keys, and
 each sends an encrypted message into an encrypted room: the sender queries
 the room's devices, claims one-time keys, shares its Megolm session over
 /sendToDevice, and the other decrypts the message after its /sync brought
-the room key (to_device) and the event.  Exit 0 when both directions
-decrypt and the fake saw no spec violation.
+the room key (to_device) and the event.  Then bob logs in on a second
+device: alice's /sync reports it (device_lists.changed), and her next
+message decrypts on both of bob's devices.  Exit 0 when all of it decrypts
+and the fake saw no spec violation.
 
 nio 0.20 speaks the r0 API with the access token in the query string, which
 the fake (like the current spec) refuses; E2EEClient rewrites both into v3
@@ -116,6 +118,28 @@ async def proof():
                 print("to-device routed: " + ", ".join(f"{s}->{u}/{t}:{ty}"
                                                          for s, ty, u, t in fake.to_device_log))
                 ok &= len(enc) == 2 and not clear
+
+                # bob logs in on a second device: alice's sync lists bob in
+                # device_lists.changed, she queries his devices again, and
+                # her next message reaches both of his devices
+                os.makedirs(os.path.join(d, "b2"))
+                bob2 = E2EEClient(fake.url, bob_id, os.path.join(d, "b2"))
+                try:
+                    await bob2.start("bob-pw")
+                    r = await alice.sync(timeout=1000)
+                    changed = list(getattr(r, "device_list", None) and r.device_list.changed or [])
+                    print(f"alice's sync: device_lists.changed = {changed}")
+                    ok &= bob_id in changed
+                    if alice.should_query_keys:
+                        await alice.keys_query()
+                    print(f"alice knows bob's devices: {sorted(alice.device_store[bob_id].keys())}")
+                    await alice.send_text(room, "to both your devices")
+                    got1 = await bob.wait_text(room, "to both your devices")
+                    got2 = await bob2.wait_text(room, "to both your devices")
+                    print(f"bob's first device decrypted: {got1}, second device: {got2}")
+                    ok &= got1 and got2
+                finally:
+                    await bob2.close()
             finally:
                 await alice.close()
                 await bob.close()
