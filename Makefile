@@ -21,7 +21,7 @@ CC       ?= cc
 PYTHON   ?= $(shell [ -x /usr/bin/python3 ] && echo /usr/bin/python3 || echo python3)
 
 DEB_PACKAGES = build-essential pkg-config libcurl4-openssl-dev libjansson-dev cppcheck clang-tidy \
-	libstemmer-dev libutf8proc-dev libedit-dev libcmocka-dev libsqlite3-dev \
+	libstemmer-dev libutf8proc-dev libedit-dev libcmocka-dev libsqlite3-dev libolm-dev \
 	wfrench python3 python3-jsonschema python3-yaml valgrind libxapian-dev \
 	hunspell-fr hunspell-en-us mythes-fr mythes-en-us wordnet-base python3-xapian
 
@@ -38,8 +38,8 @@ EDIT_DEF  =
 endif
 
 # Lazily expanded: pkg-config runs after `deps` has installed the packages.
-PKG_CFLAGS = $(shell pkg-config --cflags libcurl jansson libutf8proc $(EDIT_PKG) sqlite3 2>/dev/null) $(EDIT_DEF)
-PKG_LIBS   = $(shell pkg-config --libs libcurl jansson libutf8proc $(EDIT_PKG) sqlite3 2>/dev/null) -lstemmer -lm
+PKG_CFLAGS = $(shell pkg-config --cflags libcurl jansson libutf8proc $(EDIT_PKG) sqlite3 olm 2>/dev/null) $(EDIT_DEF)
+PKG_LIBS   = $(shell pkg-config --libs libcurl jansson libutf8proc $(EDIT_PKG) sqlite3 olm 2>/dev/null) -lstemmer -lm
 
 WARN     = -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wstrict-prototypes -Wvla
 OPT      = -O2 -g
@@ -187,7 +187,7 @@ lint: deps
 		>$(BUILD)/clang-tidy.log 2>&1; rc=$$?; grep -v "warnings generated" $(BUILD)/clang-tidy.log; exit $$rc
 
 # Fuzzing (clang's libFuzzer + ASan + UBSan): make fuzz FUZZ_SECONDS=60
-FUZZ_TARGETS = faq match telegram matrix config markup
+FUZZ_TARGETS = faq match telegram matrix config markup mx_crypto
 FUZZ_SECONDS ?= 60
 
 $(BUILD)/fuzz:

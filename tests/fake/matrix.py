@@ -29,6 +29,7 @@ import time
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import extract_specs
+import matrix_e2ee
 from common import Handler, QuietServer, Waiting
 BOT = "@faqbot:localhost"
 PASSWORD = "correct horse battery staple"
@@ -49,6 +50,9 @@ class Spec:
         if not path.startswith(PREFIX) and not path.startswith("/_matrix/client/versions"):
             return [f"{method} {path}: not a Client-Server API path"]
         rel = path[len(PREFIX):] if path.startswith(PREFIX) else "/versions"
+        e2ee = matrix_e2ee.check_request(method, rel, body)  # key endpoints: not in ../shared/specs
+        if e2ee is not None:
+            return e2ee
         found = [op for m, rx, op in self.ops if m == method and rx.match(rel)]
         if not found:
             return [f"{method} {rel}: no such endpoint in the spec"]
@@ -71,7 +75,9 @@ class Spec:
                     for k in body:
                         if k not in rb["fields"]:
                             errors.append(f"{method} {rel}: unknown field {k!r}")
-            if "/send/" in rel and isinstance(body, dict):
+            if "/send/m.room.encrypted/" in rel:
+                errors += matrix_e2ee.check_encrypted_content(body)
+            elif "/send/" in rel and isinstance(body, dict):
                 errors += self.check_notice(body)
         return errors
 
@@ -100,7 +106,7 @@ class Spec:
         return errors
 
 
-class FakeMatrix(Waiting):
+class FakeMatrix(Waiting, matrix_e2ee.E2EE):
     def __init__(self, check_spec=True):
         self.spec = Spec() if check_spec else None
         self.lock = threading.Condition()
@@ -118,6 +124,7 @@ class FakeMatrix(Waiting):
         self.faults = {}
         self.filters = []
         self.next_event = 1
+        self._e2ee_init(BOT)
         self.server = QuietServer(("127.0.0.1", 0), self._handler())
         self.port = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
@@ -281,7 +288,7 @@ class FakeMatrix(Waiting):
         ("POST", r"^/_matrix/client/v3/rooms/([^/]+)/join$", "join"),
         ("PUT", r"^/_matrix/client/v3/rooms/([^/]+)/send/([^/]+)/([^/]+)$", "send"),
         ("GET", r"^/_matrix/client/v3/rooms/([^/]+)/messages$", "messages"),
-    ]
+    ] + matrix_e2ee.ROUTES
 
     def route(self, method, path):
         for m, rx, name in self.ROUTES:
@@ -302,8 +309,10 @@ class FakeMatrix(Waiting):
         with self.lock:
             self.logins.append(b)
             user = (b.get("identifier") or {}).get("user", "")
-            if b.get("type") != "m.login.password" or user not in ("faqbot", BOT) or \
-                    b.get("password") != PASSWORD:
+            local = user[1:].split(":")[0] if user.startswith("@") else user
+            other = local in self.users and b.get("password") == self.users[local]  # E2EE tests
+            if not other and (b.get("type") != "m.login.password" or user not in ("faqbot", BOT) or
+                              b.get("password") != PASSWORD):
                 return 403, {"errcode": "M_FORBIDDEN", "error": "Invalid username or password"}
             device = b.get("device_id")
             if not device:
@@ -311,10 +320,14 @@ class FakeMatrix(Waiting):
                 device = f"DEV{self.devices}"
             token = f"tok-{device}-{len(self.logins)}"
             self.tokens[token] = device
-            return 200, {"user_id": BOT, "access_token": token, "device_id": device}
+            user_id = f"@{local}:localhost" if other else BOT
+            if other:
+                self.device_user[device] = user_id
+                self.device_names[device] = b.get("initial_device_display_name") or device
+            return 200, {"user_id": user_id, "access_token": token, "device_id": device}
 
     def r_whoami(self, dev, args, q, b, f):
-        return 200, {"user_id": BOT, "device_id": dev}
+        return 200, {"user_id": self.user_of(dev), "device_id": dev}
 
     def r_filter(self, dev, args, q, b, f):
         with self.lock:
@@ -349,6 +362,8 @@ class FakeMatrix(Waiting):
             return 50
 
     def r_sync(self, dev, args, q, b, f):
+        if self.user_of(dev) != BOT:
+            return self.user_sync(self.user_of(dev), dev, q, f)
         limit = self.timeline_limit(q)
         since = int(q["since"][1:]) if q.get("since") else None
         timeout = int(q.get("timeout", "0")) / 1000.0
@@ -374,8 +389,10 @@ class FakeMatrix(Waiting):
                     invite[rid] = {"invite_state": {"events": [
                         {"type": "m.room.member", "state_key": BOT, "sender": inviter,
                          "content": {"membership": "invite"}}]}}
-            return 200, {"next_batch": f"s{self.pos}",
-                         "rooms": {"join": join, "invite": invite, "leave": leave}}
+            resp = {"next_batch": f"s{self.pos}",
+                    "rooms": {"join": join, "invite": invite, "leave": leave}}
+            resp.update(self.e2ee_sync(dev, since))
+            return 200, resp
 
     def r_join(self, dev, args, q, b, f):
         rid = args[0]
@@ -389,14 +406,17 @@ class FakeMatrix(Waiting):
 
     def r_send(self, dev, args, q, b, f):
         rid, etype, txn = args
+        sender = self.user_of(dev)
         with self.lock:
             key = (dev, rid, txn)
             if key in self.txns:
                 return 200, {"event_id": self.txns[key]}
-            if rid not in self.rooms or BOT not in self.rooms[rid]["members"]:
+            if rid not in self.rooms or sender not in self.rooms[rid]["members"]:
                 return 403, {"errcode": "M_FORBIDDEN", "error": "not in room"}
-            ev = self._event(rid, BOT, etype, b, _device=dev, _txn=txn)
+            ev = self._event(rid, sender, etype, b, _device=dev, _txn=txn)
             self.txns[key] = ev["event_id"]
+            if sender != BOT:
+                return 200, {"event_id": ev["event_id"]}
             rec = dict(ev)
             rec["t"] = time.time()
             rec["txn"] = txn
