@@ -95,7 +95,7 @@ static void outbox_keeps_each_chat_in_order(void **state)
 	assert_string_equal(rows[1].chat, "B");
 	/* A's head in flight: A's second part must wait */
 	rows[0].state = OUT_SENDING;
-	store_outbox_set(s, &rows[0]);
+	assert_int_equal(store_outbox_set(s, &rows[0]), 0);
 	struct outbox_row more[8];
 	n = store_outbox_due(s, "t", 10, more, 8);
 	assert_int_equal(n, 1);
@@ -107,7 +107,7 @@ static void outbox_keeps_each_chat_in_order(void **state)
 	assert_int_equal(n, 2);
 	assert_int_equal(more[0].ambiguous, 1);
 	more[0].state = OUT_SENT;
-	store_outbox_set(s, &more[0]);
+	assert_int_equal(store_outbox_set(s, &more[0]), 0);
 	for (size_t i = 0; i < n; i++)
 		outbox_row_release(&more[i]);
 	n = store_outbox_due(s, "t", 10, more, 8);
@@ -125,7 +125,7 @@ static void parked_dropped_and_moved_chats(void **state)
 	add(s, "A", "q1", 0);
 	add(s, "B", "q2", 0);
 	add(s, "C", "q3", 0);
-	store_chat_park(s, "t", "A", 1000);
+	assert_int_equal(store_chat_park(s, "t", "A", 1000), 0);
 	assert_int_equal(store_chat_parked(s, "t", "A"), 1000);
 	struct outbox_row rows[8];
 	size_t n = store_outbox_due(s, "t", 10, rows, 8);
@@ -137,12 +137,14 @@ static void parked_dropped_and_moved_chats(void **state)
 	assert_int_equal(store_outbox_move_chat(s, "t", "C", "-100999"), 0);
 	n = store_outbox_due(s, "t", 2000, rows, 8);
 	assert_int_equal(n, 2);
-	assert_string_equal(rows[1].chat, "-100999");
-	assert_non_null(strstr(rows[1].body, "\"chat_id\":-100999"));
+	/* earliest due first: the moved chat (due since 0) before A (parked until 1000) */
+	assert_string_equal(rows[0].chat, "-100999");
+	assert_non_null(strstr(rows[0].body, "\"chat_id\":-100999"));
+	assert_string_equal(rows[1].chat, "A");
 	for (size_t i = 0; i < n; i++)
 		outbox_row_release(&rows[i]);
 	struct strbuf to = STRBUF_INIT;
-	store_chat_set_migrated(s, "t", "C", "-100999");
+	assert_int_equal(store_chat_set_migrated(s, "t", "C", "-100999"), 0);
 	assert_int_equal(store_chat_migrated(s, "t", "C", &to), 1);
 	assert_string_equal(to.buf, "-100999");
 	strbuf_release(&to);
