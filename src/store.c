@@ -160,9 +160,16 @@ static sqlite3_stmt *stmt(struct store *s, const char *sql)
 	return st;
 }
 
-/* One step: SQLITE_ROW, SQLITE_DONE, or the error (already reported). */
+/* One step: SQLITE_ROW, SQLITE_DONE, or the error (already reported).
+ * Nothing runs in a failed transaction: SQLite may have rolled it back
+ * already (SQLITE_FULL, SQLITE_IOERR), and a statement run now would
+ * commit on its own, outside the step it belongs to. */
 static int step(struct store *s, sqlite3_stmt *st)
 {
+	if (s->txn && (s->txn_failed || sqlite3_get_autocommit(s->db))) {
+		s->txn_failed = 1;
+		return SQLITE_ABORT;
+	}
 	int rc = sqlite3_step(st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		failed(s, rc);
