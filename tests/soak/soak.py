@@ -147,6 +147,7 @@ def main():
     max_wal = 0
     db_sizes = []
     fault_threads = []
+    storage_faults = {}
     t0 = time.time()
     next_fault = t0 + 3
     next_sample = t0
@@ -200,6 +201,7 @@ def main():
                         threading.Thread(target=fill_disk, args=(state, 3))
                     t.start()
                     fault_threads.append(t)
+                    storage_faults[f] = storage_faults.get(f, 0) + 1
                 next_fault = now + rnd.uniform(2, 5)
             max_wal = max(max_wal, size(db_path + "-wal"))
             if now >= next_sample:
@@ -237,8 +239,9 @@ def main():
               ", ".join(f"{t:.0f}s={b / 1024:.0f}" for t, b in db_sizes[:: max(1, len(db_sizes) // 12)]))
         print(f"soak: de-duplication window {window} s; database growth once settled: "
               f"{db_growth / 1024:.0f} KB; WAL at most {max_wal / 1024:.0f} KB "
-              f"(limit {WAL_LIMIT / 1024:.0f} KB); faults: lock, "
-              f"{'disk full' if tmpfs else 'no disk full (not root)'}")
+              f"(limit {WAL_LIMIT / 1024:.0f} KB); storage faults: "
+              f"lock x{storage_faults.get('lock', 0)}, "
+              + (f"disk full x{storage_faults.get('diskfull', 0)}" if tmpfs else "no disk full (not root)"))
         ok = lost_tg == lost_mx == 0 and dup_tg == dup_mx == 0 and (a.valgrind or growth < 1.0) \
             and max_wal <= WAL_LIMIT and db_ok
     finally:
