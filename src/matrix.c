@@ -1063,6 +1063,10 @@ static void send_done(void *arg, struct http_response *r)
 		log_warn("send_retry", "transport=" T " room=%s status=%ld error=%s", log_q(row->chat),
 			 r->status, log_q(er));
 	}
+	if (!txn)
+		log_warn("store_error", "transport=" T " room=%s note=%s", log_q(row->chat),
+			 log_q("what this outcome changes besides the reply itself was not saved; "
+			       "the reply's outcome is kept and saved with the next commit"));
 	json_decref(root);
 	sender_done(m->sender, x);
 	pump(m, now);

@@ -96,6 +96,7 @@ static const char *const schema_v3[] = {
 	"CREATE INDEX outbox_final ON outbox(created_at) WHERE state>=2",
 	"CREATE INDEX ledger_at ON ledger(handled_at)",
 	"CREATE INDEX recent_at ON recent(at)",
+	/* NOLINTNEXTLINE(bugprone-suspicious-missing-comma): one statement on two lines */
 	"CREATE TABLE queue(transport TEXT NOT NULL, chat TEXT NOT NULL, due_at INTEGER,"
 	" PRIMARY KEY(transport, chat)) WITHOUT ROWID",
 	"CREATE INDEX queue_due ON queue(transport, due_at) WHERE due_at IS NOT NULL",
@@ -644,8 +645,7 @@ size_t store_outbox_due(struct store *s, const char *transport, int64_t now,
 	sqlite3_bind_int64(st, 3, (sqlite3_int64)max);
 	char **chats = xcalloc(max ? max : 1, sizeof(*chats));
 	size_t n = 0, out = 0;
-	int rc;
-	while (n < max && (rc = step(s, st)) == SQLITE_ROW)
+	while (n < max && step(s, st) == SQLITE_ROW)
 		chats[n++] = col_str(st, 0);
 	sqlite3_reset(st);
 	for (size_t i = 0; i < n; i++) {

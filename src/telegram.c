@@ -922,6 +922,10 @@ static void send_done(void *arg, struct http_response *r)
 		log_warn("send_retry", "transport=" T " chat=%s status=%ld error=%s", row->chat, code,
 			 log_q(desc));
 	}
+	if (!txn)
+		log_warn("store_error", "transport=" T " chat=%s note=%s", row->chat,
+			 log_q("what this outcome changes besides the reply itself was not saved; "
+			       "the reply's outcome is kept and saved with the next commit"));
 	json_decref(root);
 	sender_done(tg->sender, x);
 	pump(tg, now);

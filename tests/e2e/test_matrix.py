@@ -322,7 +322,7 @@ class Storage(MatrixCase):
         time.sleep(2)
         self.assertEqual([len(self.fake.replies_to(dm, e)) for e in asked], [1] * 4)
         self.assertIn("store_error", b.logs())
-        b.stop()
+        self.assertEqual(b.stop(), 0)
 
 
 if __name__ == "__main__":

@@ -397,7 +397,7 @@ class Queue(TelegramCase):
         waited = m["t"] - asked
         self.assertLess(waited, 2.5, f"chat 10 waited {waited:.1f} s behind the group's queue")
         self.assertLess(len(self.fake.sent_to(self.G)), 9, "the group's queue was not busy")
-        b.stop()
+        self.assertEqual(b.stop(), 0)
 
     def test_button_presses_do_not_stall_another_chat(self):
         b = self.bot(FAQBOT_TELEGRAM_RATE_LIMITS="true", FAQBOT_FLOOD_MAX=10,
@@ -412,7 +412,7 @@ class Queue(TelegramCase):
         # presses count against the flood limit: 10 answers and one notice at most
         time.sleep(3)
         self.assertLessEqual(len(self.fake.sent_to(10)), 11)
-        b.stop()
+        self.assertEqual(b.stop(), 0)
 
 
 class Storage(TelegramCase):
@@ -439,7 +439,7 @@ class Storage(TelegramCase):
         db = sqlite3.connect(os.path.join(self.state(), "faqbot.db"))
         self.assertEqual(db.execute("SELECT COUNT(*) FROM inbox").fetchone()[0], 0)
         db.close()
-        b.stop()
+        self.assertEqual(b.stop(), 0)
 
     def ask_during(self, fault, chats, n=3):
         """Asks n questions in each chat while fault() holds; everything
@@ -462,7 +462,7 @@ class Storage(TelegramCase):
         self.assertEqual(total, len(asked) + 1, "a question was lost or answered twice")
         self.assertIn("store_error", b.logs())
         self.assertIsNone(b.proc.poll())
-        b.stop()
+        self.assertEqual(b.stop(), 0)
         return b
 
     def test_lock_held_by_another_program(self):
