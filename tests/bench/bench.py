@@ -10,6 +10,7 @@ peak RSS < 10 MB.  These are figures to read, not a pass/fail test.
 """
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -96,9 +97,7 @@ def main():
         print(f"bench: peak RSS of 'faqbot ask --stdin --json' over {a.rss_questions} questions "
               f"on faq/faq.json: {hwm / 1024:.1f} MB")
     finally:
-        for n in os.listdir(tmp):
-            os.unlink(os.path.join(tmp, n))
-        os.rmdir(tmp)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
