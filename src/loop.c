@@ -200,7 +200,9 @@ int loop_run(struct loop_ctx *ctx)
 		}
 		if (now >= retain_at && !stop_deadline) {
 			retain(ctx, now);
-			retain_at = now + LOOP_RETAIN_EVERY_MS;
+			/* every minute, or twice per window when it is shorter (tests) */
+			int64_t every = ctx->retention.dedup_ms / 2;
+			retain_at = now + (every > 0 && every < LOOP_RETAIN_EVERY_MS ? every : LOOP_RETAIN_EVERY_MS);
 		}
 		int64_t wake = stop_deadline ? now + 100 : now + 1000;
 		if (reload_at && reload_at < wake)

@@ -441,6 +441,23 @@ class Storage(TelegramCase):
         db.close()
         self.assertEqual(b.stop(), 0)
 
+    def test_retention_runs_while_the_bot_runs(self):
+        import sqlite3
+        # a 2 s de-duplication window: retention then runs every second
+        b = self.bot(FAQBOT_TEST_DEDUP_WINDOW_S=2)
+        for i in range(40):
+            self.fake.user_message(100 + i % 4, "combien ça coûte ?")
+        for c in range(100, 104):
+            self.answer_in(c, 10)
+        db = sqlite3.connect(os.path.join(self.state(), "faqbot.db"))
+        count = lambda t: db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]  # noqa: E731
+        self.assertEqual(count("inbox"), 0)   # deleted as they are handled
+        self.assertEqual(db.execute("SELECT COUNT(*) FROM outbox WHERE body<>''").fetchone()[0], 0)
+        self.assertTrue(self.fake.wait(lambda: count("ledger") == 0 and count("outbox") == 0, 10),
+                        f"ledger {count('ledger')}, outbox {count('outbox')} rows after the window")
+        db.close()
+        self.assertEqual(b.stop(), 0)
+
     def ask_during(self, fault, chats, n=3):
         """Asks n questions in each chat while fault() holds; everything
         must be answered exactly once after it ends."""
