@@ -35,8 +35,9 @@
  *
  * Errors: every function that touches the database returns a result that
  * must be checked (STORE_MUST_CHECK).  A statement that fails inside a
- * transaction marks it, and store_commit then rolls back and returns -1
- * (SQLite: a failed statement leaves its transaction unusable).  Every
+ * transaction marks it: later statements in it return -1 without running
+ * (SQLite may already have rolled it back, and they would commit alone),
+ * and store_commit rolls back and returns -1.  Every
  * statement is reset when its function returns, so no read snapshot stays
  * open and the automatic checkpoint keeps the WAL under
  * STORE_WAL_CHECKPOINT_PAGES pages (plus at most one transaction).
