@@ -19,10 +19,12 @@
 
 #include "bot.h"
 #include "http.h"
+#include "store.h"
 #include "transport.h"
 
 #define LOOP_STOP_GRACE_MS 4500
 #define LOOP_RELOAD_DELAY_MS 300
+#define LOOP_RETAIN_EVERY_MS 60000
 
 struct loop_ctx {
 	struct bot *bot;
@@ -31,6 +33,8 @@ struct loop_ctx {
 	struct http *http;
 	struct transport **tr;
 	size_t n_tr;
+	struct store *store;     /* retention runs every LOOP_RETAIN_EVERY_MS, or NULL */
+	struct store_retention retention;
 };
 
 /* Runs until a stop signal (returns 0) or a fatal transport error (1). */

@@ -2,11 +2,14 @@
  * sender.h - the outbox send queue shared by the chat transports.
  *
  * It picks the rows due now (per chat in order, one in flight per chat, at
- * most max_in_flight overall, after the transport's rate limiter agreed),
- * marks them "sending" inside the caller's open transaction, and, once the
- * caller committed, starts them through the transport's send callback.  The
- * transport classifies each outcome, writes the row (inside a transaction)
- * and calls sender_done.  Nothing here knows a protocol.
+ * most max_in_flight overall, after the transport's rate limiter agreed; a
+ * chat it holds back is deferred and the next chat is tried), marks them
+ * "sending" inside the caller's open transaction, and, once the caller
+ * committed, starts them through the transport's send callback.  The
+ * transport classifies each outcome into ctx->row and calls sender_done;
+ * the sender writes the row in the next pick's transaction and keeps it in
+ * memory until that commit succeeds (so a failed commit neither leaves the
+ * row "sending" nor sends it twice).  Nothing here knows a protocol.
  *
  * Ownership: sender_new returns a handle freed with sender_free (which
  * frees the contexts of sends still in flight; free the HTTP handle first
@@ -25,6 +28,7 @@ struct send_ctx {
 	struct outbox_row row;
 	void *arg;               /* the transport */
 	struct send_ctx *next, *prev;
+	int written;             /* outcome written in the open transaction */
 };
 
 struct sender_ops {
@@ -40,13 +44,17 @@ struct sender *sender_new(struct store *store, const char *transport, int max_in
 			  const struct sender_ops *ops, void *arg);
 void sender_free(struct sender *s);
 
-/* Inside an open transaction: picks due rows and marks them sending. */
+/* Inside an open transaction: writes the outcomes not yet committed,
+ * picks due rows and marks them sending. */
 void sender_pick(struct sender *s, int64_t now);
 /* After the commit: starts what sender_pick chose.  rollback = 1 when the
  * commit failed (the picks are forgotten). */
 void sender_start(struct sender *s, int64_t now, int rollback);
-/* The transport has recorded ctx's outcome; frees ctx. */
+/* ctx->row holds the send's outcome; the sender writes it with the next
+ * pick and frees ctx once that is committed. */
 void sender_done(struct sender *s, struct send_ctx *ctx);
+/* Outcomes known but not yet committed. */
+size_t sender_unrecorded(const struct sender *s);
 /* Sets row to be tried again after wait ms (gives up after a day). */
 void sender_retry_later(struct outbox_row *row, int64_t now, int64_t wait);
 /* Backoff for the row's next try (grows with its attempts). */

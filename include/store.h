@@ -2,14 +2,45 @@
  * store.h - faqbot's durable state: one SQLite database in the state
  * directory (WAL, synchronous=FULL), shared by every transport.
  *
- *   kv       cursors and small facts (Telegram offset, Matrix next_batch, bot id)
- *   inbox    received updates/events, stored with the cursor in one commit
+ *   kv       cursors and small facts (Telegram offset, Matrix next_batch, bot id,
+ *            per-room member counts and notices, forgotten when the room is left)
+ *   inbox    received updates/events not yet handled, stored with the cursor
+ *            in one commit; a row is deleted in the transaction that handles it
  *   ledger   triggers already handled (chat:message, event id), so a replay
  *            after a crash never answers twice
  *   outbox   replies with their exact request bytes, idempotency key and
  *            delivery state; retries resend the stored bytes
+ *   queue    per chat with unfinished outbox rows: when its head row may go
+ *            (the sender's index: the first sendable row is one lookup)
  *   chats    per chat: parked-until (429), migrated-to, disabled (403)
  *   recent   last answer of an entry per chat (the group cooldown)
+ *   unanswered  questions answered badly, for `faqbot report` (chat hashed)
+ *
+ * Retention (store_retain, run every minute by the loop, and the inbox as
+ * said above): nothing grows with traffic beyond these windows.
+ *   ledger    rows older than the de-duplication window (dedup_ms, 48 h by
+ *             default): neither API redelivers an update that late (Telegram
+ *             keeps updates 24 h and the offset is committed with the batch;
+ *             a Matrix since token never replays older events)
+ *   outbox    a finished row (sent, failed, dropped) loses its bodies at once
+ *             and is deleted after the same window (Matrix uses the event ids
+ *             of sent rows to see replies to the bot)
+ *   recent    after a day (the longest cooldown)
+ *   chats     rows that no longer say anything (not parked, migrated or
+ *             disabled, nothing queued)
+ *   unanswered  after unanswered_retention_days
+ * Because handled inbox rows are gone, a reused update id (Telegram restarts
+ * them after a week without updates) is a new update; the ledger, keyed by
+ * chat and message id, still drops a real replay.
+ *
+ * Errors: every function that touches the database returns a result that
+ * must be checked (STORE_MUST_CHECK).  A statement that fails inside a
+ * transaction marks it: later statements in it return -1 without running
+ * (SQLite may already have rolled it back, and they would commit alone),
+ * and store_commit rolls back and returns -1.  Every
+ * statement is reset when its function returns, so no read snapshot stays
+ * open and the automatic checkpoint keeps the WAL under
+ * STORE_WAL_CHECKPOINT_PAGES pages (plus at most one transaction).
  *
  * The state directory is locked (flock) for the life of the store: a second
  * faqbot on the same directory fails to open it with a clear message.  A
@@ -28,8 +59,20 @@
 
 #include "strbuf.h"
 
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 #define STORE_FILE "faqbot.db"
+#define STORE_WAL_CHECKPOINT_PAGES 1000     /* 4 MB of 4 KB pages */
+#define STORE_DEDUP_MS (48LL * 3600 * 1000)  /* ledger and finished outbox rows */
+#define STORE_RECENT_MS (24LL * 3600 * 1000) /* the longest group cooldown */
+
+/* A store result that is ignored is a lost error: the compiler refuses it. */
+#define STORE_MUST_CHECK __attribute__((warn_unused_result))
+
+struct store_retention {
+	int64_t dedup_ms;       /* ledger, finished outbox rows */
+	int64_t recent_ms;      /* group cooldown records */
+	int64_t unanswered_ms;  /* unanswered questions */
+};
 
 enum outbox_state { OUT_PENDING = 0, OUT_SENDING = 1, OUT_SENT = 2, OUT_FAILED = 3, OUT_DROPPED = 4 };
 
@@ -64,81 +107,99 @@ struct store *store_open_reader(const char *dir, char *err, size_t errlen);
 void store_close(struct store *s);
 const char *store_path(const struct store *s);
 
-int store_begin(struct store *s);
+/* Opens a transaction: 0, or -1 (logged) when the database cannot be
+ * written now (locked over the busy timeout, disk error). */
+STORE_MUST_CHECK int store_begin(struct store *s);
 /* 1 while a transaction opened by store_begin is not yet committed. */
 int store_in_transaction(struct store *s);
-int store_commit(struct store *s);
+/* Commits: 0; -1 when it could not, or when a statement in it failed: the
+ * transaction is then rolled back (logged) and nothing of it is kept. */
+STORE_MUST_CHECK int store_commit(struct store *s);
 void store_rollback(struct store *s);
+/* Statements still active (holding a read snapshot); 0 between calls. */
+int store_active_statements(struct store *s);
+/* The sqlite3 handle, for tests that inject faults (max_page_count). */
+void *store_sqlite_for_tests(struct store *s);
+/* Applies the retention policy above; rows deleted, or -1. */
+STORE_MUST_CHECK int store_retain(struct store *s, int64_t now, const struct store_retention *r);
 
 /* 1 and the value in out when present, 0 when absent, -1 on error. */
-int store_kv_get(struct store *s, const char *key, struct strbuf *out);
-int store_kv_set(struct store *s, const char *key, const char *value);
+STORE_MUST_CHECK int store_kv_get(struct store *s, const char *key, struct strbuf *out);
+STORE_MUST_CHECK int store_kv_set(struct store *s, const char *key, const char *value);
+STORE_MUST_CHECK int store_kv_del(struct store *s, const char *key);
 
 /* 1 when added, 0 when that uid is already in the inbox, -1 on error. */
-int store_inbox_add(struct store *s, const char *transport, const char *uid, const char *payload,
+STORE_MUST_CHECK int store_inbox_add(struct store *s, const char *transport, const char *uid, const char *payload,
 		    int64_t now);
 /* The oldest unprocessed row: 1 found, 0 none, -1 error. */
-int store_inbox_next(struct store *s, const char *transport, struct inbox_row *row);
-int store_inbox_done(struct store *s, int64_t id);
+STORE_MUST_CHECK int store_inbox_next(struct store *s, const char *transport, struct inbox_row *row);
+STORE_MUST_CHECK int store_inbox_done(struct store *s, int64_t id);
 void inbox_row_release(struct inbox_row *row);
-/* 1 when the transport has unprocessed inbox rows. */
-size_t store_inbox_pending(struct store *s, const char *transport);
+/* 1 when the transport has unprocessed inbox rows, 0 none, -1 error. */
+STORE_MUST_CHECK int store_inbox_pending(struct store *s, const char *transport);
 
-int store_ledger_has(struct store *s, const char *transport, const char *trigger);
-int store_ledger_add(struct store *s, const char *transport, const char *trigger, int64_t now);
+STORE_MUST_CHECK int store_ledger_has(struct store *s, const char *transport, const char *trigger);
+STORE_MUST_CHECK int store_ledger_add(struct store *s, const char *transport, const char *trigger, int64_t now);
 
-/* Adds a row (state pending); returns its id or -1. */
-int64_t store_outbox_add(struct store *s, const struct outbox_row *row);
+/* Adds a row (state pending); returns its id, 0 when that trigger and
+ * part are already queued (a replay: the first row stands), or -1. */
+STORE_MUST_CHECK int64_t store_outbox_add(struct store *s, const struct outbox_row *row);
 /* Rows ready to send: per chat only the oldest unfinished row (parts are
- * never reordered), not parked, next_at <= now; oldest first, at most max.
- * Returns how many were written to rows. */
-size_t store_outbox_due(struct store *s, const char *transport, int64_t now,
+ * never reordered), not parked, not deferred, next_at <= now; earliest due
+ * first, at most max.  One index range, whatever the queue's length.
+ * Returns how many were written to rows (0 on error, logged). */
+STORE_MUST_CHECK size_t store_outbox_due(struct store *s, const char *transport, int64_t now,
 			struct outbox_row *rows, size_t max);
-/* Earliest next_at (or parked-until) of any unfinished row, or -1. */
-int64_t store_outbox_next_time(struct store *s, const char *transport);
-int store_outbox_set(struct store *s, const struct outbox_row *row);
+/* Chat may not send before until (the bot's own rate limit): its head
+ * row is skipped by store_outbox_due until then. */
+STORE_MUST_CHECK int store_outbox_defer_chat(struct store *s, const char *transport, const char *chat,
+					     int64_t until);
+/* Earliest time a chat's head row may go, or -1 (none, or error). */
+STORE_MUST_CHECK int64_t store_outbox_next_time(struct store *s, const char *transport);
+STORE_MUST_CHECK int store_outbox_set(struct store *s, const struct outbox_row *row);
 /* Rows left in state sending by a crash become pending again with
  * ambiguous+1; returns how many. */
-int store_outbox_recover(struct store *s, const char *transport);
+STORE_MUST_CHECK int store_outbox_recover(struct store *s, const char *transport);
 /* Drops every unfinished row of a chat (403); returns how many. */
-int store_outbox_drop_chat(struct store *s, const char *transport, const char *chat);
+STORE_MUST_CHECK int store_outbox_drop_chat(struct store *s, const char *transport, const char *chat);
 /* Moves a chat's unfinished rows to new_chat, rewriting "chat_id" in bodies. */
-int store_outbox_move_chat(struct store *s, const char *transport, const char *chat,
+STORE_MUST_CHECK int store_outbox_move_chat(struct store *s, const char *transport, const char *chat,
 			   const char *new_chat);
-size_t store_outbox_count(struct store *s, const char *transport, int state);
+/* Rows in that state, or -1. */
+STORE_MUST_CHECK int64_t store_outbox_count(struct store *s, const char *transport, int state);
 /* Marks the unfinished row with this idempotency key sent (a Matrix echo);
  * returns 1 when a row changed. */
-int store_outbox_mark_sent(struct store *s, const char *transport, const char *txn,
+STORE_MUST_CHECK int store_outbox_mark_sent(struct store *s, const char *transport, const char *txn,
 			   const char *result);
-/* 1 when a sent row has this result (is this event one of ours?). */
-int store_outbox_has_result(struct store *s, const char *transport, const char *result);
+/* 1 when a sent row has this result (is this event one of ours?), 0, -1. */
+STORE_MUST_CHECK int store_outbox_has_result(struct store *s, const char *transport, const char *result);
 void outbox_row_release(struct outbox_row *row);
 
 /* Records a question the FAQ did not answer well; the chat is stored
  * hashed, never in clear. */
-int store_unanswered_add(struct store *s, const char *transport, const char *chat,
+STORE_MUST_CHECK int store_unanswered_add(struct store *s, const char *transport, const char *chat,
 			 const char *text, const char *best, double confidence, int64_t now);
 /* Deletes records older than before (ms); returns how many. */
-int store_unanswered_prune(struct store *s, int64_t before);
+STORE_MUST_CHECK int store_unanswered_prune(struct store *s, int64_t before);
 /* Calls fn for each record since `since` (ms), oldest first. */
-int store_unanswered_each(struct store *s, int64_t since,
+STORE_MUST_CHECK int store_unanswered_each(struct store *s, int64_t since,
 			  void (*fn)(void *arg, int64_t at, const char *transport, const char *text,
 				     const char *best, double confidence),
 			  void *arg);
 
-int64_t store_chat_parked(struct store *s, const char *transport, const char *chat);
-int store_chat_park(struct store *s, const char *transport, const char *chat, int64_t until);
+STORE_MUST_CHECK int64_t store_chat_parked(struct store *s, const char *transport, const char *chat);
+STORE_MUST_CHECK int store_chat_park(struct store *s, const char *transport, const char *chat, int64_t until);
 /* 1 and the new id in out when chat migrated. */
-int store_chat_migrated(struct store *s, const char *transport, const char *chat, struct strbuf *out);
-int store_chat_set_migrated(struct store *s, const char *transport, const char *chat,
+STORE_MUST_CHECK int store_chat_migrated(struct store *s, const char *transport, const char *chat, struct strbuf *out);
+STORE_MUST_CHECK int store_chat_set_migrated(struct store *s, const char *transport, const char *chat,
 			    const char *to);
-int store_chat_disabled(struct store *s, const char *transport, const char *chat);
-int store_chat_set_disabled(struct store *s, const char *transport, const char *chat, int disabled);
+STORE_MUST_CHECK int store_chat_disabled(struct store *s, const char *transport, const char *chat);
+STORE_MUST_CHECK int store_chat_set_disabled(struct store *s, const char *transport, const char *chat, int disabled);
 
 /* The group cooldown: when chat got entry (and the message id, may be ""). */
-int store_recent_get(struct store *s, const char *transport, const char *chat, const char *entry,
+STORE_MUST_CHECK int store_recent_get(struct store *s, const char *transport, const char *chat, const char *entry,
 		     int64_t *at, struct strbuf *message_id);
-int store_recent_set(struct store *s, const char *transport, const char *chat, const char *entry,
+STORE_MUST_CHECK int store_recent_set(struct store *s, const char *transport, const char *chat, const char *entry,
 		     int64_t at, const char *message_id);
 
 #endif

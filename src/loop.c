@@ -140,13 +140,30 @@ static int faq_changed(int fd, const char *base)
 	return hit;
 }
 
+/* Applies the store's retention policy as the bot runs (store.h). */
+static void retain(struct loop_ctx *ctx, int64_t now)
+{
+	if (!ctx->store || store_in_transaction(ctx->store))
+		return;
+	int n = -1;
+	if (store_begin(ctx->store) == 0) {
+		n = store_retain(ctx->store, now, &ctx->retention);
+		if (store_commit(ctx->store) < 0)
+			n = -1;
+	}
+	if (n < 0)
+		log_warn("retention_failed", "note=%s", log_q("old rows are pruned at the next try"));
+	else if (n > 0)
+		log_debug("retention", "rows=%d", n);
+}
+
 int loop_run(struct loop_ctx *ctx)
 {
 	if (setup_signals() < 0) {
 		log_error("fatal", "error=%s", log_q("cannot set up signal handling"));
 		return 1;
 	}
-	int64_t stop_deadline = 0, reload_at = 0, beat_at = 0;
+	int64_t stop_deadline = 0, reload_at = 0, beat_at = 0, retain_at = 0;
 	int rc = 0;
 	char *base = NULL;
 	int watch = watch_faq(ctx->faq_path, &base);
@@ -182,6 +199,12 @@ int loop_run(struct loop_ctx *ctx)
 			health_write(ctx->state_dir, ctx->tr, ctx->n_tr);
 			mem_trim();	/* a burst (a big sync, many replies) leaves free heap behind */
 			beat_at = now + HEALTH_EVERY_MS;
+		}
+		if (now >= retain_at && !stop_deadline) {
+			retain(ctx, now);
+			/* every minute, or twice per window when it is shorter (tests) */
+			int64_t every = ctx->retention.dedup_ms / 2;
+			retain_at = now + (every > 0 && every < LOOP_RETAIN_EVERY_MS ? every : LOOP_RETAIN_EVERY_MS);
 		}
 		int64_t wake = stop_deadline ? now + 100 : now + 1000;
 		if (reload_at && reload_at < wake)

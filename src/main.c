@@ -533,10 +533,14 @@ static int serve(struct config *c)
 	struct bot_options bo = { c->threshold, c->subscribe_url };
 	struct bot *b = bot_new(idx, &bo);
 	struct http *h = http_new(c->ca_bundle);
-	int pruned = store_unanswered_prune(st, wall_ms() - c->unanswered_retention_days * 86400000LL);
-	if (pruned > 0)
-		log_info("unanswered_pruned", "rows=%d days=%ld", pruned, c->unanswered_retention_days);
 	mem_trim();	/* what parsing the FAQ and building the index freed */
+	/* retention runs in the loop, at start and every minute (store.h) */
+	struct store_retention keep = { STORE_DEDUP_MS, STORE_RECENT_MS,
+					c->unanswered_retention_days * 86400000LL };
+	const char *w = getenv("FAQBOT_TEST_DEDUP_WINDOW_S"); /* tests and soak: a short window */
+	long ws = w ? strtol(w, NULL, 10) : 0;
+	if (ws > 0 && ws < 86400L * 365)
+		keep.dedup_ms = keep.recent_ms = ws * 1000LL;
 	struct transport *tr[2];
 	size_t n = 0;
 	if (c->telegram_token) {
@@ -574,7 +578,7 @@ static int serve(struct config *c)
 		}
 		log_info("metrics", "address=%s", log_q(c->metrics_address));
 	}
-	struct loop_ctx lc = { b, c->faq, c->state_dir, h, tr, n };
+	struct loop_ctx lc = { b, c->faq, c->state_dir, h, tr, n, st, keep };
 	int rc = loop_run(&lc);
 	metrics_close();
 	http_free(h);

@@ -56,6 +56,7 @@ struct mx {
 
 	int syncing, stopping;
 	int64_t sync_after;
+	int64_t pump_after;      /* after a store error: wait before the next try */
 	unsigned sync_fail;
 	int64_t last_sync_ok;
 
@@ -175,7 +176,9 @@ static int token_lost(struct mx *m, const struct http_response *r, json_t *root,
 	if (m->password) {
 		log_warn("relogin", "transport=" T " soft_logout=%d note=%s", soft,
 			 log_q("the access token was refused; logging in again with the same device"));
-		store_kv_set(m->store, "matrix.access_token", "");
+		if (store_kv_set(m->store, "matrix.access_token", "") < 0)
+			log_warn("relogin", "transport=" T " note=%s",
+				 log_q("the old token could not be cleared from the state database"));
 		free(m->token);
 		m->token = NULL;
 		m->phase = PH_LOGIN;
@@ -233,10 +236,12 @@ static void login_done(void *arg, struct http_response *r)
 		free(m->token);
 		m->token = xstrdup(tok);
 		log_add_secret(tok);
-		store_begin(m->store);
-		store_kv_set(m->store, "matrix.access_token", tok);
-		store_kv_set(m->store, "matrix.device_id", dev);
-		store_commit(m->store);
+		if (store_begin(m->store) < 0 || store_kv_set(m->store, "matrix.access_token", tok) < 0 ||
+		    store_kv_set(m->store, "matrix.device_id", dev) < 0 || store_commit(m->store) < 0) {
+			store_rollback(m->store);
+			log_warn("store_error", "transport=" T " note=%s",
+				 log_q("the new login could not be saved; faqbot logs in again after a restart"));
+		}
 		log_info("logged_in", "transport=" T " device=%s", log_q(dev));
 		m->phase = PH_WHOAMI;
 		m->start_fail = 0;
@@ -275,9 +280,16 @@ static void whoami_done(void *arg, struct http_response *r)
  * returns the original event instead of posting twice. */
 static void enter_run(struct mx *m)
 {
-	store_begin(m->store);
-	int n = store_outbox_recover(m->store, T);
-	store_commit(m->store);
+	int n = -1;
+	if (store_begin(m->store) == 0) {
+		n = store_outbox_recover(m->store, T);
+		if (store_commit(m->store) < 0)
+			n = -1;
+	}
+	if (n < 0) {
+		start_retry(m, "start", 0, "the state database cannot be written (see store_error)");
+		return;
+	}
 	if (n > 0)
 		log_info("resend_interrupted", "transport=" T " rows=%d note=%s", n,
 			 log_q("same txnId: the homeserver deduplicates"));
@@ -295,11 +307,13 @@ static void filter_done(void *arg, struct http_response *r)
 	if (r->status == 200 && id) {
 		free(m->filter_id);
 		m->filter_id = xstrdup(id);
-		store_begin(m->store);
-		store_kv_set(m->store, "matrix.filter_id", id);
-		store_kv_set(m->store, "matrix.filter_user", m->user_id);
-		store_commit(m->store);
-		enter_run(m);
+		if (store_begin(m->store) < 0 || store_kv_set(m->store, "matrix.filter_id", id) < 0 ||
+		    store_kv_set(m->store, "matrix.filter_user", m->user_id) < 0 || store_commit(m->store) < 0) {
+			store_rollback(m->store);
+			start_retry(m, "filter", 0, "the state database cannot be written (see store_error)");
+		} else {
+			enter_run(m);
+		}
 	} else if (!token_lost(m, r, root, ec)) {
 		start_retry(m, "filter", r->status, er);
 	}
@@ -402,14 +416,14 @@ static void html_text(struct strbuf *out, const char *s)
 }
 
 /* Queues one m.notice (split in parts when long) answering trigger. */
-static void queue_notice(struct mx *m, const char *room, const char *trigger, const char *kind,
+static int queue_notice(struct mx *m, const char *room, const char *trigger, const char *kind,
 			 const struct reply *r, const char *text, const char *asker,
 			 const char *reply_to, const char *thread_root)
 {
 	struct strbuf all = STRBUF_INIT;
 	strbuf_addstr(&all, text);
 	size_t pos = 0;
-	int part = 0;
+	int part = 0, rc = 0;
 	int64_t now = wall_ms();
 	do {
 		size_t n = text_split_point(all.buf + pos, all.len - pos, PART_BYTES, 0);
@@ -475,8 +489,10 @@ static void queue_notice(struct mx *m, const char *room, const char *trigger, co
 		row.txn = txn;
 		row.entry = r ? r->entry_id : NULL;
 		row.created_at = row.next_at = now;
-		if (store_outbox_add(m->store, &row) < 0)
+		if (store_outbox_add(m->store, &row) < 0) {
 			log_error("store_error", "transport=" T " room=%s trigger=%s", log_q(room), log_q(trigger));
+			rc = -1;
+		}
 		free(s);
 		strbuf_release(&body);
 		strbuf_release(&html);
@@ -484,19 +500,20 @@ static void queue_notice(struct mx *m, const char *room, const char *trigger, co
 		part++;
 		if (!n)
 			break;
-	} while (pos < all.len);
+	} while (pos < all.len && rc == 0);
 	strbuf_release(&all);
+	return rc;
 }
 
 /* ==== Processing: inbox -> outbox ==== */
 
-static void handle_invite(struct mx *m, const char *room, const char *sender, const char *trigger)
+static int handle_invite(struct mx *m, const char *room, const char *sender, const char *trigger)
 {
 	/* invitations: from listed users or users of listed servers */
 	if (!bot_listed(m->allow, sender ? sender : "", 1) || !bot_listed(m->o.allowed_rooms, room, 1)) {
 		log_info("invite_declined", "transport=" T " room=%s sender=%s", log_q(room),
 			 log_q(sender ? sender : "?"));
-		return;
+		return 0;
 	}
 	int64_t now = wall_ms();
 	struct outbox_row row = { 0 };
@@ -509,13 +526,16 @@ static void handle_invite(struct mx *m, const char *room, const char *sender, co
 	row.body = "{}";
 	row.txn = txn;
 	row.created_at = row.next_at = now;
-	store_outbox_add(m->store, &row);
+	if (store_outbox_add(m->store, &row) < 0)
+		return -1;
 	char *hello = bot_text(m->bot, "hello", m->o.prefix);
 	char hello_trigger[700];
 	snprintf(hello_trigger, sizeof(hello_trigger), "hello:%.600s", trigger);
-	queue_notice(m, room, hello_trigger, "hello", NULL, hello, NULL, NULL, NULL);
+	int rc = queue_notice(m, room, hello_trigger, "hello", NULL, hello, NULL, NULL, NULL);
 	free(hello);
-	log_info("invited", "transport=" T " room=%s sender=%s", log_q(room), log_q(sender ? sender : "?"));
+	if (rc == 0)
+		log_info("invited", "transport=" T " room=%s sender=%s", log_q(room), log_q(sender ? sender : "?"));
+	return rc;
 }
 
 /* Removes leading "> " reply-fallback lines (and the blank line after). */
@@ -584,48 +604,55 @@ static int bare_number(const char *s)
 	return !*s;
 }
 
-static void handle_event(struct mx *m, const char *room, json_t *ev, long members)
+/* Handles one event (inside the caller's transaction); -1 when the store
+ * failed (the transaction is then refused and the event handled again). */
+static int handle_event(struct mx *m, const char *room, json_t *ev, long members)
 {
 	const char *type = json_string_value(json_object_get(ev, "type"));
 	const char *sender = json_string_value(json_object_get(ev, "sender"));
 	const char *event_id = json_string_value(json_object_get(ev, "event_id"));
 	json_t *content = json_object_get(ev, "content");
 	if (!type || !sender || !event_id)
-		return;
+		return 0;
 	if (!strcmp(sender, m->user_id)) {
 		/* our own echo: proof that a send went through even if its answer was lost */
 		const char *txn = json_string_value(json_object_get(json_object_get(ev, "unsigned"),
 								   "transaction_id"));
-		if (txn && store_outbox_mark_sent(m->store, T, txn, event_id) == 1)
+		int rc = txn ? store_outbox_mark_sent(m->store, T, txn, event_id) : 0;
+		if (rc == 1)
 			log_info("echo_confirmed", "transport=" T " room=%s txn=%s", log_q(room), log_q(txn));
-		return;
+		return rc < 0 ? -1 : 0;
 	}
 	if (json_object_get(ev, "state_key"))
-		return; /* state events */
+		return 0; /* state events */
 	if (!bot_listed(m->o.allowed_rooms, room, 1))
-		return;
+		return 0;
 	char trigger[600];
 	snprintf(trigger, sizeof(trigger), "e:%.500s", event_id);
-	if (store_ledger_has(m->store, T, trigger) == 1)
-		return;
+	int seen = store_ledger_has(m->store, T, trigger);
+	if (seen)
+		return seen < 0 ? -1 : 0;
 	int64_t now = wall_ms();
 	if (!strcmp(type, "m.room.encrypted")) {
-		store_ledger_add(m->store, T, trigger, now);
+		if (store_ledger_add(m->store, T, trigger, now) < 0)
+			return -1;
 		char key[600];
 		snprintf(key, sizeof(key), "matrix.e2ee_notice.%.500s", room);
 		struct strbuf v = STRBUF_INIT;
-		if (m->o.encrypted_notice && store_kv_get(m->store, key, &v) != 1) {
-			store_kv_set(m->store, key, "1");
+		int rc = m->o.encrypted_notice ? store_kv_get(m->store, key, &v) : 1;
+		if (rc == 0) {
 			char *text = bot_text(m->bot, "encrypted_room", m->o.prefix);
-			queue_notice(m, room, trigger, "e2ee", NULL, text, NULL, NULL, NULL);
+			rc = store_kv_set(m->store, key, "1") < 0 ||
+			     queue_notice(m, room, trigger, "e2ee", NULL, text, NULL, NULL, NULL) < 0 ? -1 : 0;
 			free(text);
-			log_info("encrypted_room", "transport=" T " room=%s", log_q(room));
+			if (rc == 0)
+				log_info("encrypted_room", "transport=" T " room=%s", log_q(room));
 		}
 		strbuf_release(&v);
-		return;
+		return rc < 0 ? -1 : 0;
 	}
 	if (strcmp(type, "m.room.message"))
-		return;
+		return 0;
 	const char *msgtype = json_string_value(json_object_get(content, "msgtype"));
 	const char *body = json_string_value(json_object_get(content, "body"));
 	json_t *rel = json_object_get(content, "m.relates_to");
@@ -633,8 +660,9 @@ static void handle_event(struct mx *m, const char *room, json_t *ev, long member
 	if (!msgtype || strcmp(msgtype, "m.text") || !body || !*body ||
 	    json_object_get(json_object_get(ev, "unsigned"), "redacted_because") ||
 	    (rel_type && !strcmp(rel_type, "m.replace")))
-		return; /* notices (bots), edits, redactions, non-text */
-	store_ledger_add(m->store, T, trigger, now);
+		return 0; /* notices (bots), edits, redactions, non-text */
+	if (store_ledger_add(m->store, T, trigger, now) < 0)
+		return -1;
 	struct strbuf text = STRBUF_INIT;
 	strbuf_addstr(&text, body);
 	strip_fallback(&text);
@@ -651,7 +679,7 @@ static void handle_event(struct mx *m, const char *room, json_t *ev, long member
 		addressed = 1;
 	const char *in_reply = json_string_value(json_object_get(json_object_get(rel, "m.in_reply_to"),
 								 "event_id"));
-	if (in_reply && store_outbox_has_result(m->store, T, in_reply))
+	if (in_reply && store_outbox_has_result(m->store, T, in_reply) == 1)
 		addressed = 1;
 	while (text.len && text.buf[0] == ' ')
 		memmove(text.buf, text.buf + 1, text.len--);
@@ -676,39 +704,59 @@ static void handle_event(struct mx *m, const char *room, json_t *ev, long member
 	if (r.kind != REPLY_NONE) {
 		const char *root = rel_type && !strcmp(rel_type, "m.thread")
 				   ? json_string_value(json_object_get(rel, "event_id")) : NULL;
-		queue_notice(m, room, trigger, "q", &r, r.text, sender, event_id, root);
+		if (queue_notice(m, room, trigger, "q", &r, r.text, sender, event_id, root) < 0 ||
+		    (r.unanswered && m->o.record_unanswered &&
+		     store_unanswered_add(m->store, T, room, body, r.entry_id, r.confidence, now) < 0)) {
+			reply_release(&r);
+			return -1;
+		}
 		metrics_inc("faqbot_questions_total", "transport=\"" T "\"");
 		metrics_inc("faqbot_replies_total", r.kind == REPLY_ANSWER ? "transport=\"" T "\",kind=\"answer\""
 				: r.kind == REPLY_FALLBACK ? "transport=\"" T "\",kind=\"fallback\""
 				: r.kind == REPLY_CHOOSE ? "transport=\"" T "\",kind=\"choose\""
 				: "transport=\"" T "\",kind=\"other\"");
-		if (r.unanswered && m->o.record_unanswered)
-			store_unanswered_add(m->store, T, room, body, r.entry_id, r.confidence, now);
 		log_info("reply", "transport=" T " room=%s entry=%s confidence=%.3f%s%s", log_q(room),
 			 r.entry_id ? r.entry_id : "-", r.confidence,
 			 m->o.log_questions ? " question=" : "", m->o.log_questions ? log_q(body) : "");
 	}
 	reply_release(&r);
+	return 0;
 }
 
-static void process_row(struct mx *m, const struct inbox_row *row)
+/* Forgets what the store keeps per room once the bot left it. */
+static int forget_room(struct mx *m, const char *room)
+{
+	char key[600];
+	snprintf(key, sizeof(key), "matrix.members.%.500s", room);
+	if (store_kv_del(m->store, key) < 0)
+		return -1;
+	snprintf(key, sizeof(key), "matrix.e2ee_notice.%.500s", room);
+	return store_kv_del(m->store, key);
+}
+
+/* Handles one inbox row and deletes it (inside the caller's transaction);
+ * -1 when the store failed. */
+static int process_row(struct mx *m, const struct inbox_row *row)
 {
 	json_t *p = json_loads(row->payload, 0, NULL);
 	const char *kind = json_string_value(json_object_get(p, "kind"));
 	const char *room = json_string_value(json_object_get(p, "room"));
+	int rc = 0;
 	if (kind && room) {
-		if (!strcmp(kind, "event"))
-			handle_event(m, room, json_object_get(p, "event"),
-				     (long)json_integer_value(json_object_get(p, "members")));
-		else if (!strcmp(kind, "invite"))
-			handle_invite(m, room, json_string_value(json_object_get(p, "sender")), row->uid);
-		else if (!strcmp(kind, "leave")) {
+		if (!strcmp(kind, "event")) {
+			rc = handle_event(m, room, json_object_get(p, "event"),
+					  (long)json_integer_value(json_object_get(p, "members")));
+		} else if (!strcmp(kind, "invite")) {
+			rc = handle_invite(m, room, json_string_value(json_object_get(p, "sender")), row->uid);
+		} else if (!strcmp(kind, "leave")) {
 			int n = store_outbox_drop_chat(m->store, T, room);
-			log_info("room_left", "transport=" T " room=%s dropped=%d", log_q(room), n);
+			rc = n < 0 ? -1 : forget_room(m, room);
+			if (rc == 0)
+				log_info("room_left", "transport=" T " room=%s dropped=%d", log_q(room), n);
 		}
 	}
-	store_inbox_done(m->store, row->id);
 	json_decref(p);
+	return rc < 0 ? -1 : store_inbox_done(m->store, row->id);
 }
 
 static void process_inbox(struct mx *m)
@@ -717,8 +765,10 @@ static void process_inbox(struct mx *m)
 		struct inbox_row row;
 		if (store_inbox_next(m->store, T, &row) != 1)
 			break;
-		process_row(m, &row);
+		int rc = process_row(m, &row);
 		inbox_row_release(&row);
+		if (rc < 0)
+			break; /* the transaction is refused: the rows are handled again */
 	}
 }
 
@@ -726,14 +776,19 @@ static void process_inbox(struct mx *m)
  * sends picked next (see the Telegram transport's pump). */
 static void pump(struct mx *m, int64_t now)
 {
-	if (!store_in_transaction(m->store))
-		store_begin(m->store);
+	if (!store_in_transaction(m->store) && store_begin(m->store) < 0) {
+		log_error("store_error", "transport=" T " note=%s",
+			  log_q("cannot write the state database; will retry in a second"));
+		m->pump_after = now + 1000;
+		sender_start(m->sender, now, 1);
+		return;
+	}
 	if (m->phase == PH_RUN)
 		process_inbox(m);
 	sender_pick(m->sender, now);
-	int failed = store_commit(m->store) < 0;
+	int failed = store_commit(m->store) < 0; /* rolls back when it fails */
 	if (failed) {
-		store_rollback(m->store);
+		m->pump_after = now + 1000;
 		log_error("store_error", "transport=" T " note=%s", log_q("could not commit; will retry"));
 	}
 	sender_start(m->sender, now, failed);
@@ -741,12 +796,12 @@ static void pump(struct mx *m, int64_t now)
 
 /* ==== Sync ==== */
 
-static void add_inbox(struct mx *m, const char *uid, json_t *payload, int64_t now)
+static int add_inbox(struct mx *m, const char *uid, json_t *payload, int64_t now)
 {
 	char *s = json_dumps(payload, JSON_COMPACT);
-	if (s)
-		store_inbox_add(m->store, T, uid, s, now);
+	int rc = s ? store_inbox_add(m->store, T, uid, s, now) : 0;
 	free(s);
+	return rc < 0 ? -1 : 0;
 }
 
 static long room_members(struct mx *m, const char *room, json_t *jr)
@@ -757,11 +812,13 @@ static long room_members(struct mx *m, const char *room, json_t *jr)
 	if (json_is_integer(cnt)) {
 		char v[32];
 		snprintf(v, sizeof(v), "%lld", (long long)json_integer_value(cnt));
-		store_kv_set(m->store, key, v);
+		if (store_kv_set(m->store, key, v) < 0)
+			return -1;
 		return (long)json_integer_value(cnt);
 	}
 	struct strbuf v = STRBUF_INIT;
-	long n = store_kv_get(m->store, key, &v) == 1 ? strtol(v.buf, NULL, 10) : 0;
+	int rc = store_kv_get(m->store, key, &v);
+	long n = rc == 1 ? strtol(v.buf, NULL, 10) : rc == 0 ? 0 : -1;
 	strbuf_release(&v);
 	return n;
 }
@@ -786,19 +843,26 @@ static void gap_reset(struct mx *m)
 	m->gap_bytes = 0;
 }
 
-/* Stores the batch (with gap events filled in) and next_batch, then pumps. */
+/* Stores the batch (with gap events filled in) and next_batch in one
+ * commit, then pumps.  When the store fails, nothing of it is kept and the
+ * same sync is made again. */
 static void commit_batch(struct mx *m)
 {
 	json_t *b = m->batch;
 	int64_t now = wall_ms();
 	struct strbuf since = STRBUF_INIT;
-	int first = store_kv_get(m->store, "matrix.next_batch", &since) != 1;
-	store_begin(m->store);
+	int got = store_kv_get(m->store, "matrix.next_batch", &since);
+	int first = got == 0;
+	int ok = got >= 0 && store_begin(m->store) == 0;
 	const char *room;
 	json_t *jr;
 	json_object_foreach(json_object_get(json_object_get(b, "rooms"), "join"), room, jr) {
+		if (!ok)
+			break;
 		long members = room_members(m, room, jr);
-		if (first)
+		if (members < 0)
+			ok = 0;
+		if (first || !ok)
 			continue; /* the first sync answers no history */
 		json_t *all = json_array();
 		json_array_extend(all, json_object_get(m->gap_events, room));
@@ -811,7 +875,8 @@ static void commit_batch(struct mx *m)
 				continue;
 			json_t *p = json_pack("{s:s, s:s, s:O, s:I}", "kind", "event", "room", room, "event", ev,
 					      "members", (json_int_t)members);
-			add_inbox(m, id, p, now);
+			if (add_inbox(m, id, p, now) < 0)
+				ok = 0;
 			json_decref(p);
 		}
 		json_decref(all);
@@ -830,21 +895,34 @@ static void commit_batch(struct mx *m)
 		char uid[700];
 		snprintf(uid, sizeof(uid), "invite:%.500s:%.100s", room, next ? next : "");
 		json_t *p = json_pack("{s:s, s:s, s:s?}", "kind", "invite", "room", room, "sender", sender);
-		add_inbox(m, uid, p, now);
+		if (ok && add_inbox(m, uid, p, now) < 0)
+			ok = 0;
 		json_decref(p);
 	}
 	json_object_foreach(json_object_get(json_object_get(b, "rooms"), "leave"), room, jr) {
 		char uid[700];
 		snprintf(uid, sizeof(uid), "leave:%.500s:%.100s", room, next ? next : "");
 		json_t *p = json_pack("{s:s, s:s}", "kind", "leave", "room", room);
-		add_inbox(m, uid, p, now);
+		if (ok && add_inbox(m, uid, p, now) < 0)
+			ok = 0;
 		json_decref(p);
 	}
-	store_kv_set(m->store, "matrix.next_batch", next);
-	if (first)
+	if (ok && (store_kv_set(m->store, "matrix.next_batch", next) < 0 || store_commit(m->store) < 0))
+		ok = 0;
+	if (!ok) {
+		if (store_in_transaction(m->store))
+			store_rollback(m->store);
+		uint64_t wait = http_backoff_ms(m->sync_fail++);
+		m->sync_after = now + (int64_t)wait;
+		log_error("store_error", "transport=" T " retry_in_ms=%llu note=%s", (unsigned long long)wait,
+			  log_q("the sync could not be stored; it will be made again"));
+	}
+	if (ok && first)
 		log_info("first_sync", "transport=" T " note=%s", log_q("history before now is not answered"));
 	strbuf_release(&since);
 	gap_reset(m);
+	if (!ok)
+		return;
 	/* a sync went through: the next one asks for full batches again */
 	m->timeline_limit = TIMELINE_LIMIT;
 	m->messages_limit = MESSAGES_LIMIT;
@@ -1003,7 +1081,7 @@ static void sync_done(void *arg, struct http_response *r)
 	/* limited timelines: fetch what the sync skipped before committing */
 	gap_reset(m);
 	struct strbuf since = STRBUF_INIT;
-	int have_since = store_kv_get(m->store, "matrix.next_batch", &since) == 1;
+	int have_since = store_kv_get(m->store, "matrix.next_batch", &since) == 1; /* -1: as if none */
 	m->batch = root;
 	m->gap_events = json_object();
 	const char *room;
@@ -1025,7 +1103,12 @@ static void sync_done(void *arg, struct http_response *r)
 static void sync_start(struct mx *m)
 {
 	struct strbuf path = STRBUF_INIT, since = STRBUF_INIT;
-	int have = store_kv_get(m->store, "matrix.next_batch", &since) == 1;
+	int have = store_kv_get(m->store, "matrix.next_batch", &since);
+	if (have < 0) {
+		m->sync_after = wall_ms() + (int64_t)http_backoff_ms(m->sync_fail++);
+		strbuf_release(&since);
+		return;
+	}
 	long timeout = have ? m->o.sync_timeout_s * 1000 : 0;
 	strbuf_addf(&path, "/_matrix/client/v3/sync?timeout=%ld&set_presence=offline&filter=", timeout);
 	if (m->timeline_limit < TIMELINE_LIMIT) {
@@ -1061,7 +1144,9 @@ static void send_done(void *arg, struct http_response *r)
 	json_t *root = parse(r, &ec, &er);
 	int64_t now = wall_ms();
 	int join = !strcmp(row->method, "join");
-	store_begin(m->store);
+	/* the outcome is written by the sender (kept until committed); the
+	 * rest goes in this transaction when one can be opened */
+	int txn = store_begin(m->store) == 0;
 	if (r->status == 200 && root) {
 		const char *id = json_string_value(json_object_get(root, join ? "room_id" : "event_id"));
 		free(row->result);
@@ -1091,15 +1176,18 @@ static void send_done(void *arg, struct http_response *r)
 		metrics_inc("faqbot_errors_total", "transport=\"" T "\",kind=\"send_failed\"");
 		log_error("send_failed", "transport=" T " room=%s trigger=%s status=%ld errcode=%s error=%s",
 			  log_q(row->chat), log_q(row->trigger), r->status, log_q(*ec ? ec : "-"), log_q(er));
-		if (join)
-			store_outbox_drop_chat(m->store, T, row->chat); /* no hello without a join */
+		if (join && txn && store_outbox_drop_chat(m->store, T, row->chat) < 0) /* no hello without a join */
+			txn = 0;
 	} else {
 		/* 5xx, network, garbage: the same txnId makes the retry safe */
 		sender_retry_later(row, now, sender_backoff(row));
 		log_warn("send_retry", "transport=" T " room=%s status=%ld error=%s", log_q(row->chat),
 			 r->status, log_q(er));
 	}
-	store_outbox_set(m->store, row);
+	if (!txn)
+		log_warn("store_error", "transport=" T " room=%s note=%s", log_q(row->chat),
+			 log_q("what this outcome changes besides the reply itself was not saved; "
+			       "the reply's outcome is kept and saved with the next commit"));
 	json_decref(root);
 	sender_done(m->sender, x);
 	pump(m, now);
@@ -1143,7 +1231,7 @@ static void mx_tick(void *self, int64_t now)
 		start_step(m, now);
 		return;
 	}
-	if (store_inbox_pending(m->store, T) || sender_ready(m->sender, now))
+	if ((now >= m->pump_after && store_inbox_pending(m->store, T) > 0) || sender_ready(m->sender, now))
 		pump(m, now);
 	if (!m->syncing && !m->stopping && now >= m->sync_after)
 		sync_start(m);
@@ -1156,8 +1244,8 @@ static int64_t mx_next_wake(void *self, int64_t now)
 		return -1;
 	if (m->phase != PH_RUN)
 		return m->start_in_flight ? -1 : m->start_after;
-	if (store_inbox_pending(m->store, T))
-		return now;
+	if (store_inbox_pending(m->store, T) > 0)
+		return now > m->pump_after ? now : m->pump_after;
 	int64_t w = !m->syncing && !m->stopping ? m->sync_after : -1;
 	int64_t o = sender_wake(m->sender);
 	if (o >= 0 && (w < 0 || o < w))
@@ -1189,8 +1277,10 @@ static void mx_notify_admin(void *self, const char *text)
 		return;
 	char trigger[64];
 	snprintf(trigger, sizeof(trigger), "admin:%lld", (long long)wall_ms());
-	store_begin(m->store);
-	queue_notice(m, m->o.admin_room, trigger, "admin", NULL, text, NULL, NULL, NULL);
+	if (store_begin(m->store) < 0)
+		return; /* logged */
+	if (queue_notice(m, m->o.admin_room, trigger, "admin", NULL, text, NULL, NULL, NULL) < 0)
+		store_rollback(m->store);
 	pump(m, wall_ms());
 }
 

@@ -1,5 +1,13 @@
 /*
  * sender.c - the outbox send queue.  See sender.h.
+ *
+ * No head-of-line blocking: a chat that the transport's rate limiter holds
+ * back is deferred in the store's queue (store_outbox_defer_chat) and the
+ * next due chat is tried, so one busy group never stalls the others.
+ *
+ * Outcomes are kept in memory until they are committed: a send whose
+ * outcome cannot be written (disk full, database locked) is neither left
+ * "sending" for good nor sent again; the next pump writes it again.
  */
 #include "sender.h"
 #include "http.h"
@@ -19,6 +27,8 @@ struct sender {
 	struct sender_ops ops;
 	void *arg;
 	struct send_ctx *live;          /* in flight */
+	struct send_ctx *outcomes;      /* done, outcome not yet committed */
+	size_t n_outcomes;
 	struct send_ctx *picked[MAX_PICK];
 	size_t n_picked;
 	int64_t rate_wake, wake;        /* wake: cached, see sender_wake */
@@ -63,6 +73,11 @@ void sender_free(struct sender *s)
 		unlink_ctx(s, x);
 		ctx_free(x);
 	}
+	while (s->outcomes) {
+		struct send_ctx *x = s->outcomes;
+		s->outcomes = x->next;
+		ctx_free(x);
+	}
 	for (size_t i = 0; i < s->n_picked; i++)
 		ctx_free(s->picked[i]);
 	free(s->transport);
@@ -85,49 +100,96 @@ int64_t sender_backoff(const struct outbox_row *row)
 	return (int64_t)http_backoff_ms((unsigned)(row->attempts > 0 ? row->attempts - 1 : 0));
 }
 
+/* Writes the outcomes not yet committed (inside the open transaction). */
+static void record_outcomes(struct sender *s)
+{
+	for (struct send_ctx *x = s->outcomes; x; x = x->next) {
+		if (store_outbox_set(s->store, &x->row) < 0)
+			return; /* the transaction is refused; all are written again next time */
+		x->written = 1;
+	}
+}
+
 void sender_pick(struct sender *s, int64_t now)
 {
+	record_outcomes(s);
 	int room = s->max_in_flight - s->in_flight - (int)s->n_picked;
 	if (s->stopped || room <= 0)
 		return;
 	struct outbox_row rows[MAX_PICK];
-	size_t n = store_outbox_due(s->store, s->transport, now, rows, (size_t)room);
 	s->rate_wake = 0;
-	for (size_t i = 0; i < n; i++) {
-		int64_t wait = s->ops.throttle ? s->ops.throttle(s->arg, rows[i].chat, now) : 0;
-		if (wait > 0) {
-			if (!s->rate_wake || now + wait < s->rate_wake)
-				s->rate_wake = now + wait;
-			outbox_row_release(&rows[i]);
-			continue;
+	/* a throttled chat is deferred in the queue, then the next due chat is
+	 * asked for; the rounds bound the work of one pick */
+	for (int round = 0; room > 0 && round < 8; round++) {
+		size_t n = store_outbox_due(s->store, s->transport, now, rows, (size_t)room);
+		if (!n)
+			break;
+		for (size_t i = 0; i < n; i++) {
+			int64_t wait = s->ops.throttle ? s->ops.throttle(s->arg, rows[i].chat, now) : 0;
+			if (wait > 0) {
+				if (!s->rate_wake || now + wait < s->rate_wake)
+					s->rate_wake = now + wait;
+				int rc = store_outbox_defer_chat(s->store, s->transport, rows[i].chat, now + wait);
+				outbox_row_release(&rows[i]);
+				if (rc < 0)
+					round = 8; /* the transaction is refused anyway */
+				continue;
+			}
+			struct send_ctx *x = xcalloc(1, sizeof(*x));
+			x->arg = s->arg;
+			x->row = rows[i];
+			x->row.state = OUT_SENDING;
+			x->row.attempts++;
+			if (store_outbox_set(s->store, &x->row) < 0)
+				round = 8;
+			s->picked[s->n_picked++] = x;
+			room--;
 		}
-		struct send_ctx *x = xcalloc(1, sizeof(*x));
-		x->arg = s->arg;
-		x->row = rows[i];
-		x->row.state = OUT_SENDING;
-		x->row.attempts++;
-		store_outbox_set(s->store, &x->row);
-		s->picked[s->n_picked++] = x;
 	}
 	if (!s->n_picked && s->in_flight < s->max_in_flight) {
-		/* nothing due: when is the next one? (scans the waiting rows, so
-		 * it is computed here, not on every loop turn) */
+		/* nothing due: when is the next one?  (an index lookup) */
 		s->wake = store_outbox_next_time(s->store, s->transport);
-		if (s->wake >= 0 && s->rate_wake > s->wake)
+		if (s->rate_wake && (s->wake < 0 || s->rate_wake < s->wake))
 			s->wake = s->rate_wake;
 	}
+}
+
+/* Keeps x's outcome to be written by the next sender_pick. */
+static void keep_outcome(struct sender *s, struct send_ctx *x)
+{
+	x->written = 0;
+	x->prev = NULL;
+	x->next = s->outcomes;
+	s->outcomes = x;
+	s->n_outcomes++;
 }
 
 void sender_start(struct sender *s, int64_t now, int rollback)
 {
 	size_t n = s->n_picked;
 	s->n_picked = 0;
+	if (rollback) {
+		for (size_t i = 0; i < n; i++)
+			ctx_free(s->picked[i]);
+		for (struct send_ctx *x = s->outcomes; x; x = x->next)
+			x->written = 0;
+		s->wake = now + 1000; /* try again soon: outcomes are still held */
+		return;
+	}
+	/* the outcomes written by sender_pick are committed now */
+	struct send_ctx **p = &s->outcomes;
+	while (*p) {
+		struct send_ctx *x = *p;
+		if (x->written) {
+			*p = x->next;
+			s->n_outcomes--;
+			ctx_free(x);
+		} else {
+			p = &x->next;
+		}
+	}
 	for (size_t i = 0; i < n; i++) {
 		struct send_ctx *x = s->picked[i];
-		if (rollback) {
-			ctx_free(x);
-			continue;
-		}
 		x->next = s->live;
 		if (s->live)
 			s->live->prev = x;
@@ -137,13 +199,11 @@ void sender_start(struct sender *s, int64_t now, int rollback)
 			s->in_flight--;
 			unlink_ctx(s, x);
 			sender_retry_later(&x->row, now, sender_backoff(&x->row));
-			store_begin(s->store);
-			store_outbox_set(s->store, &x->row);
-			store_commit(s->store);
-			ctx_free(x);
+			keep_outcome(s, x);
+			s->wake = 0;
 		}
 	}
-	if (rollback)
+	if (s->n_outcomes && (s->wake < 0 || s->wake > now + 1000))
 		s->wake = now + 1000;
 }
 
@@ -151,8 +211,13 @@ void sender_done(struct sender *s, struct send_ctx *x)
 {
 	s->in_flight--;
 	unlink_ctx(s, x);
-	ctx_free(x);
+	keep_outcome(s, x);
 	s->wake = 0; /* something changed: look at the outbox again */
+}
+
+size_t sender_unrecorded(const struct sender *s)
+{
+	return s->n_outcomes;
 }
 
 int sender_in_flight(const struct sender *s)
@@ -162,6 +227,8 @@ int sender_in_flight(const struct sender *s)
 
 int64_t sender_wake(const struct sender *s)
 {
+	if (s->n_outcomes)
+		return s->wake >= 0 ? s->wake : 0;
 	return s->in_flight < s->max_in_flight && !s->stopped ? s->wake : -1;
 }
 

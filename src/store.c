@@ -2,12 +2,27 @@
  * store.c - SQLite-backed durable state.  See store.h.
  *
  * Statements are prepared once and cached by their SQL text's address.
- * Every function is a single statement, so callers group them into one
- * commit with store_begin/store_commit where the protocol needs it (a
- * polled batch with its cursor; outbox rows with their ledger entry).
+ * Every statement is reset as soon as its function is done with it (run()
+ * and finish()): a statement left active holds a read snapshot, and while
+ * one is held no checkpoint can copy the WAL back into the database, so
+ * the WAL would grow without bound.
+ *
+ * The store owns the transaction state: store_begin opens it, any
+ * statement that fails inside it marks it failed (SQLite leaves a
+ * transaction in which a statement failed in an unknown state), and
+ * store_commit then rolls back and says so instead of committing half a
+ * step.  Callers group statements into one commit where the protocol needs
+ * it (a polled batch with its cursor; outbox rows with their ledger entry).
+ *
+ * The send queue: table `queue` holds one row per chat with unfinished
+ * outbox rows and the time its head row may go (NULL while it is in
+ * flight).  Every function that changes a chat's outbox rows recomputes
+ * that row (requeue), so "the first row that may be sent now" is one index
+ * lookup, however long the queue.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "store.h"
+#include "log.h"
 #include "util.h"
 
 #include <errno.h>
@@ -21,12 +36,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define MAX_STMTS 64
+#define MAX_STMTS 96
 
 struct store {
 	sqlite3 *db;
 	char *path;
 	int lock_fd;
+	int txn;          /* a transaction opened by store_begin is open */
+	int txn_failed;   /* a statement failed inside it: commit refuses */
 	struct {
 		const char *sql;
 		sqlite3_stmt *st;
@@ -69,8 +86,58 @@ static const char *const schema_v2[] = {
 	NULL
 };
 
+/* v3: retention and the per-chat send queue.  Processed inbox rows are
+ * deleted (they are no longer kept), finished outbox rows lose their
+ * bodies, and every chat with unfinished rows gets its queue row. */
+static const char *const schema_v3[] = {
+	"DELETE FROM inbox WHERE done<>0",
+	"DROP INDEX outbox_pending",
+	"UPDATE outbox SET body='', alt_body=NULL WHERE state>=2",
+	"CREATE INDEX outbox_final ON outbox(created_at) WHERE state>=2",
+	"CREATE INDEX ledger_at ON ledger(handled_at)",
+	"CREATE INDEX recent_at ON recent(at)",
+	/* NOLINTNEXTLINE(bugprone-suspicious-missing-comma): one statement on two lines */
+	"CREATE TABLE queue(transport TEXT NOT NULL, chat TEXT NOT NULL, due_at INTEGER,"
+	" PRIMARY KEY(transport, chat)) WITHOUT ROWID",
+	"CREATE INDEX queue_due ON queue(transport, due_at) WHERE due_at IS NOT NULL",
+	"INSERT INTO queue(transport, chat, due_at)"
+	" SELECT o.transport, o.chat, CASE WHEN o.state=1 THEN NULL"
+	"  ELSE MAX(o.next_at, COALESCE(c.parked_until, 0)) END"
+	" FROM (SELECT MIN(id) AS head FROM outbox WHERE state IN (0, 1) GROUP BY transport, chat) h"
+	" JOIN outbox o ON o.id=h.head"
+	" LEFT JOIN chats c ON c.transport=o.transport AND c.chat=o.chat",
+	NULL
+};
+
 /* Migrations: migrations[v] upgrades a database from version v to v + 1. */
-static const char *const *const migrations[] = { schema_v1, schema_v2 };
+static const char *const *const migrations[] = { schema_v1, schema_v2, schema_v3 };
+
+/* A sentence for the error of the last statement. */
+static const char *why(struct store *s, int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_FULL:
+		return "the disk is full (or the database reached its size limit)";
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return "the database is locked by another program";
+	case SQLITE_IOERR:
+		return "the disk could not be read or written";
+	case SQLITE_READONLY:
+		return "the database is read-only";
+	default:
+		return sqlite3_errmsg(s->db);
+	}
+}
+
+/* A statement failed: say so, and poison the open transaction. */
+static void failed(struct store *s, int rc)
+{
+	if (s->txn)
+		s->txn_failed = 1;
+	log_error("store_error", "file=%s error=%s detail=%s", log_q(s->path), log_q(why(s, rc)),
+		  log_q(sqlite3_errmsg(s->db)));
+}
 
 static sqlite3_stmt *stmt(struct store *s, const char *sql)
 {
@@ -85,29 +152,54 @@ static sqlite3_stmt *stmt(struct store *s, const char *sql)
 		fprintf(stderr, "faqbot: fatal: %s: bad statement: %s\n", s->path, sqlite3_errmsg(s->db));
 		abort();
 	}
-	if (s->n_cache < MAX_STMTS) {
-		s->cache[s->n_cache].sql = sql;
-		s->cache[s->n_cache++].st = st;
+	if (s->n_cache >= MAX_STMTS) {
+		fprintf(stderr, "faqbot: fatal: %s: too many statements\n", s->path);
+		abort();
 	}
+	s->cache[s->n_cache].sql = sql;
+	s->cache[s->n_cache++].st = st;
 	return st;
+}
+
+/* One step: SQLITE_ROW, SQLITE_DONE, or the error (already reported).
+ * Nothing runs in a failed transaction: SQLite may have rolled it back
+ * already (SQLITE_FULL, SQLITE_IOERR), and a statement run now would
+ * commit on its own, outside the step it belongs to. */
+static int step(struct store *s, sqlite3_stmt *st)
+{
+	if (s->txn && (s->txn_failed || sqlite3_get_autocommit(s->db))) {
+		s->txn_failed = 1;
+		return SQLITE_ABORT;
+	}
+	int rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		failed(s, rc);
+	return rc;
+}
+
+/* The statement is done: reset it (releasing its read snapshot), return rc. */
+static int finish(sqlite3_stmt *st, int rc)
+{
+	sqlite3_reset(st);
+	return rc;
+}
+
+/* Runs a statement that returns no row to the caller: 0 or -1. */
+static int run(struct store *s, sqlite3_stmt *st)
+{
+	int rc = step(s, st);
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : -1;
 }
 
 static int exec(struct store *s, const char *sql)
 {
 	char *msg = NULL;
-	if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-		fprintf(stderr, "faqbot: %s: %s (%s)\n", s->path, msg ? msg : "error", sql);
+	int rc = sqlite3_exec(s->db, sql, NULL, NULL, &msg);
+	if (rc != SQLITE_OK) {
+		log_error("store_error", "file=%s error=%s detail=%s", log_q(s->path), log_q(why(s, rc)),
+			  log_q(msg ? msg : "error"));
 		sqlite3_free(msg);
-		return -1;
-	}
-	return 0;
-}
-
-static int step_done(struct store *s, sqlite3_stmt *st)
-{
-	int rc = sqlite3_step(st);
-	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
-		fprintf(stderr, "faqbot: %s: %s\n", s->path, sqlite3_errmsg(s->db));
 		return -1;
 	}
 	return 0;
@@ -201,10 +293,15 @@ struct store *store_open(const char *dir, char *err, size_t errlen)
 	int ok = sqlite3_prepare_v2(s->db, "PRAGMA journal_mode=WAL", -1, &st, NULL) == SQLITE_OK &&
 		 sqlite3_step(st) == SQLITE_ROW;
 	sqlite3_finalize(st);
-	/* FULL: a commit is on disk when COMMIT returns.  A larger automatic
-	 * checkpoint spreads the checkpoints' own fsyncs over more commits. */
+	/* FULL: a commit is on disk when COMMIT returns.  The automatic
+	 * checkpoint runs when the WAL reaches STORE_WAL_CHECKPOINT_PAGES
+	 * (it can, since no statement stays active); journal_size_limit
+	 * truncates a WAL that one large transaction grew past that size. */
+	char pragmas[256];
+	snprintf(pragmas, sizeof(pragmas), "PRAGMA wal_autocheckpoint=%d; PRAGMA journal_size_limit=%lld",
+		 STORE_WAL_CHECKPOINT_PAGES, (long long)STORE_WAL_CHECKPOINT_PAGES * 4096);
 	if (!ok || exec(s, "PRAGMA synchronous=FULL") < 0 || exec(s, "PRAGMA foreign_keys=ON") < 0 ||
-	    exec(s, "PRAGMA wal_autocheckpoint=8000") < 0 || exec(s, "PRAGMA cache_size=-512") < 0) {
+	    exec(s, pragmas) < 0 || exec(s, "PRAGMA cache_size=-512") < 0) {
 		snprintf(err, errlen, "%s: cannot open the database: %s (is it an SQLite file?)", s->path,
 			 sqlite3_errmsg(s->db));
 		store_close(s);
@@ -253,24 +350,66 @@ const char *store_path(const struct store *s)
 	return s->path;
 }
 
+/* ==== Transactions ==== */
+
 int store_begin(struct store *s)
 {
-	return exec(s, "BEGIN IMMEDIATE");
+	if (s->txn) {
+		log_error("store_error", "file=%s error=%s", log_q(s->path),
+			  log_q("a transaction is already open (a bug: it is rolled back)"));
+		store_rollback(s);
+		return -1;
+	}
+	if (exec(s, "BEGIN IMMEDIATE") < 0)
+		return -1;
+	s->txn = 1;
+	s->txn_failed = 0;
+	return 0;
 }
 
 int store_in_transaction(struct store *s)
 {
-	return !sqlite3_get_autocommit(s->db);
+	return s->txn;
 }
 
 int store_commit(struct store *s)
 {
-	return exec(s, "COMMIT");
+	if (!s->txn)
+		return -1;
+	if (s->txn_failed) {
+		log_error("store_error", "file=%s error=%s", log_q(s->path),
+			  log_q("a statement failed in this transaction, so it was rolled back "
+				"instead of committed; it will be tried again"));
+		store_rollback(s);
+		return -1;
+	}
+	if (exec(s, "COMMIT") < 0) {
+		store_rollback(s); /* a failed COMMIT can leave the transaction open */
+		return -1;
+	}
+	s->txn = 0;
+	return 0;
 }
 
 void store_rollback(struct store *s)
 {
-	exec(s, "ROLLBACK");
+	if (!sqlite3_get_autocommit(s->db))
+		exec(s, "ROLLBACK");
+	s->txn = 0;
+	s->txn_failed = 0;
+}
+
+int store_active_statements(struct store *s)
+{
+	int n = 0;
+	for (sqlite3_stmt *st = sqlite3_next_stmt(s->db, NULL); st; st = sqlite3_next_stmt(s->db, st))
+		n += sqlite3_stmt_busy(st) != 0;
+	return n;
+}
+
+void *store_sqlite_for_tests(struct store *s)
+{
+	return s->db;
 }
 
 static char *col_str(sqlite3_stmt *st, int i)
@@ -294,13 +433,13 @@ int store_kv_get(struct store *s, const char *key, struct strbuf *out)
 	static const char sql[] = "SELECT value FROM kv WHERE key=?1";
 	sqlite3_stmt *st = stmt(s, sql);
 	bind_str(st, 1, key);
-	int rc = sqlite3_step(st);
+	int rc = step(s, st);
 	if (rc == SQLITE_ROW) {
 		strbuf_reset(out);
 		strbuf_addstr(out, (const char *)sqlite3_column_text(st, 0));
-		return 1;
+		return finish(st, 1);
 	}
-	return rc == SQLITE_DONE ? 0 : -1;
+	return finish(st, rc == SQLITE_DONE ? 0 : -1);
 }
 
 int store_kv_set(struct store *s, const char *key, const char *value)
@@ -310,7 +449,15 @@ int store_kv_set(struct store *s, const char *key, const char *value)
 	sqlite3_stmt *st = stmt(s, sql);
 	bind_str(st, 1, key);
 	bind_str(st, 2, value);
-	return step_done(s, st);
+	return run(s, st);
+}
+
+int store_kv_del(struct store *s, const char *key)
+{
+	static const char sql[] = "DELETE FROM kv WHERE key=?1";
+	sqlite3_stmt *st = stmt(s, sql);
+	bind_str(st, 1, key);
+	return run(s, st);
 }
 
 /* ==== inbox and ledger ==== */
@@ -325,7 +472,7 @@ int store_inbox_add(struct store *s, const char *transport, const char *uid, con
 	bind_str(st, 2, uid);
 	bind_str(st, 3, payload);
 	sqlite3_bind_int64(st, 4, now);
-	if (step_done(s, st) < 0)
+	if (run(s, st) < 0)
 		return -1;
 	return sqlite3_changes(s->db) > 0;
 }
@@ -336,30 +483,33 @@ int store_inbox_next(struct store *s, const char *transport, struct inbox_row *r
 				  "WHERE transport=?1 AND done=0 ORDER BY id LIMIT 1";
 	sqlite3_stmt *st = stmt(s, sql);
 	bind_str(st, 1, transport);
-	int rc = sqlite3_step(st);
+	int rc = step(s, st);
 	if (rc != SQLITE_ROW)
-		return rc == SQLITE_DONE ? 0 : -1;
+		return finish(st, rc == SQLITE_DONE ? 0 : -1);
 	row->id = sqlite3_column_int64(st, 0);
 	row->uid = col_str(st, 1);
 	row->payload = col_str(st, 2);
 	row->received_at = sqlite3_column_int64(st, 3);
-	return 1;
+	return finish(st, 1);
 }
 
 int store_inbox_done(struct store *s, int64_t id)
 {
-	static const char sql[] = "UPDATE inbox SET done=1 WHERE id=?1";
+	/* retention: a handled update is not kept (the ledger remembers the
+	 * trigger); its uid may come again and is then a new update */
+	static const char sql[] = "DELETE FROM inbox WHERE id=?1";
 	sqlite3_stmt *st = stmt(s, sql);
 	sqlite3_bind_int64(st, 1, id);
-	return step_done(s, st);
+	return run(s, st);
 }
 
-size_t store_inbox_pending(struct store *s, const char *transport)
+int store_inbox_pending(struct store *s, const char *transport)
 {
 	static const char sql[] = "SELECT EXISTS(SELECT 1 FROM inbox WHERE transport=?1 AND done=0)";
 	sqlite3_stmt *st = stmt(s, sql);
 	bind_str(st, 1, transport);
-	return sqlite3_step(st) == SQLITE_ROW ? (size_t)sqlite3_column_int64(st, 0) : 0;
+	int rc = step(s, st);
+	return finish(st, rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : rc == SQLITE_DONE ? 0 : -1);
 }
 
 void inbox_row_release(struct inbox_row *row)
@@ -375,8 +525,8 @@ int store_ledger_has(struct store *s, const char *transport, const char *trigger
 	sqlite3_stmt *st = stmt(s, sql);
 	bind_str(st, 1, transport);
 	bind_str(st, 2, trigger);
-	int rc = sqlite3_step(st);
-	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+	int rc = step(s, st);
+	return finish(st, rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1);
 }
 
 int store_ledger_add(struct store *s, const char *transport, const char *trigger, int64_t now)
@@ -387,7 +537,7 @@ int store_ledger_add(struct store *s, const char *transport, const char *trigger
 	bind_str(st, 1, transport);
 	bind_str(st, 2, trigger);
 	sqlite3_bind_int64(st, 3, now);
-	return step_done(s, st);
+	return run(s, st);
 }
 
 /* ==== outbox ==== */
@@ -417,11 +567,38 @@ static void read_row(sqlite3_stmt *st, struct outbox_row *r)
 	r->result = col_str(st, 16);
 }
 
+/* Recomputes chat's queue row from its head (oldest unfinished) row:
+ * none when the chat has no unfinished row, due_at NULL while the head is
+ * in flight, else when both the row and the chat (429) allow it. */
+static int requeue(struct store *s, const char *transport, const char *chat)
+{
+	static const char del[] = "DELETE FROM queue WHERE transport=?1 AND chat=?2";
+	static const char ins[] =
+		"INSERT INTO queue(transport, chat, due_at)"
+		" SELECT o.transport, o.chat, CASE WHEN o.state=1 THEN NULL"
+		"  ELSE MAX(o.next_at, COALESCE((SELECT c.parked_until FROM chats c"
+		"   WHERE c.transport=?1 AND c.chat=?2), 0)) END"
+		" FROM outbox o WHERE o.transport=?1 AND o.chat=?2 AND o.state IN (0, 1)"
+		" ORDER BY o.id LIMIT 1";
+	sqlite3_stmt *st = stmt(s, del);
+	bind_str(st, 1, transport);
+	bind_str(st, 2, chat);
+	if (run(s, st) < 0)
+		return -1;
+	st = stmt(s, ins);
+	bind_str(st, 1, transport);
+	bind_str(st, 2, chat);
+	return run(s, st);
+}
+
 int64_t store_outbox_add(struct store *s, const struct outbox_row *r)
 {
+	/* the same trigger and part again (a replay) is not an error: the
+	 * first row stands, and the transaction stays good */
 	static const char sql[] =
 		"INSERT INTO outbox(transport, chat, trigger, part, method, body, alt_body, txn, entry,"
-		" next_at, created_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
+		" next_at, created_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+		" ON CONFLICT(transport, trigger, part) DO NOTHING";
 	sqlite3_stmt *st = stmt(s, sql);
 	bind_str(st, 1, r->transport);
 	bind_str(st, 2, r->chat);
@@ -434,54 +611,99 @@ int64_t store_outbox_add(struct store *s, const struct outbox_row *r)
 	bind_str(st, 9, r->entry);
 	sqlite3_bind_int64(st, 10, r->next_at);
 	sqlite3_bind_int64(st, 11, r->created_at);
-	if (step_done(s, st) < 0)
+	if (run(s, st) < 0)
 		return -1;
-	return sqlite3_last_insert_rowid(s->db);
+	if (sqlite3_changes(s->db) == 0)
+		return 0;
+	int64_t id = sqlite3_last_insert_rowid(s->db);
+	return requeue(s, r->transport, r->chat) < 0 ? -1 : id;
+}
+
+static int outbox_head(struct store *s, const char *transport, const char *chat, struct outbox_row *row)
+{
+	static const char sql[] = "SELECT " OUT_COLS " FROM outbox o WHERE o.transport=?1 AND o.chat=?2"
+				  " AND o.state IN (0, 1) ORDER BY o.id LIMIT 1";
+	sqlite3_stmt *st = stmt(s, sql);
+	bind_str(st, 1, transport);
+	bind_str(st, 2, chat);
+	int rc = step(s, st);
+	if (rc == SQLITE_ROW)
+		read_row(st, row);
+	return finish(st, rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1);
 }
 
 size_t store_outbox_due(struct store *s, const char *transport, int64_t now,
 			struct outbox_row *rows, size_t max)
 {
-	static const char sql[] =
-		/* oldest first, stopping at the first heads found: O(1) when
-		 * the queue flows, whatever its length */
-		"SELECT " OUT_COLS " FROM outbox o INDEXED BY outbox_pending"
-		" WHERE o.transport=?1 AND o.state=0 AND o.next_at<=?2"
-		" AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.transport=?1 AND p.chat=o.chat"
-		"           AND p.state IN (0, 1) AND p.id<o.id)"
-		" AND NOT EXISTS (SELECT 1 FROM chats c WHERE c.transport=o.transport AND c.chat=o.chat"
-		"           AND c.parked_until>?2)"
-		" ORDER BY o.id LIMIT ?3";
+	/* the chats whose head may go now, earliest first: one range of the
+	 * queue_due index, whatever the number of rows queued */
+	static const char sql[] = "SELECT chat FROM queue WHERE transport=?1 AND due_at IS NOT NULL"
+				  " AND due_at<=?2 ORDER BY due_at LIMIT ?3";
 	sqlite3_stmt *st = stmt(s, sql);
 	bind_str(st, 1, transport);
 	sqlite3_bind_int64(st, 2, now);
 	sqlite3_bind_int64(st, 3, (sqlite3_int64)max);
-	size_t n = 0;
-	while (n < max && sqlite3_step(st) == SQLITE_ROW)
-		read_row(st, &rows[n++]);
+	char **chats = xcalloc(max ? max : 1, sizeof(*chats));
+	size_t n = 0, out = 0;
+	while (n < max && step(s, st) == SQLITE_ROW)
+		chats[n++] = col_str(st, 0);
 	sqlite3_reset(st);
-	return n;
+	for (size_t i = 0; i < n; i++) {
+		if (outbox_head(s, transport, chats[i], &rows[out]) == 1) {
+			if (rows[out].state == OUT_PENDING)
+				out++;
+			else
+				outbox_row_release(&rows[out]);
+		}
+		free(chats[i]);
+	}
+	free(chats);
+	return out;
+}
+
+int store_outbox_defer_chat(struct store *s, const char *transport, const char *chat, int64_t until)
+{
+	static const char sql[] = "UPDATE queue SET due_at=MAX(due_at, ?3) WHERE transport=?1 AND chat=?2"
+				  " AND due_at IS NOT NULL";
+	sqlite3_stmt *st = stmt(s, sql);
+	bind_str(st, 1, transport);
+	bind_str(st, 2, chat);
+	sqlite3_bind_int64(st, 3, until);
+	return run(s, st);
 }
 
 int64_t store_outbox_next_time(struct store *s, const char *transport)
 {
-	static const char sql[] =
-		"SELECT MIN(MAX(o.next_at, COALESCE(c.parked_until, 0))) FROM (SELECT MIN(id) AS head"
-		"   FROM outbox WHERE transport=?1 AND state IN (0, 1) GROUP BY chat) h"
-		" JOIN outbox o ON o.id=h.head"
-		" LEFT JOIN chats c ON c.transport=o.transport AND c.chat=o.chat"
-		" WHERE o.state=0";
+	static const char sql[] = "SELECT MIN(due_at) FROM queue WHERE transport=?1 AND due_at IS NOT NULL";
 	sqlite3_stmt *st = stmt(s, sql);
 	bind_str(st, 1, transport);
-	if (sqlite3_step(st) != SQLITE_ROW || sqlite3_column_type(st, 0) == SQLITE_NULL)
-		return -1;
-	return sqlite3_column_int64(st, 0);
+	int rc = step(s, st);
+	if (rc != SQLITE_ROW || sqlite3_column_type(st, 0) == SQLITE_NULL)
+		return finish(st, -1);
+	int64_t at = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return at;
+}
+
+/* The chat a row is filed under now (it moves when a group migrates). */
+static char *row_chat(struct store *s, int64_t id)
+{
+	static const char sql[] = "SELECT chat FROM outbox WHERE id=?1";
+	sqlite3_stmt *st = stmt(s, sql);
+	sqlite3_bind_int64(st, 1, id);
+	char *chat = step(s, st) == SQLITE_ROW ? col_str(st, 0) : NULL;
+	sqlite3_reset(st);
+	return chat;
 }
 
 int store_outbox_set(struct store *s, const struct outbox_row *r)
 {
+	/* a finished row keeps only what de-duplication needs: no bodies */
 	static const char sql[] = "UPDATE outbox SET state=?2, attempts=?3, ambiguous=?4, use_alt=?5,"
-				  " next_at=?6, result=?7, chat=?8 WHERE id=?1";
+				  " next_at=?6, result=?7, chat=?8,"
+				  " body=CASE WHEN ?2>=2 THEN '' ELSE body END,"
+				  " alt_body=CASE WHEN ?2>=2 THEN NULL ELSE alt_body END WHERE id=?1";
+	char *old = row_chat(s, r->id);
 	sqlite3_stmt *st = stmt(s, sql);
 	sqlite3_bind_int64(st, 1, r->id);
 	sqlite3_bind_int(st, 2, r->state);
@@ -491,7 +713,34 @@ int store_outbox_set(struct store *s, const struct outbox_row *r)
 	sqlite3_bind_int64(st, 6, r->next_at);
 	bind_str(st, 7, r->result);
 	bind_str(st, 8, r->chat);
-	return step_done(s, st);
+	int rc = run(s, st);
+	if (rc == 0 && old && strcmp(old, r->chat))
+		rc = requeue(s, r->transport, old);
+	if (rc == 0)
+		rc = requeue(s, r->transport, r->chat);
+	free(old);
+	return rc;
+}
+
+/* Rebuilds the whole queue of a transport (after a bulk change). */
+static int requeue_all(struct store *s, const char *transport)
+{
+	static const char del[] = "DELETE FROM queue WHERE transport=?1";
+	static const char ins[] =
+		"INSERT INTO queue(transport, chat, due_at)"
+		" SELECT o.transport, o.chat, CASE WHEN o.state=1 THEN NULL"
+		"  ELSE MAX(o.next_at, COALESCE(c.parked_until, 0)) END"
+		" FROM (SELECT MIN(id) AS head FROM outbox WHERE transport=?1 AND state IN (0, 1)"
+		"  GROUP BY chat) h"
+		" JOIN outbox o ON o.id=h.head"
+		" LEFT JOIN chats c ON c.transport=o.transport AND c.chat=o.chat";
+	sqlite3_stmt *st = stmt(s, del);
+	bind_str(st, 1, transport);
+	if (run(s, st) < 0)
+		return -1;
+	st = stmt(s, ins);
+	bind_str(st, 1, transport);
+	return run(s, st);
 }
 
 int store_outbox_recover(struct store *s, const char *transport)
@@ -500,21 +749,23 @@ int store_outbox_recover(struct store *s, const char *transport)
 				  " WHERE transport=?1 AND state=1";
 	sqlite3_stmt *st = stmt(s, sql);
 	bind_str(st, 1, transport);
-	if (step_done(s, st) < 0)
+	if (run(s, st) < 0)
 		return -1;
-	return sqlite3_changes(s->db);
+	int n = sqlite3_changes(s->db);
+	return requeue_all(s, transport) < 0 ? -1 : n;
 }
 
 int store_outbox_drop_chat(struct store *s, const char *transport, const char *chat)
 {
-	static const char sql[] = "UPDATE outbox SET state=4 WHERE transport=?1 AND chat=?2"
-				  " AND state IN (0, 1)";
+	static const char sql[] = "UPDATE outbox SET state=4, body='', alt_body=NULL"
+				  " WHERE transport=?1 AND chat=?2 AND state IN (0, 1)";
 	sqlite3_stmt *st = stmt(s, sql);
 	bind_str(st, 1, transport);
 	bind_str(st, 2, chat);
-	if (step_done(s, st) < 0)
+	if (run(s, st) < 0)
 		return -1;
-	return sqlite3_changes(s->db);
+	int n = sqlite3_changes(s->db);
+	return requeue(s, transport, chat) < 0 ? -1 : n;
 }
 
 /* body with its top-level "chat_id" set to chat (a number when it reads as one). */
@@ -546,7 +797,8 @@ int store_outbox_move_chat(struct store *s, const char *transport, const char *c
 	bind_str(st, 2, chat);
 	struct { int64_t id; char *body, *alt; } *rows = NULL;
 	size_t n = 0, alloc = 0;
-	while (sqlite3_step(st) == SQLITE_ROW) {
+	int rc;
+	while ((rc = step(s, st)) == SQLITE_ROW) {
 		xgrow(&rows, &alloc, n + 1, sizeof(*rows));
 		rows[n].id = sqlite3_column_int64(st, 0);
 		rows[n].body = col_str(st, 1);
@@ -554,7 +806,7 @@ int store_outbox_move_chat(struct store *s, const char *transport, const char *c
 		n++;
 	}
 	sqlite3_reset(st);
-	int rc = 0;
+	rc = rc == SQLITE_DONE ? 0 : -1;
 	for (size_t i = 0; i < n; i++) {
 		char *b = rewrite_chat(rows[i].body, new_chat);
 		char *a = rows[i].alt ? rewrite_chat(rows[i].alt, new_chat) : NULL;
@@ -563,7 +815,7 @@ int store_outbox_move_chat(struct store *s, const char *transport, const char *c
 		bind_str(u, 2, new_chat);
 		bind_str(u, 3, b);
 		bind_str(u, 4, a);
-		if (step_done(s, u) < 0)
+		if (run(s, u) < 0)
 			rc = -1;
 		free(b);
 		free(a);
@@ -571,30 +823,48 @@ int store_outbox_move_chat(struct store *s, const char *transport, const char *c
 		free(rows[i].alt);
 	}
 	free(rows);
+	if (rc == 0 && (requeue(s, transport, chat) < 0 || requeue(s, transport, new_chat) < 0))
+		rc = -1;
 	return rc;
 }
 
-size_t store_outbox_count(struct store *s, const char *transport, int state)
+int64_t store_outbox_count(struct store *s, const char *transport, int state)
 {
 	static const char sql[] = "SELECT COUNT(*) FROM outbox WHERE transport=?1 AND state=?2";
 	sqlite3_stmt *st = stmt(s, sql);
 	bind_str(st, 1, transport);
 	sqlite3_bind_int(st, 2, state);
-	return sqlite3_step(st) == SQLITE_ROW ? (size_t)sqlite3_column_int64(st, 0) : 0;
+	int rc = step(s, st);
+	int64_t n = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+	sqlite3_reset(st);
+	return n;
 }
 
 int store_outbox_mark_sent(struct store *s, const char *transport, const char *txn,
 			   const char *result)
 {
-	static const char sql[] = "UPDATE outbox SET state=2, result=COALESCE(result, ?3)"
-				  " WHERE transport=?1 AND txn=?2 AND state IN (0, 1)";
-	sqlite3_stmt *st = stmt(s, sql);
+	static const char sel[] = "SELECT chat FROM outbox WHERE transport=?1 AND txn=?2"
+				  " AND state IN (0, 1)";
+	static const char sql[] = "UPDATE outbox SET state=2, result=COALESCE(result, ?3), body='',"
+				  " alt_body=NULL WHERE transport=?1 AND txn=?2 AND state IN (0, 1)";
+	sqlite3_stmt *st = stmt(s, sel);
+	bind_str(st, 1, transport);
+	bind_str(st, 2, txn);
+	int rc = step(s, st);
+	char *chat = rc == SQLITE_ROW ? col_str(st, 0) : NULL;
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW)
+		return rc == SQLITE_DONE ? 0 : -1;
+	st = stmt(s, sql);
 	bind_str(st, 1, transport);
 	bind_str(st, 2, txn);
 	bind_str(st, 3, result);
-	if (step_done(s, st) < 0)
-		return -1;
-	return sqlite3_changes(s->db) > 0;
+	rc = run(s, st);
+	int changed = rc == 0 && sqlite3_changes(s->db) > 0;
+	if (rc == 0)
+		rc = requeue(s, transport, chat);
+	free(chat);
+	return rc < 0 ? -1 : changed;
 }
 
 int store_outbox_has_result(struct store *s, const char *transport, const char *result)
@@ -603,7 +873,8 @@ int store_outbox_has_result(struct store *s, const char *transport, const char *
 	sqlite3_stmt *st = stmt(s, sql);
 	bind_str(st, 1, transport);
 	bind_str(st, 2, result);
-	return sqlite3_step(st) == SQLITE_ROW;
+	int rc = step(s, st);
+	return finish(st, rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1);
 }
 
 void outbox_row_release(struct outbox_row *r)
@@ -628,7 +899,7 @@ static int chat_upsert(struct store *s, const char *transport, const char *chat)
 	sqlite3_stmt *st = stmt(s, sql);
 	bind_str(st, 1, transport);
 	bind_str(st, 2, chat);
-	return step_done(s, st);
+	return run(s, st);
 }
 
 int store_unanswered_add(struct store *s, const char *transport, const char *chat,
@@ -645,7 +916,7 @@ int store_unanswered_add(struct store *s, const char *transport, const char *cha
 	bind_str(st, 4, text);
 	bind_str(st, 5, best);
 	sqlite3_bind_double(st, 6, confidence);
-	return step_done(s, st);
+	return run(s, st);
 }
 
 int store_unanswered_prune(struct store *s, int64_t before)
@@ -653,7 +924,7 @@ int store_unanswered_prune(struct store *s, int64_t before)
 	static const char sql[] = "DELETE FROM unanswered WHERE at<?1";
 	sqlite3_stmt *st = stmt(s, sql);
 	sqlite3_bind_int64(st, 1, before);
-	if (step_done(s, st) < 0)
+	if (run(s, st) < 0)
 		return -1;
 	return sqlite3_changes(s->db);
 }
@@ -668,7 +939,7 @@ int store_unanswered_each(struct store *s, int64_t since,
 	sqlite3_stmt *st = stmt(s, sql);
 	sqlite3_bind_int64(st, 1, since);
 	int rc;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+	while ((rc = step(s, st)) == SQLITE_ROW)
 		fn(arg, sqlite3_column_int64(st, 0), (const char *)sqlite3_column_text(st, 1),
 		   (const char *)sqlite3_column_text(st, 2), (const char *)sqlite3_column_text(st, 3),
 		   sqlite3_column_double(st, 4));
@@ -682,7 +953,10 @@ int64_t store_chat_parked(struct store *s, const char *transport, const char *ch
 	sqlite3_stmt *st = stmt(s, sql);
 	bind_str(st, 1, transport);
 	bind_str(st, 2, chat);
-	return sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+	int rc = step(s, st);
+	int64_t v = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : rc == SQLITE_DONE ? 0 : -1;
+	sqlite3_reset(st);
+	return v;
 }
 
 int store_chat_park(struct store *s, const char *transport, const char *chat, int64_t until)
@@ -694,7 +968,9 @@ int store_chat_park(struct store *s, const char *transport, const char *chat, in
 	bind_str(st, 1, transport);
 	bind_str(st, 2, chat);
 	sqlite3_bind_int64(st, 3, until);
-	return step_done(s, st);
+	if (run(s, st) < 0)
+		return -1;
+	return requeue(s, transport, chat);
 }
 
 int store_chat_migrated(struct store *s, const char *transport, const char *chat, struct strbuf *out)
@@ -704,11 +980,12 @@ int store_chat_migrated(struct store *s, const char *transport, const char *chat
 	sqlite3_stmt *st = stmt(s, sql);
 	bind_str(st, 1, transport);
 	bind_str(st, 2, chat);
-	if (sqlite3_step(st) != SQLITE_ROW)
-		return 0;
+	int rc = step(s, st);
+	if (rc != SQLITE_ROW)
+		return finish(st, rc == SQLITE_DONE ? 0 : -1);
 	strbuf_reset(out);
 	strbuf_addstr(out, (const char *)sqlite3_column_text(st, 0));
-	return 1;
+	return finish(st, 1);
 }
 
 int store_chat_set_migrated(struct store *s, const char *transport, const char *chat,
@@ -721,7 +998,7 @@ int store_chat_set_migrated(struct store *s, const char *transport, const char *
 	bind_str(st, 1, transport);
 	bind_str(st, 2, chat);
 	bind_str(st, 3, to);
-	return step_done(s, st);
+	return run(s, st);
 }
 
 int store_chat_disabled(struct store *s, const char *transport, const char *chat)
@@ -730,19 +1007,29 @@ int store_chat_disabled(struct store *s, const char *transport, const char *chat
 	sqlite3_stmt *st = stmt(s, sql);
 	bind_str(st, 1, transport);
 	bind_str(st, 2, chat);
-	return sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
+	int rc = step(s, st);
+	return finish(st, rc == SQLITE_ROW ? sqlite3_column_int(st, 0) != 0 : rc == SQLITE_DONE ? 0 : -1);
 }
 
 int store_chat_set_disabled(struct store *s, const char *transport, const char *chat, int disabled)
 {
 	static const char sql[] = "UPDATE chats SET disabled=?3 WHERE transport=?1 AND chat=?2";
+	if (!disabled) {
+		/* enabling a chat never seen needs no row */
+		static const char clear[] = "UPDATE chats SET disabled=0 WHERE transport=?1 AND chat=?2"
+					    " AND disabled<>0";
+		sqlite3_stmt *st = stmt(s, clear);
+		bind_str(st, 1, transport);
+		bind_str(st, 2, chat);
+		return run(s, st);
+	}
 	if (chat_upsert(s, transport, chat) < 0)
 		return -1;
 	sqlite3_stmt *st = stmt(s, sql);
 	bind_str(st, 1, transport);
 	bind_str(st, 2, chat);
 	sqlite3_bind_int(st, 3, disabled);
-	return step_done(s, st);
+	return run(s, st);
 }
 
 int store_recent_get(struct store *s, const char *transport, const char *chat, const char *entry,
@@ -754,12 +1041,13 @@ int store_recent_get(struct store *s, const char *transport, const char *chat, c
 	bind_str(st, 1, transport);
 	bind_str(st, 2, chat);
 	bind_str(st, 3, entry);
-	if (sqlite3_step(st) != SQLITE_ROW)
-		return 0;
+	int rc = step(s, st);
+	if (rc != SQLITE_ROW)
+		return finish(st, rc == SQLITE_DONE ? 0 : -1);
 	*at = sqlite3_column_int64(st, 0);
 	strbuf_reset(message_id);
 	strbuf_addstr(message_id, (const char *)sqlite3_column_text(st, 1));
-	return 1;
+	return finish(st, 1);
 }
 
 int store_recent_set(struct store *s, const char *transport, const char *chat, const char *entry,
@@ -774,5 +1062,51 @@ int store_recent_set(struct store *s, const char *transport, const char *chat, c
 	bind_str(st, 3, entry);
 	sqlite3_bind_int64(st, 4, at);
 	bind_str(st, 5, message_id);
-	return step_done(s, st);
+	return run(s, st);
+}
+
+/* ==== Retention ==== */
+
+/* Runs a DELETE bound to one time; adds the rows it removed to *n. */
+static int prune(struct store *s, const char *sql, int64_t before, int64_t now, int *n)
+{
+	sqlite3_stmt *st = stmt(s, sql);
+	sqlite3_bind_int64(st, 1, before);
+	sqlite3_bind_int64(st, 2, now);
+	if (run(s, st) < 0)
+		return -1;
+	*n += sqlite3_changes(s->db);
+	return 0;
+}
+
+int store_retain(struct store *s, int64_t now, const struct store_retention *r)
+{
+	/* each DELETE is bounded (RETAIN_BATCH rows) so one run never makes a
+	 * huge transaction; the next run takes the rest */
+#define RETAIN_BATCH "5000"
+	static const char ledger[] =
+		"DELETE FROM ledger WHERE (transport, trigger) IN (SELECT transport, trigger FROM ledger"
+		" WHERE handled_at<?1 LIMIT " RETAIN_BATCH ")";
+	static const char outbox[] =
+		"DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE state>=2 AND created_at<?1"
+		" LIMIT " RETAIN_BATCH ")";
+	static const char recent[] =
+		"DELETE FROM recent WHERE (transport, chat, entry) IN (SELECT transport, chat, entry"
+		" FROM recent WHERE at<?1 LIMIT " RETAIN_BATCH ")";
+	static const char chats[] =
+		"DELETE FROM chats WHERE parked_until<?2 AND migrated_to IS NULL AND disabled=0"
+		" AND NOT EXISTS (SELECT 1 FROM queue q WHERE q.transport=chats.transport"
+		"  AND q.chat=chats.chat) AND ?1=?1";
+	static const char unanswered[] =
+		"DELETE FROM unanswered WHERE id IN (SELECT id FROM unanswered WHERE at<?1"
+		" LIMIT " RETAIN_BATCH ") AND ?2=?2";
+	int n = 0;
+	if (prune(s, ledger, now - r->dedup_ms, now, &n) < 0 ||
+	    prune(s, outbox, now - r->dedup_ms, now, &n) < 0 ||
+	    prune(s, recent, now - r->recent_ms, now, &n) < 0 ||
+	    prune(s, chats, 0, now, &n) < 0)
+		return -1;
+	if (prune(s, unanswered, now - r->unanswered_ms, now, &n) < 0)
+		return -1;
+	return n;
 }

@@ -55,6 +55,7 @@ struct tg {
 
 	int polling, stopping;
 	int64_t poll_after;
+	int64_t pump_after;      /* after a store error: wait before the next try */
 	unsigned poll_fail;
 	int64_t offset;          /* next getUpdates offset, -1 = none yet */
 	int poll_limit;          /* getUpdates limit now: POLL_LIMIT, less after an oversized answer */
@@ -177,9 +178,16 @@ static void enter_run(struct tg *tg)
 	     "{\"command\":\"souscrire\",\"description\":\"Le lien pour souscrire\"},"
 	     "{\"command\":\"help\",\"description\":\"Aide\"}]}",
 	     tg->o.send_timeout_s * 1000, commands_done, tg);
-	store_begin(tg->store);
-	int n = store_outbox_recover(tg->store, T);
-	store_commit(tg->store);
+	int n = -1;
+	if (store_begin(tg->store) == 0) {
+		n = store_outbox_recover(tg->store, T);
+		if (store_commit(tg->store) < 0)
+			n = -1;
+	}
+	if (n < 0) {
+		start_retry(tg, "start", 0, "the state database cannot be written (see store_error)");
+		return;
+	}
 	if (n > 0)
 		log_warn("ambiguous_resend", "transport=" T " rows=%d reason=%s", n,
 			 log_q("sends interrupted by a stop; sending them again"));
@@ -352,8 +360,9 @@ static json_t *keyboard(const struct reply *r)
 	return json_pack("{s:o}", "inline_keyboard", rows);
 }
 
-/* Commits the reply's parts as outbox rows (within the caller's transaction). */
-static void queue_reply(struct tg *tg, const char *chat, const char *trigger, const struct reply *r,
+/* Commits the reply's parts as outbox rows (within the caller's
+ * transaction); -1 when the store failed (the transaction is refused). */
+static int queue_reply(struct tg *tg, const char *chat, const char *trigger, const struct reply *r,
 			json_int_t reply_to, json_int_t thread)
 {
 	struct strbuf text = STRBUF_INIT, body = STRBUF_INIT, alt = STRBUF_INIT;
@@ -362,7 +371,7 @@ static void queue_reply(struct tg *tg, const char *chat, const char *trigger, co
 		strbuf_addf(&text, "\n\n%s", r->choices_intro);
 	json_t *markup = keyboard(r);
 	size_t pos = 0;
-	int part = 0;
+	int part = 0, rc = 0;
 	int64_t now = wall_ms();
 	while (pos < text.len || part == 0) {
 		size_t n = text_split_point(text.buf + pos, text.len - pos, MAX_PART_UNITS, 1);
@@ -384,8 +393,11 @@ static void queue_reply(struct tg *tg, const char *chat, const char *trigger, co
 		row.entry = r->entry_id;
 		row.created_at = now;
 		row.next_at = now;
-		if (store_outbox_add(tg->store, &row) < 0)
+		if (store_outbox_add(tg->store, &row) < 0) {
 			log_error("store_error", "transport=" T " chat=%s trigger=%s", chat, trigger);
+			rc = -1;
+			break;
+		}
 		pos += n;
 		part++;
 		if (!n)
@@ -395,6 +407,7 @@ static void queue_reply(struct tg *tg, const char *chat, const char *trigger, co
 	strbuf_release(&text);
 	strbuf_release(&body);
 	strbuf_release(&alt);
+	return rc;
 }
 
 static const char *reply_kind_name(enum reply_kind k)
@@ -459,8 +472,9 @@ static void handle_message(struct tg *tg, json_t *msg, int64_t now)
 	if (json_is_integer(mig)) {
 		char to[32];
 		chat_key(json_integer_value(mig), to, sizeof(to));
-		store_chat_set_migrated(tg->store, T, chat, to);
-		store_outbox_move_chat(tg->store, T, chat, to);
+		if (store_chat_set_migrated(tg->store, T, chat, to) < 0 ||
+		    store_outbox_move_chat(tg->store, T, chat, to) < 0)
+			return; /* the transaction is refused and replayed */
 		log_info("chat_migrated", "transport=" T " chat=%s to=%s", chat, to);
 		return;
 	}
@@ -470,16 +484,15 @@ static void handle_message(struct tg *tg, json_t *msg, int64_t now)
 	    !raw || !strcmp(ctype, "channel"))
 		return; /* bots (ourselves included), channels, non-text messages */
 	snprintf(trigger, sizeof(trigger), "m:%s:%lld", chat, (long long)msg_id);
-	if (store_ledger_has(tg->store, T, trigger) == 1)
-		return;
-	store_ledger_add(tg->store, T, trigger, now);
+	if (store_ledger_has(tg->store, T, trigger) != 0 || store_ledger_add(tg->store, T, trigger, now) < 0)
+		return; /* handled already, or the store failed (the transaction is refused) */
 	json_int_t date = json_integer_value(json_object_get(msg, "date"));
 	if (tg->o.backlog_skip && date * 1000 < tg->started_at - tg->o.backlog_minutes * 60000) {
 		log_info("backlog_skipped", "transport=" T " chat=%s message=%lld", chat, (long long)msg_id);
 		return;
 	}
-	if (store_chat_disabled(tg->store, T, chat))
-		store_chat_set_disabled(tg->store, T, chat, 0);
+	if (store_chat_set_disabled(tg->store, T, chat, 0) < 0)
+		return;
 	if (!bot_listed(tg->o.allowed_chats, chat, 0)) {
 		log_debug("chat_not_allowed", "transport=" T " chat=%s", chat);
 		return;
@@ -520,21 +533,26 @@ static void handle_message(struct tg *tg, json_t *msg, int64_t now)
 	if (group && r.kind == REPLY_ANSWER && tg->o.cooldown_s > 0 && r.entry_id) {
 		int64_t at;
 		struct strbuf mid = STRBUF_INIT;
-		if (store_recent_get(tg->store, T, chat, r.entry_id, &at, &mid) &&
-		    now - at < tg->o.cooldown_s * 1000) {
+		int got = store_recent_get(tg->store, T, chat, r.entry_id, &at, &mid);
+		if (got == 1 && now - at < tg->o.cooldown_s * 1000) {
 			free(r.text);
 			r.text = bot_text(tg->bot, "cooldown", '/');
 			if (mid.len)
 				reply_to = strtoll(mid.buf, NULL, 10);
 			log_info("cooldown", "transport=" T " chat=%s entry=%s", chat, r.entry_id);
-		} else {
-			store_recent_set(tg->store, T, chat, r.entry_id, now, "");
+		} else if (got < 0 || store_recent_set(tg->store, T, chat, r.entry_id, now, "") < 0) {
+			strbuf_release(&mid);
+			reply_release(&r);
+			return;
 		}
 		strbuf_release(&mid);
 	}
-	queue_reply(tg, chat, trigger, &r, reply_to, thread);
-	if (r.unanswered && tg->o.record_unanswered)
-		store_unanswered_add(tg->store, T, chat, raw, r.entry_id, r.confidence, now);
+	if (queue_reply(tg, chat, trigger, &r, reply_to, thread) < 0 ||
+	    (r.unanswered && tg->o.record_unanswered &&
+	     store_unanswered_add(tg->store, T, chat, raw, r.entry_id, r.confidence, now) < 0)) {
+		reply_release(&r);
+		return;
+	}
 	metrics_inc("faqbot_questions_total", "transport=\"" T "\"");
 	{
 		char labels[80];
@@ -563,9 +581,8 @@ static void handle_callback(struct tg *tg, json_t *cq, int64_t received, int64_t
 		return;
 	char trigger[200];
 	snprintf(trigger, sizeof(trigger), "c:%.180s", id);
-	if (store_ledger_has(tg->store, T, trigger) == 1)
+	if (store_ledger_has(tg->store, T, trigger) != 0 || store_ledger_add(tg->store, T, trigger, now) < 0)
 		return;
-	store_ledger_add(tg->store, T, trigger, now);
 	if (now - received < CALLBACK_MAX_AGE_MS) {
 		json_t *b = json_pack("{s:s}", "callback_query_id", id);
 		char *s = json_dumps(b, JSON_COMPACT);
@@ -588,9 +605,29 @@ static void handle_callback(struct tg *tg, json_t *cq, int64_t received, int64_t
 	int group = ctype && strcmp(ctype, "private");
 	struct reply r;
 	bot_choose(tg->bot, chat, data + 2, '/', &r);
+	{
+		/* button presses count against the same flood limit as questions:
+		 * a burst of presses must not fill the chat's queue */
+		char key[96];
+		snprintf(key, sizeof(key), "%s:%lld", chat,
+			 (long long)json_integer_value(json_object_get(from, "id")));
+		int v = (int)flood_check(tg->flood, key, now, now);
+		if (v)
+			log_warn("flood", "transport=" T " chat=%s user=%lld verdict=%s", chat,
+				 (long long)json_integer_value(json_object_get(from, "id")),
+				 v == FLOOD_NOTICE ? "notice" : "ignored");
+		bot_flood_reply(tg->bot, v, '/', &r);
+		if (r.kind == REPLY_NONE) {
+			reply_release(&r);
+			return;
+		}
+	}
 	json_int_t thread = json_integer_value(json_object_get(msg, "message_thread_id"));
-	queue_reply(tg, chat, trigger, &r, group ? json_integer_value(json_object_get(msg, "message_id")) : 0,
-		    json_is_true(json_object_get(msg, "is_topic_message")) ? thread : 0);
+	if (queue_reply(tg, chat, trigger, &r, group ? json_integer_value(json_object_get(msg, "message_id")) : 0,
+			json_is_true(json_object_get(msg, "is_topic_message")) ? thread : 0) < 0) {
+		reply_release(&r);
+		return;
+	}
 	log_info("reply", "transport=" T " chat=%s kind=choice entry=%s", chat, r.entry_id ? r.entry_id : "-");
 	reply_release(&r);
 }
@@ -606,16 +643,19 @@ static void handle_member(struct tg *tg, json_t *m)
 	chat_key(chat_id, chat, sizeof(chat));
 	if (!strcmp(status, "kicked") || !strcmp(status, "left")) {
 		int n = store_outbox_drop_chat(tg->store, T, chat);
-		store_chat_set_disabled(tg->store, T, chat, 1);
+		if (n < 0 || store_chat_set_disabled(tg->store, T, chat, 1) < 0)
+			return;
 		log_info("chat_left", "transport=" T " chat=%s status=%s dropped=%d", chat, log_q(status), n);
 	} else {
-		store_chat_set_disabled(tg->store, T, chat, 0);
+		if (store_chat_set_disabled(tg->store, T, chat, 0) < 0)
+			return;
 		log_info("chat_joined", "transport=" T " chat=%s status=%s", chat, log_q(status));
 	}
 }
 
-/* Handles one inbox row (inside the caller's transaction). */
-static void process_row(struct tg *tg, const struct inbox_row *row)
+/* Handles one inbox row and deletes it (inside the caller's transaction);
+ * -1 when the store failed. */
+static int process_row(struct tg *tg, const struct inbox_row *row)
 {
 	int64_t now = wall_ms();
 	json_t *u = json_loads(row->payload, 0, NULL);
@@ -625,8 +665,8 @@ static void process_row(struct tg *tg, const struct inbox_row *row)
 		handle_callback(tg, json_object_get(u, "callback_query"), row->received_at, now);
 	else if (json_is_object(json_object_get(u, "my_chat_member")))
 		handle_member(tg, json_object_get(u, "my_chat_member"));
-	store_inbox_done(tg->store, row->id);
 	json_decref(u);
+	return store_inbox_done(tg->store, row->id);
 }
 
 /* Turns pending inbox rows into outbox rows (inside the caller's
@@ -638,8 +678,10 @@ static void process_inbox(struct tg *tg)
 		struct inbox_row row;
 		if (store_inbox_next(tg->store, T, &row) != 1)
 			break;
-		process_row(tg, &row);
+		int rc = process_row(tg, &row);
 		inbox_row_release(&row);
+		if (rc < 0)
+			break; /* the transaction is refused: the rows are handled again */
 	}
 }
 
@@ -725,8 +767,10 @@ static void poll_done(void *arg, struct http_response *r)
 		size_t i, added = 0;
 		json_t *u;
 		json_int_t max = -1;
-		store_begin(tg->store); /* committed by pump, with the replies */
+		int stored = store_begin(tg->store) == 0;
 		json_array_foreach(res, i, u) {
+			if (!stored)
+				break;
 			json_t *idj = json_object_get(u, "update_id");
 			if (!json_is_integer(idj)) {
 				log_warn("bad_update", "transport=" T " note=%s", log_q("update without update_id"));
@@ -736,18 +780,37 @@ static void poll_done(void *arg, struct http_response *r)
 			char uid[32];
 			chat_key(id, uid, sizeof(uid));
 			char *payload = json_dumps(u, JSON_COMPACT);
-			if (payload && store_inbox_add(tg->store, T, uid, payload, now) == 1)
-				added++;
+			int rc = payload ? store_inbox_add(tg->store, T, uid, payload, now) : 0;
 			free(payload);
+			if (rc < 0)
+				stored = 0;
+			added += rc == 1;
 			if (id > max)
 				max = id; /* ids can restart lower: the batch decides, not the old offset */
 		}
-		if (max >= 0) {
-			char off[32];
-			chat_key(max + 1, off, sizeof(off));
-			store_kv_set(tg->store, "telegram.offset", off);
-			tg->offset = max + 1;
+		char off[32];
+		chat_key(max + 1, off, sizeof(off));
+		if (stored && max >= 0 && store_kv_set(tg->store, "telegram.offset", off) < 0)
+			stored = 0;
+		/* the batch and its offset commit together, before anything else;
+		 * the offset in memory (what the next getUpdates confirms to
+		 * Telegram) moves only once they did.  Otherwise the batch is
+		 * asked for again. */
+		if (stored && store_commit(tg->store) < 0)
+			stored = 0;
+		if (!stored) {
+			if (store_in_transaction(tg->store))
+				store_rollback(tg->store);
+			uint64_t wait = http_backoff_ms(tg->poll_fail++);
+			tg->poll_after = now + (int64_t)wait;
+			log_error("store_error", "transport=" T " updates=%zu retry_in_ms=%llu note=%s",
+				  json_array_size(res), (unsigned long long)wait,
+				  log_q("the updates could not be stored; they will be fetched again"));
+			json_decref(root);
+			return;
 		}
+		if (max >= 0)
+			tg->offset = max + 1;
 		tg->last_poll_ok = now;
 		tg->poll_fail = 0;
 		tg->poll_big = 0;
@@ -785,8 +848,14 @@ static void poll_start(struct tg *tg)
 {
 	if (tg->offset < 0) {
 		struct strbuf v = STRBUF_INIT;
-		tg->offset = store_kv_get(tg->store, "telegram.offset", &v) == 1 ? strtoll(v.buf, NULL, 10) : 0;
+		int rc = store_kv_get(tg->store, "telegram.offset", &v);
+		tg->offset = rc == 1 ? strtoll(v.buf, NULL, 10) : 0;
 		strbuf_release(&v);
+		if (rc < 0) {
+			tg->offset = -1;
+			tg->poll_after = wall_ms() + (int64_t)http_backoff_ms(tg->poll_fail++);
+			return;
+		}
 	}
 	char body[256];
 	snprintf(body, sizeof(body),
@@ -857,7 +926,10 @@ static void send_done(void *arg, struct http_response *r)
 	json_t *root = parse_reply(r, &ok, &code, &desc);
 	int64_t now = wall_ms();
 	json_t *params = json_object_get(root, "parameters");
-	store_begin(tg->store); /* the outcome commits with the next sends picked */
+	/* the outcome itself is written by the sender with the next sends
+	 * picked (and kept until committed); what is written here goes in the
+	 * same transaction, when one can be opened */
+	int txn = store_begin(tg->store) == 0;
 	if (ok) {
 		json_t *mid = json_object_get(json_object_get(root, "result"), "message_id");
 		char buf[32] = "";
@@ -873,8 +945,9 @@ static void send_done(void *arg, struct http_response *r)
 		if (row->part == 0 && row->entry && row->chat[0] == '-') {
 			int64_t at;
 			struct strbuf m = STRBUF_INIT;
-			if (store_recent_get(tg->store, T, row->chat, row->entry, &at, &m) && !m.len)
-				store_recent_set(tg->store, T, row->chat, row->entry, at, buf);
+			if (txn && store_recent_get(tg->store, T, row->chat, row->entry, &at, &m) == 1 &&
+			    !m.len && store_recent_set(tg->store, T, row->chat, row->entry, at, buf) < 0)
+				txn = 0;
 			strbuf_release(&m);
 		}
 		log_debug("sent", "transport=" T " chat=%s trigger=%s part=%d ms=%llu", row->chat,
@@ -892,14 +965,16 @@ static void send_done(void *arg, struct http_response *r)
 	} else if (code == 429) {
 		long ra = retry_after(root, r);
 		int64_t wait = ra >= 0 ? http_clamp_wait_ms(ra, 1000) : (int64_t)http_backoff_ms((unsigned)(row->attempts > 0 ? row->attempts - 1 : 0));
-		store_chat_park(tg->store, T, row->chat, now + wait);
+		if (txn && store_chat_park(tg->store, T, row->chat, now + wait) < 0)
+			txn = 0;
 		sender_retry_later(row, now, wait);
 		log_warn("rate_limited", "transport=" T " chat=%s retry_after_s=%ld", row->chat, ra);
 	} else if (code == 400 && json_is_integer(json_object_get(params, "migrate_to_chat_id"))) {
 		char to[32];
 		chat_key(json_integer_value(json_object_get(params, "migrate_to_chat_id")), to, sizeof(to));
-		store_chat_set_migrated(tg->store, T, row->chat, to);
-		store_outbox_move_chat(tg->store, T, row->chat, to);
+		if (txn && (store_chat_set_migrated(tg->store, T, row->chat, to) < 0 ||
+			    store_outbox_move_chat(tg->store, T, row->chat, to) < 0))
+			txn = 0;
 		log_info("chat_migrated", "transport=" T " chat=%s to=%s", row->chat, to);
 		free(row->chat);
 		row->chat = xstrdup(to);
@@ -915,8 +990,9 @@ static void send_done(void *arg, struct http_response *r)
 		row->attempts--;
 		token_refused(tg);
 	} else if (code == 403) {
-		int n = store_outbox_drop_chat(tg->store, T, row->chat);
-		store_chat_set_disabled(tg->store, T, row->chat, 1);
+		int n = txn ? store_outbox_drop_chat(tg->store, T, row->chat) : -1;
+		if (txn && (n < 0 || store_chat_set_disabled(tg->store, T, row->chat, 1) < 0))
+			txn = 0;
 		row->state = OUT_DROPPED;
 		log_warn("chat_forbidden", "transport=" T " chat=%s dropped=%d error=%s", row->chat, n,
 			 log_q(desc));
@@ -930,7 +1006,10 @@ static void send_done(void *arg, struct http_response *r)
 		log_warn("send_retry", "transport=" T " chat=%s status=%ld error=%s", row->chat, code,
 			 log_q(desc));
 	}
-	store_outbox_set(tg->store, row);
+	if (!txn)
+		log_warn("store_error", "transport=" T " chat=%s note=%s", row->chat,
+			 log_q("what this outcome changes besides the reply itself was not saved; "
+			       "the reply's outcome is kept and saved with the next commit"));
 	json_decref(root);
 	sender_done(tg->sender, x);
 	pump(tg, now);
@@ -943,13 +1022,18 @@ static void send_done(void *arg, struct http_response *r)
  * did not. */
 static void pump(struct tg *tg, int64_t now)
 {
-	if (!store_in_transaction(tg->store))
-		store_begin(tg->store);
+	if (!store_in_transaction(tg->store) && store_begin(tg->store) < 0) {
+		log_error("store_error", "transport=" T " note=%s",
+			  log_q("cannot write the state database; will retry in a second"));
+		tg->pump_after = now + 1000;
+		sender_start(tg->sender, now, 1);
+		return;
+	}
 	process_inbox(tg);
 	sender_pick(tg->sender, now);
-	int failed = store_commit(tg->store) < 0;
+	int failed = store_commit(tg->store) < 0; /* rolls back when it fails */
 	if (failed) {
-		store_rollback(tg->store);
+		tg->pump_after = now + 1000;
 		log_error("store_error", "transport=" T " note=%s", log_q("could not commit; will retry"));
 	}
 	sender_start(tg->sender, now, failed);
@@ -978,7 +1062,7 @@ static void tg_tick(void *self, int64_t now)
 		start_step(tg, now);
 		return;
 	}
-	if (store_inbox_pending(tg->store, T) || sender_ready(tg->sender, now))
+	if ((now >= tg->pump_after && store_inbox_pending(tg->store, T) > 0) || sender_ready(tg->sender, now))
 		pump(tg, now);
 	if (!tg->polling && !tg->stopping && now >= tg->poll_after)
 		poll_start(tg);
@@ -992,8 +1076,8 @@ static int64_t tg_next_wake(void *self, int64_t now)
 	if (tg->phase != PH_RUN)
 		return tg->start_in_flight ? -1 : tg->start_after;
 	int64_t w = -1;
-	if (store_inbox_pending(tg->store, T))
-		return now;
+	if (store_inbox_pending(tg->store, T) > 0)
+		return now > tg->pump_after ? now : tg->pump_after;
 	if (!tg->polling && !tg->stopping)
 		w = tg->poll_after;
 	int64_t o = sender_wake(tg->sender);
@@ -1029,8 +1113,10 @@ static void tg_notify_admin(void *self, const char *text)
 	struct reply r = { 0 };
 	r.kind = REPLY_HELP;
 	r.text = (char *)text;
-	store_begin(tg->store);
-	queue_reply(tg, tg->o.admin_chat, trigger, &r, 0, 0);
+	if (store_begin(tg->store) < 0)
+		return; /* logged; the admin is told in the log only */
+	if (queue_reply(tg, tg->o.admin_chat, trigger, &r, 0, 0) < 0)
+		store_rollback(tg->store);
 	pump(tg, wall_ms());
 }
 

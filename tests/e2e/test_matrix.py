@@ -443,6 +443,33 @@ class SpecCheck(MatrixCase):
         self.assertEqual(len(errors), 4, errors)
 
 
+class Storage(MatrixCase):
+    """Storage errors (issue 10): a sync that could not be stored is made
+    again; nothing is lost or sent twice."""
+    env = {"FAQBOT_FLOOD_MAX": 0}
+
+    def test_lock_held_by_another_program(self):
+        import sqlite3
+        dm = self.fake.create_room([ALICE])
+        b = self.bot()
+        self.started(b)
+        self.fake.user_message(dm, ALICE, "combien ça coûte ?")
+        self.notices(dm)
+        db = sqlite3.connect(os.path.join(self.tmp, "state", "faqbot.db"), isolation_level=None,
+                             timeout=10)
+        db.execute("BEGIN EXCLUSIVE")     # longer than faqbot's 5 s busy timeout
+        asked = [self.fake.user_message(dm, ALICE, "combien ça coûte ?") for _ in range(4)]
+        time.sleep(7)
+        db.execute("ROLLBACK")
+        db.close()
+        self.assertTrue(self.fake.wait(lambda: all(self.fake.replies_to(dm, e) for e in asked), 40),
+                        b.logs()[-3000:])
+        time.sleep(2)
+        self.assertEqual([len(self.fake.replies_to(dm, e)) for e in asked], [1] * 4)
+        self.assertIn("store_error", b.logs())
+        self.assertEqual(b.stop(), 0)
+
+
 if __name__ == "__main__":
     try:
         unittest.main(verbosity=1)

@@ -481,6 +481,153 @@ class SpecCheck(TelegramCase):
         self.assertEqual(len(errors), 4, errors)
 
 
+class Queue(TelegramCase):
+    """The sender takes the first row that may go now (issue 10)."""
+    G = -1009876
+
+    def test_busy_group_does_not_stall_another_chat(self):
+        b = self.bot(FAQBOT_TELEGRAM_RATE_LIMITS="true", FAQBOT_FLOOD_MAX=0)
+        for i in range(9):   # a group may send 20 a minute (burst 3): 6 of these wait 3 s each
+            self.fake.user_message(self.G, "/faq", chat_type="supergroup", from_id=700 + i,
+                                   entities=[{"type": "bot_command", "offset": 0, "length": 4}])
+        self.answer_in(self.G, 3)
+        asked = time.time()
+        self.fake.user_message(10, "combien ça coûte ?")
+        m = self.answer_in(10, timeout=30)[0]
+        waited = m["t"] - asked
+        self.assertLess(waited, 2.5, f"chat 10 waited {waited:.1f} s behind the group's queue")
+        self.assertLess(len(self.fake.sent_to(self.G)), 9, "the group's queue was not busy")
+        self.assertEqual(b.stop(), 0)
+
+    def test_button_presses_do_not_stall_another_chat(self):
+        b = self.bot(FAQBOT_TELEGRAM_RATE_LIMITS="true", FAQBOT_FLOOD_MAX=10,
+                     FAQBOT_FLOOD_WINDOW=60)
+        for _ in range(30):
+            self.fake.callback(10, "a:jumeau-b")
+        self.answer_in(10, 3)
+        asked = time.time()
+        self.fake.user_message(11, "combien ça coûte ?")
+        m = self.answer_in(11, timeout=40)[0]
+        self.assertLess(m["t"] - asked, 2.5, "chat 11 waited behind chat 10's button presses")
+        # presses count against the flood limit: 10 answers and one notice at most
+        time.sleep(3)
+        self.assertLessEqual(len(self.fake.sent_to(10)), 11)
+        self.assertEqual(b.stop(), 0)
+
+
+class Storage(TelegramCase):
+    """Storage errors and retention (issue 10)."""
+    env = {"FAQBOT_FLOOD_MAX": 0}
+
+    def state(self):
+        return os.path.join(self.tmp, "state")
+
+    def test_reused_update_ids_are_answered(self):
+        b = self.bot()
+        for _ in range(6):
+            self.fake.user_message(10, "combien ça coûte ?")
+        self.answer_in(10, 6)
+        time.sleep(0.5)
+        self.fake.restart_update_ids(1000)   # ids 1000.. again, for new messages
+        for _ in range(3):
+            self.fake.user_message(10, "quel est le prix")
+        self.answer_in(10, 9)
+        time.sleep(1)
+        self.assertEqual(len(self.fake.sent_to(10)), 9)
+        # handled updates are not kept: no message text stays in the inbox
+        import sqlite3
+        db = sqlite3.connect(os.path.join(self.state(), "faqbot.db"))
+        self.assertEqual(db.execute("SELECT COUNT(*) FROM inbox").fetchone()[0], 0)
+        db.close()
+        self.assertEqual(b.stop(), 0)
+
+    def test_retention_runs_while_the_bot_runs(self):
+        import sqlite3
+        # a 2 s de-duplication window: retention then runs every second
+        b = self.bot(FAQBOT_TEST_DEDUP_WINDOW_S=2)
+        for i in range(40):
+            self.fake.user_message(100 + i % 4, "combien ça coûte ?")
+        for c in range(100, 104):
+            self.answer_in(c, 10)
+        db = sqlite3.connect(os.path.join(self.state(), "faqbot.db"))
+        count = lambda t: db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]  # noqa: E731
+        self.assertEqual(count("inbox"), 0)   # deleted as they are handled
+        self.assertEqual(db.execute("SELECT COUNT(*) FROM outbox WHERE body<>''").fetchone()[0], 0)
+        self.assertTrue(self.fake.wait(lambda: count("ledger") == 0 and count("outbox") == 0, 10),
+                        f"ledger {count('ledger')}, outbox {count('outbox')} rows after the window")
+        db.close()
+        self.assertEqual(b.stop(), 0)
+
+    def ask_during(self, fault, chats, n=3):
+        """Asks n questions in each chat while fault() holds; everything
+        must be answered exactly once after it ends."""
+        b = self.bot()
+        self.fake.user_message(chats[0], "combien ça coûte ?")
+        self.answer_in(chats[0])
+        asked = []
+        with fault():
+            for i in range(n):
+                for c in chats:
+                    asked.append((c, self.fake.user_message(c, "combien ça coûte ?")))
+                time.sleep(0.3)
+            time.sleep(3)
+        ok = self.fake.wait(lambda: all(self.fake.sent_to(c) for c, m in asked) and
+                            sum(len(self.fake.sent_to(c)) for c in chats) >= len(asked) + 1, 40)
+        time.sleep(2)
+        total = sum(len(self.fake.sent_to(c)) for c in chats)
+        self.assertTrue(ok, f"{total} answers for {len(asked) + 1} questions")
+        self.assertEqual(total, len(asked) + 1, "a question was lost or answered twice")
+        self.assertIn("store_error", b.logs())
+        self.assertIsNone(b.proc.poll())
+        self.assertEqual(b.stop(), 0)
+        return b
+
+    def test_lock_held_by_another_program(self):
+        import contextlib
+        import sqlite3
+
+        @contextlib.contextmanager
+        def locked():
+            db = sqlite3.connect(os.path.join(self.state(), "faqbot.db"), isolation_level=None,
+                                 timeout=10)
+            db.execute("BEGIN EXCLUSIVE")
+            try:
+                yield
+                time.sleep(4)    # held 7 s and more: over faqbot's 5 s busy timeout
+            finally:
+                db.execute("ROLLBACK")
+                db.close()
+        b = self.ask_during(locked, [51, 52])
+        self.assertIn("locked", b.logs())
+
+    @unittest.skipUnless(os.geteuid() == 0 and shutil.which("mount"), "needs root to mount a tmpfs")
+    def test_disk_full(self):
+        import contextlib
+        os.makedirs(self.state())
+        if subprocess.call(["mount", "-t", "tmpfs", "-o", "size=600k", "tmpfs", self.state()],
+                           stderr=subprocess.DEVNULL):
+            self.skipTest("cannot mount a tmpfs here")
+        self.addCleanup(subprocess.call, ["umount", "-l", self.state()])
+        filler = os.path.join(self.state(), "filler")
+
+        @contextlib.contextmanager
+        def full():
+            with open(filler, "wb", buffering=0) as f:
+                try:
+                    while True:
+                        f.write(b"\0" * 4096)
+                        f.flush()
+                except OSError:
+                    pass
+            # the WAL may have room in pages it already holds: fill it too
+            try:
+                yield
+            finally:
+                os.unlink(filler)
+        b = self.ask_during(full, [61, 62], n=6)
+        self.assertIn("disk is full", b.logs())
+
+
 if __name__ == "__main__":
     try:
         unittest.main(verbosity=1)

@@ -151,6 +151,14 @@ class FakeTelegram(Waiting):
                 return lst.pop(i)
         return None
 
+    def restart_update_ids(self, start):
+        """Telegram picks update ids afresh after a week without updates: the
+        next ids may be ones already used, and an offset from before the
+        restart no longer hides them."""
+        with self.lock:
+            self.next_update_id = start
+            self.ids_restarted = True
+
     def push_update(self, upd):
         with self.lock:
             upd = {"update_id": self.next_update_id, **upd}  # first, as Telegram writes it
@@ -294,6 +302,8 @@ class FakeTelegram(Waiting):
         end = time.time() + timeout
         with self.lock:
             while True:
+                if getattr(self, "ids_restarted", False) and offset > self.next_update_id:
+                    offset = 0  # an offset of the old sequence
                 self.updates = [u for u in self.updates if u["update_id"] >= offset]
                 if self.updates or time.time() >= end:
                     break

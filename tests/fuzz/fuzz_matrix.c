@@ -20,8 +20,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct bot *b;
 	fuzz_state("mx", &st, &b);
 	struct strbuf v = STRBUF_INIT;
-	if (store_kv_get(st, "matrix.next_batch", &v) != 1) /* histories are answered */
-		store_kv_set(st, "matrix.next_batch", "s0");
+	if (store_kv_get(st, "matrix.next_batch", &v) != 1 && /* histories are answered */
+	    store_kv_set(st, "matrix.next_batch", "s0") < 0)
+		abort();
 	strbuf_release(&v);
 	struct http *h = http_new(NULL);
 	struct mx_options o = { "http://127.0.0.1:9", "tok", NULL, NULL, '!', NULL, 1, 30, 1, 0, NULL,

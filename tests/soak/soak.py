@@ -2,11 +2,17 @@
 """make soak: faqbot answers a steady stream of questions from both fake
 servers (Telegram and Matrix, 127.0.0.1) while faults are injected every few
 seconds: 429 / M_LIMIT_EXCEEDED, 500s, dropped connections, slow answers,
-valid and broken FAQ edits, SIGHUP.  Reports questions asked, answered,
-duplicated and lost, and the bot's RSS over time.
+valid and broken FAQ edits, SIGHUP, the database locked by another program
+for longer than faqbot's busy timeout, and (as root, with the state dir on a
+small tmpfs) the disk full for a few seconds.  Reports questions asked,
+answered, duplicated and lost, the bot's RSS, the WAL's and the database's
+size over time.
 
-Pass: nothing lost, no duplicates (nothing is killed here), RSS growth under
-1 MB after the warm-up (the first fifth of the run).  With --valgrind the
+Pass: nothing lost, duplicates <= kills (nothing is killed here: none), RSS
+growth under 1 MB after the warm-up (the first fifth of the run), the WAL
+never above its checkpoint size (plus one transaction), and the database
+size set by retention, not traffic: with a short de-duplication window
+(FAQBOT_TEST_DEDUP_WINDOW_S) it stops growing once rows are pruned.  With --valgrind the
 bot runs under memcheck and must report no definitely or indirectly lost
 bytes (and no errors).
 """
@@ -18,7 +24,9 @@ import shutil
 import signal
 import subprocess
 import sys
+import sqlite3
 import tempfile
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -34,6 +42,45 @@ def rss_kb(pid):
             return next(int(l.split()[1]) for l in f if l.startswith("VmRSS:"))
     except (OSError, StopIteration):
         return 0
+
+
+WAL_LIMIT = 1000 * 4096 + 1024 * 1024   # STORE_WAL_CHECKPOINT_PAGES pages + one transaction
+
+
+def size(path):
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
+def hold_lock(db_path, seconds):
+    """Another program holds the database's write lock (longer than faqbot's
+    5 s busy timeout)."""
+    try:
+        db = sqlite3.connect(db_path, isolation_level=None, timeout=10)
+        db.execute("BEGIN EXCLUSIVE")
+        time.sleep(seconds)
+        db.execute("ROLLBACK")
+        db.close()
+    except sqlite3.Error as e:
+        print(f"soak: lock fault: {e}", file=sys.stderr)
+
+
+def fill_disk(state, seconds):
+    """Fills the state dir's file system for a while."""
+    filler = os.path.join(state, "filler")
+    try:
+        with open(filler, "wb", buffering=0) as f:
+            while True:
+                f.write(b"\0" * 65536)
+    except OSError:
+        pass
+    time.sleep(seconds)
+    try:
+        os.unlink(filler)
+    except OSError:
+        pass
 
 
 def main():
@@ -61,13 +108,24 @@ def main():
         os.rename(tmpf, faq_path)
 
     write_faq()
+    state = os.path.join(tmp, "state")
+    os.makedirs(state)
+    tmpfs = False
+    if os.geteuid() == 0 and shutil.which("mount") and not a.valgrind:
+        tmpfs = subprocess.call(["mount", "-t", "tmpfs", "-o", "size=48m", "tmpfs", state],
+                                stderr=subprocess.DEVNULL) == 0
+    if not tmpfs:
+        print("soak: no disk-full faults (they need root and a tmpfs; none under valgrind)",
+              file=sys.stderr)
+    window = max(20, min(120, a.seconds // 6))   # de-duplication window under test
+    db_path = os.path.join(state, "faqbot.db")
     tg = FakeTelegram(check_spec=False)
     mx = FakeMatrix(check_spec=False)
     rooms = [mx.create_room([f"@s{i}:localhost"]) for i in range(10)]
     env = {k: v for k, v in os.environ.items() if not k.startswith("FAQBOT_")}
     env.update(FAQBOT_TELEGRAM_TOKEN=TOKEN, FAQBOT_TELEGRAM_API_URL=tg.url,
                FAQBOT_MATRIX_HOMESERVER=mx.url, FAQBOT_MATRIX_USER="faqbot",
-               FAQBOT_MATRIX_PASSWORD=PASSWORD, FAQBOT_STATE_DIR=os.path.join(tmp, "state"),
+               FAQBOT_MATRIX_PASSWORD=PASSWORD, FAQBOT_STATE_DIR=state, FAQBOT_TEST_DEDUP_WINDOW_S=str(window),
                FAQBOT_FAQ=faq_path, FAQBOT_TELEGRAM_POLL_TIMEOUT="5", FAQBOT_MATRIX_SYNC_TIMEOUT="5",
                FAQBOT_TELEGRAM_RATE_LIMITS="false", FAQBOT_FLOOD_MAX="0",
                FAQBOT_TELEGRAM_GROUP_MODE="all", FAQBOT_TELEGRAM_COOLDOWN="0",
@@ -86,7 +144,11 @@ def main():
     asked_tg, asked_mx = [], []
     samples = []
     faults = ["tg429", "tg500", "tgdrop", "tgslow", "mx429", "mx500", "mxdrop", "mxsyncdrop",
-              "edit", "broken", "hup"]
+              "edit", "broken", "hup", "lock"] + (["diskfull"] if tmpfs else [])
+    max_wal = 0
+    db_sizes = []
+    fault_threads = []
+    storage_faults = {}
     t0 = time.time()
     next_fault = t0 + 3
     next_sample = t0
@@ -135,13 +197,23 @@ def main():
                     write_faq(version)
                 elif f == "hup":
                     p.send_signal(signal.SIGHUP)
+                elif f in ("lock", "diskfull") and not any(t.is_alive() for t in fault_threads):
+                    t = threading.Thread(target=hold_lock, args=(db_path, 6.5)) if f == "lock" else \
+                        threading.Thread(target=fill_disk, args=(state, 3))
+                    t.start()
+                    fault_threads.append(t)
+                    storage_faults[f] = storage_faults.get(f, 0) + 1
                 next_fault = now + rnd.uniform(2, 5)
+            max_wal = max(max_wal, size(db_path + "-wal"))
             if now >= next_sample:
                 samples.append((now - t0, rss_kb(p.pid)))
+                db_sizes.append((now - t0, size(db_path)))
                 next_sample = now + 5
             if p.poll() is not None:
                 sys.exit(f"soak: the bot exited early with status {p.returncode}")
             time.sleep(0.1 if not a.valgrind else 0.3)
+        for t in fault_threads:
+            t.join()
         # let the queues drain
         tg.wait(lambda: all(tg.replies_to(c, m) for c, m in asked_tg), 120)
         mx.wait(lambda: all(mx.replies_to(r, e) for r, e in asked_mx), 120)
@@ -159,7 +231,20 @@ def main():
         print("soak: RSS (MB) over time: " +
               ", ".join(f"{t:.0f}s={kb / 1024:.1f}" for t, kb in samples[:: max(1, len(samples) // 12)]))
         print(f"soak: RSS growth after warm-up: {growth:.2f} MB")
-        ok = lost_tg == lost_mx == 0 and dup_tg == dup_mx == 0 and (a.valgrind or growth < 1.0)
+        # the database: once the window has passed twice and retention ran
+        # (every minute), its size must stop following the traffic
+        settled = [b for t, b in db_sizes if t >= max(a.seconds / 2, 2 * window + 70)]
+        db_growth = (max(settled) - settled[0]) if settled else 0
+        db_ok = not settled or db_growth <= max(512 * 1024, settled[0] // 4)
+        print("soak: database (KB) over time: " +
+              ", ".join(f"{t:.0f}s={b / 1024:.0f}" for t, b in db_sizes[:: max(1, len(db_sizes) // 12)]))
+        print(f"soak: de-duplication window {window} s; database growth once settled: "
+              f"{db_growth / 1024:.0f} KB; WAL at most {max_wal / 1024:.0f} KB "
+              f"(limit {WAL_LIMIT / 1024:.0f} KB); storage faults: "
+              f"lock x{storage_faults.get('lock', 0)}, "
+              + (f"disk full x{storage_faults.get('diskfull', 0)}" if tmpfs else "no disk full"))
+        ok = lost_tg == lost_mx == 0 and dup_tg == dup_mx == 0 and (a.valgrind or growth < 1.0) \
+            and max_wal <= WAL_LIMIT and db_ok
     finally:
         p.send_signal(signal.SIGTERM)
         try:
@@ -181,6 +266,8 @@ def main():
         elif rc != 0:
             print(f"soak: the bot exited with status {rc}")
             ok = False
+        if tmpfs:
+            subprocess.call(["umount", "-l", state])
         shutil.rmtree(tmp, ignore_errors=True)
     print("soak: " + ("PASS" if ok else "FAIL"))
     sys.exit(0 if ok else 1)

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "store.h"
@@ -95,7 +96,7 @@ static void outbox_keeps_each_chat_in_order(void **state)
 	assert_string_equal(rows[1].chat, "B");
 	/* A's head in flight: A's second part must wait */
 	rows[0].state = OUT_SENDING;
-	store_outbox_set(s, &rows[0]);
+	assert_int_equal(store_outbox_set(s, &rows[0]), 0);
 	struct outbox_row more[8];
 	n = store_outbox_due(s, "t", 10, more, 8);
 	assert_int_equal(n, 1);
@@ -107,7 +108,7 @@ static void outbox_keeps_each_chat_in_order(void **state)
 	assert_int_equal(n, 2);
 	assert_int_equal(more[0].ambiguous, 1);
 	more[0].state = OUT_SENT;
-	store_outbox_set(s, &more[0]);
+	assert_int_equal(store_outbox_set(s, &more[0]), 0);
 	for (size_t i = 0; i < n; i++)
 		outbox_row_release(&more[i]);
 	n = store_outbox_due(s, "t", 10, more, 8);
@@ -125,7 +126,7 @@ static void parked_dropped_and_moved_chats(void **state)
 	add(s, "A", "q1", 0);
 	add(s, "B", "q2", 0);
 	add(s, "C", "q3", 0);
-	store_chat_park(s, "t", "A", 1000);
+	assert_int_equal(store_chat_park(s, "t", "A", 1000), 0);
 	assert_int_equal(store_chat_parked(s, "t", "A"), 1000);
 	struct outbox_row rows[8];
 	size_t n = store_outbox_due(s, "t", 10, rows, 8);
@@ -137,12 +138,14 @@ static void parked_dropped_and_moved_chats(void **state)
 	assert_int_equal(store_outbox_move_chat(s, "t", "C", "-100999"), 0);
 	n = store_outbox_due(s, "t", 2000, rows, 8);
 	assert_int_equal(n, 2);
-	assert_string_equal(rows[1].chat, "-100999");
-	assert_non_null(strstr(rows[1].body, "\"chat_id\":-100999"));
+	/* earliest due first: the moved chat (due since 0) before A (parked until 1000) */
+	assert_string_equal(rows[0].chat, "-100999");
+	assert_non_null(strstr(rows[0].body, "\"chat_id\":-100999"));
+	assert_string_equal(rows[1].chat, "A");
 	for (size_t i = 0; i < n; i++)
 		outbox_row_release(&rows[i]);
 	struct strbuf to = STRBUF_INIT;
-	store_chat_set_migrated(s, "t", "C", "-100999");
+	assert_int_equal(store_chat_set_migrated(s, "t", "C", "-100999"), 0);
 	assert_int_equal(store_chat_migrated(s, "t", "C", &to), 1);
 	assert_string_equal(to.buf, "-100999");
 	strbuf_release(&to);
@@ -168,6 +171,323 @@ static void newer_schema_is_refused_not_reset(void **state)
 	assert_non_null(*state);
 }
 
+/* ==== issue 10: statements, WAL, failed transactions, queue, retention ==== */
+
+static long file_size(const char *name)
+{
+	char path[400];
+	struct stat st;
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	return stat(path, &st) == 0 ? (long)st.st_size : -1;
+}
+
+/* One question through the store as a transport handles it. */
+static void one_question(struct store *s, int i)
+{
+	char uid[32], trigger[64], payload[600];
+	snprintf(uid, sizeof(uid), "%d", i);
+	snprintf(trigger, sizeof(trigger), "m:%d:%d", i % 50, i);
+	snprintf(payload, sizeof(payload), "{\"message\":{\"text\":\"%0500d\"}}", i);
+	struct strbuf v = STRBUF_INIT;
+	assert_int_equal(store_begin(s), 0);
+	assert_int_equal(store_inbox_add(s, "t", uid, payload, i), 1);
+	assert_true(store_kv_get(s, "telegram.offset", &v) >= 0);
+	assert_int_equal(store_kv_set(s, "telegram.offset", uid), 0);
+	assert_int_equal(store_commit(s), 0);
+	assert_int_equal(store_active_statements(s), 0);
+	assert_int_equal(store_begin(s), 0);
+	struct inbox_row row;
+	assert_int_equal(store_inbox_next(s, "t", &row), 1);
+	assert_int_equal(store_ledger_has(s, "t", trigger), 0);
+	assert_int_equal(store_ledger_add(s, "t", trigger, i), 0);
+	char chat[16];
+	snprintf(chat, sizeof(chat), "%d", i % 50);
+	struct outbox_row r = { 0 };
+	r.transport = "t";
+	r.chat = chat;
+	r.trigger = trigger;
+	r.method = "sendMessage";
+	r.body = payload;
+	r.created_at = i;
+	assert_true(store_outbox_add(s, &r) > 0);
+	assert_int_equal(store_inbox_done(s, row.id), 0);
+	inbox_row_release(&row);
+	struct outbox_row due[4];
+	size_t n = store_outbox_due(s, "t", i, due, 4);
+	for (size_t k = 0; k < n; k++) {
+		due[k].state = OUT_SENT;
+		free(due[k].result);
+		due[k].result = strdup("5");
+		assert_int_equal(store_outbox_set(s, &due[k]), 0);
+		outbox_row_release(&due[k]);
+	}
+	assert_true(store_outbox_next_time(s, "t") >= -1);
+	assert_true(store_inbox_pending(s, "t") >= 0);
+	assert_true(store_outbox_has_result(s, "t", "5") >= 0);
+	assert_int_equal(store_commit(s), 0);
+	assert_int_equal(store_active_statements(s), 0);
+	strbuf_release(&v);
+}
+
+static void wal_stays_bounded(void **state)
+{
+	struct store *s = *state;
+	long max_wal = 0;
+	for (int i = 1; i <= 6000; i++) {
+		one_question(s, i);
+		long w = file_size(STORE_FILE "-wal");
+		if (w > max_wal)
+			max_wal = w;
+	}
+	/* the automatic checkpoint ran: the WAL never grew past its size plus
+	 * one transaction, and the database file holds the data */
+	assert_true(max_wal <= STORE_WAL_CHECKPOINT_PAGES * 4096L + 256 * 1024);
+	assert_true(file_size(STORE_FILE) > 100 * 1024);
+	/* another connection can checkpoint every frame */
+	char path[400];
+	snprintf(path, sizeof(path), "%s/%s", dir, STORE_FILE);
+	sqlite3 *db;
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	int log = -1, done = -1;
+	assert_int_equal(sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done),
+			 SQLITE_OK);
+	assert_int_equal(log, done);
+	sqlite3_close(db);
+}
+
+static void failed_statement_refuses_the_commit(void **state)
+{
+	struct store *s = *state;
+	sqlite3 *db = store_sqlite_for_tests(s);
+	assert_int_equal(store_kv_set(s, "k", "before"), 0);
+	/* the disk is full: no page may be added */
+	assert_int_equal(sqlite3_exec(db, "PRAGMA max_page_count=1", NULL, NULL, NULL), SQLITE_OK);
+	static char big[200000];
+	memset(big, 'x', sizeof(big) - 1);
+	assert_int_equal(store_begin(s), 0);
+	assert_int_equal(store_kv_set(s, "k", "during"), 0);       /* fits in its page */
+	assert_int_equal(store_inbox_add(s, "t", "1", big, 1), -1); /* SQLITE_FULL */
+	/* SQLite rolled the transaction back by itself and would run this one
+	 * alone (autocommit); the store refuses it, and the commit */
+	assert_int_equal(store_kv_set(s, "k2", "after"), -1);
+	assert_int_equal(store_commit(s), -1);
+	assert_int_equal(store_in_transaction(s), 0);
+	assert_int_equal(sqlite3_exec(db, "PRAGMA max_page_count=1000000", NULL, NULL, NULL), SQLITE_OK);
+	struct strbuf v = STRBUF_INIT;
+	assert_int_equal(store_kv_get(s, "k", &v), 1);
+	assert_string_equal(v.buf, "before");                     /* nothing of it was kept */
+	assert_int_equal(store_kv_get(s, "k2", &v), 0);
+	strbuf_release(&v);
+	/* and the store works again */
+	assert_int_equal(store_begin(s), 0);
+	assert_int_equal(store_inbox_add(s, "t", "1", big, 1), 1);
+	assert_int_equal(store_commit(s), 0);
+	assert_int_equal(store_active_statements(s), 0);
+}
+
+static void lock_held_elsewhere_fails_begin(void **state)
+{
+	struct store *s = *state;
+	char path[400];
+	snprintf(path, sizeof(path), "%s/%s", dir, STORE_FILE);
+	sqlite3 *db;
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "BEGIN EXCLUSIVE", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_busy_timeout(store_sqlite_for_tests(s), 50); /* not 5 s in a unit test */
+	assert_int_equal(store_begin(s), -1);
+	assert_int_equal(store_in_transaction(s), 0);
+	assert_int_equal(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(store_begin(s), 0);
+	assert_int_equal(store_kv_set(s, "k", "v"), 0);
+	assert_int_equal(store_commit(s), 0);
+}
+
+/* Virtual machine steps run by the store's statements since the last call. */
+static long vm_steps(struct store *s)
+{
+	long n = 0;
+	sqlite3 *db = store_sqlite_for_tests(s);
+	for (sqlite3_stmt *st = sqlite3_next_stmt(db, NULL); st; st = sqlite3_next_stmt(db, st))
+		n += sqlite3_stmt_status(st, SQLITE_STMTSTATUS_VM_STEP, 1);
+	return n;
+}
+
+static void due_lookup_does_not_scan_the_queue(void **state)
+{
+	struct store *s = *state;
+	assert_int_equal(store_begin(s), 0);
+	char trigger[32];
+	for (int i = 0; i < 20000; i++) { /* one chat with a long queue, its head in flight */
+		snprintf(trigger, sizeof(trigger), "q%d", i);
+		assert_true(add(s, "A", trigger, 0) > 0);
+	}
+	struct outbox_row rows[4];
+	assert_int_equal(store_outbox_due(s, "t", 10, rows, 1), 1);
+	rows[0].state = OUT_SENDING;
+	assert_int_equal(store_outbox_set(s, &rows[0]), 0);
+	outbox_row_release(&rows[0]);
+	assert_true(add(s, "B", "b1", 0) > 0);
+	assert_int_equal(store_commit(s), 0);
+	vm_steps(s);
+	size_t n = store_outbox_due(s, "t", 10, rows, 4);
+	int64_t next = store_outbox_next_time(s, "t");
+	long steps = vm_steps(s);
+	assert_int_equal(n, 1);
+	assert_string_equal(rows[0].chat, "B");
+	assert_int_equal(next, 0);
+	outbox_row_release(&rows[0]);
+	assert_true(steps < 2000); /* the old query walked A's 20,000 rows */
+}
+
+static void deferred_chat_lets_the_next_one_go(void **state)
+{
+	struct store *s = *state;
+	assert_true(add(s, "A", "a1", 0) > 0);
+	assert_true(add(s, "B", "b1", 0) > 0);
+	struct outbox_row rows[4];
+	assert_int_equal(store_outbox_due(s, "t", 10, rows, 1), 1);
+	assert_string_equal(rows[0].chat, "A");
+	assert_int_equal(store_outbox_defer_chat(s, "t", "A", 500), 0); /* A's rate limit */
+	outbox_row_release(&rows[0]);
+	assert_int_equal(store_outbox_due(s, "t", 10, rows, 1), 1);
+	assert_string_equal(rows[0].chat, "B");
+	outbox_row_release(&rows[0]);
+	assert_int_equal(store_outbox_due(s, "t", 500, rows, 4), 2);
+	outbox_row_release(&rows[0]);
+	outbox_row_release(&rows[1]);
+}
+
+static void handled_update_id_may_come_again(void **state)
+{
+	struct store *s = *state;
+	assert_int_equal(store_inbox_add(s, "t", "1000", "{\"a\":1}", 1), 1);
+	assert_int_equal(store_inbox_add(s, "t", "1000", "{\"a\":1}", 1), 0); /* in flight: a duplicate */
+	struct inbox_row row;
+	assert_int_equal(store_inbox_next(s, "t", &row), 1);
+	assert_int_equal(store_inbox_done(s, row.id), 0);
+	inbox_row_release(&row);
+	/* Telegram restarted its ids: 1000 is a new update now */
+	assert_int_equal(store_inbox_add(s, "t", "1000", "{\"b\":2}", 2), 1);
+	assert_int_equal(store_inbox_next(s, "t", &row), 1);
+	assert_string_equal(row.payload, "{\"b\":2}");
+	inbox_row_release(&row);
+	/* an outbox row for a replayed trigger is not an error */
+	assert_true(add(s, "A", "m:1:1", 0) > 0);
+	assert_int_equal(store_begin(s), 0);
+	assert_int_equal(add(s, "A", "m:1:1", 0), 0);
+	assert_int_equal(store_commit(s), 0);
+}
+
+static long count(const char *table)
+{
+	char path[400], sql[200];
+	snprintf(path, sizeof(path), "%s/%s", dir, STORE_FILE);
+	snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM %s", table);
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	long n = -1;
+	if (sqlite3_open(path, &db) == SQLITE_OK && sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+		if (sqlite3_step(st) == SQLITE_ROW)
+			n = sqlite3_column_int64(st, 0);
+		sqlite3_finalize(st);
+	}
+	sqlite3_close(db);
+	return n;
+}
+
+static void retention_keeps_only_what_dedup_needs(void **state)
+{
+	struct store *s = *state;
+	const int64_t day = 86400000;
+	assert_int_equal(store_ledger_add(s, "t", "old", 1), 0);
+	assert_int_equal(store_ledger_add(s, "t", "new", 3 * day), 0);
+	assert_true(add(s, "A", "old", 0) > 0);   /* created_at 1 */
+	struct outbox_row rows[4];
+	assert_int_equal(store_outbox_due(s, "t", 10, rows, 4), 1);
+	rows[0].state = OUT_SENT;
+	assert_int_equal(store_outbox_set(s, &rows[0]), 0);
+	outbox_row_release(&rows[0]);
+	assert_true(add(s, "B", "pending", 0) > 0); /* unfinished: kept whatever its age */
+	assert_int_equal(store_chat_park(s, "t", "C", 10), 0);
+	assert_int_equal(store_chat_set_migrated(s, "t", "D", "E"), 0);
+	assert_int_equal(store_recent_set(s, "t", "A", "cout", 1, ""), 0);
+	assert_int_equal(store_unanswered_add(s, "t", "A", "q", NULL, 0.1, 1), 0);
+	assert_int_equal(store_unanswered_add(s, "t", "A", "q", NULL, 0.1, 3 * day), 0);
+	struct store_retention keep = { 2 * day, day, 30 * day };
+	assert_int_equal(store_retain(s, 3 * day, &keep), 4);
+	assert_int_equal(count("ledger"), 1);
+	assert_int_equal(count("outbox"), 1);
+	assert_int_equal(count("recent"), 0);
+	assert_int_equal(count("chats"), 1);  /* C's park ended; D's migration stays */
+	assert_int_equal(count("unanswered"), 2);
+	keep.unanswered_ms = day;
+	assert_int_equal(store_retain(s, 3 * day, &keep), 1);
+	assert_int_equal(store_ledger_has(s, "t", "new"), 1);
+	assert_int_equal(store_active_statements(s), 0);
+}
+
+static void version_2_database_is_migrated(void **state)
+{
+	store_close(*state);
+	char path[400];
+	snprintf(path, sizeof(path), "%s/%s", dir, STORE_FILE);
+	assert_int_equal(unlink(path), 0);
+	sqlite3 *db;
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	static const char v2[] =
+		"CREATE TABLE kv(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+		"CREATE TABLE inbox(id INTEGER PRIMARY KEY, transport TEXT NOT NULL, uid TEXT NOT NULL,"
+		" payload TEXT NOT NULL, received_at INTEGER NOT NULL, done INTEGER NOT NULL DEFAULT 0,"
+		" UNIQUE(transport, uid));"
+		"CREATE INDEX inbox_pending ON inbox(transport, done, id);"
+		"CREATE TABLE ledger(transport TEXT NOT NULL, trigger TEXT NOT NULL, handled_at INTEGER NOT NULL,"
+		" PRIMARY KEY(transport, trigger)) WITHOUT ROWID;"
+		"CREATE TABLE outbox(id INTEGER PRIMARY KEY, transport TEXT NOT NULL, chat TEXT NOT NULL,"
+		" trigger TEXT NOT NULL, part INTEGER NOT NULL, method TEXT NOT NULL, body TEXT NOT NULL,"
+		" alt_body TEXT, txn TEXT, entry TEXT, state INTEGER NOT NULL DEFAULT 0,"
+		" attempts INTEGER NOT NULL DEFAULT 0, ambiguous INTEGER NOT NULL DEFAULT 0,"
+		" use_alt INTEGER NOT NULL DEFAULT 0, next_at INTEGER NOT NULL DEFAULT 0,"
+		" created_at INTEGER NOT NULL, result TEXT, UNIQUE(transport, trigger, part));"
+		"CREATE INDEX outbox_open ON outbox(transport, chat, id) WHERE state IN (0, 1);"
+		"CREATE INDEX outbox_pending ON outbox(transport, id) WHERE state = 0;"
+		"CREATE INDEX outbox_txn ON outbox(transport, txn) WHERE txn IS NOT NULL;"
+		"CREATE INDEX outbox_result ON outbox(transport, result) WHERE result IS NOT NULL;"
+		"CREATE TABLE chats(transport TEXT NOT NULL, chat TEXT NOT NULL,"
+		" parked_until INTEGER NOT NULL DEFAULT 0, migrated_to TEXT, disabled INTEGER NOT NULL DEFAULT 0,"
+		" PRIMARY KEY(transport, chat)) WITHOUT ROWID;"
+		"CREATE TABLE recent(transport TEXT NOT NULL, chat TEXT NOT NULL, entry TEXT NOT NULL,"
+		" at INTEGER NOT NULL, message_id TEXT NOT NULL DEFAULT '',"
+		" PRIMARY KEY(transport, chat, entry)) WITHOUT ROWID;"
+		"CREATE TABLE unanswered(id INTEGER PRIMARY KEY, at INTEGER NOT NULL, transport TEXT NOT NULL,"
+		" chat TEXT NOT NULL, text TEXT NOT NULL, best TEXT, confidence REAL NOT NULL);"
+		"CREATE INDEX unanswered_at ON unanswered(at);"
+		"INSERT INTO inbox(transport, uid, payload, received_at, done) VALUES"
+		" ('t', '1', '{\"old\":1}', 1, 1), ('t', '2', '{\"new\":2}', 1, 0);"
+		"INSERT INTO outbox(transport, chat, trigger, part, method, body, state, created_at) VALUES"
+		" ('t', 'A', 'a', 0, 'm', 'x', 2, 1), ('t', 'A', 'b', 0, 'm', 'y', 1, 1),"
+		" ('t', 'B', 'c', 0, 'm', 'z', 0, 1), ('t', 'B', 'd', 0, 'm', 'w', 0, 1);"
+		"INSERT INTO chats(transport, chat, parked_until) VALUES ('t', 'B', 50);"
+		"PRAGMA user_version=2;";
+	assert_int_equal(sqlite3_exec(db, v2, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	char err[512];
+	struct store *s = store_open(dir, err, sizeof(err));
+	assert_non_null(s);
+	*state = s;
+	assert_int_equal(count("inbox"), 1); /* the handled row is gone */
+	struct outbox_row rows[4];
+	assert_int_equal(store_outbox_due(s, "t", 10, rows, 4), 0);   /* A in flight, B parked */
+	assert_int_equal(store_outbox_next_time(s, "t"), 50);
+	assert_int_equal(store_outbox_due(s, "t", 60, rows, 4), 1);
+	assert_string_equal(rows[0].trigger, "c");
+	outbox_row_release(&rows[0]);
+	assert_int_equal(store_outbox_recover(s, "t"), 1);
+	assert_int_equal(store_outbox_due(s, "t", 60, rows, 4), 2);
+	outbox_row_release(&rows[0]);
+	outbox_row_release(&rows[1]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -176,6 +496,14 @@ int main(void)
 		cmocka_unit_test_setup_teardown(outbox_keeps_each_chat_in_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(parked_dropped_and_moved_chats, setup, teardown),
 		cmocka_unit_test_setup_teardown(newer_schema_is_refused_not_reset, setup, teardown),
+		cmocka_unit_test_setup_teardown(wal_stays_bounded, setup, teardown),
+		cmocka_unit_test_setup_teardown(failed_statement_refuses_the_commit, setup, teardown),
+		cmocka_unit_test_setup_teardown(lock_held_elsewhere_fails_begin, setup, teardown),
+		cmocka_unit_test_setup_teardown(due_lookup_does_not_scan_the_queue, setup, teardown),
+		cmocka_unit_test_setup_teardown(deferred_chat_lets_the_next_one_go, setup, teardown),
+		cmocka_unit_test_setup_teardown(handled_update_id_may_come_again, setup, teardown),
+		cmocka_unit_test_setup_teardown(retention_keeps_only_what_dedup_needs, setup, teardown),
+		cmocka_unit_test_setup_teardown(version_2_database_is_migrated, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("store", tests, NULL, NULL);
 }
