@@ -104,12 +104,11 @@ struct mx_megolm_out {
 __attribute__((format(printf, 3, 4))) static int fail(char *err, size_t errlen,
 						      const char *fmt, ...)
 {
-	if (err && errlen) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
+	va_list ap;
+	va_start(ap, fmt);
+	if (err && errlen)
+		vsnprintf(err, errlen, fmt, ap); /* NOLINT(clang-analyzer-valist.Uninitialized): clang-tidy 14 false positive, as in strbuf.c */
+	va_end(ap);
 	return -1;
 }
 
