@@ -64,10 +64,14 @@
 #ifndef Q_VARIANT
 #define Q_VARIANT 0.5
 #endif
-/* Keep only neighbours that list the word back. */
-#ifndef THES_MUTUAL
-#define THES_MUTUAL 1
+/* Each rank down a word's neighbour list costs THES_RANK of the quality:
+ * the thesaurus lists its first senses and closest words first
+ * ("ramassage": collecte, quête, récolte...), and the farther ones are
+ * where its noise is.  A neighbour need not list the word back. */
+#ifndef THES_RANK
+#define THES_RANK 0.06
 #endif
+
 /* Thesaurus neighbours tried per word. */
 #define MAX_NEIGHBOURS 8
 /* Share of an unknown word's weight that counts against coverage. */
@@ -669,27 +673,6 @@ static void find_prefixes(const struct index *idx, const char *q, struct qterm *
 	}
 }
 
-/* 1 when the thesaurus lists `word` (folded) among the neighbours of
- * `head` (folded): the thesaurus is one-way and noisy, a neighbour that
- * names the word back is a safer bridge. */
-static int lists_word(struct index *idx, const char *head, const char *word)
-{
-	const char *nb = text_neighbours(idx->text, head);
-	size_t wl = strlen(word);
-	struct strbuf f = STRBUF_INIT;
-	int found = 0;
-	while (nb && *nb && !found) {
-		const char *end = strchr(nb, '\t');
-		size_t len = end ? (size_t)(end - nb) : strlen(nb);
-		strbuf_reset(&f);
-		text_fold(nb, len, &f);
-		found = f.len == wl && !memcmp(f.buf, word, wl);
-		nb = end ? end + 1 : nb + len;
-	}
-	strbuf_release(&f);
-	return found;
-}
-
 /* FAQ terms that a thesaurus neighbour of the word stems to (only terms
  * the FAQ uses, closest neighbours first). */
 static void find_neighbours(struct index *idx, const char *word, struct qterm *out)
@@ -701,9 +684,8 @@ static void find_neighbours(struct index *idx, const char *word, struct qterm *o
 		termlist_clear(&idx->ntl);
 		if (text_analyze(idx->text, nb, len, &idx->ntl, 1) == 1) {
 			int32_t id = term_lookup(idx, termlist_stem(&idx->ntl, 0));
-			if (id >= 0 && idx->df[id] &&
-			    (!THES_MUTUAL || lists_word(idx, termlist_word(&idx->ntl, 0), word)))
-				add_cand(out, (uint32_t)id, Q_THES);
+			if (id >= 0 && idx->df[id])
+				add_cand(out, (uint32_t)id, (float)(Q_THES * (1 - THES_RANK * k)));
 		}
 		nb = end ? end + 1 : nb + len;
 	}

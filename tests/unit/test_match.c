@@ -296,6 +296,29 @@ static void thesaurus_is_weaker_than_exact(void **state)
 	strbuf_release(&sb);
 }
 
+/* A neighbour counts even when it does not list the word back (MyThes is
+ * one-way: "bagnole" lists "voiture", not the reverse), and the first
+ * neighbours weigh more ("boulot": travail first, emploi third). */
+static void thesaurus_one_way_and_ranked(void **state)
+{
+	(void)state;
+	struct index *idx = index_from_json(
+		"{\"language\": \"french\", \"fallback\": {\"text\": \"x\", \"url\": \"https://e.org\"},"
+		" \"entries\": ["
+		"  {\"id\": \"travail\", \"questions\": [\"Le travail du dimanche est-il permis ?\"], \"answer\": \"Non.\"},"
+		"  {\"id\": \"emploi\", \"questions\": [\"Où trouver les offres d'emploi ?\"], \"answer\": \"Au guichet.\"},"
+		"  {\"id\": \"parking\", \"questions\": [\"Où garer sa voiture ?\"], \"answer\": \"Place du marché.\"}"
+		" ]}");
+	assert_non_null(idx);
+	struct match m = ask(idx, "bagnole");
+	assert_int_equal(m.entry, 2);
+	m = ask(idx, "boulot");
+	assert_int_equal(m.entry, 0);
+	assert_true(m.ranked.n_cand >= 2);
+	assert_true(m.ranked.cand[0].score > m.ranked.cand[1].score);
+	index_free(idx);
+}
+
 static void answers_are_evidence(void **state)
 {
 	struct index *idx = *state;
@@ -341,6 +364,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(lemmas_match_inflections, setup_lex, teardown_lex),
 		cmocka_unit_test_setup_teardown(real_words_are_not_typos, setup_lex, teardown_lex),
 		cmocka_unit_test_setup_teardown(thesaurus_is_weaker_than_exact, setup_lex, teardown_lex),
+		cmocka_unit_test_setup_teardown(thesaurus_one_way_and_ranked, setup_lex, teardown_lex),
 		cmocka_unit_test_setup_teardown(answers_are_evidence, setup_lex, teardown_lex),
 		cmocka_unit_test_setup_teardown(one_weak_word_is_not_an_answer, setup_lex, teardown_lex),
 	};
