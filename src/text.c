@@ -573,6 +573,25 @@ static size_t elision_len(const struct text *t, const char *w, size_t wl)
 	return k;
 }
 
+/* "16e", "1er", "2nde", "3ème", "21st", "4th": the length of the number
+ * when w is digits followed by an ordinal ending (French or English), else
+ * 0.  An ordinal is its number: "son 16e anniversaire" / "à 16 ans". */
+static size_t ordinal_digits(const char *w, size_t wl)
+{
+	static const char *const endings[] = {
+		"e", "er", "ere", "eme", "ieme", "nd", "nde", "st", "rd", "th",
+	};
+	size_t d = 0;
+	while (d < wl && w[d] >= '0' && w[d] <= '9')
+		d++;
+	if (!d || d == wl)
+		return 0;
+	for (size_t i = 0; i < ARRAY_LEN(endings); i++)
+		if (strlen(endings[i]) == wl - d && !memcmp(w + d, endings[i], wl - d))
+			return d;
+	return 0;
+}
+
 /* Emits the token in t->word unless it is a stopword or noise; chat
  * forms become their replacement, elisions lose their elided part. */
 static int emit(struct text *t, size_t ncp, int has_letter, struct termlist *out)
@@ -584,6 +603,9 @@ static int emit(struct text *t, size_t ncp, int has_letter, struct termlist *out
 		return 0;
 	if (has_letter && t->chat && strmap_get(t->chat, w, wl, &off))
 		return emit_chat(t, t->chat_arena.buf + off, out);
+	size_t d = ordinal_digits(w, wl);
+	if (d)
+		return emit_word(t, w, d, d, 0, out);
 	if (has_letter && !(t->stopwords && strmap_get(t->stopwords, w, wl, NULL))) {
 		size_t k = elision_len(t, w, wl);
 		if (k)

@@ -91,6 +91,20 @@ static void versions_and_numbers_are_tokens(void **state)
 	assert_string_equal(stems(t, "version 3."), "version 3");
 }
 
+/* Ordinals are their number; other digit-letter tokens stay whole. */
+static void ordinals_are_numbers(void **state)
+{
+	struct text *t = *state;
+	assert_string_equal(stems(t, "son 16e anniversaire"), stems(t, "16 anniversaire"));
+	assert_string_equal(stems(t, "le 1er mai"), stems(t, "1 mai"));
+	assert_string_equal(stems(t, "3ème étage"), stems(t, "3 étage"));
+	assert_string_equal(stems(t, "un T2"), "t2");
+	assert_string_not_equal(stems(t, "16ans"), "16"); /* not an ordinal ending */
+	struct text *en = text_new("english");
+	assert_string_equal(stems(en, "21st"), "21");
+	text_free(en);
+}
+
 static void stopwords_are_dropped(void **state)
 {
 	struct text *t = *state;
@@ -301,6 +315,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(hyphens_and_punctuation_split, setup_fr, teardown),
 		cmocka_unit_test_setup_teardown(versions_and_numbers_are_tokens, setup_fr, teardown),
 		cmocka_unit_test_setup_teardown(stopwords_are_dropped, setup_fr, teardown),
+		cmocka_unit_test_setup_teardown(ordinals_are_numbers, setup_fr, teardown),
 		cmocka_unit_test_setup_teardown(invalid_utf8_never_crashes_or_leaks_out, setup_fr, teardown),
 		cmocka_unit_test_setup_teardown(empty_and_huge_inputs, setup_fr, teardown),
 		cmocka_unit_test_setup_teardown(chat_forms_are_read_as_words, setup_fr, teardown),
