@@ -16,9 +16,11 @@
  * keywords 2, answer 0.4), length-normalised frequency in e, scaled so one
  * occurrence in a question of average length gives 1; quality is 1 for an
  * exact term (same lemma or stem: text.c), lower for a typo (0.8), a prefix
- * (0.7) or a thesaurus neighbour (0.5).  Typos and prefixes are only tried
- * for words the lexicon does not know; thesaurus neighbours only for words
- * it knows, and only neighbours the FAQ uses.  qcov asks "how much of what
+ * (0.7) or a thesaurus neighbour (0.5, less 6% per rank down the
+ * neighbour list).  Typos and prefixes are only tried for words the
+ * lexicon does not know; thesaurus neighbours only for words it knows, and
+ * only neighbours the FAQ uses.  Acronyms and their expansions found in
+ * the FAQ ("PLU", "plan local d'urbanisme") are synonyms.  qcov asks "how much of what
  * was asked does this entry talk about"; dcov "how much of one way of
  * asking this entry's question was said"; ev "is there enough evidence at
  * all" (one common word is not).  All are in [0,1]; match.c turns the best

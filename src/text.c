@@ -4,7 +4,8 @@
  * The analyzer folds every code point once into a scratch array, then
  * tokenises with one code point of look-ahead (needed for "2.0").  ASCII
  * takes a fast path; everything else goes through utf8proc.  Stopwords are
- * compiled in from faq/stopwords/<language>.txt (build/gen/stopwords.c).
+ * compiled in from faq/stopwords/<language>.txt, and chat spellings from
+ * faq/chat/<language>.txt (build/gen/stopwords.c).
  */
 #include "text.h"
 #include "strmap.h"
