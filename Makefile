@@ -53,6 +53,7 @@ SRCS     = $(filter-out src/main.c,$(wildcard src/*.c))
 OBJS     = $(SRCS:src/%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/stopwords.o
 HEADERS  = $(wildcard include/*.h)
 STOPWORDS = $(wildcard faq/stopwords/*.txt)
+CHATWORDS = $(wildcard faq/chat/*.txt)
 UNIT_SRCS = $(wildcard tests/unit/test_*.c)
 UNIT_BINS = $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
@@ -103,8 +104,9 @@ $(BUILD)/obj/%.o: src/%.c $(HEADERS) | $(BUILD)/obj
 	@echo "CC $<"
 	@$(CC) $(CFLAGS_ALL) -c -o $@ $<
 
-# Stopword lists are data files compiled into the binary.
-$(BUILD)/gen/stopwords.c: $(STOPWORDS) Makefile | $(BUILD)/gen
+# Stopword lists and chat spellings (faq/chat/) are data files compiled
+# into the binary.
+$(BUILD)/gen/stopwords.c: $(STOPWORDS) $(CHATWORDS) Makefile | $(BUILD)/gen
 	@{ echo '/* generated from faq/stopwords by the Makefile; do not edit */'; \
 	  echo '#include <stddef.h>'; \
 	  echo 'struct stopword_data { const char *language; const char *words; };'; \
@@ -118,6 +120,16 @@ $(BUILD)/gen/stopwords.c: $(STOPWORDS) Makefile | $(BUILD)/gen
 	  done; \
 	  echo '};'; \
 	  echo 'const size_t stopword_data_count = sizeof(stopword_data) / sizeof(stopword_data[0]);'; \
+	  echo 'extern const struct stopword_data chat_data[];'; \
+	  echo 'extern const size_t chat_data_count;'; \
+	  echo 'const struct stopword_data chat_data[] = {'; \
+	  for f in $(CHATWORDS); do \
+	    printf '{ "%s",\n' "$$(basename $$f .txt)"; \
+	    sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' $$f; \
+	    echo '},'; \
+	  done; \
+	  echo '{ NULL, NULL } };'; \
+	  echo 'const size_t chat_data_count = sizeof(chat_data) / sizeof(chat_data[0]) - 1;'; \
 	} > $@
 
 $(BUILD)/obj/stopwords.o: $(BUILD)/gen/stopwords.c | $(BUILD)/obj

@@ -4,7 +4,9 @@
  * index_build analyses every entry once (questions, keywords, answer) into
  * stemmed terms, applies the FAQ's synonyms (every phrase of a group is
  * rewritten to the group's first phrase, at index and query time alike, so
- * "programme local de l'habitat" and "PLH" are one term), and builds:
+ * "programme local de l'habitat" and "PLH" are one term) and the acronyms
+ * it finds spelled out in the FAQ itself ("PLU" and "plan local
+ * d'urbanisme" each stand for both), and builds:
  *   - postings per term with a BM25F saturation per entry (questions weigh
  *     1, keywords 2, the answer 0.4, lengths normalised);
  *   - postings per term over single phrasings, to measure how much of the

@@ -12,8 +12,13 @@
  *   3. tokens are runs of letters, digits and marks; hyphens, apostrophes
  *      (' and ’) and punctuation split them; a dot or comma between digits
  *      stays, so versions and decimals ("2.0", "0,1" -> "0.1") are one token;
- *   4. stopwords of the language are dropped; French elisions (l' d' qu'
- *      jusqu' ...) are stopwords, so "l'habitat" gives "habitat";
+ *   4. chat spellings (faq/chat/<language>.txt, compiled in: "mdp", "rdv",
+ *      "pls") are read as the words they stand for; an ordinal is its
+ *      number ("16e", "1er", "21st" -> "16", "1", "21"); an elision typed
+ *      without apostrophe ("jarrive", "lassurance") loses its letter when
+ *      the whole is not a word of the lexicon and the rest is; stopwords of
+ *      the language are dropped; French elisions (l' d' qu' jusqu' ...) are
+ *      stopwords, so "l'habitat" gives "habitat";
  *   5. words are stemmed: a word the language's lexicon knows (a table
  *      compiled from hunspell's dictionary, tools/gen_lexicon.py) becomes
  *      its lemma, which Snowball stems with its accents, then the stem is

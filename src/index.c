@@ -16,9 +16,11 @@
  * keywords 2, answer 0.4), length-normalised frequency in e, scaled so one
  * occurrence in a question of average length gives 1; quality is 1 for an
  * exact term (same lemma or stem: text.c), lower for a typo (0.8), a prefix
- * (0.7) or a thesaurus neighbour (0.5).  Typos and prefixes are only tried
- * for words the lexicon does not know; thesaurus neighbours only for words
- * it knows, and only neighbours the FAQ uses.  qcov asks "how much of what
+ * (0.7) or a thesaurus neighbour (0.5, less 6% per rank down the
+ * neighbour list).  Typos and prefixes are only tried for words the
+ * lexicon does not know; thesaurus neighbours only for words it knows, and
+ * only neighbours the FAQ uses.  Acronyms and their expansions found in
+ * the FAQ ("PLU", "plan local d'urbanisme") are synonyms.  qcov asks "how much of what
  * was asked does this entry talk about"; dcov "how much of one way of
  * asking this entry's question was said"; ev "is there enough evidence at
  * all" (one common word is not).  All are in [0,1]; match.c turns the best
@@ -64,10 +66,14 @@
 #ifndef Q_VARIANT
 #define Q_VARIANT 0.5
 #endif
-/* Keep only neighbours that list the word back. */
-#ifndef THES_MUTUAL
-#define THES_MUTUAL 1
+/* Each rank down a word's neighbour list costs THES_RANK of the quality:
+ * the thesaurus lists its first senses and closest words first
+ * ("ramassage": collecte, quête, récolte...), and the farther ones are
+ * where its noise is.  A neighbour need not list the word back. */
+#ifndef THES_RANK
+#define THES_RANK 0.06
 #endif
+
 /* Thesaurus neighbours tried per word. */
 #define MAX_NEIGHBOURS 8
 /* Share of an unknown word's weight that counts against coverage. */
@@ -266,6 +272,240 @@ static void build_rules(struct index *idx)
 		if (!used)
 			free(to);
 	}
+}
+
+/* ==== Acronyms ====
+ *
+ * Editors write "plan local d'urbanisme" in one place and "PLU" in
+ * another, and askers type either.  An acronym (2 to 6 capital letters)
+ * whose letters are the initials of consecutive content words somewhere in
+ * the FAQ (stopwords skipped: "taxe d'enlèvement des ordures ménagères" for
+ * TEOM), with no punctuation inside, becomes a synonym both ways: the
+ * phrase and the acronym each stand for both, so either finds an entry
+ * that uses the other.  A 2-letter acronym only pairs with a phrase right
+ * beside it, "certificat d'urbanisme (CU)" (two initials meet by chance
+ * too often).  The editor's own synonyms win: an acronym they already name
+ * is left alone. */
+
+#define ACR_MIN 2
+#define ACR_MAX 6
+
+struct span {
+	uint32_t off, len;
+};
+
+struct acronym {
+	char name[ACR_MAX + 1]; /* lower case */
+	char *phrase;           /* the first expansion found, or NULL */
+};
+
+static int raw_word_byte(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       c >= 0x80;
+}
+
+/* Splits s into runs of letters and digits (apostrophes, hyphens and
+ * punctuation separate; bytes of multibyte characters count as letters,
+ * so "’" splits nothing: harmless here, it only joins an elision). */
+static size_t raw_words(const char *s, struct span **w, size_t *alloc)
+{
+	size_t n = 0, i = 0, len = strlen(s);
+	while (i < len) {
+		while (i < len && !raw_word_byte((unsigned char)s[i]))
+			i++;
+		size_t start = i;
+		while (i < len && raw_word_byte((unsigned char)s[i]))
+			i++;
+		if (i > start) {
+			xgrow(w, alloc, n + 1, sizeof(**w));
+			(*w)[n].off = (uint32_t)start;
+			(*w)[n].len = (uint32_t)(i - start);
+			n++;
+		}
+	}
+	return n;
+}
+
+static int is_acronym(const char *s, size_t len)
+{
+	if (len < ACR_MIN || len > ACR_MAX)
+		return 0;
+	for (size_t i = 0; i < len; i++)
+		if (s[i] < 'A' || s[i] > 'Z')
+			return 0;
+	return 1;
+}
+
+/* Calls fn on every text of the FAQ (questions, keywords, answers). */
+static void foreach_text(const struct faq *f, void (*fn)(const char *s, void *arg), void *arg)
+{
+	for (size_t e = 0; e < f->n_entries; e++) {
+		const struct faq_entry *en = &f->entries[e];
+		for (size_t q = 0; q < en->n_questions; q++)
+			fn(en->questions[q], arg);
+		for (size_t k = 0; k < en->n_keywords; k++)
+			fn(en->keywords[k], arg);
+		fn(en->answer, arg);
+	}
+}
+
+struct acr_scan {
+	struct index *idx;
+	struct strmap *names;   /* lower-case acronym -> index in list */
+	struct acronym *list;
+	size_t n, alloc;
+	struct span *w;
+	size_t w_alloc;
+	char *initial;          /* per word: folded first letter, 0 for a stopword */
+	size_t initial_alloc;
+};
+
+static void acr_collect(const char *s, void *arg)
+{
+	struct acr_scan *a = arg;
+	size_t n = raw_words(s, &a->w, &a->w_alloc);
+	for (size_t i = 0; i < n; i++) {
+		const char *p = s + a->w[i].off;
+		if (!is_acronym(p, a->w[i].len))
+			continue;
+		char low[ACR_MAX + 1];
+		for (size_t k = 0; k < a->w[i].len; k++)
+			low[k] = (char)(p[k] - 'A' + 'a');
+		int added;
+		strmap_put(a->names, low, a->w[i].len, (uint32_t)a->n, &added);
+		if (added) {
+			xgrow(&a->list, &a->alloc, a->n + 1, sizeof(*a->list));
+			memcpy(a->list[a->n].name, low, a->w[i].len);
+			a->list[a->n].name[a->w[i].len] = '\0';
+			a->list[a->n].phrase = NULL;
+			a->n++;
+		}
+	}
+}
+
+/* 1 when word i of s is the acronym (upper case). */
+static int word_is(const char *s, const struct span *w, size_t n, size_t i, const char *low)
+{
+	size_t len = strlen(low), k = 0;
+	if (i >= n || w[i].len != len)
+		return 0;
+	while (k < len && s[w[i].off + k] == low[k] - 'a' + 'A')
+		k++;
+	return k == len;
+}
+
+/* 1 when only spaces, apostrophes and hyphens separate words i..j of s:
+ * an expansion never runs across punctuation ("day; book a slot"). */
+static int one_phrase(const char *s, const struct span *w, size_t i, size_t j)
+{
+	for (size_t k = i; k < j; k++)
+		for (size_t b = w[k].off + w[k].len; b < w[k + 1].off; b++)
+			if (s[b] != ' ' && s[b] != '\'' && s[b] != '-')
+				return 0;
+	return 1;
+}
+
+static void acr_expand(const char *s, void *arg)
+{
+	struct acr_scan *a = arg;
+	struct index *idx = a->idx;
+	size_t n = raw_words(s, &a->w, &a->w_alloc);
+	xgrow(&a->initial, &a->initial_alloc, n + 1, 1);
+	for (size_t i = 0; i < n; i++) {
+		const char *p = s + a->w[i].off;
+		/* the initial of the word the analyser keeps ("d’enlèvement"
+		 * -> "enlevement"), none for a stopword */
+		termlist_clear(&idx->ntl);
+		int content = text_analyze(idx->text, p, a->w[i].len, &idx->ntl, 1) == 1 &&
+			      !is_acronym(p, a->w[i].len);
+		a->initial[i] = content ? termlist_word(&idx->ntl, 0)[0] : 0;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (!a->initial[i])
+			continue;
+		char ini[ACR_MAX + 1];
+		size_t last[ACR_MAX];
+		size_t k = 0;
+		for (size_t j = i; j < n && k < ACR_MAX; j++)
+			if (a->initial[j]) {
+				last[k] = j;
+				ini[k++] = a->initial[j];
+			}
+		for (size_t m = ACR_MIN; m <= k; m++) {
+			uint32_t v;
+			if (!strmap_get(a->names, ini, m, &v) || a->list[v].phrase)
+				continue;
+			if (!one_phrase(s, a->w, i, last[m - 1]))
+				break;
+			/* two initials: only "phrase (XX)" or "XX (phrase)" */
+			if (m == ACR_MIN && !word_is(s, a->w, n, last[m - 1] + 1, a->list[v].name) &&
+			    !(i && word_is(s, a->w, n, i - 1, a->list[v].name)))
+				continue;
+			size_t end = a->w[last[m - 1]].off + a->w[last[m - 1]].len;
+			a->list[v].phrase = xstrndup(s + a->w[i].off, end - a->w[i].off);
+		}
+	}
+}
+
+static void add_rule(struct index *idx, const uint32_t *from, size_t nfrom, const uint32_t *to,
+		     size_t nto)
+{
+	xgrow(&idx->rules, &idx->rules_alloc, idx->n_rules + 1, sizeof(*idx->rules));
+	struct syn_rule *r = &idx->rules[idx->n_rules++];
+	r->from = memcpy(xmalloc(nfrom * sizeof(uint32_t)), from, nfrom * sizeof(uint32_t));
+	r->nfrom = (uint32_t)nfrom;
+	r->to = memcpy(xmalloc(nto * sizeof(uint32_t)), to, nto * sizeof(uint32_t));
+	r->nto = (uint32_t)nto;
+}
+
+/* 1 when one of the first n rules names term t. */
+static int rules_name(const struct index *idx, uint32_t t, size_t n)
+{
+	for (size_t r = 0; r < n; r++) {
+		for (uint32_t j = 0; j < idx->rules[r].nfrom; j++)
+			if (idx->rules[r].from[j] == t)
+				return 1;
+		for (uint32_t j = 0; j < idx->rules[r].nto; j++)
+			if (idx->rules[r].to[j] == t)
+				return 1;
+	}
+	return 0;
+}
+
+static void build_acronyms(struct index *idx)
+{
+	struct acr_scan a;
+	memset(&a, 0, sizeof(a));
+	a.idx = idx;
+	a.names = strmap_new(64);
+	foreach_text(idx->faq, acr_collect, &a);
+	if (a.n)
+		foreach_text(idx->faq, acr_expand, &a);
+	size_t n_editor = idx->n_rules;
+	for (size_t i = 0; i < a.n; i++) {
+		if (!a.list[i].phrase)
+			continue;
+		uint32_t *x, *p;
+		size_t nx = phrase_ids(idx, a.list[i].name, &x);
+		size_t np = phrase_ids(idx, a.list[i].phrase, &p);
+		if (nx == 1 && np >= ACR_MIN && !rules_name(idx, x[0], n_editor)) {
+			/* both sides become phrase + acronym */
+			uint32_t *both = xmalloc((np + 1) * sizeof(uint32_t));
+			memcpy(both, p, np * sizeof(uint32_t));
+			both[np] = x[0];
+			add_rule(idx, x, 1, both, np + 1);
+			add_rule(idx, p, np, both, np + 1);
+			free(both);
+		}
+		free(x);
+		free(p);
+		free(a.list[i].phrase);
+	}
+	strmap_free(a.names);
+	free(a.list);
+	free(a.w);
+	free(a.initial);
 }
 
 /* Analyses s into term ids with synonyms applied.  With intern, unseen
@@ -533,6 +773,7 @@ struct index *index_build(struct faq *faq, struct faq_diags *d)
 	termlist_init(&idx->tl);
 	termlist_init(&idx->ntl);
 	build_rules(idx);
+	build_acronyms(idx);
 	/* rules only name terms interned while building them */
 	idx->n_syn_terms = idx->n_terms;
 	idx->syn_first = xcalloc(idx->n_terms + 1, 1);
@@ -669,27 +910,6 @@ static void find_prefixes(const struct index *idx, const char *q, struct qterm *
 	}
 }
 
-/* 1 when the thesaurus lists `word` (folded) among the neighbours of
- * `head` (folded): the thesaurus is one-way and noisy, a neighbour that
- * names the word back is a safer bridge. */
-static int lists_word(struct index *idx, const char *head, const char *word)
-{
-	const char *nb = text_neighbours(idx->text, head);
-	size_t wl = strlen(word);
-	struct strbuf f = STRBUF_INIT;
-	int found = 0;
-	while (nb && *nb && !found) {
-		const char *end = strchr(nb, '\t');
-		size_t len = end ? (size_t)(end - nb) : strlen(nb);
-		strbuf_reset(&f);
-		text_fold(nb, len, &f);
-		found = f.len == wl && !memcmp(f.buf, word, wl);
-		nb = end ? end + 1 : nb + len;
-	}
-	strbuf_release(&f);
-	return found;
-}
-
 /* FAQ terms that a thesaurus neighbour of the word stems to (only terms
  * the FAQ uses, closest neighbours first). */
 static void find_neighbours(struct index *idx, const char *word, struct qterm *out)
@@ -701,9 +921,8 @@ static void find_neighbours(struct index *idx, const char *word, struct qterm *o
 		termlist_clear(&idx->ntl);
 		if (text_analyze(idx->text, nb, len, &idx->ntl, 1) == 1) {
 			int32_t id = term_lookup(idx, termlist_stem(&idx->ntl, 0));
-			if (id >= 0 && idx->df[id] &&
-			    (!THES_MUTUAL || lists_word(idx, termlist_word(&idx->ntl, 0), word)))
-				add_cand(out, (uint32_t)id, Q_THES);
+			if (id >= 0 && idx->df[id])
+				add_cand(out, (uint32_t)id, (float)(Q_THES * (1 - THES_RANK * k)));
 		}
 		nb = end ? end + 1 : nb + len;
 	}

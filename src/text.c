@@ -4,7 +4,8 @@
  * The analyzer folds every code point once into a scratch array, then
  * tokenises with one code point of look-ahead (needed for "2.0").  ASCII
  * takes a fast path; everything else goes through utf8proc.  Stopwords are
- * compiled in from faq/stopwords/<language>.txt (build/gen/stopwords.c).
+ * compiled in from faq/stopwords/<language>.txt, and chat spellings from
+ * faq/chat/<language>.txt (build/gen/stopwords.c).
  */
 #include "text.h"
 #include "strmap.h"
@@ -23,6 +24,9 @@ struct stopword_data {
 };
 extern const struct stopword_data stopword_data[];
 extern const size_t stopword_data_count;
+/* Chat spellings, from faq/chat/<language>.txt: "form replacement...". */
+extern const struct stopword_data chat_data[];
+extern const size_t chat_data_count;
 
 /* libstemmer aliases for the languages that ship a stopword list. */
 static const struct {
@@ -61,6 +65,8 @@ struct text {
 	struct strmap *stem_cache; /* folded word -> offset of its stem in stem_arena */
 	struct strbuf stem_arena;
 	struct strmap *stopwords; /* NULL when none ships */
+	struct strmap *chat;      /* folded chat form -> offset of its replacement in chat_arena */
+	struct strbuf chat_arena; /* folded replacements, NUL-terminated */
 	int32_t *cps;             /* scratch: folded code points */
 	size_t cps_alloc;
 	struct strbuf word;       /* scratch: the current token */
@@ -406,6 +412,37 @@ static void load_stopwords(struct text *t, const char *words)
 	strbuf_release(&folded);
 }
 
+/* Reads "form replacement words" lines ('#' comments) into t->chat. */
+static void load_chat(struct text *t, const char *lines)
+{
+	struct strbuf folded = STRBUF_INIT;
+	t->chat = strmap_new(256);
+	const char *p = lines;
+	while (*p) {
+		const char *eol = strchr(p, '\n');
+		size_t n = eol ? (size_t)(eol - p) : strlen(p);
+		const char *hash = memchr(p, '#', n);
+		size_t w = hash ? (size_t)(hash - p) : n, k = 0;
+		while (k < w && p[k] != ' ' && p[k] != '\t')
+			k++;
+		size_t r = k;
+		while (r < w && (p[r] == ' ' || p[r] == '\t'))
+			r++;
+		size_t e = w;
+		while (e > r && (p[e - 1] == ' ' || p[e - 1] == '\t' || p[e - 1] == '\r'))
+			e--;
+		if (k && e > r) {
+			strbuf_reset(&folded);
+			text_fold(p, k, &folded);
+			strmap_put(t->chat, folded.buf, folded.len, (uint32_t)t->chat_arena.len, NULL);
+			text_fold(p + r, e - r, &t->chat_arena);
+			strbuf_addch(&t->chat_arena, '\0');
+		}
+		p += n + (eol ? 1 : 0);
+	}
+	strbuf_release(&folded);
+}
+
 struct text *text_new(const char *language)
 {
 	struct sb_stemmer *st = sb_stemmer_new(language, NULL);
@@ -423,6 +460,10 @@ struct text *text_new(const char *language)
 	for (size_t i = 0; i < stopword_data_count; i++)
 		if (!strcmp(canon, stopword_data[i].language))
 			load_stopwords(t, stopword_data[i].words);
+	strbuf_init(&t->chat_arena, 0);
+	for (size_t i = 0; i < chat_data_count; i++)
+		if (!strcmp(canon, chat_data[i].language))
+			load_chat(t, chat_data[i].words);
 	return t;
 }
 
@@ -432,6 +473,8 @@ void text_free(struct text *t)
 		return;
 	sb_stemmer_delete(t->stemmer);
 	strmap_free(t->stopwords);
+	strmap_free(t->chat);
+	strbuf_release(&t->chat_arena);
 	strmap_free(t->stem_cache);
 	strbuf_release(&t->stem_arena);
 	free(t->cps);
@@ -488,11 +531,94 @@ static size_t fold_all(struct text *t, const char *s, size_t len)
 	return n;
 }
 
-/* Emits the token in t->word unless it is a stopword or noise. */
+static int emit_word(struct text *t, const char *w, size_t wl, size_t ncp, int has_letter,
+		     struct termlist *out);
+
+/* Emits the words of a chat form's replacement (folded, separated by
+ * spaces, apostrophes or hyphens); returns how many were kept. */
+static int emit_chat(struct text *t, const char *r, struct termlist *out)
+{
+	int added = 0;
+	while (*r) {
+		size_t n = strcspn(r, " '-");
+		if (n) {
+			size_t ncp = 0;
+			for (size_t i = 0; i < n; i++)
+				ncp += ((unsigned char)r[i] & 0xC0) != 0x80;
+			added += emit_word(t, r, n, ncp, 1, out);
+		}
+		r += n + (r[n] ? 1 : 0);
+	}
+	return added;
+}
+
+/* An elision typed without its apostrophe ("jarrive", "cest", "jpeux",
+ * "lassurance"): the length of the elided part when w is not a word of
+ * the lexicon but what follows the elision is; else 0.  "j" may precede a
+ * consonant (chat: "jpeux", "jveux"), the others only a vowel or h. */
+static size_t elision_len(const struct text *t, const char *w, size_t wl)
+{
+	static const char one[] = "jlcdmnst";
+	size_t k = 0;
+	if (wl >= 4 && w[0] == 'q' && w[1] == 'u')
+		k = 2;
+	else if (wl >= 3 && strchr(one, w[0]))
+		k = 1;
+	if (!k || !t->lexicon || table_get(t->lexicon, w, wl))
+		return 0;
+	int vowel = strchr("aeiouyh", w[k]) != NULL;
+	if (!vowel && !(k == 1 && w[0] == 'j'))
+		return 0;
+	if (wl - k < 2 || !table_get(t->lexicon, w + k, wl - k))
+		return 0;
+	return k;
+}
+
+/* "16e", "1er", "2nde", "3ème", "21st", "4th": the length of the number
+ * when w is digits followed by an ordinal ending (French or English), else
+ * 0.  An ordinal is its number: "son 16e anniversaire" / "à 16 ans". */
+static size_t ordinal_digits(const char *w, size_t wl)
+{
+	static const char *const endings[] = {
+		"e", "er", "ere", "eme", "ieme", "nd", "nde", "st", "rd", "th",
+	};
+	size_t d = 0;
+	while (d < wl && w[d] >= '0' && w[d] <= '9')
+		d++;
+	if (!d || d == wl)
+		return 0;
+	for (size_t i = 0; i < ARRAY_LEN(endings); i++)
+		if (strlen(endings[i]) == wl - d && !memcmp(w + d, endings[i], wl - d))
+			return d;
+	return 0;
+}
+
+/* Emits the token in t->word unless it is a stopword or noise; chat
+ * forms become their replacement, elisions lose their elided part. */
 static int emit(struct text *t, size_t ncp, int has_letter, struct termlist *out)
 {
 	const char *w = t->word.buf;
 	size_t wl = t->word.len;
+	uint32_t off;
+	if (!wl || wl > TEXT_MAX_TOKEN)
+		return 0;
+	if (has_letter && t->chat && strmap_get(t->chat, w, wl, &off))
+		return emit_chat(t, t->chat_arena.buf + off, out);
+	size_t d = ordinal_digits(w, wl);
+	if (d)
+		return emit_word(t, w, d, d, 0, out);
+	if (has_letter && !(t->stopwords && strmap_get(t->stopwords, w, wl, NULL))) {
+		size_t k = elision_len(t, w, wl);
+		if (k)
+			return emit_word(t, w + k, wl - k, ncp - k, has_letter, out);
+	}
+	return emit_word(t, w, wl, ncp, has_letter, out);
+}
+
+/* Emits one word unless it is a stopword or noise. */
+static int emit_word(struct text *t, const char *w, size_t wl, size_t ncp, int has_letter,
+		     struct termlist *out)
+{
 	if (!wl || wl > TEXT_MAX_TOKEN)
 		return 0;
 	if (ncp < 2 && has_letter)

@@ -223,6 +223,42 @@ static void confidence_counts_the_lead(void **state)
 	assert_true(match_confidence(0.5, 0.5) < match_confidence(0.5, 0.05) - 0.1);
 }
 
+/* An acronym meets the words whose initials it is, both ways; two
+ * initials only beside their phrase; never across punctuation. */
+static void acronyms_meet_their_expansion(void **state)
+{
+	(void)state;
+	struct index *idx = index_from_json(
+		"{\"language\": \"french\", \"fallback\": {\"text\": \"x\", \"url\": \"https://e.org\"},"
+		" \"entries\": ["
+		"  {\"id\": \"plu\", \"questions\": [\"Où consulter le plan local d'urbanisme ?\"],"
+		"   \"answer\": \"En mairie, aux heures d'ouverture.\"},"
+		"  {\"id\": \"arbre\", \"questions\": [\"Faut-il une autorisation pour abattre un arbre ?\"],"
+		"   \"answer\": \"Oui si le PLU le protège. Demandez un certificat d'urbanisme (CU).\"},"
+		"  {\"id\": \"taxe\", \"questions\": [\"Que finance la TEOM ?\"],"
+		"   \"answer\": \"La collecte. Le tarif est voté, le montant est envoyé en octobre.\"},"
+		"  {\"id\": \"vote\", \"questions\": [\"Qui vote le tarif ?\"],"
+		"   \"answer\": \"Le conseil; toute modification est affichée au CTM.\"}"
+		" ]}");
+	assert_non_null(idx);
+	assert_string_equal(answer_id(idx, "où voir le PLU"), "plu");
+	assert_string_equal(answer_id(idx, "ou voir le plu"), "plu");
+	/* the phrase finds the acronym too */
+	assert_string_equal(answer_id(idx, "certificat d'urbanisme"), "arbre");
+	struct match m = ask(idx, "CU");
+	assert_int_equal(m.entry, 1);
+	/* "tarif est voté" is no expansion of TEOM (t, e, v), nor is
+	 * "conseil; toute modification" one of CTM */
+	struct strbuf sb = STRBUF_INIT;
+	index_terms(idx, "conseil toute modification", 26, &sb);
+	assert_null(strstr(sb.buf, "ctm"));
+	strbuf_reset(&sb);
+	index_terms(idx, "tarif est voté", 14, &sb);
+	assert_null(strstr(sb.buf, "teom"));
+	strbuf_release(&sb);
+	index_free(idx);
+}
+
 /* ==== With the compiled lexicon and thesaurus ==== */
 
 static const char *const LEX_FAQ =
@@ -296,6 +332,29 @@ static void thesaurus_is_weaker_than_exact(void **state)
 	strbuf_release(&sb);
 }
 
+/* A neighbour counts even when it does not list the word back (MyThes is
+ * one-way: "bagnole" lists "voiture", not the reverse), and the first
+ * neighbours weigh more ("boulot": travail first, emploi third). */
+static void thesaurus_one_way_and_ranked(void **state)
+{
+	(void)state;
+	struct index *idx = index_from_json(
+		"{\"language\": \"french\", \"fallback\": {\"text\": \"x\", \"url\": \"https://e.org\"},"
+		" \"entries\": ["
+		"  {\"id\": \"travail\", \"questions\": [\"Le travail du dimanche est-il permis ?\"], \"answer\": \"Non.\"},"
+		"  {\"id\": \"emploi\", \"questions\": [\"Où trouver les offres d'emploi ?\"], \"answer\": \"Au guichet.\"},"
+		"  {\"id\": \"parking\", \"questions\": [\"Où garer sa voiture ?\"], \"answer\": \"Place du marché.\"}"
+		" ]}");
+	assert_non_null(idx);
+	struct match m = ask(idx, "bagnole");
+	assert_int_equal(m.entry, 2);
+	m = ask(idx, "boulot");
+	assert_int_equal(m.entry, 0);
+	assert_true(m.ranked.n_cand >= 2);
+	assert_true(m.ranked.cand[0].score > m.ranked.cand[1].score);
+	index_free(idx);
+}
+
 static void answers_are_evidence(void **state)
 {
 	struct index *idx = *state;
@@ -335,12 +394,14 @@ int main(void)
 		cmocka_unit_test(english_faq),
 		cmocka_unit_test_setup_teardown(advice_for_editors, setup, teardown),
 		cmocka_unit_test_setup_teardown(explain_and_terms, setup, teardown),
+		cmocka_unit_test(acronyms_meet_their_expansion),
 	};
 	const struct CMUnitTest lex_tests[] = {
 		cmocka_unit_test(confidence_counts_the_lead),
 		cmocka_unit_test_setup_teardown(lemmas_match_inflections, setup_lex, teardown_lex),
 		cmocka_unit_test_setup_teardown(real_words_are_not_typos, setup_lex, teardown_lex),
 		cmocka_unit_test_setup_teardown(thesaurus_is_weaker_than_exact, setup_lex, teardown_lex),
+		cmocka_unit_test_setup_teardown(thesaurus_one_way_and_ranked, setup_lex, teardown_lex),
 		cmocka_unit_test_setup_teardown(answers_are_evidence, setup_lex, teardown_lex),
 		cmocka_unit_test_setup_teardown(one_weak_word_is_not_an_answer, setup_lex, teardown_lex),
 	};

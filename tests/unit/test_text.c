@@ -91,6 +91,20 @@ static void versions_and_numbers_are_tokens(void **state)
 	assert_string_equal(stems(t, "version 3."), "version 3");
 }
 
+/* Ordinals are their number; other digit-letter tokens stay whole. */
+static void ordinals_are_numbers(void **state)
+{
+	struct text *t = *state;
+	assert_string_equal(stems(t, "son 16e anniversaire"), stems(t, "16 anniversaire"));
+	assert_string_equal(stems(t, "le 1er mai"), stems(t, "1 mai"));
+	assert_string_equal(stems(t, "3ème étage"), stems(t, "3 étage"));
+	assert_string_equal(stems(t, "un T2"), "t2");
+	assert_string_not_equal(stems(t, "16ans"), "16"); /* not an ordinal ending */
+	struct text *en = text_new("english");
+	assert_string_equal(stems(en, "21st"), "21");
+	text_free(en);
+}
+
 static void stopwords_are_dropped(void **state)
 {
 	struct text *t = *state;
@@ -234,6 +248,40 @@ static void thesaurus_neighbours(void **state)
 	assert_null(text_neighbours(t, "zzzzqx"));
 }
 
+/* Chat spellings (faq/chat/) are read as the words they stand for. */
+static void chat_forms_are_read_as_words(void **state)
+{
+	struct text *t = *state;
+	assert_string_equal(stems(t, "mdp perdu"), stems(t, "mot de passe perdu"));
+	assert_string_equal(stems(t, "RDV"), stems(t, "rendez-vous"));
+	assert_string_equal(stems(t, "cb pr un passeport"), stems(t, "combien pour un passeport"));
+	assert_string_equal(stems(t, "svp"), "");
+	/* elided stopwords the tokeniser splits: quelqu'un, ce mois-ci */
+	assert_string_equal(stems(t, "quelqu'un"), "");
+	assert_string_equal(stems(t, "ce mois-ci"), stems(t, "mois"));
+	assert_string_not_equal(stems(t, "mdp"), "mdp");
+	struct text *en = text_new("english");
+	assert_string_equal(stems(en, "pls can u help"), stems(en, "please can you help"));
+	assert_string_equal(stems(en, "wanna renew"), stems(en, "want to renew"));
+	text_free(en);
+}
+
+/* Elisions typed without the apostrophe lose the elided letter when the
+ * rest is a word of the lexicon and the whole is not. */
+static void elisions_without_apostrophe(void **state)
+{
+	struct text *t = *state;
+	assert_string_equal(stems(t, "jarrive"), stems(t, "j'arrive"));
+	assert_string_equal(stems(t, "lassurance"), stems(t, "l'assurance"));
+	assert_string_equal(stems(t, "cest lent"), stems(t, "lent"));
+	assert_string_equal(stems(t, "jpeux venir"), stems(t, "venir")); /* chat: j + consonant */
+	/* a word of its own is never cut ("laine" is not "l'aine") */
+	assert_string_not_equal(stems(t, "laine"), stems(t, "aine"));
+	assert_string_not_equal(stems(t, "note"), stems(t, "ôte"));
+	/* a non-word whose rest is no word either stays as typed */
+	assert_string_equal(stems(t, "jzzqx"), "jzzqx");
+}
+
 static void damaged_tables_are_refused(void **state)
 {
 	(void)state;
@@ -267,8 +315,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(hyphens_and_punctuation_split, setup_fr, teardown),
 		cmocka_unit_test_setup_teardown(versions_and_numbers_are_tokens, setup_fr, teardown),
 		cmocka_unit_test_setup_teardown(stopwords_are_dropped, setup_fr, teardown),
+		cmocka_unit_test_setup_teardown(ordinals_are_numbers, setup_fr, teardown),
 		cmocka_unit_test_setup_teardown(invalid_utf8_never_crashes_or_leaks_out, setup_fr, teardown),
 		cmocka_unit_test_setup_teardown(empty_and_huge_inputs, setup_fr, teardown),
+		cmocka_unit_test_setup_teardown(chat_forms_are_read_as_words, setup_fr, teardown),
 		cmocka_unit_test(utf8_helpers),
 		cmocka_unit_test(edit_distance),
 		cmocka_unit_test(english_and_other_languages),
@@ -277,6 +327,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(lemmas_meet, setup_lex, teardown_lex),
 		cmocka_unit_test_setup_teardown(real_words_are_known, setup_lex, teardown_lex),
 		cmocka_unit_test_setup_teardown(thesaurus_neighbours, setup_lex, teardown_lex),
+		cmocka_unit_test_setup_teardown(elisions_without_apostrophe, setup_lex, teardown_lex),
 		cmocka_unit_test(damaged_tables_are_refused),
 		cmocka_unit_test(without_lexicon_snowball_alone),
 	};
