@@ -536,7 +536,8 @@ static int serve(struct config *c)
 	mem_trim();	/* what parsing the FAQ and building the index freed */
 	/* retention runs in the loop, at start and every minute (store.h) */
 	struct store_retention keep = { STORE_DEDUP_MS, STORE_RECENT_MS,
-					c->unanswered_retention_days * 86400000LL };
+					c->unanswered_retention_days * 86400000LL,
+					c->feedback_retention_days * 86400000LL };
 	const char *w = getenv("FAQBOT_TEST_DEDUP_WINDOW_S"); /* tests and soak: a short window */
 	long ws = w ? strtol(w, NULL, 10) : 0;
 	if (ws > 0 && ws < 86400L * 365)
