@@ -130,6 +130,8 @@ struct store *store_open(const char *dir, char *err, size_t errlen);
 struct store *store_open_reader(const char *dir, char *err, size_t errlen);
 void store_close(struct store *s);
 const char *store_path(const struct store *s);
+/* The database's schema version (a reader may open an older one), or -1. */
+int store_schema_version(struct store *s);
 
 /* Opens a transaction: 0, or -1 (logged) when the database cannot be
  * written now (locked over the busy timeout, disk error). */

@@ -368,6 +368,17 @@ void store_close(struct store *s)
 	free(s);
 }
 
+int store_schema_version(struct store *s)
+{
+	sqlite3_stmt *st = NULL;
+	int version = -1;
+	if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		version = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return version;
+}
+
 const char *store_path(const struct store *s)
 {
 	return s->path;
