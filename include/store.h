@@ -46,12 +46,13 @@
  *   chats     rows that no longer say anything (not parked, migrated or
  *             disabled, nothing queued)
  *   unanswered  after unanswered_retention_days
- *   answered, answered_msg, votes, choices  after feedback_retention_days
- *             (feedback_ms).  The outbox keeps a sent reply only 48 h, so
- *             a vote is matched through answered_msg instead: a vote on a
- *             reply older than feedback_retention_days (or one sent before
- *             faqbot recorded feedback, or one that was not an FAQ answer)
- *             finds no row and is ignored.
+ *   votes, choices  after feedback_retention_days (feedback_ms)
+ *   answered, answered_msg  after STORE_ANSWERED_MS (a week), or
+ *             feedback_ms when shorter.  The outbox keeps a sent reply only
+ *             48 h, so a vote is matched through answered_msg instead: a
+ *             vote on an answer older than that (or one sent before faqbot
+ *             recorded feedback, or a reply that was no FAQ answer) finds
+ *             no row and is ignored; votes already cast stay.
  * Because handled inbox rows are gone, a reused update id (Telegram restarts
  * them after a week without updates) is a new update; the ledger, keyed by
  * chat and message id, still drops a real replay.
@@ -87,6 +88,7 @@
 #define STORE_WAL_CHECKPOINT_PAGES 1000     /* 4 MB of 4 KB pages */
 #define STORE_DEDUP_MS (48LL * 3600 * 1000)  /* ledger and finished outbox rows */
 #define STORE_RECENT_MS (24LL * 3600 * 1000) /* the longest group cooldown */
+#define STORE_ANSWERED_MS (7LL * 24 * 3600 * 1000) /* answers that may still get votes */
 
 /* A store result that is ignored is a lost error: the compiler refuses it. */
 #define STORE_MUST_CHECK __attribute__((warn_unused_result))

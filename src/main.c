@@ -547,7 +547,7 @@ static int serve(struct config *c)
 	const char *w = getenv("FAQBOT_TEST_DEDUP_WINDOW_S"); /* tests and soak: a short window */
 	long ws = w ? strtol(w, NULL, 10) : 0;
 	if (ws > 0 && ws < 86400L * 365)
-		keep.dedup_ms = keep.recent_ms = ws * 1000LL;
+		keep.dedup_ms = keep.recent_ms = keep.feedback_ms = ws * 1000LL;
 	struct transport *tr[2];
 	size_t n = 0;
 	if (c->telegram_token) {

@@ -1325,9 +1325,11 @@ int store_retain(struct store *s, int64_t now, const struct store_retention *r)
 	static const char choices[] =
 		"DELETE FROM choices WHERE id IN (SELECT id FROM choices WHERE at<?1"
 		" LIMIT " RETAIN_BATCH ") AND ?2=?2";
+	/* votes come soon after an answer: its record is kept a week at most */
+	int64_t answered_ms = r->feedback_ms < STORE_ANSWERED_MS ? r->feedback_ms : STORE_ANSWERED_MS;
 	if (prune(s, unanswered, now - r->unanswered_ms, now, &n) < 0 ||
-	    prune(s, answered, now - r->feedback_ms, now, &n) < 0 ||
-	    prune(s, answered_msg, now - r->feedback_ms, now, &n) < 0 ||
+	    prune(s, answered, now - answered_ms, now, &n) < 0 ||
+	    prune(s, answered_msg, now - answered_ms, now, &n) < 0 ||
 	    prune(s, votes, now - r->feedback_ms, now, &n) < 0 ||
 	    prune(s, choices, now - r->feedback_ms, now, &n) < 0)
 		return -1;

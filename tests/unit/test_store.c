@@ -625,9 +625,16 @@ static void feedback_is_pruned_after_its_window(void **state)
 	assert_int_equal(c.n, 1);
 	/* a vote on the pruned answer is ignored */
 	assert_int_equal(store_vote_set(s, "t", "m1", "bob", -1, 10 * day), STORE_VOTE_UNKNOWN);
+	/* an answer's record lasts a week even when votes are kept longer */
+	keep.feedback_ms = 100 * day;
+	assert_int_equal(store_retain(s, 16 * day + 1, &keep), 2);
+	assert_int_equal(count("answered"), 0);
+	assert_int_equal(count("answered_msg"), 0);
+	assert_int_equal(count("votes"), 1);
 	keep.feedback_ms = 0; /* recording off: nothing kept */
-	assert_int_equal(store_retain(s, 10 * day, &keep), 4);
+	assert_int_equal(store_retain(s, 10 * day, &keep), 2);
 	assert_int_equal(count("choices"), 0);
+	assert_int_equal(count("votes"), 0);
 }
 
 static void version_3_database_gets_the_feedback_tables(void **state)
