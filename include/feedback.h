@@ -68,13 +68,15 @@ STORE_MUST_CHECK int feedback_answered(struct feedback *fb, const char *transpor
 				       const struct reply *r, const char *question, size_t len, int64_t now);
 
 /* user (raw id: Telegram from.id, Matrix sender) votes on the bot message
- * message_id (Telegram message_id, Matrix event id): +1 👍, -1 👎, 0 the
- * vote withdrawn (reaction redacted).  Counted in
- * faqbot_feedback_total{transport, kind="up"|"down"|"withdrawn"} when it
- * changed what is stored, kind="ignored" when message_id is no recorded
- * answer.  Returns STORE_VOTE_* (store.h), or -1. */
-STORE_MUST_CHECK int feedback_vote(struct feedback *fb, const char *transport, const char *message_id,
-				   const char *user, int value, int64_t now);
+ * message_id in chat, written as the outbox row's chat and result are
+ * (Telegram: the chat id and message_id as decimal text; Matrix: the room
+ * id and event id): +1 👍, -1 👎, 0 the vote withdrawn (reaction
+ * redacted).  Counted in faqbot_feedback_total{transport,
+ * kind="up"|"down"|"withdrawn"} when it changed what is stored,
+ * kind="ignored" when message_id is no recorded answer.  Returns
+ * STORE_VOTE_* (store.h), or -1. */
+STORE_MUST_CHECK int feedback_vote(struct feedback *fb, const char *transport, const char *chat,
+				   const char *message_id, const char *user, int value, int64_t now);
 
 /* The reply r that bot_handle or bot_choose gave to user in chat: when it
  * is a choice from a list offered for a question (r->chosen_from), records

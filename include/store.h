@@ -17,9 +17,10 @@
  *   unanswered  questions answered badly, for `faqbot report` (chat hashed)
  *   answered  what each FAQ answer answered: (transport, trigger) -> entry id
  *            and the question's text, recorded with the reply
- *   answered_msg  the message ids of an answer's parts (transport,
- *            message_id) -> trigger; filled by the store itself when an
- *            outbox row of a recorded answer is marked sent
+ *   answered_msg  the message ids of an answer's parts (transport, chat,
+ *            message_id: Telegram's ids are per chat) -> trigger; filled by
+ *            the store itself when an outbox row of a recorded answer is
+ *            marked sent
  *            (store_outbox_set, store_outbox_mark_sent)
  *   votes    one row per (transport, answer trigger, user pseudonym): entry,
  *            question, the message voted on, value +1 / -1, time; a new
@@ -226,21 +227,23 @@ STORE_MUST_CHECK int store_answered_add(struct store *s, const char *transport, 
  * nothing when trigger answered no FAQ question.  The store calls it when
  * an outbox row turns sent; a transport that learns a message id another
  * way may call it too. */
-STORE_MUST_CHECK int store_answered_sent(struct store *s, const char *transport, const char *trigger,
-					 const char *message_id);
+STORE_MUST_CHECK int store_answered_sent(struct store *s, const char *transport, const char *chat,
+					 const char *trigger, const char *message_id);
 /* 1 and the answer's trigger, entry and question (each may be NULL) when
- * message_id is a part of a recorded answer; 0 when not (or too old), -1. */
-STORE_MUST_CHECK int store_answered_get(struct store *s, const char *transport, const char *message_id,
-					struct strbuf *trigger, struct strbuf *entry, struct strbuf *question);
+ * message_id in chat is a part of a recorded answer; 0 when not (or too
+ * old), -1.  chat and message_id as the outbox has them (row chat, result). */
+STORE_MUST_CHECK int store_answered_get(struct store *s, const char *transport, const char *chat,
+					const char *message_id, struct strbuf *trigger, struct strbuf *entry,
+					struct strbuf *question);
 
 #define STORE_VOTE_UNKNOWN 0  /* not a recorded answer: ignored */
 #define STORE_VOTE_SAME 1     /* that user's vote on that answer was already this */
 #define STORE_VOTE_CHANGED 2  /* recorded (new, changed or withdrawn) */
 /* user (a raw id, stored as its pseudonym) votes value on the answer whose
- * part message_id is: +1, -1, or 0 to withdraw the vote.  Returns one of
- * the STORE_VOTE_* above, or -1. */
-STORE_MUST_CHECK int store_vote_set(struct store *s, const char *transport, const char *message_id,
-				    const char *user, int value, int64_t now);
+ * part message_id in chat is: +1, -1, or 0 to withdraw the vote.  Returns
+ * one of the STORE_VOTE_* above, or -1. */
+STORE_MUST_CHECK int store_vote_set(struct store *s, const char *transport, const char *chat,
+				    const char *message_id, const char *user, int value, int64_t now);
 /* Calls fn for each vote since `since` (ms), oldest first. */
 STORE_MUST_CHECK int store_votes_each(struct store *s, int64_t since,
 				      void (*fn)(void *arg, const char *entry, const char *question,

@@ -101,12 +101,12 @@ int feedback_answered(struct feedback *fb, const char *transport, const char *tr
 	return rc;
 }
 
-int feedback_vote(struct feedback *fb, const char *transport, const char *message_id, const char *user,
-		  int value, int64_t now)
+int feedback_vote(struct feedback *fb, const char *transport, const char *chat, const char *message_id,
+		  const char *user, int value, int64_t now)
 {
 	if (!fb || !fb->o.record)
 		return STORE_VOTE_UNKNOWN;
-	int rc = store_vote_set(fb->st, transport, message_id, user, value, now);
+	int rc = store_vote_set(fb->st, transport, chat, message_id, user, value, now);
 	if (rc == STORE_VOTE_UNKNOWN)
 		count(transport, "ignored");
 	else if (rc == STORE_VOTE_CHANGED)

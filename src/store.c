@@ -117,8 +117,8 @@ static const char *const schema_v4[] = {
 	"CREATE TABLE answered(transport TEXT NOT NULL, trigger TEXT NOT NULL, entry TEXT NOT NULL,"
 	" question TEXT NOT NULL, at INTEGER NOT NULL, PRIMARY KEY(transport, trigger)) WITHOUT ROWID",
 	"CREATE INDEX answered_at ON answered(at)",
-	"CREATE TABLE answered_msg(transport TEXT NOT NULL, message_id TEXT NOT NULL,"
-	" trigger TEXT NOT NULL, at INTEGER NOT NULL, PRIMARY KEY(transport, message_id)) WITHOUT ROWID",
+	"CREATE TABLE answered_msg(transport TEXT NOT NULL, chat TEXT NOT NULL, message_id TEXT NOT NULL,"
+	" trigger TEXT NOT NULL, at INTEGER NOT NULL, PRIMARY KEY(transport, chat, message_id)) WITHOUT ROWID",
 	"CREATE INDEX answered_msg_at ON answered_msg(at)",
 	"CREATE TABLE votes(transport TEXT NOT NULL, trigger TEXT NOT NULL, user TEXT NOT NULL,"
 	" message_id TEXT NOT NULL, entry TEXT NOT NULL, question TEXT NOT NULL,"
@@ -749,7 +749,7 @@ int store_outbox_set(struct store *s, const struct outbox_row *r)
 	bind_str(st, 8, r->chat);
 	int rc = run(s, st);
 	if (rc == 0 && r->state == OUT_SENT && r->result && r->trigger)
-		rc = store_answered_sent(s, r->transport, r->trigger, r->result);
+		rc = store_answered_sent(s, r->transport, r->chat, r->trigger, r->result);
 	if (rc == 0 && old && strcmp(old, r->chat))
 		rc = requeue(s, r->transport, old);
 	if (rc == 0)
@@ -899,7 +899,7 @@ int store_outbox_mark_sent(struct store *s, const char *transport, const char *t
 	rc = run(s, st);
 	int changed = rc == 0 && sqlite3_changes(s->db) > 0;
 	if (rc == 0 && result && trigger)
-		rc = store_answered_sent(s, transport, trigger, result);
+		rc = store_answered_sent(s, transport, chat, trigger, result);
 	if (rc == 0)
 		rc = requeue(s, transport, chat);
 	free(chat);
@@ -1127,27 +1127,30 @@ int store_answered_add(struct store *s, const char *transport, const char *trigg
 	return run(s, st);
 }
 
-int store_answered_sent(struct store *s, const char *transport, const char *trigger, const char *message_id)
+int store_answered_sent(struct store *s, const char *transport, const char *chat, const char *trigger,
+			const char *message_id)
 {
-	static const char sql[] = "INSERT OR IGNORE INTO answered_msg(transport, message_id, trigger, at)"
-				  " SELECT transport, ?3, trigger, at FROM answered"
+	static const char sql[] = "INSERT OR IGNORE INTO answered_msg(transport, chat, message_id, trigger, at)"
+				  " SELECT transport, ?4, ?3, trigger, at FROM answered"
 				  " WHERE transport=?1 AND trigger=?2";
 	sqlite3_stmt *st = stmt(s, sql);
 	bind_str(st, 1, transport);
 	bind_str(st, 2, trigger);
 	bind_str(st, 3, message_id);
+	bind_str(st, 4, chat);
 	return run(s, st);
 }
 
-int store_answered_get(struct store *s, const char *transport, const char *message_id,
+int store_answered_get(struct store *s, const char *transport, const char *chat, const char *message_id,
 		       struct strbuf *trigger, struct strbuf *entry, struct strbuf *question)
 {
 	static const char sql[] = "SELECT a.trigger, a.entry, a.question FROM answered_msg m"
 				  " JOIN answered a ON a.transport=m.transport AND a.trigger=m.trigger"
-				  " WHERE m.transport=?1 AND m.message_id=?2";
+				  " WHERE m.transport=?1 AND m.chat=?3 AND m.message_id=?2";
 	sqlite3_stmt *st = stmt(s, sql);
 	bind_str(st, 1, transport);
 	bind_str(st, 2, message_id);
+	bind_str(st, 3, chat);
 	int rc = step(s, st);
 	if (rc != SQLITE_ROW)
 		return finish(st, rc == SQLITE_DONE ? 0 : -1);
@@ -1160,8 +1163,8 @@ int store_answered_get(struct store *s, const char *transport, const char *messa
 	return finish(st, 1);
 }
 
-int store_vote_set(struct store *s, const char *transport, const char *message_id, const char *user,
-		   int value, int64_t now)
+int store_vote_set(struct store *s, const char *transport, const char *chat, const char *message_id,
+		   const char *user, int value, int64_t now)
 {
 	static const char cur[] = "SELECT value FROM votes WHERE transport=?1 AND trigger=?2 AND user=?3";
 	static const char del[] = "DELETE FROM votes WHERE transport=?1 AND trigger=?2 AND user=?3";
@@ -1172,7 +1175,7 @@ int store_vote_set(struct store *s, const char *transport, const char *message_i
 	if (value < -1 || value > 1)
 		return -1;
 	struct strbuf trigger = STRBUF_INIT, entry = STRBUF_INIT, question = STRBUF_INIT;
-	int rc = store_answered_get(s, transport, message_id, &trigger, &entry, &question);
+	int rc = store_answered_get(s, transport, chat, message_id, &trigger, &entry, &question);
 	if (rc <= 0)
 		goto out;
 	char who[24];
@@ -1317,7 +1320,7 @@ int store_retain(struct store *s, int64_t now, const struct store_retention *r)
 		"DELETE FROM answered WHERE (transport, trigger) IN (SELECT transport, trigger"
 		" FROM answered WHERE at<?1 LIMIT " RETAIN_BATCH ") AND ?2=?2";
 	static const char answered_msg[] =
-		"DELETE FROM answered_msg WHERE (transport, message_id) IN (SELECT transport, message_id"
+		"DELETE FROM answered_msg WHERE (transport, chat, message_id) IN (SELECT transport, chat, message_id"
 		" FROM answered_msg WHERE at<?1 LIMIT " RETAIN_BATCH ") AND ?2=?2";
 	static const char votes[] =
 		"DELETE FROM votes WHERE (transport, trigger, user) IN (SELECT transport, trigger, user"

@@ -351,7 +351,7 @@ class Ops(unittest.TestCase):
         self.assertIsNone(json.loads(out)["match"])          # not answered today
         self.seed_feedback([
             ("answered", ("telegram", "900:7", "cout", "combien coûte la souscription ?", "NOW")),
-            ("answered_msg", ("telegram", "8", "900:7", "NOW")),
+            ("answered_msg", ("telegram", "900", "8", "900:7", "NOW")),
             ("votes", ("telegram", "900:7", "a" * 16, "8", "cout", "combien coûte la souscription ?", -1, "NOW")),
             ("votes", ("telegram", "900:7", "b" * 16, "8", "cout", "combien coûte la souscription ?", 1, "NOW")),
             ("choices", (None, "telegram", "c" * 16, "a" * 16, q, "cout", "NOW")),

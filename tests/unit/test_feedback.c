@@ -108,12 +108,12 @@ static void votes_reach_the_summary_once_per_user(void **state)
 	assert_int_equal(say(f, "c1", "/aide", &r), REPLY_HELP);  /* not an answer: nothing */
 	assert_int_equal(feedback_answered(f->fb, "t", "c1:6", &r, "/aide", 5, 10), 0);
 	reply_release(&r);
-	assert_int_equal(store_answered_sent(f->st, "t", "c1:5", "77"), 0);
-	assert_int_equal(store_answered_sent(f->st, "t", "c1:6", "78"), 0);
+	assert_int_equal(store_answered_sent(f->st, "t", "c1", "c1:5", "77"), 0);
+	assert_int_equal(store_answered_sent(f->st, "t", "c1", "c1:6", "78"), 0);
 	for (int i = 0; i < 100; i++)
-		assert_true(feedback_vote(f->fb, "t", "77", "alice", 1, 20 + i) > 0);
-	assert_int_equal(feedback_vote(f->fb, "t", "77", "bob", -1, 30), STORE_VOTE_CHANGED);
-	assert_int_equal(feedback_vote(f->fb, "t", "78", "bob", -1, 30), STORE_VOTE_UNKNOWN);
+		assert_true(feedback_vote(f->fb, "t", "c1", "77", "alice", 1, 20 + i) > 0);
+	assert_int_equal(feedback_vote(f->fb, "t", "c1", "77", "bob", -1, 30), STORE_VOTE_CHANGED);
+	assert_int_equal(feedback_vote(f->fb, "t", "c1", "78", "bob", -1, 30), STORE_VOTE_UNKNOWN);
 	assert_int_equal(metric("faqbot_feedback_total{transport=\"t\",kind=\"up\"} "), 1);
 	assert_int_equal(metric("faqbot_feedback_total{transport=\"t\",kind=\"down\"} "), 1);
 	assert_int_equal(metric("faqbot_feedback_total{transport=\"t\",kind=\"ignored\"} "), 1);
@@ -127,7 +127,7 @@ static void votes_reach_the_summary_once_per_user(void **state)
 	assert_string_equal(s.votes[0].down_questions[0], "combien coute la souscription");
 	feedback_summary_release(&s);
 	/* bob changes his mind */
-	assert_int_equal(feedback_vote(f->fb, "t", "77", "bob", 1, 40), STORE_VOTE_CHANGED);
+	assert_int_equal(feedback_vote(f->fb, "t", "c1", "77", "bob", 1, 40), STORE_VOTE_CHANGED);
 	assert_int_equal(feedback_summarize(f->st, bot_index(f->bot), 0, &s), 0);
 	assert_int_equal(s.votes[0].up, 2);
 	assert_int_equal(s.votes[0].down, 0);
@@ -168,8 +168,8 @@ static void choices_are_grouped_per_entry(void **state)
 	assert_int_equal(feedback_answered(f->fb, "t", "erin:cb", &r, "a:jumeau-a", 10, 6), 0);
 	reply_release(&r);
 	struct strbuf q = STRBUF_INIT;
-	assert_int_equal(store_answered_sent(f->st, "t", "erin:cb", "90"), 0);
-	assert_int_equal(store_answered_get(f->st, "t", "90", NULL, NULL, &q), 1);
+	assert_int_equal(store_answered_sent(f->st, "t", "erin", "erin:cb", "90"), 0);
+	assert_int_equal(store_answered_get(f->st, "t", "erin", "90", NULL, NULL, &q), 1);
 	assert_string_equal(q.buf, "où sont les archives ?");
 	strbuf_release(&q);
 	fx_free(f);
@@ -223,14 +223,14 @@ static void learning_is_guarded(void **state)
 	assert_int_equal(store_choice_add(f->st, "t", "c", "alice", "ticket", "cout", 1), 1);
 	assert_int_equal(store_choice_add(f->st, "t", "c", "bob", "ticket", "cout", 1), 1);
 	assert_int_equal(store_answered_add(f->st, "t", "c:1", "cout", "ticket", 1), 0);
-	assert_int_equal(store_answered_sent(f->st, "t", "c:1", "m1"), 0);
-	assert_int_equal(store_vote_set(f->st, "t", "m1", "carol", -1, 1), STORE_VOTE_CHANGED);
+	assert_int_equal(store_answered_sent(f->st, "t", "c", "c:1", "m1"), 0);
+	assert_int_equal(store_vote_set(f->st, "t", "c", "m1", "carol", -1, 1), STORE_VOTE_CHANGED);
 	assert_int_equal(feedback_faq_loaded(f->fb, 2), 0);
 	assert_int_equal(ask_kind(f, "combien coûte la souscription", e, sizeof(e)), REPLY_ANSWER);
 	assert_string_equal(e, "cout");
 	assert_int_equal(ask_kind(f, "ticket", e, sizeof(e)), REPLY_FALLBACK);
 	/* a 👍 evens it out: now it is learned */
-	assert_int_equal(store_vote_set(f->st, "t", "m1", "dan", 1, 1), STORE_VOTE_CHANGED);
+	assert_int_equal(store_vote_set(f->st, "t", "c", "m1", "dan", 1, 1), STORE_VOTE_CHANGED);
 	assert_int_equal(feedback_faq_loaded(f->fb, 2), 1);
 	assert_int_equal(ask_kind(f, "ticket", e, sizeof(e)), REPLY_ANSWER);
 	/* and when the choices age out (90 days), the editor's FAQ alone is back */
