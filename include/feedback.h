@@ -26,6 +26,7 @@
  * transaction, as every store call does):
  *   feedback_answered  with every reply, when adding its outbox rows
  *   feedback_vote      on a 👍/👎 (button, m.reaction) or its withdrawal
+ *   feedback_unreact   on the redaction of an event (it may be a reaction)
  *   feedback_choice    with every reply to a number or a pressed choice
  *                      button (it records only when reply.chosen_from is set)
  *   feedback_faq_loaded after the bot got a new FAQ (start, reload)
@@ -70,13 +71,18 @@ STORE_MUST_CHECK int feedback_answered(struct feedback *fb, const char *transpor
 /* user (raw id: Telegram from.id, Matrix sender) votes on the bot message
  * message_id in chat, written as the outbox row's chat and result are
  * (Telegram: the chat id and message_id as decimal text; Matrix: the room
- * id and event id): +1 👍, -1 👎, 0 the vote withdrawn (reaction
- * redacted).  Counted in faqbot_feedback_total{transport,
- * kind="up"|"down"|"withdrawn"} when it changed what is stored,
- * kind="ignored" when message_id is no recorded answer.  Returns
- * STORE_VOTE_* (store.h), or -1. */
+ * id and event id): +1 👍, -1 👎, 0 withdrawn.  reaction: the Matrix
+ * m.reaction event's id (so its redaction can withdraw the vote:
+ * feedback_unreact), NULL for a Telegram button.  Counted in
+ * faqbot_feedback_total{transport, kind="up"|"down"|"withdrawn"} when it
+ * changed what is stored, kind="ignored" when message_id is no recorded
+ * answer.  Returns STORE_VOTE_* (store.h), or -1. */
 STORE_MUST_CHECK int feedback_vote(struct feedback *fb, const char *transport, const char *chat,
-				   const char *message_id, const char *user, int value, int64_t now);
+				   const char *message_id, const char *user, int value,
+				   const char *reaction, int64_t now);
+/* A redaction of the event reaction (Matrix): withdraws the vote it cast
+ * (kind="withdrawn").  1 withdrawn, 0 none, -1. */
+STORE_MUST_CHECK int feedback_unreact(struct feedback *fb, const char *transport, const char *reaction);
 
 /* The reply r that bot_handle or bot_choose gave to user in chat: when it
  * is a choice from a list offered for a question (r->chosen_from), records

@@ -23,7 +23,9 @@
  *            marked sent
  *            (store_outbox_set, store_outbox_mark_sent)
  *   votes    one row per (transport, answer trigger, user pseudonym): entry,
- *            question, the message voted on, value +1 / -1, time; a new
+ *            question, the message voted on, value +1 / -1, time, and the
+ *            Matrix reaction event that cast it (its redaction withdraws
+ *            the vote; NULL for a Telegram button); a new
  *            vote of the same user on the same answer replaces the old one
  *            (every part of a split answer is the same answer), so 100
  *            reactions from one user count once
@@ -240,10 +242,16 @@ STORE_MUST_CHECK int store_answered_get(struct store *s, const char *transport, 
 #define STORE_VOTE_SAME 1     /* that user's vote on that answer was already this */
 #define STORE_VOTE_CHANGED 2  /* recorded (new, changed or withdrawn) */
 /* user (a raw id, stored as its pseudonym) votes value on the answer whose
- * part message_id in chat is: +1, -1, or 0 to withdraw the vote.  Returns
+ * part message_id in chat is: +1, -1, or 0 to withdraw the vote.
+ * reaction: the id of the event that cast it (Matrix), or NULL.  Returns
  * one of the STORE_VOTE_* above, or -1. */
 STORE_MUST_CHECK int store_vote_set(struct store *s, const char *transport, const char *chat,
-				    const char *message_id, const char *user, int value, int64_t now);
+				    const char *message_id, const char *user, int value,
+				    const char *reaction, int64_t now);
+/* The reaction event that cast a vote was redacted: the vote is withdrawn.
+ * 1 when a vote went, 0 when that event cast none (or a later one
+ * replaced it), -1. */
+STORE_MUST_CHECK int store_vote_unreact(struct store *s, const char *transport, const char *reaction);
 /* Calls fn for each vote since `since` (ms), oldest first. */
 STORE_MUST_CHECK int store_votes_each(struct store *s, int64_t since,
 				      void (*fn)(void *arg, const char *entry, const char *question,

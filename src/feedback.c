@@ -101,12 +101,22 @@ int feedback_answered(struct feedback *fb, const char *transport, const char *tr
 	return rc;
 }
 
+int feedback_unreact(struct feedback *fb, const char *transport, const char *reaction)
+{
+	if (!fb || !fb->o.record || !reaction)
+		return 0;
+	int rc = store_vote_unreact(fb->st, transport, reaction);
+	if (rc == 1)
+		count(transport, "withdrawn");
+	return rc;
+}
+
 int feedback_vote(struct feedback *fb, const char *transport, const char *chat, const char *message_id,
-		  const char *user, int value, int64_t now)
+		  const char *user, int value, const char *reaction, int64_t now)
 {
 	if (!fb || !fb->o.record)
 		return STORE_VOTE_UNKNOWN;
-	int rc = store_vote_set(fb->st, transport, chat, message_id, user, value, now);
+	int rc = store_vote_set(fb->st, transport, chat, message_id, user, value, reaction, now);
 	if (rc == STORE_VOTE_UNKNOWN)
 		count(transport, "ignored");
 	else if (rc == STORE_VOTE_CHANGED)

@@ -122,9 +122,10 @@ static const char *const schema_v4[] = {
 	"CREATE INDEX answered_msg_at ON answered_msg(at)",
 	"CREATE TABLE votes(transport TEXT NOT NULL, trigger TEXT NOT NULL, user TEXT NOT NULL,"
 	" message_id TEXT NOT NULL, entry TEXT NOT NULL, question TEXT NOT NULL,"
-	" value INTEGER NOT NULL CHECK(value IN (-1, 1)), at INTEGER NOT NULL,"
+	" value INTEGER NOT NULL CHECK(value IN (-1, 1)), at INTEGER NOT NULL, reaction TEXT,"
 	" PRIMARY KEY(transport, trigger, user)) WITHOUT ROWID",
 	"CREATE INDEX votes_at ON votes(at)",
+	"CREATE INDEX votes_reaction ON votes(transport, reaction) WHERE reaction IS NOT NULL",
 	"CREATE TABLE choices(id INTEGER PRIMARY KEY, transport TEXT NOT NULL, chat TEXT NOT NULL,"
 	" user TEXT NOT NULL, question TEXT NOT NULL, entry TEXT NOT NULL, at INTEGER NOT NULL,"
 	" UNIQUE(transport, user, entry, question))",
@@ -1164,14 +1165,17 @@ int store_answered_get(struct store *s, const char *transport, const char *chat,
 }
 
 int store_vote_set(struct store *s, const char *transport, const char *chat, const char *message_id,
-		   const char *user, int value, int64_t now)
+		   const char *user, int value, const char *reaction, int64_t now)
 {
 	static const char cur[] = "SELECT value FROM votes WHERE transport=?1 AND trigger=?2 AND user=?3";
 	static const char del[] = "DELETE FROM votes WHERE transport=?1 AND trigger=?2 AND user=?3";
 	static const char set[] =
-		"INSERT INTO votes(transport, trigger, user, message_id, entry, question, value, at)"
-		" VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT(transport, trigger, user)"
-		" DO UPDATE SET message_id=excluded.message_id, value=excluded.value, at=excluded.at";
+		"INSERT INTO votes(transport, trigger, user, message_id, entry, question, value, at, reaction)"
+		" VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT(transport, trigger, user)"
+		" DO UPDATE SET message_id=excluded.message_id, value=excluded.value, at=excluded.at,"
+		" reaction=excluded.reaction";
+	static const char react[] = "UPDATE votes SET reaction=?4 WHERE transport=?1 AND trigger=?2"
+				    " AND user=?3";
 	if (value < -1 || value > 1)
 		return -1;
 	struct strbuf trigger = STRBUF_INIT, entry = STRBUF_INIT, question = STRBUF_INIT;
@@ -1192,7 +1196,18 @@ int store_vote_set(struct store *s, const char *transport, const char *chat, con
 		goto out;
 	}
 	if (old == value) {
+		/* the same vote again (a second 👍 reaction): it is now the one
+		 * whose withdrawal counts */
 		rc = STORE_VOTE_SAME;
+		if (value && reaction) {
+			st = stmt(s, react);
+			bind_str(st, 1, transport);
+			bind_str(st, 2, trigger.buf);
+			bind_str(st, 3, who);
+			bind_str(st, 4, reaction);
+			if (run(s, st) < 0)
+				rc = -1;
+		}
 		goto out;
 	}
 	st = stmt(s, value ? set : del);
@@ -1205,6 +1220,7 @@ int store_vote_set(struct store *s, const char *transport, const char *chat, con
 		bind_str(st, 6, question.buf);
 		sqlite3_bind_int(st, 7, value);
 		sqlite3_bind_int64(st, 8, now);
+		bind_str(st, 9, reaction);
 	}
 	rc = run(s, st) < 0 ? -1 : STORE_VOTE_CHANGED;
 out:
@@ -1212,6 +1228,17 @@ out:
 	strbuf_release(&entry);
 	strbuf_release(&question);
 	return rc;
+}
+
+int store_vote_unreact(struct store *s, const char *transport, const char *reaction)
+{
+	static const char sql[] = "DELETE FROM votes WHERE transport=?1 AND reaction=?2";
+	sqlite3_stmt *st = stmt(s, sql);
+	bind_str(st, 1, transport);
+	bind_str(st, 2, reaction);
+	if (run(s, st) < 0)
+		return -1;
+	return sqlite3_changes(s->db) > 0;
 }
 
 int store_votes_each(struct store *s, int64_t since,

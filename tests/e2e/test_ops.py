@@ -352,8 +352,8 @@ class Ops(unittest.TestCase):
         self.seed_feedback([
             ("answered", ("telegram", "900:7", "cout", "combien coûte la souscription ?", "NOW")),
             ("answered_msg", ("telegram", "900", "8", "900:7", "NOW")),
-            ("votes", ("telegram", "900:7", "a" * 16, "8", "cout", "combien coûte la souscription ?", -1, "NOW")),
-            ("votes", ("telegram", "900:7", "b" * 16, "8", "cout", "combien coûte la souscription ?", 1, "NOW")),
+            ("votes", ("telegram", "900:7", "a" * 16, "8", "cout", "combien coûte la souscription ?", -1, "NOW", None)),
+            ("votes", ("telegram", "900:7", "b" * 16, "8", "cout", "combien coûte la souscription ?", 1, "NOW", None)),
             ("choices", (None, "telegram", "c" * 16, "a" * 16, q, "cout", "NOW")),
             ("choices", (None, "telegram", "d" * 16, "b" * 16, q + " ?", "cout", "NOW")),
             ("choices", (None, "telegram", "c" * 16, "a" * 16, "\x1b[31mforged\n   9 [x]", "duree", "NOW")),

@@ -111,9 +111,9 @@ static void votes_reach_the_summary_once_per_user(void **state)
 	assert_int_equal(store_answered_sent(f->st, "t", "c1", "c1:5", "77"), 0);
 	assert_int_equal(store_answered_sent(f->st, "t", "c1", "c1:6", "78"), 0);
 	for (int i = 0; i < 100; i++)
-		assert_true(feedback_vote(f->fb, "t", "c1", "77", "alice", 1, 20 + i) > 0);
-	assert_int_equal(feedback_vote(f->fb, "t", "c1", "77", "bob", -1, 30), STORE_VOTE_CHANGED);
-	assert_int_equal(feedback_vote(f->fb, "t", "c1", "78", "bob", -1, 30), STORE_VOTE_UNKNOWN);
+		assert_true(feedback_vote(f->fb, "t", "c1", "77", "alice", 1, NULL, 20 + i) > 0);
+	assert_int_equal(feedback_vote(f->fb, "t", "c1", "77", "bob", -1, NULL, 30), STORE_VOTE_CHANGED);
+	assert_int_equal(feedback_vote(f->fb, "t", "c1", "78", "bob", -1, NULL, 30), STORE_VOTE_UNKNOWN);
 	assert_int_equal(metric("faqbot_feedback_total{transport=\"t\",kind=\"up\"} "), 1);
 	assert_int_equal(metric("faqbot_feedback_total{transport=\"t\",kind=\"down\"} "), 1);
 	assert_int_equal(metric("faqbot_feedback_total{transport=\"t\",kind=\"ignored\"} "), 1);
@@ -126,8 +126,17 @@ static void votes_reach_the_summary_once_per_user(void **state)
 	assert_int_equal(s.votes[0].n_down_questions, 1);
 	assert_string_equal(s.votes[0].down_questions[0], "combien coute la souscription");
 	feedback_summary_release(&s);
+	/* Matrix: a reaction casts a vote, its redaction withdraws it; a
+	 * second identical reaction takes over, so redacting the first then
+	 * withdraws nothing */
+	assert_int_equal(feedback_vote(f->fb, "t", "c1", "77", "carol", -1, "$r1", 50), STORE_VOTE_CHANGED);
+	assert_int_equal(feedback_vote(f->fb, "t", "c1", "77", "carol", -1, "$r2", 51), STORE_VOTE_SAME);
+	assert_int_equal(feedback_unreact(f->fb, "t", "$r1"), 0);
+	assert_int_equal(feedback_unreact(f->fb, "t", "$r2"), 1);
+	assert_int_equal(feedback_unreact(f->fb, "t", "$r2"), 0);
+	assert_int_equal(metric("faqbot_feedback_total{transport=\"t\",kind=\"withdrawn\"} "), 1);
 	/* bob changes his mind */
-	assert_int_equal(feedback_vote(f->fb, "t", "c1", "77", "bob", 1, 40), STORE_VOTE_CHANGED);
+	assert_int_equal(feedback_vote(f->fb, "t", "c1", "77", "bob", 1, NULL, 40), STORE_VOTE_CHANGED);
 	assert_int_equal(feedback_summarize(f->st, bot_index(f->bot), 0, &s), 0);
 	assert_int_equal(s.votes[0].up, 2);
 	assert_int_equal(s.votes[0].down, 0);
@@ -224,13 +233,13 @@ static void learning_is_guarded(void **state)
 	assert_int_equal(store_choice_add(f->st, "t", "c", "bob", "ticket", "cout", 1), 1);
 	assert_int_equal(store_answered_add(f->st, "t", "c:1", "cout", "ticket", 1), 0);
 	assert_int_equal(store_answered_sent(f->st, "t", "c", "c:1", "m1"), 0);
-	assert_int_equal(store_vote_set(f->st, "t", "c", "m1", "carol", -1, 1), STORE_VOTE_CHANGED);
+	assert_int_equal(store_vote_set(f->st, "t", "c", "m1", "carol", -1, NULL, 1), STORE_VOTE_CHANGED);
 	assert_int_equal(feedback_faq_loaded(f->fb, 2), 0);
 	assert_int_equal(ask_kind(f, "combien coûte la souscription", e, sizeof(e)), REPLY_ANSWER);
 	assert_string_equal(e, "cout");
 	assert_int_equal(ask_kind(f, "ticket", e, sizeof(e)), REPLY_FALLBACK);
 	/* a 👍 evens it out: now it is learned */
-	assert_int_equal(store_vote_set(f->st, "t", "c", "m1", "dan", 1, 1), STORE_VOTE_CHANGED);
+	assert_int_equal(store_vote_set(f->st, "t", "c", "m1", "dan", 1, NULL, 1), STORE_VOTE_CHANGED);
 	assert_int_equal(feedback_faq_loaded(f->fb, 2), 1);
 	assert_int_equal(ask_kind(f, "ticket", e, sizeof(e)), REPLY_ANSWER);
 	/* and when the choices age out (90 days), the editor's FAQ alone is back */

@@ -512,18 +512,18 @@ static void votes_count_once_per_user_and_answer(void **state)
 	assert_string_equal(e.buf, "cout");
 	assert_string_equal(q.buf, "combien ça coûte");
 	assert_int_equal(store_answered_get(s, "t", "A", "m2", NULL, &e, &q), 0);
-	assert_int_equal(store_vote_set(s, "t", "A", "m2", "alice", 1, 200), STORE_VOTE_UNKNOWN);
-	assert_int_equal(store_vote_set(s, "t", "A", "m1", "alice", 1, 200), STORE_VOTE_CHANGED);
+	assert_int_equal(store_vote_set(s, "t", "A", "m2", "alice", 1, NULL, 200), STORE_VOTE_UNKNOWN);
+	assert_int_equal(store_vote_set(s, "t", "A", "m1", "alice", 1, NULL, 200), STORE_VOTE_CHANGED);
 	for (int i = 0; i < 100; i++)
-		assert_int_equal(store_vote_set(s, "t", "A", "m1", "alice", 1, 201 + i), STORE_VOTE_SAME);
+		assert_int_equal(store_vote_set(s, "t", "A", "m1", "alice", 1, NULL, 201 + i), STORE_VOTE_SAME);
 	assert_int_equal(count("votes"), 1);
-	assert_int_equal(store_vote_set(s, "t", "A", "m1", "alice", -1, 400), STORE_VOTE_CHANGED);
-	assert_int_equal(store_vote_set(s, "t", "A", "m1", "bob", -1, 400), STORE_VOTE_CHANGED);
+	assert_int_equal(store_vote_set(s, "t", "A", "m1", "alice", -1, NULL, 400), STORE_VOTE_CHANGED);
+	assert_int_equal(store_vote_set(s, "t", "A", "m1", "bob", -1, NULL, 400), STORE_VOTE_CHANGED);
 	assert_int_equal(count("votes"), 2);
-	assert_int_equal(store_vote_set(s, "t", "A", "m1", "bob", 0, 401), STORE_VOTE_CHANGED); /* withdrawn */
-	assert_int_equal(store_vote_set(s, "t", "A", "m1", "bob", 0, 402), STORE_VOTE_SAME);
+	assert_int_equal(store_vote_set(s, "t", "A", "m1", "bob", 0, NULL, 401), STORE_VOTE_CHANGED); /* withdrawn */
+	assert_int_equal(store_vote_set(s, "t", "A", "m1", "bob", 0, NULL, 402), STORE_VOTE_SAME);
 	assert_int_equal(count("votes"), 1);
-	assert_int_equal(store_vote_set(s, "t", "A", "m1", "bob", 2, 402), -1);
+	assert_int_equal(store_vote_set(s, "t", "A", "m1", "bob", 2, NULL, 402), -1);
 	/* a second part of the same answer (a Matrix echo) is the same answer */
 	struct outbox_row r = { 0 };
 	r.transport = "t";
@@ -536,12 +536,12 @@ static void votes_count_once_per_user_and_answer(void **state)
 	r.created_at = 1;
 	assert_true(store_outbox_add(s, &r) > 0);
 	assert_int_equal(store_outbox_mark_sent(s, "t", "txn1", "m1b"), 1);
-	assert_int_equal(store_vote_set(s, "t", "A", "m1b", "alice", -1, 500), STORE_VOTE_SAME);
+	assert_int_equal(store_vote_set(s, "t", "A", "m1b", "alice", -1, NULL, 500), STORE_VOTE_SAME);
 	assert_int_equal(count("votes"), 1);
 	/* Telegram's message ids are per chat: the same id in another chat is
 	 * another message */
 	assert_int_equal(store_answered_get(s, "t", "B", "m1", NULL, &e, &q), 0);
-	assert_int_equal(store_vote_set(s, "t", "B", "m1", "carol", 1, 500), STORE_VOTE_UNKNOWN);
+	assert_int_equal(store_vote_set(s, "t", "B", "m1", "carol", 1, NULL, 500), STORE_VOTE_UNKNOWN);
 	assert_int_equal(store_answered_add(s, "t", "B:1", "plh", "plh ?", 100), 0);
 	assert_int_equal(store_answered_sent(s, "t", "B", "B:1", "m1"), 0);
 	assert_int_equal(store_answered_get(s, "t", "B", "m1", NULL, &e, &q), 1);
@@ -618,8 +618,8 @@ static void feedback_is_pruned_after_its_window(void **state)
 	send_as(s, "A", "A:1", "m1");
 	assert_int_equal(store_answered_add(s, "t", "A:2", "cout", "prix", 9 * day), 0);
 	assert_int_equal(store_answered_sent(s, "t", "A", "A:2", "m2"), 0);
-	assert_int_equal(store_vote_set(s, "t", "A", "m1", "alice", -1, 2), STORE_VOTE_CHANGED);
-	assert_int_equal(store_vote_set(s, "t", "A", "m2", "alice", 1, 9 * day), STORE_VOTE_CHANGED);
+	assert_int_equal(store_vote_set(s, "t", "A", "m1", "alice", -1, NULL, 2), STORE_VOTE_CHANGED);
+	assert_int_equal(store_vote_set(s, "t", "A", "m2", "alice", 1, NULL, 9 * day), STORE_VOTE_CHANGED);
 	assert_int_equal(store_choice_add(s, "t", "A", "alice", "prix", "cout", 3), 1);
 	assert_int_equal(store_choice_add(s, "t", "A", "bob", "prix", "cout", 9 * day), 1);
 	struct store_retention keep = { 100 * day, 100 * day, 100 * day, 5 * day };
@@ -634,7 +634,7 @@ static void feedback_is_pruned_after_its_window(void **state)
 	assert_int_equal(store_choices_each(s, 0, on_choice, &c), 0);
 	assert_int_equal(c.n, 1);
 	/* a vote on the pruned answer is ignored */
-	assert_int_equal(store_vote_set(s, "t", "A", "m1", "bob", -1, 10 * day), STORE_VOTE_UNKNOWN);
+	assert_int_equal(store_vote_set(s, "t", "A", "m1", "bob", -1, NULL, 10 * day), STORE_VOTE_UNKNOWN);
 	/* an answer's record lasts a week even when votes are kept longer */
 	keep.feedback_ms = 100 * day;
 	assert_int_equal(store_retain(s, 16 * day + 1, &keep), 2);
