@@ -55,6 +55,11 @@ struct feedback_options {
 	int64_t window_ms;       /* choices and votes considered (feedback_retention_days) */
 };
 
+/* The options from the settings (config.h): what main passes to feedback_new. */
+#define FEEDBACK_OPTIONS_FROM(c) \
+	((struct feedback_options){ (c)->feedback_retention_days > 0, (c)->learn_min_users, \
+				    (c)->feedback_retention_days * 86400000LL })
+
 struct feedback;
 
 struct feedback *feedback_new(struct store *st, struct bot *bot, const struct feedback_options *o);

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "bot.h"
+#include "config.h"
 #include "feedback.h"
 #include "helpers.h"
 #include "metrics.h"
@@ -252,6 +253,13 @@ static void learning_is_guarded(void **state)
 static void learning_off_by_default(void **state)
 {
 	(void)state;
+	struct config c;
+	memset(&c, 0, sizeof(c));
+	c.feedback_retention_days = 90;
+	struct feedback_options o = FEEDBACK_OPTIONS_FROM(&c);
+	assert_int_equal(o.record, 1);
+	assert_int_equal(o.learn_min_users, 0);
+	assert_true(o.window_ms == 90LL * 86400000);
 	struct fx *f = fx_new(0);
 	char e[64];
 	assert_int_equal(pick(f, "alice", "ticket", "cout", 1), 1);
