@@ -201,7 +201,7 @@ static void feedback_text(struct index *idx, const struct feedback_summary *fs, 
 
 static json_t *feedback_json(struct index *idx, const struct feedback_summary *fs, json_t *change)
 {
-	json_t *add = json_object(), *phr = json_array(), *help = json_array();
+	json_t *adds = json_object(), *phr = json_array(), *help = json_array();
 	for (size_t i = 0; i < fs->n_phrasings; i++) {
 		const struct feedback_phrasing *p = &fs->phrasings[i];
 		const char *other;
@@ -214,10 +214,10 @@ static json_t *feedback_json(struct index *idx, const struct feedback_summary *f
 						     "proposed", k == PROPOSE && p->votes >= 0));
 		if (k != PROPOSE || p->votes < 0)
 			continue;
-		json_t *list = json_object_get(add, p->entry);
+		json_t *list = json_object_get(adds, p->entry);
 		if (!list) {
 			list = json_array();
-			json_object_set_new(add, p->entry, list);
+			json_object_set_new(adds, p->entry, list);
 		}
 		json_array_append_new(list, json_string(p->question));
 	}
@@ -230,7 +230,7 @@ static json_t *feedback_json(struct index *idx, const struct feedback_summary *f
 						      (json_int_t)v->up, "down", (json_int_t)v->down,
 						      "down_questions", down));
 	}
-	json_object_set_new(change, "add_questions", add);
+	json_object_set_new(change, "add_questions", adds);
 	json_object_set_new(change, "review", json_pack("{s:o, s:o}", "phrasings", phr, "helpfulness", help));
 	return change;
 }
@@ -419,13 +419,13 @@ static int apply_change(json_t *faq, json_t *change, const char *change_path, si
 		if (strcmp(key, "add_questions") && strcmp(key, "add_entries") && strcmp(key, "review"))
 			strbuf_addf(msgs, "%s: warning: unknown key \"%s\" is ignored\n", change_path, key);
 	}
-	json_t *add = json_object_get(change, "add_questions");
-	if (add && !json_is_object(add)) {
+	json_t *adds = json_object_get(change, "add_questions");
+	if (adds && !json_is_object(adds)) {
 		strbuf_addf(msgs, "%s: \"add_questions\" must be an object {entry id: [question, ...]}\n",
 			    change_path);
 		return -1;
 	}
-	json_object_foreach(add, key, v) {
+	json_object_foreach(adds, key, v) {
 		json_t *e = entry_by_id(entries, key);
 		if (!e) {
 			strbuf_addf(msgs, "%s: warning: entry \"%s\" is no longer in the FAQ; its questions "
