@@ -80,6 +80,9 @@ struct reply {
 			       * a choice between entries, or an answer within
 			       * BOT_LOW_CONFIDENCE of the threshold */
 	enum bot_language lang; /* of the bot's texts in this reply */
+	char *chosen_from;    /* an answer picked from the list the bot offered for a
+			       * question (by number or button): that question's
+			       * text, for feedback_choice; else NULL */
 };
 
 struct bot_options {

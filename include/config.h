@@ -30,6 +30,8 @@ struct config {
 	char *subscribe_url;      /* NULL: the FAQ's fallback url */
 	char *ca_bundle;
 	long unanswered_retention_days; /* 0: do not record */
+	long feedback_retention_days;   /* votes and choices; 0: do not record */
+	long learn_min_users;           /* live learning: distinct users; 0: off */
 	int log_questions;
 	long health_max_age;            /* seconds */
 	char *metrics_address;          /* NULL: no metrics */

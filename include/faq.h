@@ -80,6 +80,10 @@ struct faq *faq_parse(const char *data, size_t len, const char *source, struct f
 struct faq *faq_load_file(const char *path, struct faq_diags *d);
 void faq_free(struct faq *f);
 
+/* A deep copy of f (freed with faq_free). */
+struct faq *faq_copy(const struct faq *f);
+/* Appends a copy of question to e's phrasings. */
+void faq_entry_add_question(struct faq_entry *e, const char *question);
 /* Index of the entry with this id, or -1. */
 long faq_find(const struct faq *f, const char *id);
 /* The override for a bot message key, or NULL (borrowed). */

@@ -15,6 +15,26 @@
  *   chats    per chat: parked-until (429), migrated-to, disabled (403)
  *   recent   last answer of an entry per chat (the group cooldown)
  *   unanswered  questions answered badly, for `faqbot report` (chat hashed)
+ *   answered  what each FAQ answer answered: (transport, trigger) -> entry id
+ *            and the question's text, recorded with the reply
+ *   answered_msg  the message ids of an answer's parts (transport, chat,
+ *            message_id: Telegram's ids are per chat) -> trigger; filled by
+ *            the store itself when an outbox row of a recorded answer is
+ *            marked sent
+ *            (store_outbox_set, store_outbox_mark_sent)
+ *   votes    one row per (transport, answer trigger, user pseudonym): entry,
+ *            question, the message voted on, value +1 / -1, time, and the
+ *            Matrix reaction event that cast it (its redaction withdraws
+ *            the vote; NULL for a Telegram button); a new
+ *            vote of the same user on the same answer replaces the old one
+ *            (every part of a split answer is the same answer), so 100
+ *            reactions from one user count once
+ *   choices  (transport, chat pseudonym, user pseudonym, question, chosen
+ *            entry, time): a user picked an entry from the list the bot
+ *            offered for that question; one row per user, question and entry
+ *            (a repeat only refreshes the time)
+ * Users and chats of votes and choices are stored as pseudonyms: 16 hex
+ * digits of hash_private(id) (util.h), never the id itself.
  *
  * Retention (store_retain, run every minute by the loop, and the inbox as
  * said above): nothing grows with traffic beyond these windows.
@@ -29,6 +49,13 @@
  *   chats     rows that no longer say anything (not parked, migrated or
  *             disabled, nothing queued)
  *   unanswered  after unanswered_retention_days
+ *   votes, choices  after feedback_retention_days (feedback_ms)
+ *   answered, answered_msg  after STORE_ANSWERED_MS (a week), or
+ *             feedback_ms when shorter.  The outbox keeps a sent reply only
+ *             48 h, so a vote is matched through answered_msg instead: a
+ *             vote on an answer older than that (or one sent before faqbot
+ *             recorded feedback, or a reply that was no FAQ answer) finds
+ *             no row and is ignored; votes already cast stay.
  * Because handled inbox rows are gone, a reused update id (Telegram restarts
  * them after a week without updates) is a new update; the ledger, keyed by
  * chat and message id, still drops a real replay.
@@ -59,11 +86,12 @@
 
 #include "strbuf.h"
 
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 #define STORE_FILE "faqbot.db"
 #define STORE_WAL_CHECKPOINT_PAGES 1000     /* 4 MB of 4 KB pages */
 #define STORE_DEDUP_MS (48LL * 3600 * 1000)  /* ledger and finished outbox rows */
 #define STORE_RECENT_MS (24LL * 3600 * 1000) /* the longest group cooldown */
+#define STORE_ANSWERED_MS (7LL * 24 * 3600 * 1000) /* answers that may still get votes */
 
 /* A store result that is ignored is a lost error: the compiler refuses it. */
 #define STORE_MUST_CHECK __attribute__((warn_unused_result))
@@ -72,6 +100,7 @@ struct store_retention {
 	int64_t dedup_ms;       /* ledger, finished outbox rows */
 	int64_t recent_ms;      /* group cooldown records */
 	int64_t unanswered_ms;  /* unanswered questions */
+	int64_t feedback_ms;    /* answered, answered_msg, votes, choices (0: kept none) */
 };
 
 enum outbox_state { OUT_PENDING = 0, OUT_SENDING = 1, OUT_SENT = 2, OUT_FAILED = 3, OUT_DROPPED = 4 };
@@ -106,6 +135,8 @@ struct store *store_open(const char *dir, char *err, size_t errlen);
 struct store *store_open_reader(const char *dir, char *err, size_t errlen);
 void store_close(struct store *s);
 const char *store_path(const struct store *s);
+/* The database's schema version (a reader may open an older one), or -1. */
+int store_schema_version(struct store *s);
 
 /* Opens a transaction: 0, or -1 (logged) when the database cannot be
  * written now (locked over the busy timeout, disk error). */
@@ -186,6 +217,57 @@ STORE_MUST_CHECK int store_unanswered_each(struct store *s, int64_t since,
 			  void (*fn)(void *arg, int64_t at, const char *transport, const char *text,
 				     const char *best, double confidence),
 			  void *arg);
+
+/* ==== Feedback (votes and choices; see the tables above) ==== */
+
+/* Records that the reply to trigger answered question with entry; a second
+ * call for the same trigger (a replay) keeps the first.  Call it in the
+ * transaction that adds the reply's outbox rows, with the same trigger. */
+STORE_MUST_CHECK int store_answered_add(struct store *s, const char *transport, const char *trigger,
+					const char *entry, const char *question, int64_t now);
+/* Links message_id (one sent part) to the recorded answer of trigger;
+ * nothing when trigger answered no FAQ question.  The store calls it when
+ * an outbox row turns sent; a transport that learns a message id another
+ * way may call it too. */
+STORE_MUST_CHECK int store_answered_sent(struct store *s, const char *transport, const char *chat,
+					 const char *trigger, const char *message_id);
+/* 1 and the answer's trigger, entry and question (each may be NULL) when
+ * message_id in chat is a part of a recorded answer; 0 when not (or too
+ * old), -1.  chat and message_id as the outbox has them (row chat, result). */
+STORE_MUST_CHECK int store_answered_get(struct store *s, const char *transport, const char *chat,
+					const char *message_id, struct strbuf *trigger, struct strbuf *entry,
+					struct strbuf *question);
+
+#define STORE_VOTE_UNKNOWN 0  /* not a recorded answer: ignored */
+#define STORE_VOTE_SAME 1     /* that user's vote on that answer was already this */
+#define STORE_VOTE_CHANGED 2  /* recorded (new, changed or withdrawn) */
+/* user (a raw id, stored as its pseudonym) votes value on the answer whose
+ * part message_id in chat is: +1, -1, or 0 to withdraw the vote.
+ * reaction: the id of the event that cast it (Matrix), or NULL.  Returns
+ * one of the STORE_VOTE_* above, or -1. */
+STORE_MUST_CHECK int store_vote_set(struct store *s, const char *transport, const char *chat,
+				    const char *message_id, const char *user, int value,
+				    const char *reaction, int64_t now);
+/* The reaction event that cast a vote was redacted: the vote is withdrawn.
+ * 1 when a vote went, 0 when that event cast none (or a later one
+ * replaced it), -1. */
+STORE_MUST_CHECK int store_vote_unreact(struct store *s, const char *transport, const char *reaction);
+/* Calls fn for each vote since `since` (ms), oldest first. */
+STORE_MUST_CHECK int store_votes_each(struct store *s, int64_t since,
+				      void (*fn)(void *arg, const char *entry, const char *question,
+						 const char *user, int value, int64_t at),
+				      void *arg);
+/* Records that user (raw id) in chat (raw id) chose entry from the list
+ * offered for question: 1 when new, 0 when that user already made that
+ * choice for that question (its time is refreshed), -1. */
+STORE_MUST_CHECK int store_choice_add(struct store *s, const char *transport, const char *chat,
+				      const char *user, const char *question, const char *entry,
+				      int64_t now);
+/* Calls fn for each choice since `since` (ms), oldest first. */
+STORE_MUST_CHECK int store_choices_each(struct store *s, int64_t since,
+					void (*fn)(void *arg, const char *entry, const char *question,
+						   const char *user, int64_t at),
+					void *arg);
 
 STORE_MUST_CHECK int64_t store_chat_parked(struct store *s, const char *transport, const char *chat);
 STORE_MUST_CHECK int store_chat_park(struct store *s, const char *transport, const char *chat, int64_t until);

@@ -23,7 +23,10 @@ struct memo {
 	char *chat;
 	char **ids;
 	size_t n;
+	char *question;  /* the question the list answered, or NULL (the /faq list) */
 };
+
+#define BOT_MEMO_QUESTION_MAX 500 /* bytes of a question remembered for its choice */
 
 struct bot {
 	struct index *idx;
@@ -185,6 +188,7 @@ static void memo_clear(struct memo *m)
 		free(m->ids[i]);
 	free(m->ids);
 	free(m->chat);
+	free(m->question);
 	memset(m, 0, sizeof(*m));
 }
 
@@ -228,7 +232,7 @@ static struct memo *memo_find(struct bot *b, const char *chat)
 	return NULL;
 }
 
-static void memo_store(struct bot *b, const char *chat, const struct reply *r)
+static void memo_store(struct bot *b, const char *chat, const struct reply *r, const char *q, size_t qlen)
 {
 	if (!chat)
 		return;
@@ -245,6 +249,8 @@ static void memo_store(struct bot *b, const char *chat, const struct reply *r)
 	for (size_t i = 0; i < r->n_choices; i++)
 		m->ids[i] = xstrdup(r->choices[i].id);
 	m->n = r->n_choices;
+	if (q && qlen <= BOT_MEMO_QUESTION_MAX && (r->kind == REPLY_CHOOSE || r->kind == REPLY_FALLBACK))
+		m->question = xstrndup(q, qlen);
 }
 
 /* ==== Replies ==== */
@@ -269,6 +275,7 @@ void reply_release(struct reply *r)
 	}
 	free(r->choices);
 	free(r->entry_id);
+	free(r->chosen_from);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -459,7 +466,7 @@ enum reply_kind bot_handle(struct bot *b, const struct inbound_msg *m, struct re
 		answer_question(b, m, r);
 	}
 	r->lang = lang(b);
-	memo_store(b, m->chat, r);
+	memo_store(b, m->chat, r, m->text, m->len);
 	return r->kind;
 }
 
@@ -471,9 +478,16 @@ enum reply_kind bot_choose(struct bot *b, const char *chat, const char *entry_id
 		list_entries(b, "choice_unknown", prefix, r);
 	} else {
 		answer_entry(b, e, 1.0, r);
+		/* a choice from the list offered for a question: say which */
+		struct memo *m = memo_find(b, chat);
+		for (size_t i = 0; m && m->question && i < m->n; i++)
+			if (!strcmp(m->ids[i], entry_id)) {
+				r->chosen_from = xstrdup(m->question);
+				break;
+			}
 	}
 	r->lang = lang(b);
-	memo_store(b, chat, r);
+	memo_store(b, chat, r, NULL, 0);
 	return r->kind;
 }
 

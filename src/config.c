@@ -40,6 +40,11 @@ static const struct key keys[] = {
 	  "write the text of each question in the log (off: privacy)" },
 	{ "unanswered_retention_days", K_INT, F(unanswered_retention_days), "30", 0, 3650, NULL,
 	  "days unanswered questions are kept for 'faqbot report' (0: not recorded)" },
+	{ "feedback_retention_days", K_INT, F(feedback_retention_days), "90", 0, 3650, NULL,
+	  "days votes on answers and users' choices are kept for 'faqbot report' (0: not recorded)" },
+	{ "learn_min_users", K_INT, F(learn_min_users), "0", 0, 1000, NULL,
+	  "live learning: a question chosen for the same entry by this many different users "
+	  "answers it directly until the editor decides (0: off; at least 2)" },
 	{ "health_max_age", K_INT, F(health_max_age), "120", 5, 86400, NULL,
 	  "'faqbot health' fails when a transport's last successful poll is older (seconds)" },
 	{ "metrics_address", K_STR, F(metrics_address), NULL, 0, 0, NULL,
@@ -334,6 +339,9 @@ int config_load(struct config *c, const char *file, struct strbuf *errors)
 	if (file)
 		load_file(c, file, errors);
 	load_env(c, errors);
+	if (c->learn_min_users == 1)
+		strbuf_addstr(errors, "learn_min_users: 1 would let one user teach the bot alone; set 0 "
+			      "(off) or at least 2\n");
 	return errors->len > before ? -1 : 0;
 }
 

@@ -574,6 +574,59 @@ void faq_free(struct faq *f)
 	free(f);
 }
 
+static char *dup_or_null(const char *s)
+{
+	return s ? xstrdup(s) : NULL;
+}
+
+static char **dup_list(char *const *list, size_t n)
+{
+	char **out = xcalloc(n ? n : 1, sizeof(*out));
+	for (size_t i = 0; i < n; i++)
+		out[i] = xstrdup(list[i]);
+	return out;
+}
+
+/* Keep in step with faq_free: every field it frees is copied here. */
+struct faq *faq_copy(const struct faq *f)
+{
+	struct faq *c = xcalloc(1, sizeof(*c));
+	*c = *f;
+	c->source = dup_or_null(f->source);
+	c->language = dup_or_null(f->language);
+	c->fallback_text = dup_or_null(f->fallback_text);
+	c->fallback_url = dup_or_null(f->fallback_url);
+	c->fallback_label = dup_or_null(f->fallback_label);
+	c->synonyms = xcalloc(f->n_synonyms ? f->n_synonyms : 1, sizeof(*c->synonyms));
+	for (size_t i = 0; i < f->n_synonyms; i++) {
+		c->synonyms[i].n = f->synonyms[i].n;
+		c->synonyms[i].phrases = dup_list(f->synonyms[i].phrases, f->synonyms[i].n);
+	}
+	c->entries = xcalloc(f->n_entries ? f->n_entries : 1, sizeof(*c->entries));
+	for (size_t i = 0; i < f->n_entries; i++) {
+		const struct faq_entry *e = &f->entries[i];
+		struct faq_entry *d = &c->entries[i];
+		d->id = xstrdup(e->id);
+		d->questions = dup_list(e->questions, e->n_questions);
+		d->n_questions = e->n_questions;
+		d->answer = dup_or_null(e->answer);
+		d->keywords = dup_list(e->keywords, e->n_keywords);
+		d->n_keywords = e->n_keywords;
+	}
+	c->messages = xcalloc(f->n_messages ? f->n_messages : 1, sizeof(*c->messages));
+	for (size_t i = 0; i < f->n_messages; i++) {
+		c->messages[i].key = xstrdup(f->messages[i].key);
+		c->messages[i].text = xstrdup(f->messages[i].text);
+	}
+	return c;
+}
+
+void faq_entry_add_question(struct faq_entry *e, const char *question)
+{
+	e->questions = xrealloc(e->questions, (e->n_questions + 1) * sizeof(*e->questions));
+	e->questions[e->n_questions++] = xstrdup(question);
+}
+
 long faq_find(const struct faq *f, const char *id)
 {
 	for (size_t i = 0; i < f->n_entries; i++)

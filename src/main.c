@@ -48,7 +48,9 @@ static const char usage_main[] =
 	"  console             chat with the bot on the terminal\n"
 	"  run                 run the bot (the console on a terminal when no chat credentials are set)\n"
 	"  config              print the effective configuration, secrets masked\n"
-	"  report              the questions the FAQ did not answer well, grouped (--json: drafts)\n"
+	"  report              unanswered questions, votes on answers, proposed phrasings\n"
+	"                      (--json: a change to review and apply)\n"
+	"  apply CHANGE.json   apply a reviewed change from 'report --json' to the FAQ file\n"
 	"  health              exit 0 when the running bot polls its chat servers\n"
 	"\n"
 	"options:\n"
@@ -99,10 +101,14 @@ static const char usage_run[] =
 static const char usage_report[] =
 	"usage: faqbot report [--config FILE] [--json] [--days N]\n"
 	"\n"
-	"Lists the questions the bot answered with the fallback, with a choice, or\n"
-	"with low confidence, over the last N days (default: unanswered_retention_days),\n"
-	"grouped by their words, most frequent first.  --json prints them as draft FAQ\n"
-	"entries to paste into the FAQ and complete.  Works while the bot runs.\n";
+	"Lists, over the last N days (default: unanswered_retention_days):\n"
+	"the questions the bot answered with the fallback, with a choice, or with low\n"
+	"confidence, grouped by their words, most frequent first; each entry's votes\n"
+	"(thumbs up / down) and the questions whose answer got a thumbs down; and the\n"
+	"phrasings users' choices from a list propose, per entry.  --json prints one\n"
+	"change to review and apply with 'faqbot apply': {\"add_questions\": {id:\n"
+	"[question, ...]}, \"add_entries\": [drafts to complete], \"review\": {...}}.\n"
+	"Works while the bot runs.\n";
 
 static const char usage_health[] =
 	"usage: faqbot health [--config FILE]\n"
@@ -536,11 +542,12 @@ static int serve(struct config *c)
 	mem_trim();	/* what parsing the FAQ and building the index freed */
 	/* retention runs in the loop, at start and every minute (store.h) */
 	struct store_retention keep = { STORE_DEDUP_MS, STORE_RECENT_MS,
-					c->unanswered_retention_days * 86400000LL };
+					c->unanswered_retention_days * 86400000LL,
+					c->feedback_retention_days * 86400000LL };
 	const char *w = getenv("FAQBOT_TEST_DEDUP_WINDOW_S"); /* tests and soak: a short window */
 	long ws = w ? strtol(w, NULL, 10) : 0;
 	if (ws > 0 && ws < 86400L * 365)
-		keep.dedup_ms = keep.recent_ms = ws * 1000LL;
+		keep.dedup_ms = keep.recent_ms = keep.feedback_ms = ws * 1000LL;
 	struct transport *tr[2];
 	size_t n = 0;
 	if (c->telegram_token) {
@@ -741,6 +748,8 @@ int main(int argc, char **argv)
 		return cmd_report(argc - 2, argv + 2);
 	if (!strcmp(cmd, "health"))
 		return cmd_health(argc - 2, argv + 2);
+	if (!strcmp(cmd, "apply"))
+		return report_apply_cmd(argc - 2, argv + 2, faq_path(NULL));
 	fprintf(stderr, "faqbot: unknown command '%s'\n%s", cmd, usage_main);
 	return 2;
 }

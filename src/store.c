@@ -109,8 +109,32 @@ static const char *const schema_v3[] = {
 	NULL
 };
 
+/* v4: feedback.  What each FAQ answer answered (answered, with the message
+ * ids of its parts in answered_msg, filled as they are sent), the users'
+ * votes on answers and their choices after a list (users and chats only as
+ * keyed hashes). */
+static const char *const schema_v4[] = {
+	"CREATE TABLE answered(transport TEXT NOT NULL, trigger TEXT NOT NULL, entry TEXT NOT NULL,"
+	" question TEXT NOT NULL, at INTEGER NOT NULL, PRIMARY KEY(transport, trigger)) WITHOUT ROWID",
+	"CREATE INDEX answered_at ON answered(at)",
+	"CREATE TABLE answered_msg(transport TEXT NOT NULL, chat TEXT NOT NULL, message_id TEXT NOT NULL,"
+	" trigger TEXT NOT NULL, at INTEGER NOT NULL, PRIMARY KEY(transport, chat, message_id)) WITHOUT ROWID",
+	"CREATE INDEX answered_msg_at ON answered_msg(at)",
+	"CREATE TABLE votes(transport TEXT NOT NULL, trigger TEXT NOT NULL, user TEXT NOT NULL,"
+	" message_id TEXT NOT NULL, entry TEXT NOT NULL, question TEXT NOT NULL,"
+	" value INTEGER NOT NULL CHECK(value IN (-1, 1)), at INTEGER NOT NULL, reaction TEXT,"
+	" PRIMARY KEY(transport, trigger, user)) WITHOUT ROWID",
+	"CREATE INDEX votes_at ON votes(at)",
+	"CREATE INDEX votes_reaction ON votes(transport, reaction) WHERE reaction IS NOT NULL",
+	"CREATE TABLE choices(id INTEGER PRIMARY KEY, transport TEXT NOT NULL, chat TEXT NOT NULL,"
+	" user TEXT NOT NULL, question TEXT NOT NULL, entry TEXT NOT NULL, at INTEGER NOT NULL,"
+	" UNIQUE(transport, user, entry, question))",
+	"CREATE INDEX choices_at ON choices(at)",
+	NULL
+};
+
 /* Migrations: migrations[v] upgrades a database from version v to v + 1. */
-static const char *const *const migrations[] = { schema_v1, schema_v2, schema_v3 };
+static const char *const *const migrations[] = { schema_v1, schema_v2, schema_v3, schema_v4 };
 
 /* A sentence for the error of the last statement. */
 static const char *why(struct store *s, int rc)
@@ -343,6 +367,17 @@ void store_close(struct store *s)
 		close(s->lock_fd);
 	free(s->path);
 	free(s);
+}
+
+int store_schema_version(struct store *s)
+{
+	sqlite3_stmt *st = NULL;
+	int version = -1;
+	if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		version = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return version;
 }
 
 const char *store_path(const struct store *s)
@@ -714,6 +749,8 @@ int store_outbox_set(struct store *s, const struct outbox_row *r)
 	bind_str(st, 7, r->result);
 	bind_str(st, 8, r->chat);
 	int rc = run(s, st);
+	if (rc == 0 && r->state == OUT_SENT && r->result && r->trigger)
+		rc = store_answered_sent(s, r->transport, r->chat, r->trigger, r->result);
 	if (rc == 0 && old && strcmp(old, r->chat))
 		rc = requeue(s, r->transport, old);
 	if (rc == 0)
@@ -843,7 +880,7 @@ int64_t store_outbox_count(struct store *s, const char *transport, int state)
 int store_outbox_mark_sent(struct store *s, const char *transport, const char *txn,
 			   const char *result)
 {
-	static const char sel[] = "SELECT chat FROM outbox WHERE transport=?1 AND txn=?2"
+	static const char sel[] = "SELECT chat, trigger FROM outbox WHERE transport=?1 AND txn=?2"
 				  " AND state IN (0, 1)";
 	static const char sql[] = "UPDATE outbox SET state=2, result=COALESCE(result, ?3), body='',"
 				  " alt_body=NULL WHERE transport=?1 AND txn=?2 AND state IN (0, 1)";
@@ -852,6 +889,7 @@ int store_outbox_mark_sent(struct store *s, const char *transport, const char *t
 	bind_str(st, 2, txn);
 	int rc = step(s, st);
 	char *chat = rc == SQLITE_ROW ? col_str(st, 0) : NULL;
+	char *trigger = rc == SQLITE_ROW ? col_str(st, 1) : NULL;
 	sqlite3_reset(st);
 	if (rc != SQLITE_ROW)
 		return rc == SQLITE_DONE ? 0 : -1;
@@ -861,9 +899,12 @@ int store_outbox_mark_sent(struct store *s, const char *transport, const char *t
 	bind_str(st, 3, result);
 	rc = run(s, st);
 	int changed = rc == 0 && sqlite3_changes(s->db) > 0;
+	if (rc == 0 && result && trigger)
+		rc = store_answered_sent(s, transport, chat, trigger, result);
 	if (rc == 0)
 		rc = requeue(s, transport, chat);
 	free(chat);
+	free(trigger);
 	return rc < 0 ? -1 : changed;
 }
 
@@ -1065,6 +1106,202 @@ int store_recent_set(struct store *s, const char *transport, const char *chat, c
 	return run(s, st);
 }
 
+/* ==== Feedback: answers, votes, choices ==== */
+
+/* The keyed hash of a user or chat id, as stored (never the id itself). */
+static void pseudonym(const char *id, char out[24])
+{
+	snprintf(out, 24, "%016llx", (unsigned long long)hash_private(id, strlen(id)));
+}
+
+int store_answered_add(struct store *s, const char *transport, const char *trigger, const char *entry,
+		       const char *question, int64_t now)
+{
+	static const char sql[] = "INSERT INTO answered(transport, trigger, entry, question, at)"
+				  " VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(transport, trigger) DO NOTHING";
+	sqlite3_stmt *st = stmt(s, sql);
+	bind_str(st, 1, transport);
+	bind_str(st, 2, trigger);
+	bind_str(st, 3, entry);
+	bind_str(st, 4, question);
+	sqlite3_bind_int64(st, 5, now);
+	return run(s, st);
+}
+
+int store_answered_sent(struct store *s, const char *transport, const char *chat, const char *trigger,
+			const char *message_id)
+{
+	static const char sql[] = "INSERT OR IGNORE INTO answered_msg(transport, chat, message_id, trigger, at)"
+				  " SELECT transport, ?4, ?3, trigger, at FROM answered"
+				  " WHERE transport=?1 AND trigger=?2";
+	sqlite3_stmt *st = stmt(s, sql);
+	bind_str(st, 1, transport);
+	bind_str(st, 2, trigger);
+	bind_str(st, 3, message_id);
+	bind_str(st, 4, chat);
+	return run(s, st);
+}
+
+int store_answered_get(struct store *s, const char *transport, const char *chat, const char *message_id,
+		       struct strbuf *trigger, struct strbuf *entry, struct strbuf *question)
+{
+	static const char sql[] = "SELECT a.trigger, a.entry, a.question FROM answered_msg m"
+				  " JOIN answered a ON a.transport=m.transport AND a.trigger=m.trigger"
+				  " WHERE m.transport=?1 AND m.chat=?3 AND m.message_id=?2";
+	sqlite3_stmt *st = stmt(s, sql);
+	bind_str(st, 1, transport);
+	bind_str(st, 2, message_id);
+	bind_str(st, 3, chat);
+	int rc = step(s, st);
+	if (rc != SQLITE_ROW)
+		return finish(st, rc == SQLITE_DONE ? 0 : -1);
+	struct strbuf *out[3] = { trigger, entry, question };
+	for (int i = 0; i < 3; i++)
+		if (out[i]) {
+			strbuf_reset(out[i]);
+			strbuf_addstr(out[i], (const char *)sqlite3_column_text(st, i));
+		}
+	return finish(st, 1);
+}
+
+int store_vote_set(struct store *s, const char *transport, const char *chat, const char *message_id,
+		   const char *user, int value, const char *reaction, int64_t now)
+{
+	static const char cur[] = "SELECT value FROM votes WHERE transport=?1 AND trigger=?2 AND user=?3";
+	static const char del[] = "DELETE FROM votes WHERE transport=?1 AND trigger=?2 AND user=?3";
+	static const char set[] =
+		"INSERT INTO votes(transport, trigger, user, message_id, entry, question, value, at, reaction)"
+		" VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT(transport, trigger, user)"
+		" DO UPDATE SET message_id=excluded.message_id, value=excluded.value, at=excluded.at,"
+		" reaction=excluded.reaction";
+	static const char react[] = "UPDATE votes SET reaction=?4 WHERE transport=?1 AND trigger=?2"
+				    " AND user=?3";
+	if (value < -1 || value > 1)
+		return -1;
+	struct strbuf trigger = STRBUF_INIT, entry = STRBUF_INIT, question = STRBUF_INIT;
+	int rc = store_answered_get(s, transport, chat, message_id, &trigger, &entry, &question);
+	if (rc <= 0)
+		goto out;
+	char who[24];
+	pseudonym(user, who);
+	sqlite3_stmt *st = stmt(s, cur);
+	bind_str(st, 1, transport);
+	bind_str(st, 2, trigger.buf);
+	bind_str(st, 3, who);
+	rc = step(s, st);
+	int old = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		rc = -1;
+		goto out;
+	}
+	if (old == value) {
+		/* the same vote again (a second 👍 reaction): it is now the one
+		 * whose withdrawal counts */
+		rc = STORE_VOTE_SAME;
+		if (value && reaction) {
+			st = stmt(s, react);
+			bind_str(st, 1, transport);
+			bind_str(st, 2, trigger.buf);
+			bind_str(st, 3, who);
+			bind_str(st, 4, reaction);
+			if (run(s, st) < 0)
+				rc = -1;
+		}
+		goto out;
+	}
+	st = stmt(s, value ? set : del);
+	bind_str(st, 1, transport);
+	bind_str(st, 2, trigger.buf);
+	bind_str(st, 3, who);
+	if (value) {
+		bind_str(st, 4, message_id);
+		bind_str(st, 5, entry.buf);
+		bind_str(st, 6, question.buf);
+		sqlite3_bind_int(st, 7, value);
+		sqlite3_bind_int64(st, 8, now);
+		bind_str(st, 9, reaction);
+	}
+	rc = run(s, st) < 0 ? -1 : STORE_VOTE_CHANGED;
+out:
+	strbuf_release(&trigger);
+	strbuf_release(&entry);
+	strbuf_release(&question);
+	return rc;
+}
+
+int store_vote_unreact(struct store *s, const char *transport, const char *reaction)
+{
+	static const char sql[] = "DELETE FROM votes WHERE transport=?1 AND reaction=?2";
+	sqlite3_stmt *st = stmt(s, sql);
+	bind_str(st, 1, transport);
+	bind_str(st, 2, reaction);
+	if (run(s, st) < 0)
+		return -1;
+	return sqlite3_changes(s->db) > 0;
+}
+
+int store_votes_each(struct store *s, int64_t since,
+		     void (*fn)(void *arg, const char *entry, const char *question, const char *user,
+				int value, int64_t at),
+		     void *arg)
+{
+	static const char sql[] = "SELECT entry, question, user, value, at FROM votes WHERE at>=?1"
+				  " ORDER BY at";
+	sqlite3_stmt *st = stmt(s, sql);
+	sqlite3_bind_int64(st, 1, since);
+	int rc;
+	while ((rc = step(s, st)) == SQLITE_ROW)
+		fn(arg, (const char *)sqlite3_column_text(st, 0), (const char *)sqlite3_column_text(st, 1),
+		   (const char *)sqlite3_column_text(st, 2), sqlite3_column_int(st, 3),
+		   sqlite3_column_int64(st, 4));
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+int store_choice_add(struct store *s, const char *transport, const char *chat, const char *user,
+		     const char *question, const char *entry, int64_t now)
+{
+	static const char ins[] = "INSERT INTO choices(transport, chat, user, question, entry, at)"
+				  " VALUES(?1, ?2, ?3, ?4, ?5, ?6)"
+				  " ON CONFLICT(transport, user, entry, question) DO NOTHING";
+	static const char upd[] = "UPDATE choices SET chat=?2, at=?6 WHERE transport=?1 AND user=?3"
+				  " AND question=?4 AND entry=?5";
+	char who[24], where[24];
+	pseudonym(user, who);
+	pseudonym(chat, where);
+	for (int pass = 0; pass < 2; pass++) {
+		sqlite3_stmt *st = stmt(s, pass ? upd : ins);
+		bind_str(st, 1, transport);
+		bind_str(st, 2, where);
+		bind_str(st, 3, who);
+		bind_str(st, 4, question);
+		bind_str(st, 5, entry);
+		sqlite3_bind_int64(st, 6, now);
+		if (run(s, st) < 0)
+			return -1;
+		if (!pass && sqlite3_changes(s->db) > 0)
+			return 1;
+	}
+	return 0;
+}
+
+int store_choices_each(struct store *s, int64_t since,
+		       void (*fn)(void *arg, const char *entry, const char *question, const char *user,
+				  int64_t at),
+		       void *arg)
+{
+	static const char sql[] = "SELECT entry, question, user, at FROM choices WHERE at>=?1 ORDER BY at, id";
+	sqlite3_stmt *st = stmt(s, sql);
+	sqlite3_bind_int64(st, 1, since);
+	int rc;
+	while ((rc = step(s, st)) == SQLITE_ROW)
+		fn(arg, (const char *)sqlite3_column_text(st, 0), (const char *)sqlite3_column_text(st, 1),
+		   (const char *)sqlite3_column_text(st, 2), sqlite3_column_int64(st, 3));
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
 /* ==== Retention ==== */
 
 /* Runs a DELETE bound to one time; adds the rows it removed to *n. */
@@ -1106,7 +1343,25 @@ int store_retain(struct store *s, int64_t now, const struct store_retention *r)
 	    prune(s, recent, now - r->recent_ms, now, &n) < 0 ||
 	    prune(s, chats, 0, now, &n) < 0)
 		return -1;
-	if (prune(s, unanswered, now - r->unanswered_ms, now, &n) < 0)
+	static const char answered[] =
+		"DELETE FROM answered WHERE (transport, trigger) IN (SELECT transport, trigger"
+		" FROM answered WHERE at<?1 LIMIT " RETAIN_BATCH ") AND ?2=?2";
+	static const char answered_msg[] =
+		"DELETE FROM answered_msg WHERE (transport, chat, message_id) IN (SELECT transport, chat, message_id"
+		" FROM answered_msg WHERE at<?1 LIMIT " RETAIN_BATCH ") AND ?2=?2";
+	static const char votes[] =
+		"DELETE FROM votes WHERE (transport, trigger, user) IN (SELECT transport, trigger, user"
+		" FROM votes WHERE at<?1 LIMIT " RETAIN_BATCH ") AND ?2=?2";
+	static const char choices[] =
+		"DELETE FROM choices WHERE id IN (SELECT id FROM choices WHERE at<?1"
+		" LIMIT " RETAIN_BATCH ") AND ?2=?2";
+	/* votes come soon after an answer: its record is kept a week at most */
+	int64_t answered_ms = r->feedback_ms < STORE_ANSWERED_MS ? r->feedback_ms : STORE_ANSWERED_MS;
+	if (prune(s, unanswered, now - r->unanswered_ms, now, &n) < 0 ||
+	    prune(s, answered, now - answered_ms, now, &n) < 0 ||
+	    prune(s, answered_msg, now - answered_ms, now, &n) < 0 ||
+	    prune(s, votes, now - r->feedback_ms, now, &n) < 0 ||
+	    prune(s, choices, now - r->feedback_ms, now, &n) < 0)
 		return -1;
 	return n;
 }

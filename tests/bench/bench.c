@@ -131,7 +131,7 @@ static int bench_store(const char *dir, long n)
 	char answer[600];
 	memset(answer, 'a', sizeof(answer) - 1);
 	answer[sizeof(answer) - 1] = '\0';
-	struct store_retention keep = { STORE_DEDUP_MS, STORE_RECENT_MS, 30LL * 86400000 };
+	struct store_retention keep = { STORE_DEDUP_MS, STORE_RECENT_MS, 30LL * 86400000, 90LL * 86400000 };
 	int64_t t = 1700000000000LL, retain_at = t;
 	uint64_t t0 = now_ns();
 	for (long i = 1; i <= n; i++, t += 100) {

@@ -133,7 +133,7 @@ class Ops(unittest.TestCase):
         self.assertRegex(lines[1], r"^\s+3  \[passeport renouvel\]")
         self.assertNotIn("combien", out)
         rc, out, err = self.run_cli("report", "--json")
-        drafts = json.loads(out)
+        drafts = json.loads(out)["add_entries"]
         self.assertEqual(len(drafts), 2)
         self.assertEqual(set(drafts[0]), {"id", "questions", "answer", "keywords"})
         self.assertEqual(len(drafts[0]["questions"]), 3)
@@ -319,9 +319,106 @@ class Ops(unittest.TestCase):
         self.assertNotIn("\x1b", out)
         self.assertNotIn("\r", out)
         self.assertNotIn("\u202e", out)
-        self.assertEqual(len(out.splitlines()), 2, out)   # the header and one group: no forged line
+        unanswered = out.split("\n\n")[0]
+        self.assertEqual(len(unanswered.splitlines()), 2, out)   # the header and one group: no forged line
         self.assertIn("\\x1b[2J", out)
         self.assertIn("\\n   9999  [forged]  \\\"line\\\"\\r\\u202e", out)
+
+    def seed_feedback(self, rows):
+        """Writes votes and choices as the chat side records them (store.h's
+        schema 4: users and chats as 16-hex-digit pseudonyms)."""
+        import sqlite3
+        db = sqlite3.connect(os.path.join(self.state, "faqbot.db"))
+        now = int(time.time() * 1000)
+        for table, values in rows:
+            marks = ", ".join("?" for _ in values)
+            db.execute(f"INSERT INTO {table} VALUES ({marks})",
+                       [now if v == "NOW" else v for v in values])
+        db.commit()
+        db.close()
+
+    def test_feedback_report_apply_check_ask(self):
+        """A 👎 appears in the report; a question two users chose for an entry
+        is proposed, applied to the FAQ, passes check and is then answered."""
+        entries = [{"id": "cout", "questions": ["Combien coûte la souscription ?"], "answer": "Dix euros."},
+                   {"id": "duree", "questions": ["Combien de temps dure l'étude ?"], "answer": "Un an."}]
+        self.write(faq("Dix euros.", entries))
+        self.restart()
+        self.assertEqual(self.ask(), "Dix euros.")           # the state database is at schema 4
+        self.b.stop()
+        q = "quel est le tarif d'adhésion"
+        rc, out, err = self.run_cli("ask", "--json", q)
+        self.assertIsNone(json.loads(out)["match"])          # not answered today
+        self.seed_feedback([
+            ("answered", ("telegram", "900:7", "cout", "combien coûte la souscription ?", "NOW")),
+            ("answered_msg", ("telegram", "900", "8", "900:7", "NOW")),
+            ("votes", ("telegram", "900:7", "a" * 16, "8", "cout", "combien coûte la souscription ?", -1, "NOW", None)),
+            ("votes", ("telegram", "900:7", "b" * 16, "8", "cout", "combien coûte la souscription ?", 1, "NOW", None)),
+            ("choices", (None, "telegram", "c" * 16, "a" * 16, q, "cout", "NOW")),
+            ("choices", (None, "telegram", "d" * 16, "b" * 16, q + " ?", "cout", "NOW")),
+            ("choices", (None, "telegram", "c" * 16, "a" * 16, "\x1b[31mforged\n   9 [x]", "duree", "NOW")),
+        ])
+        rc, out, err = self.run_cli("report")
+        self.assertEqual(rc, 0, err)
+        self.assertRegex(out, r"\n  cout  \U0001F44D 1  \U0001F44E 1\n")
+        self.assertIn('\U0001F44E "combien coûte la souscription ?"', out)
+        self.assertIn(f'cout  "{q}"  2 user(s), 2 choice(s)', out)
+        self.assertNotIn("\x1b", out)                          # chat text stays escaped
+        self.assertIn("\\x1b[31mforged\\n   9 [x]", out)
+        rc, out, err = self.run_cli("report", "--json")
+        self.assertEqual(rc, 0, err)
+        change = json.loads(out)
+        self.assertEqual(change["add_questions"], {"cout": [q], "duree": ["\x1b[31mforged\n   9 [x]"]})
+        self.assertEqual(change["review"]["helpfulness"][0]["down_questions"],
+                         ["combien coûte la souscription ?"])
+        del change["add_questions"]["duree"]                   # the editor's review
+        path = os.path.join(self.tmp, "change.json")
+        self.write(change, path)
+        new = os.path.join(self.tmp, "new.json")
+        rc, out, err = self.run_cli("apply", path, "--output", new)
+        self.assertEqual(rc, 0, err)
+        self.assertIn("added 1 question(s) and 0 entries", err)
+        with open(self.faq, encoding="utf-8") as f:
+            self.assertNotIn(q, f.read())                      # --output leaves the FAQ alone
+        with open(new, encoding="utf-8") as f:
+            self.assertEqual(json.load(f)["entries"][0]["questions"], ["Combien coûte la souscription ?", q])
+        rc, out, err = self.run_cli("check", new)
+        self.assertEqual((rc, out), (0, ""), err)              # clean: no warning at all
+        rc, out, err = self.run_cli("ask", "--faq", new, q)
+        self.assertEqual(out.strip(), "Dix euros.")
+        # in place: the old version is kept beside it; applying again changes nothing
+        rc, out, err = self.run_cli("apply", path)
+        self.assertEqual(rc, 0, err)
+        self.assertTrue(os.path.exists(self.faq + ".bak"))
+        with open(self.faq, encoding="utf-8") as f:
+            self.assertIn(q, f.read())
+        rc, out, err = self.run_cli("apply", path)
+        self.assertEqual(rc, 0, err)
+        self.assertIn("nothing to apply", err)
+        # a proposal the FAQ now answers with its entry is no longer proposed
+        rc, out, err = self.run_cli("report", "--json")
+        self.assertNotIn("cout", json.loads(out)["add_questions"])
+
+    def test_apply_refuses_what_would_break_the_faq(self):
+        self.b.stop()
+        path = os.path.join(self.tmp, "change.json")
+        with open(self.faq, encoding="utf-8") as f:
+            before = f.read()
+        self.write({"add_entries": [{"id": "cout", "questions": ["x ?"], "answer": "y"}]}, path)
+        rc, out, err = self.run_cli("apply", path)
+        self.assertEqual(rc, 1)
+        self.assertIn('entry "cout" is already in the FAQ', err)
+        self.write({"add_entries": [{"id": "neuf", "questions": [], "answer": "y"}]}, path)
+        rc, out, err = self.run_cli("apply", path)
+        self.assertEqual(rc, 1)
+        self.assertIn("nothing was written", err)
+        self.write({"add_entries": [{"id": "draft-1", "questions": ["x ?"], "answer": ""}]}, path)
+        rc, out, err = self.run_cli("apply", path)
+        self.assertEqual(rc, 0, err)
+        self.assertIn('entry "draft-1" is skipped: its answer is empty', err)
+        with open(self.faq, encoding="utf-8") as f:
+            self.assertEqual(f.read(), before)
+        self.assertFalse(os.path.exists(self.faq + ".bak"))
 
     def test_admin_chat_hears_about_a_broken_edit(self):
         self.restart(FAQBOT_ADMIN_TELEGRAM_CHAT="4242")

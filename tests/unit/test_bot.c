@@ -115,6 +115,49 @@ static void ambiguous_then_choice(void **state)
 	reply_release(&r);
 }
 
+/* A choice after a list says which question it answered (feedback_choice
+ * records the pair); a pick from the /faq list answered no question. */
+static void choice_names_the_question_it_answered(void **state)
+{
+	struct bot *b = *state;
+	struct reply r;
+	assert_int_equal(say(b, "où sont les archives ?", CHAT_PRIVATE, 1, '/', &r), REPLY_CHOOSE);
+	assert_null(r.chosen_from);
+	reply_release(&r);
+	assert_int_equal(say(b, "2", CHAT_PRIVATE, 1, '/', &r), REPLY_ANSWER);
+	assert_non_null(r.chosen_from);
+	assert_string_equal(r.chosen_from, "où sont les archives ?");
+	reply_release(&r);
+	/* a button from the fallback's suggestions */
+	assert_int_equal(say(b, "ticket", CHAT_PRIVATE, 1, '/', &r), REPLY_FALLBACK);
+	assert_true(r.n_choices >= 1);
+	char *id = strdup(r.choices[0].id);
+	reply_release(&r);
+	assert_int_equal(bot_choose(b, "chat-1", id, '/', &r), REPLY_ANSWER);
+	assert_string_equal(r.chosen_from, "ticket");
+	reply_release(&r);
+	/* the list is used up: the same button again is no longer a choice */
+	assert_int_equal(bot_choose(b, "chat-1", id, '/', &r), REPLY_ANSWER);
+	assert_null(r.chosen_from);
+	reply_release(&r);
+	free(id);
+	/* an entry the list did not offer, and the /faq list */
+	assert_int_equal(say(b, "où sont les archives ?", CHAT_PRIVATE, 1, '/', &r), REPLY_CHOOSE);
+	reply_release(&r);
+	assert_int_equal(bot_choose(b, "chat-1", "cout", '/', &r), REPLY_ANSWER);
+	assert_null(r.chosen_from);
+	reply_release(&r);
+	assert_int_equal(say(b, "/faq", CHAT_PRIVATE, 1, '/', &r), REPLY_LIST);
+	reply_release(&r);
+	assert_int_equal(say(b, "2", CHAT_PRIVATE, 1, '/', &r), REPLY_ANSWER);
+	assert_null(r.chosen_from);
+	reply_release(&r);
+	/* an ordinary answer */
+	assert_int_equal(say(b, "combien coute la souscription", CHAT_PRIVATE, 1, '/', &r), REPLY_ANSWER);
+	assert_null(r.chosen_from);
+	reply_release(&r);
+}
+
 static void group_etiquette(void **state)
 {
 	struct bot *b = *state;
@@ -442,6 +485,7 @@ int main(void)
 		cmocka_unit_test(link_label_comes_from_the_faq),
 		cmocka_unit_test_setup_teardown(fallback_link_comes_before_suggestions, setup, teardown),
 		cmocka_unit_test_setup_teardown(choices_are_numbered, setup, teardown),
+		cmocka_unit_test_setup_teardown(choice_names_the_question_it_answered, setup, teardown),
 		cmocka_unit_test(answers_carry_their_markup),
 		cmocka_unit_test(mentions_are_stripped),
 	};

@@ -49,6 +49,30 @@ static void defaults(void **state)
 	strbuf_release(&e);
 }
 
+/* Live learning is off unless set, and one user alone may never teach. */
+static void learning_settings(void **state)
+{
+	(void)state;
+	clear_env();
+	struct config c;
+	struct strbuf e = STRBUF_INIT;
+	assert_int_equal(config_load(&c, NULL, &e), 0);
+	assert_int_equal(c.learn_min_users, 0);
+	assert_int_equal(c.feedback_retention_days, 90);
+	config_release(&c);
+	setenv("FAQBOT_LEARN_MIN_USERS", "1", 1);
+	assert_int_equal(config_load(&c, NULL, &e), -1);
+	assert_non_null(strstr(e.buf, "learn_min_users"));
+	config_release(&c);
+	strbuf_reset(&e);
+	setenv("FAQBOT_LEARN_MIN_USERS", "3", 1);
+	assert_int_equal(config_load(&c, NULL, &e), 0);
+	assert_int_equal(c.learn_min_users, 3);
+	config_release(&c);
+	unsetenv("FAQBOT_LEARN_MIN_USERS");
+	strbuf_release(&e);
+}
+
 static void file_then_environment(void **state)
 {
 	(void)state;
@@ -125,6 +149,7 @@ int main(void)
 		cmocka_unit_test(file_then_environment),
 		cmocka_unit_test(errors_name_the_key_and_the_place),
 		cmocka_unit_test(secret_file_and_masking),
+		cmocka_unit_test(learning_settings),
 	};
 	return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }

@@ -414,7 +414,7 @@ static void retention_keeps_only_what_dedup_needs(void **state)
 	assert_int_equal(store_recent_set(s, "t", "A", "cout", 1, ""), 0);
 	assert_int_equal(store_unanswered_add(s, "t", "A", "q", NULL, 0.1, 1), 0);
 	assert_int_equal(store_unanswered_add(s, "t", "A", "q", NULL, 0.1, 3 * day), 0);
-	struct store_retention keep = { 2 * day, day, 30 * day };
+	struct store_retention keep = { 2 * day, day, 30 * day, 30 * day };
 	assert_int_equal(store_retain(s, 3 * day, &keep), 4);
 	assert_int_equal(count("ledger"), 1);
 	assert_int_equal(count("outbox"), 1);
@@ -488,6 +488,191 @@ static void version_2_database_is_migrated(void **state)
 	outbox_row_release(&rows[1]);
 }
 
+/* Sends the reply of trigger as message id msg, as the sender does. */
+static void send_as(struct store *s, const char *chat, const char *trigger, const char *msg)
+{
+	assert_true(add(s, chat, trigger, 0) > 0);
+	struct outbox_row rows[4];
+	assert_int_equal(store_outbox_due(s, "t", 10, rows, 4), 1);
+	rows[0].state = OUT_SENT;
+	rows[0].result = strdup(msg);
+	assert_int_equal(store_outbox_set(s, &rows[0]), 0);
+	outbox_row_release(&rows[0]);
+}
+
+static void votes_count_once_per_user_and_answer(void **state)
+{
+	struct store *s = *state;
+	assert_int_equal(store_answered_add(s, "t", "A:1", "cout", "combien ça coûte", 100), 0);
+	assert_int_equal(store_answered_add(s, "t", "A:1", "autre", "replay", 101), 0); /* first stands */
+	send_as(s, "A", "A:1", "m1");
+	send_as(s, "A", "A:2", "m2");             /* not a recorded answer (help text, say) */
+	struct strbuf e = STRBUF_INIT, q = STRBUF_INIT;
+	assert_int_equal(store_answered_get(s, "t", "A", "m1", NULL, &e, &q), 1);
+	assert_string_equal(e.buf, "cout");
+	assert_string_equal(q.buf, "combien ça coûte");
+	assert_int_equal(store_answered_get(s, "t", "A", "m2", NULL, &e, &q), 0);
+	assert_int_equal(store_vote_set(s, "t", "A", "m2", "alice", 1, NULL, 200), STORE_VOTE_UNKNOWN);
+	assert_int_equal(store_vote_set(s, "t", "A", "m1", "alice", 1, NULL, 200), STORE_VOTE_CHANGED);
+	for (int i = 0; i < 100; i++)
+		assert_int_equal(store_vote_set(s, "t", "A", "m1", "alice", 1, NULL, 201 + i), STORE_VOTE_SAME);
+	assert_int_equal(count("votes"), 1);
+	assert_int_equal(store_vote_set(s, "t", "A", "m1", "alice", -1, NULL, 400), STORE_VOTE_CHANGED);
+	assert_int_equal(store_vote_set(s, "t", "A", "m1", "bob", -1, NULL, 400), STORE_VOTE_CHANGED);
+	assert_int_equal(count("votes"), 2);
+	assert_int_equal(store_vote_set(s, "t", "A", "m1", "bob", 0, NULL, 401), STORE_VOTE_CHANGED); /* withdrawn */
+	assert_int_equal(store_vote_set(s, "t", "A", "m1", "bob", 0, NULL, 402), STORE_VOTE_SAME);
+	assert_int_equal(count("votes"), 1);
+	assert_int_equal(store_vote_set(s, "t", "A", "m1", "bob", 2, NULL, 402), -1);
+	/* a second part of the same answer (a Matrix echo) is the same answer */
+	struct outbox_row r = { 0 };
+	r.transport = "t";
+	r.chat = "A";
+	r.trigger = "A:1";
+	r.part = 1;
+	r.method = "m";
+	r.body = "{}";
+	r.txn = "txn1";
+	r.created_at = 1;
+	assert_true(store_outbox_add(s, &r) > 0);
+	assert_int_equal(store_outbox_mark_sent(s, "t", "txn1", "m1b"), 1);
+	assert_int_equal(store_vote_set(s, "t", "A", "m1b", "alice", -1, NULL, 500), STORE_VOTE_SAME);
+	assert_int_equal(count("votes"), 1);
+	/* Telegram's message ids are per chat: the same id in another chat is
+	 * another message */
+	assert_int_equal(store_answered_get(s, "t", "B", "m1", NULL, &e, &q), 0);
+	assert_int_equal(store_vote_set(s, "t", "B", "m1", "carol", 1, NULL, 500), STORE_VOTE_UNKNOWN);
+	assert_int_equal(store_answered_add(s, "t", "B:1", "plh", "plh ?", 100), 0);
+	assert_int_equal(store_answered_sent(s, "t", "B", "B:1", "m1"), 0);
+	assert_int_equal(store_answered_get(s, "t", "B", "m1", NULL, &e, &q), 1);
+	assert_string_equal(e.buf, "plh");
+	assert_int_equal(store_answered_get(s, "t", "A", "m1", NULL, &e, &q), 1);
+	assert_string_equal(e.buf, "cout");
+	/* users are stored as pseudonyms only */
+	char path[400];
+	snprintf(path, sizeof(path), "%s/%s", dir, STORE_FILE);
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT user, value FROM votes", -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_int_equal(strlen((const char *)sqlite3_column_text(st, 0)), 16);
+	assert_null(strstr((const char *)sqlite3_column_text(st, 0), "alice"));
+	assert_int_equal(sqlite3_column_int(st, 1), -1);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	strbuf_release(&e);
+	strbuf_release(&q);
+	assert_int_equal(store_active_statements(s), 0);
+}
+
+struct seen {
+	int n, sum;
+	char last[64];
+};
+
+static void on_choice(void *arg, const char *entry, const char *question, const char *user, int64_t at)
+{
+	(void)question;
+	(void)user;
+	(void)at;
+	struct seen *c = arg;
+	c->n++;
+	snprintf(c->last, sizeof(c->last), "%s", entry);
+}
+
+static void on_vote(void *arg, const char *entry, const char *question, const char *user, int value,
+		    int64_t at)
+{
+	(void)entry;
+	(void)question;
+	(void)user;
+	(void)at;
+	struct seen *c = arg;
+	c->n++;
+	c->sum += value;
+}
+
+static void choices_once_per_user_question_and_entry(void **state)
+{
+	struct store *s = *state;
+	assert_int_equal(store_choice_add(s, "t", "G", "alice", "prix ?", "cout", 10), 1);
+	assert_int_equal(store_choice_add(s, "t", "G", "alice", "prix ?", "cout", 20), 0);
+	assert_int_equal(store_choice_add(s, "t", "G", "bob", "prix ?", "cout", 30), 1);
+	assert_int_equal(store_choice_add(s, "t", "G", "bob", "prix ?", "plh", 40), 1);
+	struct seen c = { 0 };
+	assert_int_equal(store_choices_each(s, 0, on_choice, &c), 0);
+	assert_int_equal(c.n, 3);
+	assert_string_equal(c.last, "plh");
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(store_choices_each(s, 25, on_choice, &c), 0);
+	assert_int_equal(c.n, 2);                 /* alice's refreshed time is 20 */
+	assert_int_equal(store_active_statements(s), 0);
+}
+
+static void feedback_is_pruned_after_its_window(void **state)
+{
+	struct store *s = *state;
+	const int64_t day = 86400000;
+	assert_int_equal(store_answered_add(s, "t", "A:1", "cout", "prix", 1), 0);
+	send_as(s, "A", "A:1", "m1");
+	assert_int_equal(store_answered_add(s, "t", "A:2", "cout", "prix", 9 * day), 0);
+	assert_int_equal(store_answered_sent(s, "t", "A", "A:2", "m2"), 0);
+	assert_int_equal(store_vote_set(s, "t", "A", "m1", "alice", -1, NULL, 2), STORE_VOTE_CHANGED);
+	assert_int_equal(store_vote_set(s, "t", "A", "m2", "alice", 1, NULL, 9 * day), STORE_VOTE_CHANGED);
+	assert_int_equal(store_choice_add(s, "t", "A", "alice", "prix", "cout", 3), 1);
+	assert_int_equal(store_choice_add(s, "t", "A", "bob", "prix", "cout", 9 * day), 1);
+	struct store_retention keep = { 100 * day, 100 * day, 100 * day, 5 * day };
+	assert_int_equal(store_retain(s, 10 * day, &keep), 4); /* answered, its message, vote, choice */
+	assert_int_equal(count("answered"), 1);
+	assert_int_equal(count("answered_msg"), 1);
+	struct seen c = { 0 };
+	assert_int_equal(store_votes_each(s, 0, on_vote, &c), 0);
+	assert_int_equal(c.n, 1);
+	assert_int_equal(c.sum, 1);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(store_choices_each(s, 0, on_choice, &c), 0);
+	assert_int_equal(c.n, 1);
+	/* a vote on the pruned answer is ignored */
+	assert_int_equal(store_vote_set(s, "t", "A", "m1", "bob", -1, NULL, 10 * day), STORE_VOTE_UNKNOWN);
+	/* an answer's record lasts a week even when votes are kept longer */
+	keep.feedback_ms = 100 * day;
+	assert_int_equal(store_retain(s, 16 * day + 1, &keep), 2);
+	assert_int_equal(count("answered"), 0);
+	assert_int_equal(count("answered_msg"), 0);
+	assert_int_equal(count("votes"), 1);
+	keep.feedback_ms = 0; /* recording off: nothing kept */
+	assert_int_equal(store_retain(s, 10 * day, &keep), 2);
+	assert_int_equal(count("choices"), 0);
+	assert_int_equal(count("votes"), 0);
+}
+
+static void version_3_database_gets_the_feedback_tables(void **state)
+{
+	struct store *s = *state;
+	assert_int_equal(store_kv_set(s, "offset", "42"), 0);
+	store_close(s);
+	*state = NULL;
+	char path[400];
+	snprintf(path, sizeof(path), "%s/%s", dir, STORE_FILE);
+	sqlite3 *db;
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "DROP TABLE answered; DROP TABLE answered_msg; DROP TABLE votes;"
+				      " DROP TABLE choices; PRAGMA user_version=3;", NULL, NULL, NULL),
+			 SQLITE_OK);
+	sqlite3_close(db);
+	char err[512];
+	s = store_open(dir, err, sizeof(err));
+	assert_non_null(s);
+	*state = s;
+	struct strbuf v = STRBUF_INIT;
+	assert_int_equal(store_kv_get(s, "offset", &v), 1);  /* the data stays */
+	assert_string_equal(v.buf, "42");
+	strbuf_release(&v);
+	assert_int_equal(store_choice_add(s, "t", "A", "alice", "prix", "cout", 3), 1);
+	assert_int_equal(count("choices"), 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -504,6 +689,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(handled_update_id_may_come_again, setup, teardown),
 		cmocka_unit_test_setup_teardown(retention_keeps_only_what_dedup_needs, setup, teardown),
 		cmocka_unit_test_setup_teardown(version_2_database_is_migrated, setup, teardown),
+		cmocka_unit_test_setup_teardown(votes_count_once_per_user_and_answer, setup, teardown),
+		cmocka_unit_test_setup_teardown(choices_once_per_user_question_and_entry, setup, teardown),
+		cmocka_unit_test_setup_teardown(feedback_is_pruned_after_its_window, setup, teardown),
+		cmocka_unit_test_setup_teardown(version_3_database_gets_the_feedback_tables, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("store", tests, NULL, NULL);
 }
