@@ -44,6 +44,7 @@ struct store {
 	int lock_fd;
 	int txn;          /* a transaction opened by store_begin is open */
 	int txn_failed;   /* a statement failed inside it: commit refuses */
+	int disk_full;    /* a statement failed with SQLITE_FULL since the last rollback */
 	struct {
 		const char *sql;
 		sqlite3_stmt *st;
@@ -159,6 +160,8 @@ static void failed(struct store *s, int rc)
 {
 	if (s->txn)
 		s->txn_failed = 1;
+	if ((rc & 0xff) == SQLITE_FULL)
+		s->disk_full = 1;
 	log_error("store_error", "file=%s error=%s detail=%s", log_q(s->path), log_q(why(s, rc)),
 		  log_q(sqlite3_errmsg(s->db)));
 }
@@ -221,6 +224,8 @@ static int exec(struct store *s, const char *sql)
 	char *msg = NULL;
 	int rc = sqlite3_exec(s->db, sql, NULL, NULL, &msg);
 	if (rc != SQLITE_OK) {
+		if ((rc & 0xff) == SQLITE_FULL)
+			s->disk_full = 1;
 		log_error("store_error", "file=%s error=%s detail=%s", log_q(s->path), log_q(why(s, rc)),
 			  log_q(msg ? msg : "error"));
 		sqlite3_free(msg);
@@ -426,12 +431,37 @@ int store_commit(struct store *s)
 	return 0;
 }
 
+/*
+ * After a disk-full error, give the WAL's space back: on a small disk the
+ * WAL itself can be what fills it (it only shrinks after a checkpoint, and
+ * the automatic one waits for STORE_WAL_CHECKPOINT_PAGES), and then every
+ * later transaction fails too, even once the disk has room again.  A
+ * TRUNCATE checkpoint copies the committed pages into the database and
+ * empties the WAL; when it cannot run yet, the next failure tries again.
+ */
+static void store_reclaim(struct store *s)
+{
+	int frames = 0, copied = 0;
+	int rc = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, &frames, &copied);
+	if (rc == SQLITE_OK) {
+		s->disk_full = 0;
+		log_info("store_checkpoint", "file=%s reason=%s frames=%d", log_q(s->path),
+			 log_q("the disk was full: the WAL was copied into the database and emptied"),
+			 copied);
+	} else {
+		log_warn("store_checkpoint_failed", "file=%s error=%s detail=%s", log_q(s->path),
+			 log_q(why(s, rc)), log_q(sqlite3_errmsg(s->db)));
+	}
+}
+
 void store_rollback(struct store *s)
 {
 	if (!sqlite3_get_autocommit(s->db))
 		exec(s, "ROLLBACK");
 	s->txn = 0;
 	s->txn_failed = 0;
+	if (s->disk_full)
+		store_reclaim(s);
 }
 
 int store_active_statements(struct store *s)
