@@ -2,7 +2,14 @@
  * flood.c - sliding-window question counter per user.  See flood.h.
  *
  * Times are the messages' own (when they were sent), not when faqbot reads
- * them: a backlog read at once after downtime is not a flood.  The table
+ * them: a backlog read at once after downtime is not a flood.  A sender
+ * can forge its message times (a Matrix homeserver sets origin_server_ts),
+ * so an old time is believed only while a backlog can exist: during the
+ * first FLOOD_BACKLOG_MS after the first question this process saw, times
+ * down to FLOOD_MAX_AGE_MS ago count; after that, a question counts no
+ * earlier than FLOOD_SKEW_MS before it arrived (late federation, clocks),
+ * so forged times spread far apart cannot slip a flood through.  A pause
+ * runs from the arrival of the question that caused it.  The table
  * is bounded: when it holds FLOOD_MAX_KEYS users, it is rebuilt keeping the
  * users paused now (up to three quarters of the table) and the most
  * recently active ones, half the table at least, so a stream of new keys
@@ -30,6 +37,7 @@ struct flood {
 	struct strmap *keys;
 	struct slot *slots;
 	size_t n, alloc;
+	int64_t first_now;  /* arrival of the first question counted, or 0 */
 };
 
 struct flood *flood_new(long max, long window_s, long pause_s)
@@ -109,8 +117,12 @@ enum flood_verdict flood_check(struct flood *f, const char *key, int64_t at, int
 	 * slip a flood through */
 	if (at <= 0 || at > now)
 		at = now;
-	if (at < now - FLOOD_MAX_AGE_MS)
-		at = now - FLOOD_MAX_AGE_MS;
+	if (!f->first_now)
+		f->first_now = now;
+	int64_t oldest_believed = now - f->first_now < FLOOD_BACKLOG_MS ? now - FLOOD_MAX_AGE_MS
+								       : now - FLOOD_SKEW_MS;
+	if (at < oldest_believed)
+		at = oldest_believed;
 	uint32_t i;
 	if (!strmap_get(f->keys, key, strlen(key), &i)) {
 		if (f->n >= FLOOD_MAX_KEYS)
@@ -126,14 +138,14 @@ enum flood_verdict flood_check(struct flood *f, const char *key, int64_t at, int
 	struct slot *s = &f->slots[i];
 	if (at > s->last)
 		s->last = at;
-	if (at < s->paused_until)
+	if (now < s->paused_until)
 		return FLOOD_IGNORE;
 	/* the oldest of the last max questions: within the window = too many */
 	int64_t oldest = s->times[s->next];
 	s->times[s->next] = at;
 	s->next = (s->next + 1) % (size_t)f->max;
 	if (oldest && at - oldest < f->window && at >= oldest) {
-		s->paused_until = at + f->pause;
+		s->paused_until = now + f->pause;
 		return FLOOD_NOTICE;
 	}
 	return FLOOD_OK;
