@@ -39,7 +39,12 @@ endif
 
 # Lazily expanded: pkg-config runs after `deps` has installed the packages.
 PKG_CFLAGS = $(shell pkg-config --cflags libcurl jansson libutf8proc $(EDIT_PKG) sqlite3 olm 2>/dev/null) $(EDIT_DEF)
-PKG_LIBS   = $(shell pkg-config --libs libcurl jansson libutf8proc $(EDIT_PKG) sqlite3 olm 2>/dev/null) -lstemmer -lm
+PKG_LIBS   = $(shell pkg-config --libs libcurl jansson libutf8proc $(EDIT_PKG) sqlite3 2>/dev/null) -lstemmer -lm
+# Matrix encryption (src/mx_crypto.c, libolm) is built and tested but not
+# yet used by the Matrix transport: the daemon does not link it (nor load
+# libolm) until it is; unit tests, fuzzers and the bench do.
+CRYPTO_SRCS = src/mx_crypto.c
+OLM_LIBS   = $(shell pkg-config --libs olm 2>/dev/null)
 
 WARN     = -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wstrict-prototypes -Wvla
 OPT      = -O2 -g
@@ -51,6 +56,7 @@ LDFLAGS_ALL = $(OPT) $(LDFLAGS)
 
 SRCS     = $(filter-out src/main.c,$(wildcard src/*.c))
 OBJS     = $(SRCS:src/%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/stopwords.o
+DAEMON_OBJS = $(filter-out $(CRYPTO_SRCS:src/%.c=$(BUILD)/obj/%.o),$(OBJS))
 HEADERS  = $(wildcard include/*.h)
 STOPWORDS = $(wildcard faq/stopwords/*.txt)
 CHATWORDS = $(wildcard faq/chat/*.txt)
@@ -97,7 +103,7 @@ $(BUILD)/obj/main.o: $(BUILD)/gen/buildinfo.h
 
 FORCE:
 
-$(BUILD)/faqbot: $(BUILD)/obj/main.o $(OBJS)
+$(BUILD)/faqbot: $(BUILD)/obj/main.o $(DAEMON_OBJS)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS)
 
 $(BUILD)/obj/%.o: src/%.c $(HEADERS) | $(BUILD)/obj
@@ -140,7 +146,7 @@ $(BUILD)/obj $(BUILD)/gen $(BUILD)/tests $(LEXDIR):
 
 $(BUILD)/tests/%: tests/unit/%.c tests/unit/cmocka_filter.c $(OBJS) $(HEADERS) | $(BUILD)/tests
 	$(CC) $(CFLAGS_ALL) -DTEST_DATA_DIR='"tests/data"' -o $@ $< tests/unit/cmocka_filter.c $(OBJS) $(LDFLAGS_ALL) \
-		$(PKG_LIBS) $$(pkg-config --libs cmocka)
+		$(PKG_LIBS) $(OLM_LIBS) $$(pkg-config --libs cmocka)
 
 unit-bins: $(UNIT_BINS) $(BUILD)/faqbot lexicon
 
@@ -174,7 +180,7 @@ bench: all
 	@$(PYTHON) tests/bench/bench_chat.py --faqbot $(BUILD)/faqbot
 
 $(BUILD)/bench: tests/bench/bench.c $(OBJS) $(HEADERS)
-	$(CC) $(CFLAGS_ALL) -o $@ $< $(OBJS) $(LDFLAGS_ALL) $(PKG_LIBS)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(OBJS) $(LDFLAGS_ALL) $(PKG_LIBS) $(OLM_LIBS)
 
 # Xapian C++ on the same FAQ and questions, the yardstick for the matcher's speed.
 CXX ?= c++
@@ -207,7 +213,7 @@ $(BUILD)/fuzz:
 
 $(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(OBJS) $(HEADERS) | $(BUILD)/fuzz
 	@echo "FUZZ $@"
-	@$(CC) $(CFLAGS_ALL) -Itests/fuzz -fsanitize=fuzzer -o $@ $< $(OBJS) $(LDFLAGS_ALL) $(PKG_LIBS)
+	@$(CC) $(CFLAGS_ALL) -Itests/fuzz -fsanitize=fuzzer -o $@ $< $(OBJS) $(LDFLAGS_ALL) $(PKG_LIBS) $(OLM_LIBS)
 
 fuzz-bins: $(FUZZ_TARGETS:%=$(BUILD)/fuzz/fuzz_%)
 

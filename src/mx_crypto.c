@@ -430,7 +430,7 @@ struct mx_account *mx_account_unpickle(const char *pickle, const void *key, size
 			a = NULL;
 		}
 	}
-	free(olm);
+	wipe_free(olm, n + 1); /* libolm decrypts the pickle in place */
 	json_decref(env);
 	return a;
 }
@@ -702,7 +702,7 @@ struct mx_olm_session *mx_olm_session_unpickle(const char *pickle, const void *k
 			s = NULL;
 		}
 	}
-	free(olm);
+	wipe_free(olm, n + 1);
 	json_decref(env);
 	return s;
 }
@@ -1206,7 +1206,7 @@ struct mx_megolm_in *mx_megolm_in_unpickle(const char *pickle, const void *key, 
 			seen_add(s, (uint32_t)json_integer_value(ix), ev);
 	}
 out:
-	free(olm);
+	wipe_free(olm, n + 1);
 	json_decref(env);
 	return s;
 }
@@ -1402,7 +1402,7 @@ struct mx_megolm_out *mx_megolm_out_unpickle(const char *pickle, const void *key
 	olm_outbound_group_session_id(s->olm, (uint8_t *)s->session_id, idn);
 	s->session_id[idn] = '\0';
 out:
-	free(olm);
+	wipe_free(olm, n + 1);
 	json_decref(env);
 	return s;
 }
