@@ -18,7 +18,5 @@
 /* Maps and registers what it finds; returns how many files it mapped.
  * Logs one line (info when all four are there, warning otherwise). */
 int lexfile_load(const char *datadir);
-/* The directory the files came from, or NULL when none was found. */
-const char *lexfile_dir(void);
 
 #endif

@@ -210,8 +210,6 @@ void outbox_row_release(struct outbox_row *row);
  * hashed, never in clear. */
 STORE_MUST_CHECK int store_unanswered_add(struct store *s, const char *transport, const char *chat,
 			 const char *text, const char *best, double confidence, int64_t now);
-/* Deletes records older than before (ms); returns how many. */
-STORE_MUST_CHECK int store_unanswered_prune(struct store *s, int64_t before);
 /* Calls fn for each record since `since` (ms), oldest first. */
 STORE_MUST_CHECK int store_unanswered_each(struct store *s, int64_t since,
 			  void (*fn)(void *arg, int64_t at, const char *transport, const char *text,

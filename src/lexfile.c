@@ -21,7 +21,6 @@
 #include <unistd.h>
 
 static const char *const languages[] = { "french", "english" };
-static char found_dir[PATH_MAX];
 
 /* out = a + b (+ c); 0, or -1 when it does not fit (the path is skipped). */
 static int join(char *out, size_t size, const char *a, const char *b, const char *c)
@@ -104,8 +103,6 @@ int lexfile_load(const char *datadir)
 		if (!join(path, sizeof(path), dir, name, ""))
 			mapped += map_one(path, languages[i], TEXT_THESAURUS);
 	}
-	if (dir)
-		snprintf(found_dir, sizeof(found_dir), "%s", dir);
 	if (mapped == 2 * (int)ARRAY_LEN(languages))
 		log_debug("lexicon", "dir=%s files=%d", log_q(dir), mapped);
 	else
@@ -115,7 +112,3 @@ int lexfile_load(const char *datadir)
 	return mapped;
 }
 
-const char *lexfile_dir(void)
-{
-	return found_dir[0] ? found_dir : NULL;
-}

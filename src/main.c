@@ -546,8 +546,12 @@ static int serve(struct config *c)
 					c->feedback_retention_days * 86400000LL };
 	const char *w = getenv("FAQBOT_TEST_DEDUP_WINDOW_S"); /* tests and soak: a short window */
 	long ws = w ? strtol(w, NULL, 10) : 0;
-	if (ws > 0 && ws < 86400L * 365)
+	if (ws > 0 && ws < 86400L * 365) {
 		keep.dedup_ms = keep.recent_ms = keep.feedback_ms = ws * 1000LL;
+		log_warn("test_setting", "name=FAQBOT_TEST_DEDUP_WINDOW_S seconds=%ld msg=%s", ws,
+			 log_q("a test setting shortens de-duplication: a redelivered update may be "
+			       "answered twice; never set it in production"));
+	}
 	struct transport *tr[2];
 	size_t n = 0;
 	if (c->telegram_token) {
@@ -724,6 +728,9 @@ int main(int argc, char **argv)
 	uint8_t seed[16];
 	if (random_bytes(seed, sizeof(seed)) == 0)
 		hash_seed(seed); /* hash tables keyed by chat text: a key nobody can guess */
+	else
+		fprintf(stderr, "faqbot: warning: the kernel gave no random bytes; hash tables use a "
+				"fixed key, so chat users could aim collisions at them\n");
 	const char *cmd = argv[1];
 	if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
 		fputs(usage_main, stdout);

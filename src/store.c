@@ -990,16 +990,6 @@ int store_unanswered_add(struct store *s, const char *transport, const char *cha
 	return run(s, st);
 }
 
-int store_unanswered_prune(struct store *s, int64_t before)
-{
-	static const char sql[] = "DELETE FROM unanswered WHERE at<?1";
-	sqlite3_stmt *st = stmt(s, sql);
-	sqlite3_bind_int64(st, 1, before);
-	if (run(s, st) < 0)
-		return -1;
-	return sqlite3_changes(s->db);
-}
-
 int store_unanswered_each(struct store *s, int64_t since,
 			  void (*fn)(void *arg, int64_t at, const char *transport, const char *text,
 				     const char *best, double confidence),

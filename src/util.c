@@ -7,6 +7,7 @@
 
 #include <stdio.h>
 #include <sys/random.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -160,6 +161,8 @@ int random_bytes(void *buf, size_t n)
 	unsigned char *p = buf;
 	while (n) {
 		ssize_t got = getrandom(p, n, 0);
+		if (got < 0 && errno == EINTR)
+			continue;
 		if (got <= 0)
 			return -1;
 		p += got;
