@@ -17,6 +17,7 @@ bot runs under memcheck and must report no definitely or indirectly lost
 bytes (and no errors).
 """
 import argparse
+import collections
 import json
 import os
 import random
@@ -214,13 +215,31 @@ def main():
             time.sleep(0.1 if not a.valgrind else 0.3)
         for t in fault_threads:
             t.join()
-        # let the queues drain
-        tg.wait(lambda: all(tg.replies_to(c, m) for c, m in asked_tg), 120)
-        mx.wait(lambda: all(mx.replies_to(r, e) for r, e in asked_mx), 120)
-        lost_tg = sum(1 for c, m in asked_tg if not tg.replies_to(c, m))
-        lost_mx = sum(1 for r, e in asked_mx if not mx.replies_to(r, e))
-        dup_tg = sum(max(0, len(tg.replies_to(c, m)) - 1) for c, m in asked_tg)
-        dup_mx = sum(max(0, len(mx.replies_to(r, e)) - 1) for r, e in asked_mx)
+        # let the queues drain; replies are counted once per check, by what
+        # they answer (asking replies_to per question is quadratic: minutes
+        # per check after a 30-minute run)
+        def tg_counts():
+            n = collections.Counter()
+            for m in list(tg.sent):
+                n[(m["chat_id"], (m.get("reply_parameters") or {}).get("message_id"))] += 1
+            return n
+
+        def mx_counts():
+            n = collections.Counter()
+            for e in list(mx.sent):
+                rel = (e["content"].get("m.relates_to") or {}).get("m.in_reply_to") or {}
+                n[(e["room_id"], rel.get("event_id"))] += 1
+            return n
+        def all_answered(counts, asked):
+            n = counts()
+            return all(n[tuple(q)] for q in asked)
+        tg.wait(lambda: all_answered(tg_counts, asked_tg), 120)
+        mx.wait(lambda: all_answered(mx_counts, asked_mx), 120)
+        ntg, nmx = tg_counts(), mx_counts()
+        lost_tg = sum(1 for q in asked_tg if not ntg[tuple(q)])
+        lost_mx = sum(1 for q in asked_mx if not nmx[tuple(q)])
+        dup_tg = sum(max(0, ntg[tuple(q)] - 1) for q in asked_tg)
+        dup_mx = sum(max(0, nmx[tuple(q)] - 1) for q in asked_mx)
         samples.append((time.time() - t0, rss_kb(p.pid)))
         warm = [kb for t, kb in samples if t >= a.seconds / 5]
         growth = (max(warm) - warm[0]) / 1024 if warm else 0.0
