@@ -512,6 +512,11 @@ int bot_has_choices(struct bot *b, const char *chat)
 	return m && m->n > 0;
 }
 
+int bot_picks_choice(struct bot *b, const char *chat, const char *text, size_t len)
+{
+	return bare_number(text, len) > 0 && bot_has_choices(b, chat);
+}
+
 char *bot_text(struct bot *b, const char *key, char prefix)
 {
 	return render(b, key, prefix);

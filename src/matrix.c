@@ -9,10 +9,10 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "matrix.h"
-#include "flood.h"
 #include "log.h"
 #include "metrics.h"
 #include "sender.h"
+#include "service.h"
 #include "text.h"
 #include "util.h"
 
@@ -46,7 +46,7 @@ struct mx {
 	struct store *store;
 	struct http *http;
 	struct sender *sender;
-	struct flood *flood;
+	struct service *service;
 	struct transport tr;
 
 	enum phase phase;
@@ -577,33 +577,6 @@ static int cut_name(struct strbuf *b, const char *name)
 	return 0;
 }
 
-static int is_command(const char *body, char prefix)
-{
-	static const char *const cmds[] = { "aide", "help", "faq", "souscrire", "subscribe", "start",
-					    "questions" };
-	if (body[0] != prefix)
-		return 0;
-	for (size_t i = 0; i < ARRAY_LEN(cmds); i++) {
-		size_t n = strlen(cmds[i]);
-		if (!strncasecmp(body + 1, cmds[i], n) && !isalnum((unsigned char)body[1 + n]))
-			return 1;
-	}
-	return 0;
-}
-
-static int bare_number(const char *s)
-{
-	while (*s == ' ')
-		s++;
-	if (!isdigit((unsigned char)*s))
-		return 0;
-	while (isdigit((unsigned char)*s))
-		s++;
-	while (*s == ' ' || *s == '.' || *s == ')')
-		s++;
-	return !*s;
-}
-
 /* Handles one event (inside the caller's transaction); -1 when the store
  * failed (the transaction is then refused and the event handled again). */
 static int handle_event(struct mx *m, const char *room, json_t *ev, long members)
@@ -683,44 +656,23 @@ static int handle_event(struct mx *m, const char *room, json_t *ev, long members
 		addressed = 1;
 	while (text.len && text.buf[0] == ' ')
 		memmove(text.buf, text.buf + 1, text.len--);
-	if (is_command(text.buf, m->o.prefix) || (bare_number(text.buf) && bot_has_choices(m->bot, room)))
+	if (bot_is_command(text.buf, text.len, m->o.prefix) || bot_picks_choice(m->bot, room, text.buf, text.len))
 		addressed = 1;
-	struct inbound_msg in = { text.buf, text.len, direct ? CHAT_PRIVATE : CHAT_GROUP, addressed,
-				  room, m->o.prefix };
-	struct reply r;
-	bot_handle(m->bot, &in, &r);
+	const char *root = rel_type && !strcmp(rel_type, "m.thread")
+			   ? json_string_value(json_object_get(rel, "event_id")) : NULL;
+	struct service_msg sm = { { text.buf, text.len, direct ? CHAT_PRIVATE : CHAT_GROUP, addressed, room,
+				    m->o.prefix },
+				  sender, trigger, (int64_t)json_integer_value(json_object_get(ev, "origin_server_ts")),
+				  body, event_id, root, NULL };
+	int rc = service_handle(m->service, &sm, now);
 	strbuf_release(&text);
-	if (r.kind != REPLY_NONE) {
-		char key[700];
-		snprintf(key, sizeof(key), "%.300s:%.300s", room, sender);
-		/* counted at the time it was sent: a backlog is not a flood */
-		int v = (int)flood_check(m->flood, key,
-					 (int64_t)json_integer_value(json_object_get(ev, "origin_server_ts")), now);
-		if (v)
-			log_warn("flood", "transport=" T " room=%s user=%s verdict=%s", log_q(room),
-				 log_q(sender), v == FLOOD_NOTICE ? "notice" : "ignored");
-		bot_flood_reply(m->bot, v, m->o.prefix, &r);
-	}
-	if (r.kind != REPLY_NONE) {
-		const char *root = rel_type && !strcmp(rel_type, "m.thread")
-				   ? json_string_value(json_object_get(rel, "event_id")) : NULL;
-		if (queue_notice(m, room, trigger, "q", &r, r.text, sender, event_id, root) < 0 ||
-		    (r.unanswered && m->o.record_unanswered &&
-		     store_unanswered_add(m->store, T, room, body, r.entry_id, r.confidence, now) < 0)) {
-			reply_release(&r);
-			return -1;
-		}
-		metrics_inc("faqbot_questions_total", "transport=\"" T "\"");
-		metrics_inc("faqbot_replies_total", r.kind == REPLY_ANSWER ? "transport=\"" T "\",kind=\"answer\""
-				: r.kind == REPLY_FALLBACK ? "transport=\"" T "\",kind=\"fallback\""
-				: r.kind == REPLY_CHOOSE ? "transport=\"" T "\",kind=\"choose\""
-				: "transport=\"" T "\",kind=\"other\"");
-		log_info("reply", "transport=" T " room=%s entry=%s confidence=%.3f%s%s", log_q(room),
-			 r.entry_id ? r.entry_id : "-", r.confidence,
-			 m->o.log_questions ? " question=" : "", m->o.log_questions ? log_q(body) : "");
-	}
-	reply_release(&r);
-	return 0;
+	return rc;
+}
+
+/* The service's queue hook: the reply as m.notice rows. */
+static int mx_queue(void *arg, const struct service_msg *sm, const struct reply *r, const char *reply_to)
+{
+	return queue_notice(arg, sm->in.chat, sm->trigger, "q", r, r->text, sm->user, reply_to, sm->thread);
 }
 
 /* Forgets what the store keeps per room once the bot left it. */
@@ -1166,8 +1118,8 @@ static void send_done(void *arg, struct http_response *r)
 		if (now + wait > m->limited_until)
 			m->limited_until = now + wait;
 		sender_retry_later(row, now, wait);
-		log_warn("rate_limited", "transport=" T " room=%s retry_in_ms=%lld", log_q(row->chat),
-			 (long long)wait);
+		log_warn("rate_limited", "transport=" T " room=%s trigger=%s retry_in_ms=%lld", log_q(row->chat),
+			 log_q(row->trigger), (long long)wait);
 	} else if (join && r->status == 403 && row->attempts < JOIN_TRIES) {
 		sender_retry_later(row, now, sender_backoff(row)); /* the invite may not have arrived yet */
 		log_warn("join_retry", "transport=" T " room=%s error=%s", log_q(row->chat), log_q(er));
@@ -1293,7 +1245,7 @@ static void mx_free(void *self)
 {
 	struct mx *m = self;
 	sender_free(m->sender);
-	flood_free(m->flood);
+	service_free(m->service);
 	gap_reset(m);
 	free(m->base);
 	free(m->token);
@@ -1360,7 +1312,10 @@ struct transport *mx_new(const struct mx_options *o, struct bot *bot, struct sto
 	log_add_secret(o->password);
 	static const struct sender_ops ops = { mx_send, mx_throttle };
 	m->sender = sender_new(store, T, MAX_IN_FLIGHT, &ops, m);
-	m->flood = flood_new(o->flood_max, o->flood_window_s, o->flood_pause_s);
+	static const struct service_ops sops = { mx_queue };
+	struct service_options so = { T, 0, o->record_unanswered, o->log_questions, o->flood_max,
+				      o->flood_window_s, o->flood_pause_s };
+	m->service = service_new(bot, store, &so, &sops, m);
 	m->timeline_limit = TIMELINE_LIMIT;
 	m->messages_limit = MESSAGES_LIMIT;
 	m->tr = (struct transport){ T, m, mx_tick, mx_next_wake, mx_failed, mx_busy, mx_stop,

@@ -107,7 +107,7 @@ __attribute__((format(printf, 3, 4))) static int fail(char *err, size_t errlen,
 	if (err && errlen) {
 		va_list ap;
 		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
+		vsnprintf(err, errlen, fmt, ap); /* NOLINT(clang-analyzer-valist.Uninitialized): va_start is two lines up */
 		va_end(ap);
 	}
 	return -1;

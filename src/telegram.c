@@ -8,10 +8,10 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "telegram.h"
-#include "flood.h"
 #include "log.h"
 #include "metrics.h"
 #include "sender.h"
+#include "service.h"
 #include "strmap.h"
 #include "text.h"
 #include "util.h"
@@ -67,7 +67,7 @@ struct tg {
 	char *username;
 
 	struct sender *sender;
-	struct flood *flood;
+	struct service *service;
 	struct bucket global;
 	struct strmap *chat_bucket; /* chat -> index in buckets */
 	struct bucket *buckets;
@@ -172,12 +172,19 @@ static void commands_done(void *arg, struct http_response *r)
 
 static void enter_run(struct tg *tg)
 {
-	call(tg, "setMyCommands",
-	     "{\"commands\":[{\"command\":\"aide\",\"description\":\"Comment poser une question\"},"
-	     "{\"command\":\"faq\",\"description\":\"Les questions fréquentes\"},"
-	     "{\"command\":\"souscrire\",\"description\":\"Le lien pour souscrire\"},"
-	     "{\"command\":\"help\",\"description\":\"Aide\"}]}",
-	     tg->o.send_timeout_s * 1000, commands_done, tg);
+	/* the menu is the bot's command table, in the FAQ's language */
+	size_t nc;
+	const struct bot_command *cmds = bot_commands(tg->bot, &nc);
+	json_t *list = json_array();
+	for (size_t i = 0; i < nc; i++)
+		json_array_append_new(list, json_pack("{s:s, s:s}", "command", cmds[i].name, "description",
+						      cmds[i].description));
+	json_t *body = json_pack("{s:o}", "commands", list);
+	char *s = json_dumps(body, JSON_COMPACT);
+	json_decref(body);
+	if (s)
+		call(tg, "setMyCommands", s, tg->o.send_timeout_s * 1000, commands_done, tg);
+	free(s);
 	int n = -1;
 	if (store_begin(tg->store) == 0) {
 		n = store_outbox_recover(tg->store, T);
@@ -410,11 +417,12 @@ static int queue_reply(struct tg *tg, const char *chat, const char *trigger, con
 	return rc;
 }
 
-static const char *reply_kind_name(enum reply_kind k)
+/* The service's queue hook: the reply as sendMessage rows. */
+static int tg_queue(void *arg, const struct service_msg *m, const struct reply *r, const char *reply_to)
 {
-	static const char *const names[] = { "none", "answer", "choose", "fallback", "welcome",
-					     "help", "list", "subscribe", "empty" };
-	return names[k];
+	json_int_t to = reply_to ? strtoll(reply_to, NULL, 10) : 0;
+	json_int_t thread = m->thread ? strtoll(m->thread, NULL, 10) : 0;
+	return queue_reply(arg, m->in.chat, m->trigger, r, to > 0 ? to : 0, thread > 0 ? thread : 0);
 }
 
 /* Is the message addressed to the bot; also cuts "@bot" out of text.
@@ -505,64 +513,17 @@ static void handle_message(struct tg *tg, json_t *msg, int64_t now)
 		strbuf_release(&text);
 		return;
 	}
-	struct inbound_msg in = { text.buf, text.len, group ? CHAT_GROUP : CHAT_PRIVATE,
-				  addr || tg->o.group_all, chat, '/' };
-	struct reply r;
-	bot_handle(tg->bot, &in, &r);
+	char user[32], reply_to[32], thread[32];
+	chat_key(json_integer_value(json_object_get(from, "id")), user, sizeof(user));
+	chat_key(msg_id, reply_to, sizeof(reply_to));
+	chat_key(json_integer_value(json_object_get(msg, "message_thread_id")), thread, sizeof(thread));
+	struct service_msg m = { { text.buf, text.len, group ? CHAT_GROUP : CHAT_PRIVATE,
+				   addr || tg->o.group_all, chat, '/' },
+				 user, trigger, date > 0 && date < INT64_MAX / 1000 ? date * 1000 : 0, raw,
+				 group ? reply_to : NULL,
+				 json_is_true(json_object_get(msg, "is_topic_message")) ? thread : NULL, NULL };
+	(void)service_handle(tg->service, &m, now); /* a store failure refuses the transaction */
 	strbuf_release(&text);
-	if (r.kind != REPLY_NONE) {
-		char key[96];
-		snprintf(key, sizeof(key), "%s:%lld", chat,
-			 (long long)json_integer_value(json_object_get(from, "id")));
-		/* counted at the time it was sent: a backlog is not a flood */
-		int v = (int)flood_check(tg->flood, key, date > 0 && date < INT64_MAX / 1000 ? date * 1000 : 0,
-					 now);
-		if (v)
-			log_warn("flood", "transport=" T " chat=%s user=%lld verdict=%s", chat,
-				 (long long)json_integer_value(json_object_get(from, "id")),
-				 v == FLOOD_NOTICE ? "notice" : "ignored");
-		bot_flood_reply(tg->bot, v, '/', &r);
-	}
-	if (r.kind == REPLY_NONE) {
-		reply_release(&r);
-		return;
-	}
-	json_int_t reply_to = group ? msg_id : 0;
-	json_int_t thread = json_is_true(json_object_get(msg, "is_topic_message"))
-			    ? json_integer_value(json_object_get(msg, "message_thread_id")) : 0;
-	if (group && r.kind == REPLY_ANSWER && tg->o.cooldown_s > 0 && r.entry_id) {
-		int64_t at;
-		struct strbuf mid = STRBUF_INIT;
-		int got = store_recent_get(tg->store, T, chat, r.entry_id, &at, &mid);
-		if (got == 1 && now - at < tg->o.cooldown_s * 1000) {
-			free(r.text);
-			r.text = bot_text(tg->bot, "cooldown", '/');
-			if (mid.len)
-				reply_to = strtoll(mid.buf, NULL, 10);
-			log_info("cooldown", "transport=" T " chat=%s entry=%s", chat, r.entry_id);
-		} else if (got < 0 || store_recent_set(tg->store, T, chat, r.entry_id, now, "") < 0) {
-			strbuf_release(&mid);
-			reply_release(&r);
-			return;
-		}
-		strbuf_release(&mid);
-	}
-	if (queue_reply(tg, chat, trigger, &r, reply_to, thread) < 0 ||
-	    (r.unanswered && tg->o.record_unanswered &&
-	     store_unanswered_add(tg->store, T, chat, raw, r.entry_id, r.confidence, now) < 0)) {
-		reply_release(&r);
-		return;
-	}
-	metrics_inc("faqbot_questions_total", "transport=\"" T "\"");
-	{
-		char labels[80];
-		snprintf(labels, sizeof(labels), "transport=\"" T "\",kind=\"%s\"", reply_kind_name(r.kind));
-		metrics_inc("faqbot_replies_total", labels);
-	}
-	log_info("reply", "transport=" T " chat=%s kind=%s entry=%s confidence=%.3f%s%s", chat,
-		 reply_kind_name(r.kind), r.entry_id ? r.entry_id : "-", r.confidence,
-		 tg->o.log_questions ? " question=" : "", tg->o.log_questions ? log_q(raw) : "");
-	reply_release(&r);
 }
 
 static void callback_answered(void *arg, struct http_response *r)
@@ -603,33 +564,15 @@ static void handle_callback(struct tg *tg, json_t *cq, int64_t received, int64_t
 		return;
 	const char *ctype = json_string_value(json_object_get(chatj, "type"));
 	int group = ctype && strcmp(ctype, "private");
-	struct reply r;
-	bot_choose(tg->bot, chat, data + 2, '/', &r);
-	{
-		/* button presses count against the same flood limit as questions:
-		 * a burst of presses must not fill the chat's queue */
-		char key[96];
-		snprintf(key, sizeof(key), "%s:%lld", chat,
-			 (long long)json_integer_value(json_object_get(from, "id")));
-		int v = (int)flood_check(tg->flood, key, now, now);
-		if (v)
-			log_warn("flood", "transport=" T " chat=%s user=%lld verdict=%s", chat,
-				 (long long)json_integer_value(json_object_get(from, "id")),
-				 v == FLOOD_NOTICE ? "notice" : "ignored");
-		bot_flood_reply(tg->bot, v, '/', &r);
-		if (r.kind == REPLY_NONE) {
-			reply_release(&r);
-			return;
-		}
-	}
-	json_int_t thread = json_integer_value(json_object_get(msg, "message_thread_id"));
-	if (queue_reply(tg, chat, trigger, &r, group ? json_integer_value(json_object_get(msg, "message_id")) : 0,
-			json_is_true(json_object_get(msg, "is_topic_message")) ? thread : 0) < 0) {
-		reply_release(&r);
-		return;
-	}
-	log_info("reply", "transport=" T " chat=%s kind=choice entry=%s", chat, r.entry_id ? r.entry_id : "-");
-	reply_release(&r);
+	char user[32], reply_to[32], thread[32];
+	chat_key(json_integer_value(json_object_get(from, "id")), user, sizeof(user));
+	chat_key(json_integer_value(json_object_get(msg, "message_id")), reply_to, sizeof(reply_to));
+	chat_key(json_integer_value(json_object_get(msg, "message_thread_id")), thread, sizeof(thread));
+	struct service_msg m = { { "", 0, group ? CHAT_GROUP : CHAT_PRIVATE, 1, chat, '/' },
+				 user, trigger, 0, NULL, group ? reply_to : NULL,
+				 json_is_true(json_object_get(msg, "is_topic_message")) ? thread : NULL,
+				 data + 2 };
+	(void)service_handle(tg->service, &m, now);
 }
 
 static void handle_member(struct tg *tg, json_t *m)
@@ -942,14 +885,10 @@ static void send_done(void *arg, struct http_response *r)
 			log_warn("ambiguous_resend", "transport=" T " chat=%s trigger=%s part=%d note=%s",
 				 row->chat, row->trigger, row->part,
 				 log_q("delivered after an unknown outcome: the chat may see it twice"));
-		if (row->part == 0 && row->entry && row->chat[0] == '-') {
-			int64_t at;
-			struct strbuf m = STRBUF_INIT;
-			if (txn && store_recent_get(tg->store, T, row->chat, row->entry, &at, &m) == 1 &&
-			    !m.len && store_recent_set(tg->store, T, row->chat, row->entry, at, buf) < 0)
-				txn = 0;
-			strbuf_release(&m);
-		}
+		/* a group's answer: what a cooldown pointer will reply to */
+		if (txn && row->part == 0 && row->entry && row->chat[0] == '-' &&
+		    service_answer_sent(tg->service, row->chat, row->entry, buf) < 0)
+			txn = 0;
 		log_debug("sent", "transport=" T " chat=%s trigger=%s part=%d ms=%llu", row->chat,
 			  row->trigger, row->part, (unsigned long long)r->elapsed_ms);
 	} else if (!root && r->curl_code && !r->body_sent) {
@@ -968,7 +907,8 @@ static void send_done(void *arg, struct http_response *r)
 		if (txn && store_chat_park(tg->store, T, row->chat, now + wait) < 0)
 			txn = 0;
 		sender_retry_later(row, now, wait);
-		log_warn("rate_limited", "transport=" T " chat=%s retry_after_s=%ld", row->chat, ra);
+		log_warn("rate_limited", "transport=" T " chat=%s trigger=%s retry_after_s=%ld", row->chat,
+			 log_q(row->trigger), ra);
 	} else if (code == 400 && json_is_integer(json_object_get(params, "migrate_to_chat_id"))) {
 		char to[32];
 		chat_key(json_integer_value(json_object_get(params, "migrate_to_chat_id")), to, sizeof(to));
@@ -1129,7 +1069,7 @@ static void tg_free(void *self)
 {
 	struct tg *tg = self;
 	sender_free(tg->sender);
-	flood_free(tg->flood);
+	service_free(tg->service);
 	free(tg->token);
 	free(tg->api_url);
 	free(tg->username);
@@ -1180,7 +1120,10 @@ struct transport *tg_new(const struct tg_options *o, struct bot *bot, struct sto
 	tg->chat_bucket = strmap_new(1024);
 	static const struct sender_ops ops = { tg_send, tg_throttle };
 	tg->sender = sender_new(store, T, MAX_IN_FLIGHT, &ops, tg);
-	tg->flood = flood_new(o->flood_max, o->flood_window_s, o->flood_pause_s);
+	static const struct service_ops sops = { tg_queue };
+	struct service_options so = { T, o->cooldown_s, o->record_unanswered, o->log_questions,
+				      o->flood_max, o->flood_window_s, o->flood_pause_s };
+	tg->service = service_new(bot, store, &so, &sops, tg);
 	log_add_secret(o->token);
 	tg->tr = (struct transport){ T, tg, tg_tick, tg_next_wake, tg_failed, tg_busy, tg_stop,
 				     tg_last_poll, tg_notify_admin, tg_free };
