@@ -85,6 +85,9 @@ static const struct {
 	  "chiffré.",
 	  "This room is end-to-end encrypted: I cannot read the messages written in it. Ask me "
 	  "your questions in an unencrypted direct message or in an unencrypted room." },
+	{ "faq_refused",
+	  "La FAQ modifiée contient des erreurs ; l'ancienne version reste en service.",
+	  "The edited FAQ has errors; the previous version stays in service." },
 	{ "cooldown",
 	  "J'ai répondu à cette question il y a quelques minutes : voyez ma réponse juste "
 	  "au-dessus.",

@@ -92,8 +92,9 @@ static void reload(struct loop_ctx *ctx)
 	struct strbuf problems = STRBUF_INIT;
 	if (loop_reload(ctx->bot, ctx->faq_path, &problems) < 0) {
 		struct strbuf msg = STRBUF_INIT;
-		strbuf_addf(&msg, "La FAQ modifiée (%s) contient des erreurs ; l'ancienne version reste "
-			    "en service :\n%s", ctx->faq_path, problems.buf);
+		char *head = bot_text(ctx->bot, "faq_refused", '/');
+		strbuf_addf(&msg, "%s\n%s\n%s", head, ctx->faq_path, problems.buf);
+		free(head);
 		for (size_t i = 0; i < ctx->n_tr; i++)
 			if (ctx->tr[i]->notify_admin)
 				ctx->tr[i]->notify_admin(ctx->tr[i]->self, msg.buf);

@@ -98,8 +98,12 @@ static int request_capped(struct mx *m, const char *method, const char *path, co
 				timeout_ms, max_body, done, arg };
 	char err[256];
 	int rc = http_start(m->http, &req, err, sizeof(err));
-	if (rc < 0)
-		log_error("http_error", "transport=" T " path=%s error=%s", log_q(path), log_q(err));
+	if (rc < 0) {
+		struct strbuf shown = STRBUF_INIT;
+		http_redact(url.buf, &shown);
+		log_error("http_error", "transport=" T " url=%s error=%s", log_q(shown.buf), log_q(err));
+		strbuf_release(&shown);
+	}
 	strbuf_release(&url);
 	return rc;
 }

@@ -92,8 +92,13 @@ static int call_capped(struct tg *tg, const char *method, const char *body, long
 				timeout_ms, max_body, done, arg };
 	char err[256];
 	int rc = http_start(tg->http, &req, err, sizeof(err));
-	if (rc < 0)
-		log_error("http_error", "transport=" T " method=%s error=%s", method, log_q(err));
+	if (rc < 0) {
+		struct strbuf shown = STRBUF_INIT;
+		http_redact(url.buf, &shown); /* the token is in the path */
+		log_error("http_error", "transport=" T " method=%s url=%s error=%s", method, log_q(shown.buf),
+			  log_q(err));
+		strbuf_release(&shown);
+	}
 	strbuf_release(&url);
 	return rc;
 }
@@ -314,6 +319,26 @@ static void chat_key(json_int_t id, char *out, size_t n)
 	snprintf(out, n, "%lld", (long long)id);
 }
 
+/* body with its top-level "chat_id" set to chat (a number when it reads as
+ * one): a queued request following a group that became a supergroup.
+ * Caller frees. */
+static char *body_move_chat(const char *body, const char *chat)
+{
+	json_t *j = json_loads(body, 0, NULL);
+	if (!json_is_object(j)) {
+		json_decref(j);
+		return xstrdup(body);
+	}
+	char *end;
+	long long v = strtoll(chat, &end, 10);
+	json_object_set_new(j, "chat_id", *end ? json_string(chat) : json_integer(v));
+	char *out = json_dumps(j, JSON_COMPACT);
+	json_decref(j);
+	char *copy = xstrdup(out ? out : body);
+	free(out);
+	return copy;
+}
+
 /* Appends a sendMessage body for one part. */
 static void part_body(struct strbuf *b, const char *chat, const char *text, size_t len, int html,
 		      json_int_t reply_to, json_int_t thread, json_t *markup)
@@ -481,7 +506,7 @@ static void handle_message(struct tg *tg, json_t *msg, int64_t now)
 		char to[32];
 		chat_key(json_integer_value(mig), to, sizeof(to));
 		if (store_chat_set_migrated(tg->store, T, chat, to) < 0 ||
-		    store_outbox_move_chat(tg->store, T, chat, to) < 0)
+		    store_outbox_move_chat(tg->store, T, chat, to, body_move_chat) < 0)
 			return; /* the transaction is refused and replayed */
 		log_info("chat_migrated", "transport=" T " chat=%s to=%s", chat, to);
 		return;
@@ -913,7 +938,7 @@ static void send_done(void *arg, struct http_response *r)
 		char to[32];
 		chat_key(json_integer_value(json_object_get(params, "migrate_to_chat_id")), to, sizeof(to));
 		if (txn && (store_chat_set_migrated(tg->store, T, row->chat, to) < 0 ||
-			    store_outbox_move_chat(tg->store, T, row->chat, to) < 0))
+			    store_outbox_move_chat(tg->store, T, row->chat, to, body_move_chat) < 0))
 			txn = 0;
 		log_info("chat_migrated", "transport=" T " chat=%s to=%s", row->chat, to);
 		free(row->chat);
@@ -1125,6 +1150,7 @@ struct transport *tg_new(const struct tg_options *o, struct bot *bot, struct sto
 				      o->flood_max, o->flood_window_s, o->flood_pause_s };
 	tg->service = service_new(bot, store, &so, &sops, tg);
 	log_add_secret(o->token);
+	http_redact_segment("/bot"); /* the token is in every API path */
 	tg->tr = (struct transport){ T, tg, tg_tick, tg_next_wake, tg_failed, tg_busy, tg_stop,
 				     tg_last_poll, tg_notify_admin, tg_free };
 	return &tg->tr;
