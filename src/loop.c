@@ -96,8 +96,7 @@ static void reload(struct loop_ctx *ctx)
 		strbuf_addf(&msg, "%s\n%s\n%s", head, ctx->faq_path, problems.buf);
 		free(head);
 		for (size_t i = 0; i < ctx->n_tr; i++)
-			if (ctx->tr[i]->notify_admin)
-				ctx->tr[i]->notify_admin(ctx->tr[i]->self, msg.buf);
+			transport_notify_admin(ctx->tr[i], msg.buf);
 		strbuf_release(&msg);
 	}
 	strbuf_release(&problems);
@@ -180,19 +179,19 @@ int loop_run(struct loop_ctx *ctx)
 		if (stop_flag && !stop_deadline) {
 			log_info("stopping", "note=%s", log_q("finishing the replies in flight"));
 			for (size_t i = 0; i < ctx->n_tr; i++)
-				ctx->tr[i]->stop(ctx->tr[i]->self);
+				transport_stop(ctx->tr[i]);
 			stop_deadline = now + LOOP_STOP_GRACE_MS;
 		}
 		int busy = 0;
 		for (size_t i = 0; i < ctx->n_tr; i++) {
 			struct transport *t = ctx->tr[i];
-			if (t->failed(t->self)) {
+			if (transport_failed(t)) {
 				rc = 1;
 				goto out;
 			}
 			if (!stop_deadline)
-				t->tick(t->self, now);
-			busy += t->busy(t->self);
+				transport_tick(t, now);
+			busy += transport_busy(t);
 		}
 		if (stop_deadline && (!busy || now >= stop_deadline))
 			break;
@@ -211,7 +210,7 @@ int loop_run(struct loop_ctx *ctx)
 		if (reload_at && reload_at < wake)
 			wake = reload_at;
 		for (size_t i = 0; i < ctx->n_tr && !stop_deadline; i++) {
-			int64_t w = ctx->tr[i]->next_wake(ctx->tr[i]->self, now);
+			int64_t w = transport_next_wake(ctx->tr[i], now);
 			if (w >= 0 && w < wake)
 				wake = w;
 		}

@@ -571,7 +571,7 @@ static int serve(struct config *c)
 			fprintf(stderr, "faqbot: metrics_address: %s\n", err);
 			http_free(h);
 			for (size_t i = 0; i < n; i++)
-				tr[i]->free(tr[i]->self);
+				transport_free(tr[i]);
 			store_close(st);
 			bot_free(b);
 			return 1;
@@ -583,7 +583,7 @@ static int serve(struct config *c)
 	metrics_close();
 	http_free(h);
 	for (size_t i = 0; i < n; i++)
-		tr[i]->free(tr[i]->self);
+		transport_free(tr[i]);
 	store_close(st);
 	bot_free(b);
 	return rc;

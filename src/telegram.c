@@ -28,12 +28,12 @@
  * flight when the process dies is a possible duplicate after restart.  One
  * at a time bounds duplicates by the number of crashes. */
 #define MAX_IN_FLIGHT 1
-#define INBOX_PER_TICK 200       /* rows processed before yielding to the network */
 #define CALLBACK_MAX_AGE_MS 15000 /* answerCallbackQuery is useless after this */
 #define POLL_SLACK_MS 15000      /* curl timeout = long-poll timeout + this */
 #define POLL_LIMIT 100           /* getUpdates batch size, the API's maximum */
 
-enum phase { PH_GETME, PH_WEBHOOK, PH_DELETE_WEBHOOK, PH_RUN, PH_FAILED };
+/* start-up steps before the skeleton runs the transport */
+enum step { ST_GETME, ST_WEBHOOK, ST_DELETE_WEBHOOK };
 
 struct bucket {
 	double tokens;
@@ -46,28 +46,18 @@ struct tg {
 	struct bot *bot;
 	struct store *store;
 	struct http *http;
-	struct transport tr;
+	struct transport *t;     /* the skeleton this runs on */
+	enum step step;
 
-	enum phase phase;
-	int start_in_flight;
-	int64_t start_after;
-	unsigned start_fail;
-
-	int polling, stopping;
-	int64_t poll_after;
-	int64_t pump_after;      /* after a store error: wait before the next try */
-	unsigned poll_fail;
 	int64_t offset;          /* next getUpdates offset, -1 = none yet */
 	int poll_limit;          /* getUpdates limit now: POLL_LIMIT, less after an oversized answer */
 	int poll_big;            /* limit 1 still too big: the single update gets HTTP_SINGLE_MAX_BODY */
-	int64_t last_poll_ok;
+	unsigned skip_fail;      /* failed tries to skip an unreadable update */
 	int64_t started_at;
 
 	int64_t bot_id;
 	char *username;
 
-	struct sender *sender;
-	struct service *service;
 	struct bucket global;
 	struct strmap *chat_bucket; /* chat -> index in buckets */
 	struct bucket *buckets;
@@ -145,8 +135,7 @@ static long retry_after(json_t *root, const struct http_response *r)
 
 static void fail(struct tg *tg, const char *why)
 {
-	tg->phase = PH_FAILED;
-	log_error("fatal", "transport=" T " error=%s", log_q(why));
+	transport_fail(tg->t, why);
 }
 
 static void token_refused(struct tg *tg)
@@ -158,9 +147,7 @@ static void token_refused(struct tg *tg)
 
 static void start_retry(struct tg *tg, const char *method, long code, const char *desc)
 {
-	tg->start_after = wall_ms() + (int64_t)http_backoff_ms(tg->start_fail++);
-	log_warn("start_retry", "transport=" T " method=%s status=%ld error=%s", method, code,
-		 log_q(desc));
+	transport_start_retry(tg->t, method, code, desc);
 }
 
 static void commands_done(void *arg, struct http_response *r)
@@ -190,27 +177,14 @@ static void enter_run(struct tg *tg)
 	if (s)
 		call(tg, "setMyCommands", s, tg->o.send_timeout_s * 1000, commands_done, tg);
 	free(s);
-	int n = -1;
-	if (store_begin(tg->store) == 0) {
-		n = store_outbox_recover(tg->store, T);
-		if (store_commit(tg->store) < 0)
-			n = -1;
-	}
-	if (n < 0) {
-		start_retry(tg, "start", 0, "the state database cannot be written (see store_error)");
-		return;
-	}
-	if (n > 0)
-		log_warn("ambiguous_resend", "transport=" T " rows=%d reason=%s", n,
-			 log_q("sends interrupted by a stop; sending them again"));
-	tg->phase = PH_RUN;
-	log_info("started", "transport=" T " bot=%s", log_q(tg->username));
+	transport_running(tg->t);
+	if (transport_running_now(tg->t))
+		log_info("started", "transport=" T " bot=%s", log_q(tg->username));
 }
 
 static void getme_done(void *arg, struct http_response *r)
 {
 	struct tg *tg = arg;
-	tg->start_in_flight = 0;
 	int ok;
 	long code;
 	const char *desc;
@@ -224,8 +198,8 @@ static void getme_done(void *arg, struct http_response *r)
 		if (!json_is_true(json_object_get(res, "can_read_all_group_messages")))
 			log_info("privacy_mode", "transport=" T " bot=%s note=%s", log_q(tg->username),
 				 log_q("in groups the bot only sees commands, replies to it and mentions"));
-		tg->phase = PH_WEBHOOK;
-		tg->start_fail = 0;
+		tg->step = ST_WEBHOOK;
+		transport_start_next(tg->t);
 	} else if (code == 401 || code == 404) {
 		token_refused(tg);
 	} else {
@@ -237,7 +211,6 @@ static void getme_done(void *arg, struct http_response *r)
 static void delete_webhook_done(void *arg, struct http_response *r)
 {
 	struct tg *tg = arg;
-	tg->start_in_flight = 0;
 	int ok;
 	long code;
 	const char *desc;
@@ -257,7 +230,6 @@ static void delete_webhook_done(void *arg, struct http_response *r)
 static void webhook_done(void *arg, struct http_response *r)
 {
 	struct tg *tg = arg;
-	tg->start_in_flight = 0;
 	int ok;
 	long code;
 	const char *desc;
@@ -265,7 +237,8 @@ static void webhook_done(void *arg, struct http_response *r)
 	const char *url = json_string_value(json_object_get(json_object_get(root, "result"), "url"));
 	if (ok && url && *url) {
 		if (tg->o.delete_webhook) {
-			tg->phase = PH_DELETE_WEBHOOK;
+			tg->step = ST_DELETE_WEBHOOK;
+			transport_start_next(tg->t);
 		} else {
 			fail(tg, "a webhook is set on this bot, so it cannot poll for updates; remove it, or "
 				 "set telegram_delete_webhook = true to let faqbot remove it (pending "
@@ -281,22 +254,22 @@ static void webhook_done(void *arg, struct http_response *r)
 	json_decref(root);
 }
 
-static void start_step(struct tg *tg, int64_t now)
+/* The skeleton's start hook: the request of the current step. */
+static int tg_start(void *self)
 {
-	if (tg->start_in_flight || now < tg->start_after)
-		return;
+	struct tg *tg = self;
 	int rc = 0;
-	if (tg->phase == PH_GETME)
+	if (tg->step == ST_GETME)
 		rc = call(tg, "getMe", NULL, tg->o.send_timeout_s * 1000, getme_done, tg);
-	else if (tg->phase == PH_WEBHOOK)
+	else if (tg->step == ST_WEBHOOK)
 		rc = call(tg, "getWebhookInfo", NULL, tg->o.send_timeout_s * 1000, webhook_done, tg);
-	else if (tg->phase == PH_DELETE_WEBHOOK)
+	else
 		rc = call(tg, "deleteWebhook", "{\"drop_pending_updates\":false}", tg->o.send_timeout_s * 1000,
 			  delete_webhook_done, tg);
 	if (rc == 0)
-		tg->start_in_flight = 1;
-	else
-		fail(tg, "cannot reach the Telegram API (see the http_error line)");
+		return 1;
+	fail(tg, "cannot reach the Telegram API (see the http_error line)");
+	return 0;
 }
 
 /* ==== Processing: inbox -> outbox ==== */
@@ -547,7 +520,7 @@ static void handle_message(struct tg *tg, json_t *msg, int64_t now)
 				 user, trigger, date > 0 && date < INT64_MAX / 1000 ? date * 1000 : 0, raw,
 				 group ? reply_to : NULL,
 				 json_is_true(json_object_get(msg, "is_topic_message")) ? thread : NULL, NULL };
-	(void)service_handle(tg->service, &m, now); /* a store failure refuses the transaction */
+	(void)service_handle(transport_service(tg->t), &m, now); /* a store failure refuses the transaction */
 	strbuf_release(&text);
 }
 
@@ -597,7 +570,7 @@ static void handle_callback(struct tg *tg, json_t *cq, int64_t received, int64_t
 				 user, trigger, 0, NULL, group ? reply_to : NULL,
 				 json_is_true(json_object_get(msg, "is_topic_message")) ? thread : NULL,
 				 data + 2 };
-	(void)service_handle(tg->service, &m, now);
+	(void)service_handle(transport_service(tg->t), &m, now);
 }
 
 static void handle_member(struct tg *tg, json_t *m)
@@ -621,10 +594,12 @@ static void handle_member(struct tg *tg, json_t *m)
 	}
 }
 
-/* Handles one inbox row and deletes it (inside the caller's transaction);
- * -1 when the store failed. */
-static int process_row(struct tg *tg, const struct inbox_row *row)
+/* The skeleton's row hook: one stored update (inside the open
+ * transaction; the skeleton deletes the row).  A store failure refuses the
+ * transaction, so the whole batch is handled again. */
+static int tg_row(void *self, const struct inbox_row *row)
 {
+	struct tg *tg = self;
 	int64_t now = wall_ms();
 	json_t *u = json_loads(row->payload, 0, NULL);
 	if (json_is_object(json_object_get(u, "message")))
@@ -634,26 +609,8 @@ static int process_row(struct tg *tg, const struct inbox_row *row)
 	else if (json_is_object(json_object_get(u, "my_chat_member")))
 		handle_member(tg, json_object_get(u, "my_chat_member"));
 	json_decref(u);
-	return store_inbox_done(tg->store, row->id);
+	return 0;
 }
-
-/* Turns pending inbox rows into outbox rows (inside the caller's
- * transaction: a crash before its commit replays the whole batch, and the
- * ledger keeps the replay exact). */
-static void process_inbox(struct tg *tg)
-{
-	for (int i = 0; i < INBOX_PER_TICK; i++) {
-		struct inbox_row row;
-		if (store_inbox_next(tg->store, T, &row) != 1)
-			break;
-		int rc = process_row(tg, &row);
-		inbox_row_release(&row);
-		if (rc < 0)
-			break; /* the transaction is refused: the rows are handled again */
-	}
-}
-
-static void pump(struct tg *tg, int64_t now);
 
 /* ==== Polling ==== */
 
@@ -679,7 +636,7 @@ static int64_t first_update_id(const struct strbuf *body)
 static void poll_oversized(struct tg *tg, const struct http_response *r, int64_t now)
 {
 	metrics_inc("faqbot_errors_total", "transport=\"" T "\",kind=\"poll_oversized\"");
-	tg->poll_after = now;
+	transport_poll_again(tg->t, now);
 	if (tg->poll_limit > 1) {
 		tg->poll_limit /= 2;
 		log_warn("poll_oversized", "transport=" T " error=%s body_limit=%u next_limit=%d note=%s",
@@ -696,7 +653,7 @@ static void poll_oversized(struct tg *tg, const struct http_response *r, int64_t
 	}
 	int64_t id = first_update_id(&r->body);
 	if (id < 0 || id < tg->offset) {
-		tg->poll_after = now + (int64_t)http_backoff_ms(tg->poll_fail++);
+		transport_poll_again(tg->t, now + (int64_t)http_backoff_ms(tg->skip_fail++));
 		log_error("poll_failed", "transport=" T " error=%s", log_q("one update is larger than "
 			  "16 MB and its id cannot be read; retrying later"));
 		return;
@@ -705,13 +662,12 @@ static void poll_oversized(struct tg *tg, const struct http_response *r, int64_t
 	chat_key((json_int_t)id + 1, off, sizeof(off));
 	if (store_begin(tg->store) < 0 || store_kv_set(tg->store, "telegram.offset", off) < 0 ||
 	    store_commit(tg->store) < 0) {
-		store_rollback(tg->store);
-		log_error("store_error", "transport=" T " note=%s", log_q("could not skip the update; will retry"));
-		tg->poll_after = now + (int64_t)http_backoff_ms(tg->poll_fail++);
+		transport_poll_store_failed(tg->t, "could not skip the update; will retry");
 		return;
 	}
 	tg->offset = id + 1;
 	tg->poll_big = 0;
+	tg->skip_fail = 0;
 	metrics_inc("faqbot_updates_lost_total", "transport=\"" T "\",reason=\"too_large\"");
 	log_error("update_skipped", "transport=" T " update_id=%lld reason=%s", (long long)id,
 		  log_q("a single update is larger than 16 MB; it cannot be read and is skipped"));
@@ -720,7 +676,6 @@ static void poll_oversized(struct tg *tg, const struct http_response *r, int64_t
 static void poll_done(void *arg, struct http_response *r)
 {
 	struct tg *tg = arg;
-	tg->polling = 0;
 	if (r->truncated) {
 		poll_oversized(tg, r, wall_ms());
 		return;
@@ -767,34 +722,25 @@ static void poll_done(void *arg, struct http_response *r)
 		if (stored && store_commit(tg->store) < 0)
 			stored = 0;
 		if (!stored) {
-			if (store_in_transaction(tg->store))
-				store_rollback(tg->store);
-			uint64_t wait = http_backoff_ms(tg->poll_fail++);
-			tg->poll_after = now + (int64_t)wait;
-			log_error("store_error", "transport=" T " updates=%zu retry_in_ms=%llu note=%s",
-				  json_array_size(res), (unsigned long long)wait,
-				  log_q("the updates could not be stored; they will be fetched again"));
+			transport_poll_store_failed(tg->t, "the updates could not be stored; they will be fetched again");
 			json_decref(root);
 			return;
 		}
 		if (max >= 0)
 			tg->offset = max + 1;
-		tg->last_poll_ok = now;
-		tg->poll_fail = 0;
 		tg->poll_big = 0;
 		if (json_array_size(res) < (size_t)tg->poll_limit)
 			tg->poll_limit = POLL_LIMIT; /* the backlog is read: full batches again */
-		metrics_inc("faqbot_polls_total", "transport=\"" T "\"");
-		metrics_add("faqbot_poll_seconds_total", "transport=\"" T "\"", (double)r->elapsed_ms / 1000.0);
 		if (added)
 			log_debug("polled", "transport=" T " updates=%zu", added);
-		pump(tg, now);
+		transport_poll_stored(tg->t, (double)r->elapsed_ms / 1000.0);
 	} else if (code == 401) {
 		token_refused(tg);
 	} else if (code == 409 && strstr(desc, "webhook")) {
-		if (tg->o.delete_webhook)
-			tg->phase = PH_DELETE_WEBHOOK;
-		else
+		if (tg->o.delete_webhook) {
+			tg->step = ST_DELETE_WEBHOOK;
+			transport_restart(tg->t);
+		} else
 			fail(tg, "a webhook was set on this bot while faqbot was polling; remove it or set "
 				 "telegram_delete_webhook = true");
 	} else if (code == 409) {
@@ -802,18 +748,15 @@ static void poll_done(void *arg, struct http_response *r)
 			 "getUpdates request); run only one faqbot per bot token");
 	} else {
 		long ra = code == 429 ? retry_after(root, r) : -1;
-		uint64_t wait = ra >= 0 ? (uint64_t)http_clamp_wait_ms(ra, 1000) : http_backoff_ms(tg->poll_fail++);
-		tg->poll_after = now + (int64_t)wait;
-		metrics_inc("faqbot_errors_total", "transport=\"" T "\",kind=\"poll\"");
-		log_warn("poll_failed", "transport=" T " status=%ld error=%s retry_in_ms=%llu", code,
-			 log_q(r->truncated ? "the response was larger than the limit" : desc),
-			 (unsigned long long)wait);
+		transport_poll_failed(tg->t, code, NULL, desc, ra >= 0 ? http_clamp_wait_ms(ra, 1000) : -1);
 	}
 	json_decref(root);
 }
 
-static void poll_start(struct tg *tg)
+/* The skeleton's poll hook: getUpdates from the stored offset. */
+static int tg_poll(void *self)
 {
+	struct tg *tg = self;
 	if (tg->offset < 0) {
 		struct strbuf v = STRBUF_INIT;
 		int rc = store_kv_get(tg->store, "telegram.offset", &v);
@@ -821,8 +764,7 @@ static void poll_start(struct tg *tg)
 		strbuf_release(&v);
 		if (rc < 0) {
 			tg->offset = -1;
-			tg->poll_after = wall_ms() + (int64_t)http_backoff_ms(tg->poll_fail++);
-			return;
+			return -1;
 		}
 	}
 	char body[256];
@@ -831,11 +773,8 @@ static void poll_start(struct tg *tg)
 		 "\"allowed_updates\":[\"message\",\"callback_query\",\"my_chat_member\"]}",
 		 (long long)tg->offset, tg->poll_limit, tg->o.poll_timeout_s);
 	size_t cap = tg->poll_limit == 1 && tg->poll_big ? HTTP_SINGLE_MAX_BODY : 0;
-	if (call_capped(tg, "getUpdates", body, tg->o.poll_timeout_s * 1000 + POLL_SLACK_MS, cap, poll_done,
-			tg) == 0)
-		tg->polling = 1;
-	else
-		tg->poll_after = wall_ms() + (int64_t)http_backoff_ms(tg->poll_fail++);
+	return call_capped(tg, "getUpdates", body, tg->o.poll_timeout_s * 1000 + POLL_SLACK_MS, cap, poll_done,
+			   tg);
 }
 
 /* ==== Sending ==== */
@@ -883,21 +822,17 @@ static int64_t take_token(struct tg *tg, const char *chat, int64_t now)
 	return 0;
 }
 
-static void send_done(void *arg, struct http_response *r)
+/* The skeleton's sent hook: what a sendMessage answer means for its row
+ * (see the delivery policy in telegram.h). */
+static int tg_sent(void *self, struct outbox_row *row, const struct http_response *r, int txn)
 {
-	struct send_ctx *x = arg;
-	struct tg *tg = x->arg;
-	struct outbox_row *row = &x->row;
+	struct tg *tg = self;
 	int ok;
 	long code;
 	const char *desc;
 	json_t *root = parse_reply(r, &ok, &code, &desc);
 	int64_t now = wall_ms();
 	json_t *params = json_object_get(root, "parameters");
-	/* the outcome itself is written by the sender with the next sends
-	 * picked (and kept until committed); what is written here goes in the
-	 * same transaction, when one can be opened */
-	int txn = store_begin(tg->store) == 0;
 	if (ok) {
 		json_t *mid = json_object_get(json_object_get(root, "result"), "message_id");
 		char buf[32] = "";
@@ -912,7 +847,7 @@ static void send_done(void *arg, struct http_response *r)
 				 log_q("delivered after an unknown outcome: the chat may see it twice"));
 		/* a group's answer: what a cooldown pointer will reply to */
 		if (txn && row->part == 0 && row->entry && row->chat[0] == '-' &&
-		    service_answer_sent(tg->service, row->chat, row->entry, buf) < 0)
+		    service_answer_sent(transport_service(tg->t), row->chat, row->entry, buf) < 0)
 			txn = 0;
 		log_debug("sent", "transport=" T " chat=%s trigger=%s part=%d ms=%llu", row->chat,
 			  row->trigger, row->part, (unsigned long long)r->elapsed_ms);
@@ -971,44 +906,15 @@ static void send_done(void *arg, struct http_response *r)
 		log_warn("send_retry", "transport=" T " chat=%s status=%ld error=%s", row->chat, code,
 			 log_q(desc));
 	}
-	if (!txn)
-		log_warn("store_error", "transport=" T " chat=%s note=%s", row->chat,
-			 log_q("what this outcome changes besides the reply itself was not saved; "
-			       "the reply's outcome is kept and saved with the next commit"));
 	json_decref(root);
-	sender_done(tg->sender, x);
-	pump(tg, now);
+	return txn;
 }
 
-/* One step of the pipeline, as one commit: whatever the caller wrote in the
- * open transaction (a polled batch and its offset, a send's outcome), the
- * replies to pending inbox rows with their ledger entries, and the "sending"
- * mark of the rows that go out next.  Opens the transaction if the caller
- * did not. */
-static void pump(struct tg *tg, int64_t now)
+static int tg_send(void *self, struct send_ctx *x, http_done_fn done)
 {
-	if (!store_in_transaction(tg->store) && store_begin(tg->store) < 0) {
-		log_error("store_error", "transport=" T " note=%s",
-			  log_q("cannot write the state database; will retry in a second"));
-		tg->pump_after = now + 1000;
-		sender_start(tg->sender, now, 1);
-		return;
-	}
-	process_inbox(tg);
-	sender_pick(tg->sender, now);
-	int failed = store_commit(tg->store) < 0; /* rolls back when it fails */
-	if (failed) {
-		tg->pump_after = now + 1000;
-		log_error("store_error", "transport=" T " note=%s", log_q("could not commit; will retry"));
-	}
-	sender_start(tg->sender, now, failed);
-}
-
-static int tg_send(void *arg, struct send_ctx *x)
-{
-	struct tg *tg = arg;
+	struct tg *tg = self;
 	const char *body = x->row.use_alt && x->row.alt_body ? x->row.alt_body : x->row.body;
-	return call(tg, x->row.method, body, tg->o.send_timeout_s * 1000, send_done, x);
+	return call(tg, x->row.method, body, tg->o.send_timeout_s * 1000, done, x);
 }
 
 static int64_t tg_throttle(void *arg, const char *chat, int64_t now)
@@ -1016,85 +922,9 @@ static int64_t tg_throttle(void *arg, const char *chat, int64_t now)
 	return take_token(arg, chat, now);
 }
 
-/* ==== Transport callbacks ==== */
-
-static void tg_tick(void *self, int64_t now)
-{
-	struct tg *tg = self;
-	if (tg->phase == PH_FAILED)
-		return;
-	if (tg->phase != PH_RUN) {
-		start_step(tg, now);
-		return;
-	}
-	if ((now >= tg->pump_after && store_inbox_pending(tg->store, T) > 0) || sender_ready(tg->sender, now))
-		pump(tg, now);
-	if (!tg->polling && !tg->stopping && now >= tg->poll_after)
-		poll_start(tg);
-}
-
-static int64_t tg_next_wake(void *self, int64_t now)
-{
-	struct tg *tg = self;
-	if (tg->phase == PH_FAILED)
-		return -1;
-	if (tg->phase != PH_RUN)
-		return tg->start_in_flight ? -1 : tg->start_after;
-	int64_t w = -1;
-	if (store_inbox_pending(tg->store, T) > 0)
-		return now > tg->pump_after ? now : tg->pump_after;
-	if (!tg->polling && !tg->stopping)
-		w = tg->poll_after;
-	int64_t o = sender_wake(tg->sender);
-	if (o >= 0 && (w < 0 || o < w))
-		w = o;
-	return w;
-}
-
-static int tg_failed(void *self)
-{
-	return ((struct tg *)self)->phase == PH_FAILED;
-}
-
-static int tg_busy(void *self)
-{
-	return sender_in_flight(((struct tg *)self)->sender);
-}
-
-static void tg_stop(void *self)
-{
-	struct tg *tg = self;
-	tg->stopping = 1;
-	sender_stop(tg->sender);
-}
-
-static void tg_notify_admin(void *self, const char *text)
-{
-	struct tg *tg = self;
-	if (!tg->o.admin_chat || tg->phase != PH_RUN)
-		return;
-	char trigger[64];
-	snprintf(trigger, sizeof(trigger), "admin:%lld", (long long)wall_ms());
-	struct reply r = { 0 };
-	r.kind = REPLY_HELP;
-	r.text = (char *)text;
-	if (store_begin(tg->store) < 0)
-		return; /* logged; the admin is told in the log only */
-	if (queue_reply(tg, tg->o.admin_chat, trigger, &r, 0, 0) < 0)
-		store_rollback(tg->store);
-	pump(tg, wall_ms());
-}
-
-static int64_t tg_last_poll(void *self)
-{
-	return ((struct tg *)self)->last_poll_ok;
-}
-
 static void tg_free(void *self)
 {
 	struct tg *tg = self;
-	sender_free(tg->sender);
-	service_free(tg->service);
 	free(tg->token);
 	free(tg->api_url);
 	free(tg->username);
@@ -1105,22 +935,14 @@ static void tg_free(void *self)
 
 void tg_feed_updates(struct transport *t, const char *body, size_t len)
 {
-	struct tg *tg = t->self;
-	if (tg->phase != PH_RUN) {
-		tg->phase = PH_RUN;
+	struct tg *tg = transport_self(t);
+	if (!transport_running_now(t)) {
+		transport_running(t);
 		tg->bot_id = 1;
 		free(tg->username);
 		tg->username = xstrdup("faqtestbot");
 	}
-	struct http_response r;
-	memset(&r, 0, sizeof(r));
-	r.status = 200;
-	r.retry_after_s = -1;
-	strbuf_init(&r.body, 0);
-	strbuf_add(&r.body, body, len);
-	tg->polling = 1;
-	poll_done(tg, &r);
-	strbuf_release(&r.body);
+	transport_feed(poll_done, tg, body, len);
 }
 
 struct transport *tg_new(const struct tg_options *o, struct bot *bot, struct store *store,
@@ -1143,15 +965,13 @@ struct transport *tg_new(const struct tg_options *o, struct bot *bot, struct sto
 	tg->started_at = wall_ms();
 	tg->global = (struct bucket){ 25, tg->started_at };
 	tg->chat_bucket = strmap_new(1024);
-	static const struct sender_ops ops = { tg_send, tg_throttle };
-	tg->sender = sender_new(store, T, MAX_IN_FLIGHT, &ops, tg);
-	static const struct service_ops sops = { tg_queue };
-	struct service_options so = { T, o->cooldown_s, o->record_unanswered, o->log_questions,
-				      o->flood_max, o->flood_window_s, o->flood_pause_s };
-	tg->service = service_new(bot, store, &so, &sops, tg);
+	static const struct transport_ops ops = { tg_start, tg_poll, tg_row, tg_queue, tg_send, tg_sent,
+						  tg_throttle, tg_free };
+	struct transport_config c = { T, "poll", MAX_IN_FLIGHT, 0, o->admin_chat,
+				      { T, o->cooldown_s, o->record_unanswered, o->log_questions, o->flood_max,
+					o->flood_window_s, o->flood_pause_s } };
+	tg->t = transport_new(&c, &ops, tg, bot, store, http);
 	log_add_secret(o->token);
 	http_redact_segment("/bot"); /* the token is in every API path */
-	tg->tr = (struct transport){ T, tg, tg_tick, tg_next_wake, tg_failed, tg_busy, tg_stop,
-				     tg_last_poll, tg_notify_admin, tg_free };
-	return &tg->tr;
+	return tg->t;
 }
