@@ -66,6 +66,12 @@ int config_load(struct config *c, const char *file, struct strbuf *errors);
 void config_release(struct config *c);
 /* Appends "key = value" lines, secrets masked. */
 void config_print(const struct config *c, struct strbuf *out);
+/* Settings that only make sense together, beyond each key's own type and
+ * bounds (the transports check their own: transport.h): 0, or -1 with
+ * one sentence a line appended to errors. */
+int config_check(const struct config *c, struct strbuf *errors);
+/* Calls fn with the value of every secret key that is set (log_add_secret). */
+void config_each_secret(const struct config *c, void (*fn)(const char *secret));
 /* Appends the list of keys with their help, for --help texts. */
 void config_help(struct strbuf *out);
 

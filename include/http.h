@@ -68,11 +68,13 @@ struct http *http_new(const char *ca_bundle);
 void http_free(struct http *h);
 /* Starts a request; returns 0, or -1 with a sentence in err. */
 int http_start(struct http *h, const struct http_req *req, char *err, size_t errlen);
-/* Waits up to timeout_ms for network activity or for one of fds[0..nfds)
- * to be ready for its events (POLLIN, POLLOUT; fd -1 is skipped, at most
- * HTTP_MAX_EXTRA_FDS are watched), then runs transfers and calls the
- * callbacks of those that finished.  Returns the number finished. */
-int http_run(struct http *h, int timeout_ms, const struct pollfd *fds, int nfds);
+/* Sleeps up to timeout_ms in curl_multi_poll, until network activity or
+ * one of fds[0..nfds) is ready for its events (POLLIN, POLLOUT; at most
+ * HTTP_MAX_EXTRA_FDS are watched); sets each fds[i].revents. */
+void http_wait(struct http *h, int timeout_ms, struct pollfd *fds, int nfds);
+/* Runs the transfers that can go on and calls the callbacks of those that
+ * finished.  Returns the number finished. */
+int http_perform(struct http *h);
 size_t http_active(const struct http *h);
 
 /* Appends url with secrets hidden. */

@@ -46,6 +46,14 @@ struct mx_options {
 	long flood_max, flood_window_s, flood_pause_s;
 };
 
+struct config;
+/* The transport_kinds row (transport.h): matrix_homeserver set; the
+ * matrix_* settings checked; the transport made from them. */
+int mx_configured(const struct config *c);
+int mx_config_check(const struct config *c, struct strbuf *errors);
+struct transport *mx_from_config(const struct config *c, struct bot *bot, struct store *store,
+				 struct http *http);
+
 struct transport *mx_new(const struct mx_options *o, struct bot *bot, struct store *store,
 			 struct http *http);
 /* For tests and fuzzing: handles body[0..len) as the answer to a /sync

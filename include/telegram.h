@@ -50,6 +50,14 @@ struct tg_options {
 	long flood_max, flood_window_s, flood_pause_s;
 };
 
+struct config;
+/* The transport_kinds row (transport.h): telegram_token set; the
+ * telegram_* settings checked; the transport made from them. */
+int tg_configured(const struct config *c);
+int tg_config_check(const struct config *c, struct strbuf *errors);
+struct transport *tg_from_config(const struct config *c, struct bot *bot, struct store *store,
+				 struct http *http);
+
 struct transport *tg_new(const struct tg_options *o, struct bot *bot, struct store *store,
 			 struct http *http);
 /* For tests and fuzzing: handles body[0..len) as the answer to a getUpdates

@@ -83,6 +83,28 @@ struct transport *transport_new(const struct transport_config *c, const struct t
 				void *self, struct bot *bot, struct store *store, struct http *http);
 void transport_free(struct transport *t);
 
+/* ==== The transports built in (src/transports.c) ==== */
+
+struct config;
+
+struct transport_kind {
+	const char *name;
+	/* 1 when the configuration asks for this transport (its credentials are set). */
+	int (*configured)(const struct config *c);
+	/* Settings of this transport that only make sense together: 0, or -1
+	 * with one sentence a line appended to errors. */
+	int (*check)(const struct config *c, struct strbuf *errors);
+	/* The running transport for this configuration (borrows bot, store, http). */
+	struct transport *(*make)(const struct config *c, struct bot *bot, struct store *store,
+				  struct http *http);
+};
+
+/* Every transport faqbot has, one row each; n_transport_kinds rows. */
+extern const struct transport_kind transport_kinds[];
+extern const size_t n_transport_kinds;
+/* How many transports the configuration asks for. */
+size_t transports_configured(const struct config *c);
+
 /* ==== The event loop's side ==== */
 
 const char *transport_name(const struct transport *t);

@@ -3,6 +3,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "config.h"
+#include "metrics.h"
 #include "util.h"
 
 #include <ctype.h>
@@ -383,5 +384,28 @@ void config_help(struct strbuf *out)
 		strbuf_addf(out, "  %-26s %s%s%s%s\n", keys[i].name, keys[i].help,
 			    keys[i].def ? " [" : "", keys[i].def ? keys[i].def : "", keys[i].def ? "]" : "");
 		strbuf_addf(out, "  %-26s   env %s%s\n", "", env, keys[i].kind == K_SECRET ? ", or *_FILE" : "");
+	}
+}
+
+int config_check(const struct config *c, struct strbuf *errors)
+{
+	if (!c->metrics_address || !*c->metrics_address)
+		return 0;
+	char why[256];
+	struct sockaddr_storage sa;
+	socklen_t salen;
+	if (metrics_address_parse(c->metrics_address, &sa, &salen, why, sizeof(why)) < 0) {
+		strbuf_addf(errors, "metrics_address: %s\n", why);
+		return -1;
+	}
+	return 0;
+}
+
+void config_each_secret(const struct config *c, void (*fn)(const char *secret))
+{
+	for (size_t i = 0; i < ARRAY_LEN(keys); i++) {
+		const char *v = keys[i].kind == K_SECRET ? *(char *const *)((const char *)c + keys[i].off) : NULL;
+		if (v && *v)
+			fn(v);
 	}
 }

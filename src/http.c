@@ -295,19 +295,29 @@ static void finish(struct http *h, CURL *easy, CURLcode code)
 	xfer_free(h, x);
 }
 
-int http_run(struct http *h, int timeout_ms, const struct pollfd *fds, int nfds)
+void http_wait(struct http *h, int timeout_ms, struct pollfd *fds, int nfds)
 {
 	struct curl_waitfd extra[HTTP_MAX_EXTRA_FDS];
-	int n = 0, numfds = 0, running = 0, done = 0;
-	for (int i = 0; i < nfds && n < HTTP_MAX_EXTRA_FDS; i++) {
-		if (fds[i].fd < 0)
-			continue;
+	int n = nfds < HTTP_MAX_EXTRA_FDS ? nfds : HTTP_MAX_EXTRA_FDS, numfds = 0;
+	for (int i = 0; i < n; i++) {
 		short ev = (short)(((fds[i].events & POLLIN) ? CURL_WAIT_POLLIN : 0) |
 				   ((fds[i].events & POLLOUT) ? CURL_WAIT_POLLOUT : 0));
-		extra[n++] = (struct curl_waitfd){ fds[i].fd, ev, 0 };
+		extra[i] = (struct curl_waitfd){ fds[i].fd, ev, 0 };
 	}
-	curl_multi_poll(h->multi, n ? extra : NULL, (unsigned)n, timeout_ms < 0 ? 0 : timeout_ms,
-			&numfds);
+	if (curl_multi_poll(h->multi, n ? extra : NULL, (unsigned)n, timeout_ms < 0 ? 0 : timeout_ms,
+			    &numfds) != CURLM_OK)
+		numfds = 0;
+	for (int i = 0; i < nfds; i++) {
+		short re = i < n ? extra[i].revents : 0;
+		fds[i].revents = (short)(((re & CURL_WAIT_POLLIN) ? POLLIN : 0) |
+					 ((re & CURL_WAIT_POLLOUT) ? POLLOUT : 0) |
+					 ((re & CURL_WAIT_POLLPRI) ? POLLPRI : 0));
+	}
+}
+
+int http_perform(struct http *h)
+{
+	int running = 0, done = 0;
 	curl_multi_perform(h->multi, &running);
 	CURLMsg *msg;
 	int left;

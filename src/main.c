@@ -18,13 +18,12 @@
 #include "log.h"
 #include "loop.h"
 #include "markup.h"
-#include "matrix.h"
 #include "match.h"
 #include "metrics.h"
 #include "report.h"
 #include "statedir.h"
 #include "store.h"
-#include "telegram.h"
+#include "transport.h"
 #include "strbuf.h"
 #include "text.h"
 #include "util.h"
@@ -466,52 +465,32 @@ static int cmd_config(int argc, char **argv)
 	return rc < 0 ? 1 : 0;
 }
 
-/* Settings that only make sense together; 0 or -1 with messages. */
-static int check_transports(const struct config *c)
+/* Settings that only make sense together (config_check, then each
+ * configured transport's own); 0, or -1 with the problems printed. */
+static int check_settings(const struct config *c)
 {
-	char why[256];
-	int rc = 0;
-	if (c->telegram_token && http_url_allowed(c->telegram_api_url, why, sizeof(why)) < 0) {
-		fprintf(stderr, "faqbot: telegram_api_url: %s\n", why);
-		rc = -1;
+	struct strbuf errors = STRBUF_INIT;
+	int rc = config_check(c, &errors);
+	for (size_t i = 0; i < n_transport_kinds; i++)
+		if (transport_kinds[i].configured(c) && transport_kinds[i].check(c, &errors) < 0)
+			rc = -1;
+	for (const char *p = errors.buf; *p;) {
+		size_t n = strcspn(p, "\n");
+		fprintf(stderr, "faqbot: %.*s\n", (int)n, p);
+		p += n + (p[n] == '\n');
 	}
-	if (c->metrics_address && *c->metrics_address) {
-		struct sockaddr_storage sa;
-		socklen_t salen;
-		if (metrics_address_parse(c->metrics_address, &sa, &salen, why, sizeof(why)) < 0) {
-			fprintf(stderr, "faqbot: metrics_address: %s\n", why);
-			rc = -1;
-		}
-	}
-	if (c->matrix_homeserver) {
-		if (strstr(c->matrix_homeserver, "://") &&
-		    http_url_allowed(c->matrix_homeserver, why, sizeof(why)) < 0) {
-			fprintf(stderr, "faqbot: matrix_homeserver: %s\n", why);
-			rc = -1;
-		}
-		if (!c->matrix_token && !(c->matrix_user && c->matrix_password)) {
-			fprintf(stderr, "faqbot: matrix_homeserver is set but there is no way to log in: "
-				"set matrix_token, or matrix_user and matrix_password\n");
-			rc = -1;
-		}
-		if (!c->matrix_command_prefix || strlen(c->matrix_command_prefix) != 1) {
-			fprintf(stderr, "faqbot: matrix_command_prefix must be one character, such as !\n");
-			rc = -1;
-		}
-	}
+	strbuf_release(&errors);
 	return rc;
 }
 
 /* Serves the configured chat transports until a stop signal. */
 static int serve(struct config *c)
 {
-	if (check_transports(c) < 0)
+	if (check_settings(c) < 0)
 		return 1;
 	log_set_level((enum log_level)log_level_parse(c->log_level));
 	log_set_json(!strcmp(c->log_format, "json"));
-	log_add_secret(c->telegram_token);
-	log_add_secret(c->matrix_token);
-	log_add_secret(c->matrix_password);
+	config_each_secret(c, log_add_secret);
 	struct index *idx = load_index(c->faq);
 	if (!idx)
 		return 1;
@@ -541,29 +520,11 @@ static int serve(struct config *c)
 	long ws = w ? strtol(w, NULL, 10) : 0;
 	if (ws > 0 && ws < 86400L * 365)
 		keep.dedup_ms = keep.recent_ms = ws * 1000LL;
-	struct transport *tr[2];
+	struct transport **tr = xcalloc(n_transport_kinds, sizeof(struct transport *));
 	size_t n = 0;
-	if (c->telegram_token) {
-		struct tg_options to = { c->telegram_token, c->telegram_api_url,
-					 !strcmp(c->telegram_group_mode, "all"),
-					 !strcmp(c->telegram_backlog, "skip"), c->telegram_backlog_minutes,
-					 c->telegram_cooldown, c->telegram_delete_webhook,
-					 c->telegram_poll_timeout, c->telegram_send_timeout,
-					 c->telegram_rate_limits, c->unanswered_retention_days > 0,
-					 c->log_questions, c->admin_telegram_chat,
-					 c->telegram_allowed_chats, c->flood_max, c->flood_window,
-					 c->flood_pause };
-		tr[n++] = tg_new(&to, b, st, h);
-	}
-	if (c->matrix_homeserver) {
-		struct mx_options mo = { c->matrix_homeserver, c->matrix_token, c->matrix_user,
-					 c->matrix_password, c->matrix_command_prefix[0],
-					 c->matrix_invite_allow, c->matrix_encrypted_notice,
-					 c->matrix_sync_timeout, c->unanswered_retention_days > 0,
-					 c->log_questions, c->admin_matrix_room, c->matrix_allowed_rooms,
-					 c->flood_max, c->flood_window, c->flood_pause };
-		tr[n++] = mx_new(&mo, b, st, h);
-	}
+	for (size_t i = 0; i < n_transport_kinds; i++)
+		if (transport_kinds[i].configured(c))
+			tr[n++] = transport_kinds[i].make(c, b, st, h);
 	log_info("starting", "version=%s faq=%s entries=%zu state=%s transports=%zu", FAQBOT_VERSION,
 		 log_q(c->faq), index_faq(idx)->n_entries, log_q(store_path(st)), n);
 	if (c->metrics_address) {
@@ -572,6 +533,7 @@ static int serve(struct config *c)
 			http_free(h);
 			for (size_t i = 0; i < n; i++)
 				transport_free(tr[i]);
+			free(tr);
 			store_close(st);
 			bot_free(b);
 			return 1;
@@ -584,6 +546,7 @@ static int serve(struct config *c)
 	http_free(h);
 	for (size_t i = 0; i < n; i++)
 		transport_free(tr[i]);
+	free(tr);
 	store_close(st);
 	bot_free(b);
 	return rc;
@@ -682,7 +645,7 @@ static int cmd_run(int argc, char **argv)
 		return 1;
 	}
 	int rc;
-	if (!c.telegram_token && !c.matrix_homeserver && !isatty(STDIN_FILENO)) {
+	if (!transports_configured(&c) && !isatty(STDIN_FILENO)) {
 		/* In a container or under a service manager stdin is /dev/null: the
 		 * console would read nothing and exit 0, and a restart policy would
 		 * turn a missing setting into a silent loop. */
@@ -690,7 +653,7 @@ static int cmd_run(int argc, char **argv)
 		config_release(&c);
 		return 1;
 	}
-	if (!c.telegram_token && !c.matrix_homeserver) {
+	if (!transports_configured(&c)) {
 		struct index *idx = load_index(c.faq);
 		if (!idx) {
 			config_release(&c);

@@ -9,6 +9,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "matrix.h"
+#include "config.h"
 #include "log.h"
 #include "metrics.h"
 #include "sender.h"
@@ -1161,4 +1162,45 @@ struct transport *mx_new(const struct mx_options *o, struct bot *bot, struct sto
 					o->flood_window_s, o->flood_pause_s } };
 	m->t = transport_new(&c, &ops, m, bot, store, http);
 	return m->t;
+}
+
+/* ==== From the configuration ==== */
+
+int mx_configured(const struct config *c)
+{
+	return c->matrix_homeserver != NULL;
+}
+
+int mx_config_check(const struct config *c, struct strbuf *errors)
+{
+	char why[256];
+	int rc = 0;
+	if (!c->matrix_homeserver)
+		return 0;
+	if (strstr(c->matrix_homeserver, "://") && http_url_allowed(c->matrix_homeserver, why, sizeof(why)) < 0) {
+		strbuf_addf(errors, "matrix_homeserver: %s\n", why);
+		rc = -1;
+	}
+	if (!c->matrix_token && !(c->matrix_user && c->matrix_password)) {
+		strbuf_addstr(errors, "matrix_homeserver is set but there is no way to log in: "
+			      "set matrix_token, or matrix_user and matrix_password\n");
+		rc = -1;
+	}
+	if (!c->matrix_command_prefix || strlen(c->matrix_command_prefix) != 1) {
+		strbuf_addstr(errors, "matrix_command_prefix must be one character, such as !\n");
+		rc = -1;
+	}
+	return rc;
+}
+
+struct transport *mx_from_config(const struct config *c, struct bot *bot, struct store *store,
+				 struct http *http)
+{
+	struct mx_options mo = { c->matrix_homeserver, c->matrix_token, c->matrix_user,
+				 c->matrix_password, c->matrix_command_prefix[0],
+				 c->matrix_invite_allow, c->matrix_encrypted_notice,
+				 c->matrix_sync_timeout, c->unanswered_retention_days > 0,
+				 c->log_questions, c->admin_matrix_room, c->matrix_allowed_rooms,
+				 c->flood_max, c->flood_window, c->flood_pause };
+	return mx_new(&mo, bot, store, http);
 }

@@ -8,6 +8,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "telegram.h"
+#include "config.h"
 #include "log.h"
 #include "metrics.h"
 #include "sender.h"
@@ -974,4 +975,36 @@ struct transport *tg_new(const struct tg_options *o, struct bot *bot, struct sto
 	log_add_secret(o->token);
 	http_redact_segment("/bot"); /* the token is in every API path */
 	return tg->t;
+}
+
+/* ==== From the configuration ==== */
+
+int tg_configured(const struct config *c)
+{
+	return c->telegram_token != NULL;
+}
+
+int tg_config_check(const struct config *c, struct strbuf *errors)
+{
+	char why[256];
+	if (c->telegram_token && http_url_allowed(c->telegram_api_url, why, sizeof(why)) < 0) {
+		strbuf_addf(errors, "telegram_api_url: %s\n", why);
+		return -1;
+	}
+	return 0;
+}
+
+struct transport *tg_from_config(const struct config *c, struct bot *bot, struct store *store,
+				 struct http *http)
+{
+	struct tg_options to = { c->telegram_token, c->telegram_api_url,
+				 !strcmp(c->telegram_group_mode, "all"),
+				 !strcmp(c->telegram_backlog, "skip"), c->telegram_backlog_minutes,
+				 c->telegram_cooldown, c->telegram_delete_webhook,
+				 c->telegram_poll_timeout, c->telegram_send_timeout,
+				 c->telegram_rate_limits, c->unanswered_retention_days > 0,
+				 c->log_questions, c->admin_telegram_chat,
+				 c->telegram_allowed_chats, c->flood_max, c->flood_window,
+				 c->flood_pause };
+	return tg_new(&to, bot, store, http);
 }
