@@ -19,13 +19,20 @@
 
 #include <stddef.h>
 
+#include "log.h"
 #include "strbuf.h"
+
+/* The choices of the enum settings, in the order of their table row's
+ * values ("logfmt|json"): parsed once, compared as enums. */
+enum config_log_format { CONFIG_LOG_LOGFMT, CONFIG_LOG_JSON };
+enum config_group_mode { CONFIG_GROUP_ADDRESSED, CONFIG_GROUP_ALL };
+enum config_backlog { CONFIG_BACKLOG_ANSWER, CONFIG_BACKLOG_SKIP };
 
 struct config {
 	char *faq;
 	char *state_dir;
-	char *log_level;
-	char *log_format;
+	enum log_level log_level;           /* debug|info|warn|error, log.h's order */
+	enum config_log_format log_format;
 	double threshold;         /* -1: the FAQ's own */
 	char *subscribe_url;      /* NULL: the FAQ's fallback url */
 	char *ca_bundle;
@@ -41,8 +48,8 @@ struct config {
 
 	char *telegram_token;
 	char *telegram_api_url;
-	char *telegram_group_mode;     /* addressed | all */
-	char *telegram_backlog;        /* answer | skip */
+	enum config_group_mode telegram_group_mode;
+	enum config_backlog telegram_backlog;
 	long telegram_backlog_minutes;
 	long telegram_cooldown;        /* seconds; 0 = off */
 	int telegram_delete_webhook;

@@ -176,11 +176,11 @@ static const char *set_value(struct config *c, const struct key *k, const char *
 		return NULL;
 	case K_ENUM: {
 		size_t n = strlen(v);
-		for (const char *a = k->values; *a;) {
+		int idx = 0;
+		for (const char *a = k->values; *a; idx++) {
 			size_t m = strcspn(a, "|");
 			if (m == n && !strncmp(a, v, n)) {
-				free(*(char **)p);
-				*(char **)p = xstrdup(v);
+				*(int *)p = idx; /* the enum's value: the values are in its order */
 				return NULL;
 			}
 			a += m + (a[m] == '|');
@@ -341,8 +341,7 @@ int config_load(struct config *c, const char *file, struct strbuf *errors)
 void config_release(struct config *c)
 {
 	for (size_t i = 0; i < ARRAY_LEN(keys); i++)
-		if (keys[i].kind == K_STR || keys[i].kind == K_SECRET || keys[i].kind == K_ENUM ||
-		    keys[i].kind == K_URL)
+		if (keys[i].kind == K_STR || keys[i].kind == K_SECRET || keys[i].kind == K_URL)
 			free(*(char **)field(c, &keys[i]));
 	memset(c, 0, sizeof(*c));
 }
@@ -358,9 +357,16 @@ void config_print(const struct config *c, struct strbuf *out)
 		case K_SECRET:
 			strbuf_addstr(out, *(char **)p ? "********" : "");
 			break;
-		case K_STR: case K_ENUM: case K_URL:
+		case K_STR: case K_URL:
 			strbuf_addstr(out, *(char **)p ? *(char **)p : "");
 			break;
+		case K_ENUM: {
+			const char *a = k->values;
+			for (int n = *(int *)p; n > 0 && *a; n--)
+				a += strcspn(a, "|") + (a[strcspn(a, "|")] == '|');
+			strbuf_add(out, a, strcspn(a, "|"));
+			break;
+		}
 		case K_INT:
 			strbuf_addf(out, "%ld", *(long *)p);
 			break;

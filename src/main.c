@@ -488,8 +488,8 @@ static int serve(struct config *c)
 {
 	if (check_settings(c) < 0)
 		return 1;
-	log_set_level((enum log_level)log_level_parse(c->log_level));
-	log_set_json(!strcmp(c->log_format, "json"));
+	log_set_level(c->log_level);
+	log_set_json(c->log_format == CONFIG_LOG_JSON);
 	config_each_secret(c, log_add_secret);
 	struct index *idx = load_index(c->faq);
 	if (!idx)

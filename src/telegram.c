@@ -998,8 +998,8 @@ struct transport *tg_from_config(const struct config *c, struct bot *bot, struct
 				 struct http *http)
 {
 	struct tg_options to = { c->telegram_token, c->telegram_api_url,
-				 !strcmp(c->telegram_group_mode, "all"),
-				 !strcmp(c->telegram_backlog, "skip"), c->telegram_backlog_minutes,
+				 c->telegram_group_mode == CONFIG_GROUP_ALL,
+				 c->telegram_backlog == CONFIG_BACKLOG_SKIP, c->telegram_backlog_minutes,
 				 c->telegram_cooldown, c->telegram_delete_webhook,
 				 c->telegram_poll_timeout, c->telegram_send_timeout,
 				 c->telegram_rate_limits, c->unanswered_retention_days > 0,
