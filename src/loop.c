@@ -3,7 +3,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "loop.h"
-#include "faq.h"
+#include "faqindex.h"
 #include "health.h"
 #include "index.h"
 #include "log.h"
@@ -172,8 +172,7 @@ int loop_reload(struct bot *bot, const char *path, struct strbuf *problems)
 {
 	struct faq_diags d;
 	faq_diags_init(&d);
-	struct faq *f = faq_load_file(path, &d);
-	struct index *idx = f ? index_build(f, &d) : NULL;
+	struct index *idx = faqindex_load(path, &d);
 	if (!idx) {
 		for (size_t i = 0; i < d.n; i++)
 			if (d.items[i].level == FAQ_ERROR) {
