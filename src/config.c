@@ -212,7 +212,7 @@ static int read_secret(const char *path, char **out, char *why, size_t whylen)
 	}
 	char buf[4096];
 	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
+	(void)fclose(f); /* read only: what was read is all that counts */
 	buf[n] = '\0';
 	buf[strcspn(buf, "\r\n")] = '\0';
 	char *s = buf;
@@ -301,7 +301,7 @@ static void load_file(struct config *c, const char *file, struct strbuf *errors)
 		apply(c, s, v, where, errors);
 	}
 	free(line);
-	fclose(f);
+	(void)fclose(f); /* read only */
 }
 
 /* "telegram_token" -> "FAQBOT_TELEGRAM_TOKEN" */

@@ -533,7 +533,7 @@ struct faq *faq_load_file(const char *path, struct faq_diags *d)
 		}
 	}
 	int rerr = ferror(fp);
-	fclose(fp);
+	(void)fclose(fp); /* read only: ferror above says whether the read failed */
 	struct faq *f = NULL;
 	if (toobig)
 		faq_diags_add(d, FAQ_ERROR, "%s: the FAQ file is larger than %u MB; is it the right file?",

@@ -291,6 +291,7 @@ static int cmd_ask(const struct opts *o)
 	struct bot_options bo = { o->threshold, NULL };
 	struct bot *b = bot_new(idx, &bo);
 	struct strbuf out = STRBUF_INIT, q = STRBUF_INIT;
+	int werr = 0;
 	if (o->use_stdin) {
 		char *line = NULL;
 		size_t cap = 0;
@@ -301,8 +302,8 @@ static int cmd_ask(const struct opts *o)
 			ask_one(b, o, line, (size_t)n, &out);
 			/* one answer per question as soon as it is ready: a program
 			 * may ask, wait for the line, and ask again */
-			fwrite(out.buf, 1, out.len, stdout);
-			fflush(stdout);
+			if (fwrite(out.buf, 1, out.len, stdout) != out.len || fflush(stdout) != 0)
+				werr = 1;
 			strbuf_reset(&out);
 		}
 		free(line);
@@ -311,11 +312,14 @@ static int cmd_ask(const struct opts *o)
 			strbuf_addf(&q, "%s%s", i ? " " : "", o->args[i]);
 		ask_one(b, o, q.buf, q.len, &out);
 	}
-	fwrite(out.buf, 1, out.len, stdout);
+	if (fwrite(out.buf, 1, out.len, stdout) != out.len || fflush(stdout) != 0)
+		werr = 1;
 	strbuf_release(&out);
 	strbuf_release(&q);
 	bot_free(b);
-	return 0;
+	if (werr)
+		fprintf(stderr, "faqbot: cannot write the answers to the standard output\n");
+	return werr ? 1 : 0;
 }
 
 /* ==== console / run / config ==== */
