@@ -20,7 +20,12 @@
  * /sync (unsigned.transaction_id) marks a row sent even when the PUT's
  * answer was lost.  One request in flight per room, parts in order.
  *
- * Ownership: mx_new returns a transport freed through its free callback; it
+ * Protocol only: it runs on the transport skeleton (transport.h), which
+ * owns start-up, polls, the pump and the sender; what happens around the
+ * bot (flood, cooldown, metrics, the reply log) is the service's
+ * (service.h).
+ *
+ * Ownership: mx_new returns a transport freed with transport_free; it
  * borrows bot, store and http, which must outlive it.
  */
 #ifndef FAQBOT_MATRIX_H

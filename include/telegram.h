@@ -21,7 +21,12 @@
  * 504, or a crash while sending) is sent again and logged as
  * event=ambiguous_resend; everything else is sent exactly once.
  *
- * Ownership: tg_new returns a transport freed through its free callback;
+ * Protocol only: it runs on the transport skeleton (transport.h), which
+ * owns start-up, polls, the pump and the sender; what happens around the
+ * bot (flood, cooldown, metrics, the reply log) is the service's
+ * (service.h).
+ *
+ * Ownership: tg_new returns a transport freed with transport_free;
  * it borrows bot, store and http, which must outlive it.
  */
 #ifndef FAQBOT_TELEGRAM_H
