@@ -109,6 +109,11 @@ void reply_release(struct reply *r);
  * from that chat picks from it). */
 int bot_has_choices(struct bot *b, const char *chat);
 
+/* 1 when text is a bare number ("2", " 3. ") and the bot's last reply in
+ * chat was a numbered list: the number picks from it, so a transport treats
+ * the message as addressed to the bot. */
+int bot_picks_choice(struct bot *b, const char *chat, const char *text, size_t len);
+
 /* Turns r into the one flood notice (FLOOD_NOTICE) or silence (FLOOD_IGNORE). */
 void bot_flood_reply(struct bot *b, int verdict, char prefix, struct reply *r);
 

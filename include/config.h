@@ -19,13 +19,20 @@
 
 #include <stddef.h>
 
+#include "log.h"
 #include "strbuf.h"
+
+/* The choices of the enum settings, in the order of their table row's
+ * values ("logfmt|json"): parsed once, compared as enums. */
+enum config_log_format { CONFIG_LOG_LOGFMT, CONFIG_LOG_JSON };
+enum config_group_mode { CONFIG_GROUP_ADDRESSED, CONFIG_GROUP_ALL };
+enum config_backlog { CONFIG_BACKLOG_ANSWER, CONFIG_BACKLOG_SKIP };
 
 struct config {
 	char *faq;
 	char *state_dir;
-	char *log_level;
-	char *log_format;
+	enum log_level log_level;           /* debug|info|warn|error, log.h's order */
+	enum config_log_format log_format;
 	double threshold;         /* -1: the FAQ's own */
 	char *subscribe_url;      /* NULL: the FAQ's fallback url */
 	char *ca_bundle;
@@ -43,8 +50,8 @@ struct config {
 
 	char *telegram_token;
 	char *telegram_api_url;
-	char *telegram_group_mode;     /* addressed | all */
-	char *telegram_backlog;        /* answer | skip */
+	enum config_group_mode telegram_group_mode;
+	enum config_backlog telegram_backlog;
 	long telegram_backlog_minutes;
 	long telegram_cooldown;        /* seconds; 0 = off */
 	int telegram_delete_webhook;
@@ -68,6 +75,12 @@ int config_load(struct config *c, const char *file, struct strbuf *errors);
 void config_release(struct config *c);
 /* Appends "key = value" lines, secrets masked. */
 void config_print(const struct config *c, struct strbuf *out);
+/* Settings that only make sense together, beyond each key's own type and
+ * bounds (the transports check their own: transport.h): 0, or -1 with
+ * one sentence a line appended to errors. */
+int config_check(const struct config *c, struct strbuf *errors);
+/* Calls fn with the value of every secret key that is set (log_add_secret). */
+void config_each_secret(const struct config *c, void (*fn)(const char *secret));
 /* Appends the list of keys with their help, for --help texts. */
 void config_help(struct strbuf *out);
 

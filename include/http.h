@@ -8,8 +8,9 @@
  * followed (a token in a URL must not travel to another host); only http
  * and https are spoken, and plain http only to loopback addresses.
  *
- * URLs are printed only through http_redact, which hides the Telegram
- * token ("/bot<token>/") and any access_token parameter.
+ * URLs are printed only through http_redact, which hides any
+ * access_token parameter and the path segments a transport registered
+ * with http_redact_segment (Telegram: "/bot<token>/").
  *
  * Ownership: http_new returns a handle freed with http_free (which aborts
  * requests still in flight without calling their callbacks).  http_start
@@ -67,15 +68,20 @@ struct http *http_new(const char *ca_bundle);
 void http_free(struct http *h);
 /* Starts a request; returns 0, or -1 with a sentence in err. */
 int http_start(struct http *h, const struct http_req *req, char *err, size_t errlen);
-/* Waits up to timeout_ms for network activity or for one of fds[0..nfds)
- * to be ready for its events (POLLIN, POLLOUT; fd -1 is skipped, at most
- * HTTP_MAX_EXTRA_FDS are watched), then runs transfers and calls the
- * callbacks of those that finished.  Returns the number finished. */
-int http_run(struct http *h, int timeout_ms, const struct pollfd *fds, int nfds);
+/* Sleeps up to timeout_ms in curl_multi_poll, until network activity or
+ * one of fds[0..nfds) is ready for its events (POLLIN, POLLOUT; at most
+ * HTTP_MAX_EXTRA_FDS are watched); sets each fds[i].revents. */
+void http_wait(struct http *h, int timeout_ms, struct pollfd *fds, int nfds);
+/* Runs the transfers that can go on and calls the callbacks of those that
+ * finished.  Returns the number finished. */
+int http_perform(struct http *h);
 size_t http_active(const struct http *h);
 
 /* Appends url with secrets hidden. */
 void http_redact(const char *url, struct strbuf *out);
+/* From now on http_redact hides what follows prefix in a URL's path, up
+ * to the next '/' ("/bot" hides "/bot<token>/").  Process-wide. */
+void http_redact_segment(const char *prefix);
 /* 0 when faqbot may talk to this base URL, as libcurl's URL parser reads
  * it: https, or http whose host is exactly localhost, an IPv4 literal in
  * 127.0.0.0/8 or [::1]; never a URL with a user name or password.  -1 with

@@ -1,9 +1,21 @@
 /*
  * loop.h - the single-threaded event loop serving every transport.
  *
- * One iteration: tick every transport (they start requests), sleep in
- * http_run until network activity, the earliest transport wake-up or a
- * signal, then run the finished requests' callbacks.  Signal handlers only
+ * One iteration: tick every transport (they start requests), sleep until
+ * network activity, a registered descriptor, the earliest wake-up or a
+ * signal, then run the ready descriptors' callbacks and the finished
+ * requests' callbacks.
+ *
+ * The poll set is the loop's: a module that has sockets of its own (the
+ * metrics server; the signal pipe and the FAQ watch are the loop's own)
+ * registers each with loop_add_fd(fd, events, cb, data), ae.c-style, and
+ * its deadline with loop_set_timer.  libcurl keeps its own sockets; rather
+ * than mirroring them (CURLMOPT_SOCKETFUNCTION, a second source of truth
+ * for what curl waits on), the loop hands its descriptors to
+ * curl_multi_poll through http_wait, the one call that sleeps, reads the
+ * ready events back, dispatches them, then lets http_perform run the
+ * transfers.  So http.c only drives curl and knows no descriptor but
+ * curl's; loop.c knows no protocol.  Signal handlers only
  * write a byte to a self-pipe (which wakes the poll) and set flags:
  *   SIGTERM, SIGINT  stop polling, finish the sends in flight (at most
  *                    LOOP_STOP_GRACE_MS), exit 0;
@@ -16,6 +28,7 @@
 #define FAQBOT_LOOP_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "bot.h"
 #include "http.h"
@@ -36,6 +49,21 @@ struct loop_ctx {
 	struct store *store;     /* retention runs every LOOP_RETAIN_EVERY_MS, or NULL */
 	struct store_retention retention;
 };
+
+#define LOOP_MAX_FDS HTTP_MAX_EXTRA_FDS /* descriptors registered at once */
+
+/* Called with the events that happened (POLLIN, POLLOUT, POLLERR, POLLHUP). */
+typedef void (*loop_fd_fn)(void *data, int fd, short revents);
+/* Watches fd for events (POLLIN and/or POLLOUT) and calls cb when one
+ * happens; registering an fd again changes its events, callback and data.
+ * 0, or -1 when LOOP_MAX_FDS are registered already. */
+int loop_add_fd(int fd, short events, loop_fd_fn cb, void *data);
+/* Stops watching fd (before closing it); unknown fds are ignored. */
+void loop_del_fd(int fd);
+/* cb(data, now) runs once the wall clock reaches at_ms; one timer per cb
+ * (setting it again moves it), at_ms < 0 cancels it. */
+typedef void (*loop_timer_fn)(void *data, int64_t now);
+void loop_set_timer(loop_timer_fn cb, void *data, int64_t at_ms);
 
 /* Runs until a stop signal (returns 0) or a fatal transport error (1). */
 int loop_run(struct loop_ctx *ctx);

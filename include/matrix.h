@@ -20,7 +20,12 @@
  * /sync (unsigned.transaction_id) marks a row sent even when the PUT's
  * answer was lost.  One request in flight per room, parts in order.
  *
- * Ownership: mx_new returns a transport freed through its free callback; it
+ * Protocol only: it runs on the transport skeleton (transport.h), which
+ * owns start-up, polls, the pump and the sender; what happens around the
+ * bot (flood, cooldown, metrics, the reply log) is the service's
+ * (service.h).
+ *
+ * Ownership: mx_new returns a transport freed with transport_free; it
  * borrows bot, store and http, which must outlive it.
  */
 #ifndef FAQBOT_MATRIX_H
@@ -45,6 +50,14 @@ struct mx_options {
 	const char *allowed_rooms; /* comma-separated room ids or servers, NULL: all */
 	long flood_max, flood_window_s, flood_pause_s;
 };
+
+struct config;
+/* The transport_kinds row (transport.h): matrix_homeserver set; the
+ * matrix_* settings checked; the transport made from them. */
+int mx_configured(const struct config *c);
+int mx_config_check(const struct config *c, struct strbuf *errors);
+struct transport *mx_from_config(const struct config *c, struct bot *bot, struct store *store,
+				 struct http *http);
 
 struct transport *mx_new(const struct mx_options *o, struct bot *bot, struct store *store,
 			 struct http *http);

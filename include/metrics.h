@@ -4,8 +4,9 @@
  * Counters are named series ("faqbot_replies_total", labels
  * "transport=\"telegram\",kind=\"answer\"") kept in a small table.  The
  * endpoint answers one request per connection (GET /metrics) and closes
- * it; its sockets are non-blocking and polled by the event loop with the
- * chat traffic, each client bounded in time, their number capped.
+ * it; its sockets are non-blocking and registered with the event loop
+ * (loop_add_fd; a loop timer closes clients past their deadline), each
+ * client bounded in time, their number capped.
  * Single-threaded, like the rest of faqbot.
  */
 #ifndef FAQBOT_METRICS_H
@@ -32,17 +33,11 @@ void metrics_reset(void);
  * address and returns 0, or -1 with a sentence in err. */
 int metrics_address_parse(const char *address, struct sockaddr_storage *sa, socklen_t *salen,
 			  char *err, size_t errlen);
-/* Starts listening on address (see metrics_address_parse); 0, or -1 with a
- * sentence in err.  The socket belongs to this module (metrics_close). */
+/* Starts listening on address (see metrics_address_parse) and registers
+ * the socket with the event loop (loop.h), which then serves clients as
+ * they come; 0, or -1 with a sentence in err.  The socket belongs to this
+ * module (metrics_close). */
 int metrics_listen(const char *address, char *err, size_t errlen);
-/* The sockets the event loop must poll (listener and clients), written to
- * out (at most max); returns how many. */
-int metrics_pollfds(struct pollfd *out, int max);
-/* The earliest client deadline (wall ms), or -1 when no client is open. */
-int64_t metrics_next_wake(void);
-/* Accepts, reads, answers and closes whatever is ready, without blocking;
- * closes clients past their deadline.  now is wall_ms(). */
-void metrics_serve(int64_t now);
 /* Closes the listener and every client. */
 void metrics_close(void);
 

@@ -193,9 +193,13 @@ STORE_MUST_CHECK int store_outbox_set(struct store *s, const struct outbox_row *
 STORE_MUST_CHECK int store_outbox_recover(struct store *s, const char *transport);
 /* Drops every unfinished row of a chat (403); returns how many. */
 STORE_MUST_CHECK int store_outbox_drop_chat(struct store *s, const char *transport, const char *chat);
-/* Moves a chat's unfinished rows to new_chat, rewriting "chat_id" in bodies. */
+/* The request bytes of body addressed to new_chat instead (the transport
+ * knows its format); a new string the caller frees. */
+typedef char *(*store_rewrite_fn)(const char *body, const char *new_chat);
+/* Moves a chat's unfinished rows to new_chat, their bodies passed through
+ * rewrite (NULL: kept as they are). */
 STORE_MUST_CHECK int store_outbox_move_chat(struct store *s, const char *transport, const char *chat,
-			   const char *new_chat);
+			   const char *new_chat, store_rewrite_fn rewrite);
 /* Rows in that state, or -1. */
 STORE_MUST_CHECK int64_t store_outbox_count(struct store *s, const char *transport, int state);
 /* Marks the unfinished row with this idempotency key sent (a Matrix echo);

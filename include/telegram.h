@@ -21,7 +21,12 @@
  * 504, or a crash while sending) is sent again and logged as
  * event=ambiguous_resend; everything else is sent exactly once.
  *
- * Ownership: tg_new returns a transport freed through its free callback;
+ * Protocol only: it runs on the transport skeleton (transport.h), which
+ * owns start-up, polls, the pump and the sender; what happens around the
+ * bot (flood, cooldown, metrics, the reply log) is the service's
+ * (service.h).
+ *
+ * Ownership: tg_new returns a transport freed with transport_free;
  * it borrows bot, store and http, which must outlive it.
  */
 #ifndef FAQBOT_TELEGRAM_H
@@ -49,6 +54,14 @@ struct tg_options {
 	const char *allowed_chats; /* comma-separated chat ids, NULL: all */
 	long flood_max, flood_window_s, flood_pause_s;
 };
+
+struct config;
+/* The transport_kinds row (transport.h): telegram_token set; the
+ * telegram_* settings checked; the transport made from them. */
+int tg_configured(const struct config *c);
+int tg_config_check(const struct config *c, struct strbuf *errors);
+struct transport *tg_from_config(const struct config *c, struct bot *bot, struct store *store,
+				 struct http *http);
 
 struct transport *tg_new(const struct tg_options *o, struct bot *bot, struct store *store,
 			 struct http *http);

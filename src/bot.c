@@ -88,6 +88,9 @@ static const struct {
 	  "chiffré.",
 	  "This room is end-to-end encrypted: I cannot read the messages written in it. Ask me "
 	  "your questions in an unencrypted direct message or in an unencrypted room." },
+	{ "faq_refused",
+	  "La FAQ modifiée contient des erreurs ; l'ancienne version reste en service.",
+	  "The edited FAQ has errors; the previous version stays in service." },
 	{ "cooldown",
 	  "J'ai répondu à cette question il y a quelques minutes : voyez ma réponse juste "
 	  "au-dessus.",
@@ -524,6 +527,11 @@ int bot_has_choices(struct bot *b, const char *chat)
 {
 	struct memo *m = memo_find(b, chat);
 	return m && m->n > 0;
+}
+
+int bot_picks_choice(struct bot *b, const char *chat, const char *text, size_t len)
+{
+	return bare_number(text, len) > 0 && bot_has_choices(b, chat);
 }
 
 char *bot_text(struct bot *b, const char *key, char prefix)

@@ -3,6 +3,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "config.h"
+#include "metrics.h"
 #include "util.h"
 
 #include <ctype.h>
@@ -180,11 +181,11 @@ static const char *set_value(struct config *c, const struct key *k, const char *
 		return NULL;
 	case K_ENUM: {
 		size_t n = strlen(v);
-		for (const char *a = k->values; *a;) {
+		int idx = 0;
+		for (const char *a = k->values; *a; idx++) {
 			size_t m = strcspn(a, "|");
 			if (m == n && !strncmp(a, v, n)) {
-				free(*(char **)p);
-				*(char **)p = xstrdup(v);
+				*(int *)p = idx; /* the enum's value: the values are in its order */
 				return NULL;
 			}
 			a += m + (a[m] == '|');
@@ -216,7 +217,7 @@ static int read_secret(const char *path, char **out, char *why, size_t whylen)
 	}
 	char buf[4096];
 	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
+	(void)fclose(f); /* read only: what was read is all that counts */
 	buf[n] = '\0';
 	buf[strcspn(buf, "\r\n")] = '\0';
 	char *s = buf;
@@ -305,7 +306,7 @@ static void load_file(struct config *c, const char *file, struct strbuf *errors)
 		apply(c, s, v, where, errors);
 	}
 	free(line);
-	fclose(f);
+	(void)fclose(f); /* read only */
 }
 
 /* "telegram_token" -> "FAQBOT_TELEGRAM_TOKEN" */
@@ -348,8 +349,7 @@ int config_load(struct config *c, const char *file, struct strbuf *errors)
 void config_release(struct config *c)
 {
 	for (size_t i = 0; i < ARRAY_LEN(keys); i++)
-		if (keys[i].kind == K_STR || keys[i].kind == K_SECRET || keys[i].kind == K_ENUM ||
-		    keys[i].kind == K_URL)
+		if (keys[i].kind == K_STR || keys[i].kind == K_SECRET || keys[i].kind == K_URL)
 			free(*(char **)field(c, &keys[i]));
 	memset(c, 0, sizeof(*c));
 }
@@ -365,9 +365,16 @@ void config_print(const struct config *c, struct strbuf *out)
 		case K_SECRET:
 			strbuf_addstr(out, *(char **)p ? "********" : "");
 			break;
-		case K_STR: case K_ENUM: case K_URL:
+		case K_STR: case K_URL:
 			strbuf_addstr(out, *(char **)p ? *(char **)p : "");
 			break;
+		case K_ENUM: {
+			const char *a = k->values;
+			for (int n = *(int *)p; n > 0 && *a; n--)
+				a += strcspn(a, "|") + (a[strcspn(a, "|")] == '|');
+			strbuf_add(out, a, strcspn(a, "|"));
+			break;
+		}
 		case K_INT:
 			strbuf_addf(out, "%ld", *(long *)p);
 			break;
@@ -391,5 +398,28 @@ void config_help(struct strbuf *out)
 		strbuf_addf(out, "  %-26s %s%s%s%s\n", keys[i].name, keys[i].help,
 			    keys[i].def ? " [" : "", keys[i].def ? keys[i].def : "", keys[i].def ? "]" : "");
 		strbuf_addf(out, "  %-26s   env %s%s\n", "", env, keys[i].kind == K_SECRET ? ", or *_FILE" : "");
+	}
+}
+
+int config_check(const struct config *c, struct strbuf *errors)
+{
+	if (!c->metrics_address || !*c->metrics_address)
+		return 0;
+	char why[256];
+	struct sockaddr_storage sa;
+	socklen_t salen;
+	if (metrics_address_parse(c->metrics_address, &sa, &salen, why, sizeof(why)) < 0) {
+		strbuf_addf(errors, "metrics_address: %s\n", why);
+		return -1;
+	}
+	return 0;
+}
+
+void config_each_secret(const struct config *c, void (*fn)(const char *secret))
+{
+	for (size_t i = 0; i < ARRAY_LEN(keys); i++) {
+		const char *v = keys[i].kind == K_SECRET ? *(char *const *)((const char *)c + keys[i].off) : NULL;
+		if (v && *v)
+			fn(v);
 	}
 }

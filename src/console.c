@@ -92,14 +92,14 @@ static char *console_locale_set(void)
 	for (size_t i = 0; i < ARRAY_LEN(utf8); i++)
 		if (setlocale(LC_CTYPE, utf8[i]) && codeset_is_utf8())
 			return saved;
-	setlocale(LC_CTYPE, saved ? saved : "C");
+	(void)setlocale(LC_CTYPE, saved ? saved : "C"); /* back to what it was; "C" cannot fail */
 	return saved;
 }
 
 static void console_locale_restore(char *saved)
 {
 	if (saved)
-		setlocale(LC_CTYPE, saved);
+		(void)setlocale(LC_CTYPE, saved); /* it was in use a moment ago */
 	free(saved);
 }
 
@@ -137,7 +137,7 @@ int console_run(struct bot *b, FILE *in, FILE *out, int interactive)
 		strbuf_reset(&text);
 		reply_format_plain(&r, &text);
 		fprintf(out, "%s%s\n", interactive ? "bot> " : "", text.buf);
-		fflush(out);
+		(void)fflush(out); /* a closed terminal ends the next read */
 		reply_release(&r);
 	}
 	strbuf_release(&line);

@@ -23,7 +23,7 @@
 
 const char *const faq_message_keys[] = {
 	"welcome", "help", "faq_intro", "subscribe", "suggest_intro",
-	"fallback_suggest_intro", "empty_question", "choice_unknown", "link_label", "cooldown", "hello", "encrypted_room", "flood", NULL
+	"fallback_suggest_intro", "empty_question", "choice_unknown", "link_label", "cooldown", "hello", "encrypted_room", "flood", "faq_refused", NULL
 };
 
 static const char *const root_keys[] = {
@@ -533,7 +533,7 @@ struct faq *faq_load_file(const char *path, struct faq_diags *d)
 		}
 	}
 	int rerr = ferror(fp);
-	fclose(fp);
+	(void)fclose(fp); /* read only: ferror above says whether the read failed */
 	struct faq *f = NULL;
 	if (toobig)
 		faq_diags_add(d, FAQ_ERROR, "%s: the FAQ file is larger than %u MB; is it the right file?",

@@ -18,7 +18,7 @@ int health_write(const char *state_dir, struct transport **tr, size_t n)
 {
 	json_t *t = json_object();
 	for (size_t i = 0; i < n; i++)
-		json_object_set_new(t, tr[i]->name, json_integer(tr[i]->last_poll(tr[i]->self)));
+		json_object_set_new(t, transport_name(tr[i]), json_integer(transport_last_poll(tr[i])));
 	json_t *j = json_pack("{s:I, s:I, s:o}", "pid", (json_int_t)getpid(), "written",
 			      (json_int_t)wall_ms(), "last_poll", t);
 	char path[4096], tmp[4200];

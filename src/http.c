@@ -3,6 +3,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "http.h"
+#include "log.h"
 #include "util.h"
 
 #include <arpa/inet.h>
@@ -44,7 +45,7 @@ struct http *http_new(const char *ca_bundle)
 	struct http *h = xcalloc(1, sizeof(*h));
 	h->multi = curl_multi_init();
 	if (!h->multi) {
-		fprintf(stderr, "faqbot: fatal: libcurl could not start\n");
+		log_error("fatal", "error=%s", log_q("libcurl could not start"));
 		abort();
 	}
 	curl_multi_setopt(h->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 8L);
@@ -294,19 +295,29 @@ static void finish(struct http *h, CURL *easy, CURLcode code)
 	xfer_free(h, x);
 }
 
-int http_run(struct http *h, int timeout_ms, const struct pollfd *fds, int nfds)
+void http_wait(struct http *h, int timeout_ms, struct pollfd *fds, int nfds)
 {
 	struct curl_waitfd extra[HTTP_MAX_EXTRA_FDS];
-	int n = 0, numfds = 0, running = 0, done = 0;
-	for (int i = 0; i < nfds && n < HTTP_MAX_EXTRA_FDS; i++) {
-		if (fds[i].fd < 0)
-			continue;
+	int n = nfds < HTTP_MAX_EXTRA_FDS ? nfds : HTTP_MAX_EXTRA_FDS, numfds = 0;
+	for (int i = 0; i < n; i++) {
 		short ev = (short)(((fds[i].events & POLLIN) ? CURL_WAIT_POLLIN : 0) |
 				   ((fds[i].events & POLLOUT) ? CURL_WAIT_POLLOUT : 0));
-		extra[n++] = (struct curl_waitfd){ fds[i].fd, ev, 0 };
+		extra[i] = (struct curl_waitfd){ fds[i].fd, ev, 0 };
 	}
-	curl_multi_poll(h->multi, n ? extra : NULL, (unsigned)n, timeout_ms < 0 ? 0 : timeout_ms,
-			&numfds);
+	if (curl_multi_poll(h->multi, n ? extra : NULL, (unsigned)n, timeout_ms < 0 ? 0 : timeout_ms,
+			    &numfds) != CURLM_OK)
+		numfds = 0;
+	for (int i = 0; i < nfds; i++) {
+		short re = i < n ? extra[i].revents : 0;
+		fds[i].revents = (short)(((re & CURL_WAIT_POLLIN) ? POLLIN : 0) |
+					 ((re & CURL_WAIT_POLLOUT) ? POLLOUT : 0) |
+					 ((re & CURL_WAIT_POLLPRI) ? POLLPRI : 0));
+	}
+}
+
+int http_perform(struct http *h)
+{
+	int running = 0, done = 0;
 	curl_multi_perform(h->multi, &running);
 	CURLMsg *msg;
 	int left;
@@ -319,14 +330,35 @@ int http_run(struct http *h, int timeout_ms, const struct pollfd *fds, int nfds)
 	return done;
 }
 
+/* Path segments hidden by http_redact, registered by the transports that
+ * put a secret in their paths (Telegram: "/bot").  Process-wide, few. */
+static char *redacted_segments[4];
+
+void http_redact_segment(const char *prefix)
+{
+	for (size_t i = 0; i < ARRAY_LEN(redacted_segments); i++) {
+		if (redacted_segments[i] && !strcmp(redacted_segments[i], prefix))
+			return;
+		if (!redacted_segments[i]) {
+			redacted_segments[i] = xstrdup(prefix);
+			return;
+		}
+	}
+	log_error("fatal", "error=%s", log_q("too many secret URL segments (a bug)"));
+	abort();
+}
+
 void http_redact(const char *url, struct strbuf *out)
 {
-	const char *bot = strstr(url, "/bot");
-	if (bot) {
-		const char *slash = strchr(bot + 4, '/');
-		strbuf_add(out, url, (size_t)(bot - url) + 4);
+	for (size_t i = 0; i < ARRAY_LEN(redacted_segments) && redacted_segments[i]; i++) {
+		const char *seg = strstr(url, redacted_segments[i]);
+		if (!seg)
+			continue;
+		size_t n = strlen(redacted_segments[i]);
+		const char *slash = strchr(seg + n, '/');
+		strbuf_add(out, url, (size_t)(seg - url) + n);
 		strbuf_addstr(out, "<redacted>");
-		url = slash ? slash : bot + strlen(bot);
+		url = slash ? slash : seg + strlen(seg);
 	}
 	const char *tok = strstr(url, "access_token=");
 	if (tok) {

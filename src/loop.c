@@ -3,7 +3,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "loop.h"
-#include "faq.h"
+#include "faqindex.h"
 #include "health.h"
 #include "index.h"
 #include "log.h"
@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,111 @@
 
 static volatile sig_atomic_t stop_flag, reload_flag;
 static int wake_pipe[2] = { -1, -1 };
+
+/* ==== The poll set: descriptors and timers registered by the modules ==== */
+
+static struct watched {
+	int fd;
+	short events;
+	loop_fd_fn cb;
+	void *data;
+} watched[LOOP_MAX_FDS];
+static size_t n_watched;
+
+#define LOOP_MAX_TIMERS 8
+static struct timer {
+	loop_timer_fn cb;
+	void *data;
+	int64_t at;
+} timers[LOOP_MAX_TIMERS];
+
+int loop_add_fd(int fd, short events, loop_fd_fn cb, void *data)
+{
+	if (fd < 0)
+		return -1;
+	for (size_t i = 0; i < n_watched; i++)
+		if (watched[i].fd == fd) {
+			watched[i] = (struct watched){ fd, events, cb, data };
+			return 0;
+		}
+	if (n_watched == LOOP_MAX_FDS)
+		return -1;
+	watched[n_watched++] = (struct watched){ fd, events, cb, data };
+	return 0;
+}
+
+void loop_del_fd(int fd)
+{
+	for (size_t i = 0; i < n_watched; i++)
+		if (watched[i].fd == fd) {
+			watched[i] = watched[--n_watched];
+			return;
+		}
+}
+
+void loop_set_timer(loop_timer_fn cb, void *data, int64_t at_ms)
+{
+	struct timer *free_slot = NULL;
+	for (size_t i = 0; i < LOOP_MAX_TIMERS; i++) {
+		if (timers[i].cb == cb) {
+			timers[i].data = data;
+			timers[i].at = at_ms;
+			if (at_ms < 0)
+				timers[i].cb = NULL;
+			return;
+		}
+		if (!timers[i].cb && !free_slot)
+			free_slot = &timers[i];
+	}
+	if (at_ms < 0)
+		return;
+	if (!free_slot) {
+		log_error("fatal", "error=%s", log_q("more loop timers than LOOP_MAX_TIMERS (a bug)"));
+		abort();
+	}
+	*free_slot = (struct timer){ cb, data, at_ms };
+}
+
+/* The earliest timer, or -1. */
+static int64_t timers_next(void)
+{
+	int64_t w = -1;
+	for (size_t i = 0; i < LOOP_MAX_TIMERS; i++)
+		if (timers[i].cb && (w < 0 || timers[i].at < w))
+			w = timers[i].at;
+	return w;
+}
+
+static void timers_run(int64_t now)
+{
+	for (size_t i = 0; i < LOOP_MAX_TIMERS; i++)
+		if (timers[i].cb && timers[i].at <= now) {
+			loop_timer_fn cb = timers[i].cb;
+			timers[i].cb = NULL; /* one shot: the callback sets it again if it wants */
+			cb(timers[i].data, now);
+		}
+}
+
+/* Sleeps in http_wait with every registered descriptor, then calls the
+ * callbacks of those that are ready.  A callback may add or remove
+ * descriptors: the snapshot is checked against the registry first. */
+static void wait_and_dispatch(struct http *h, int timeout)
+{
+	struct pollfd fds[LOOP_MAX_FDS];
+	size_t n = n_watched;
+	for (size_t i = 0; i < n; i++)
+		fds[i] = (struct pollfd){ watched[i].fd, watched[i].events, 0 };
+	http_wait(h, timeout, fds, (int)n);
+	for (size_t i = 0; i < n; i++) {
+		if (!fds[i].revents)
+			continue;
+		for (size_t j = 0; j < n_watched; j++)
+			if (watched[j].fd == fds[i].fd) {
+				watched[j].cb(watched[j].data, fds[i].fd, fds[i].revents);
+				break;
+			}
+	}
+}
 
 static void on_signal(int sig)
 {
@@ -34,10 +140,12 @@ static void on_signal(int sig)
 	errno = saved;
 }
 
-static void drain(void)
+static void drain(void *data, int fd, short revents)
 {
+	(void)data;
+	(void)revents;
 	char buf[64];
-	while (read(wake_pipe[0], buf, sizeof(buf)) > 0)
+	while (read(fd, buf, sizeof(buf)) > 0)
 		;
 }
 
@@ -56,7 +164,7 @@ static int setup_signals(void)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	(void)signal(SIGPIPE, SIG_IGN); /* cannot fail for a valid signal */
 	return 0;
 }
 
@@ -64,8 +172,7 @@ int loop_reload(struct bot *bot, const char *path, struct strbuf *problems)
 {
 	struct faq_diags d;
 	faq_diags_init(&d);
-	struct faq *f = faq_load_file(path, &d);
-	struct index *idx = f ? index_build(f, &d) : NULL;
+	struct index *idx = faqindex_load(path, &d);
 	if (!idx) {
 		for (size_t i = 0; i < d.n; i++)
 			if (d.items[i].level == FAQ_ERROR) {
@@ -92,11 +199,11 @@ static void reload(struct loop_ctx *ctx)
 	struct strbuf problems = STRBUF_INIT;
 	if (loop_reload(ctx->bot, ctx->faq_path, &problems) < 0) {
 		struct strbuf msg = STRBUF_INIT;
-		strbuf_addf(&msg, "La FAQ modifiée (%s) contient des erreurs ; l'ancienne version reste "
-			    "en service :\n%s", ctx->faq_path, problems.buf);
+		char *head = bot_text(ctx->bot, "faq_refused", '/');
+		strbuf_addf(&msg, "%s\n%s\n%s", head, ctx->faq_path, problems.buf);
+		free(head);
 		for (size_t i = 0; i < ctx->n_tr; i++)
-			if (ctx->tr[i]->notify_admin)
-				ctx->tr[i]->notify_admin(ctx->tr[i]->self, msg.buf);
+			transport_notify_admin(ctx->tr[i], msg.buf);
 		strbuf_release(&msg);
 	}
 	strbuf_release(&problems);
@@ -140,6 +247,19 @@ static int faq_changed(int fd, const char *base)
 	return hit;
 }
 
+struct faq_watch {
+	char *base;               /* the FAQ file's name in the watched directory */
+	int64_t reload_at;        /* 0, or when to reload (the editor has finished) */
+};
+
+static void on_faq_watch(void *data, int fd, short revents)
+{
+	(void)revents;
+	struct faq_watch *w = data;
+	if (faq_changed(fd, w->base))
+		w->reload_at = wall_ms() + LOOP_RELOAD_DELAY_MS; /* let the editor finish writing */
+}
+
 /* Applies the store's retention policy as the bot runs (store.h). */
 static void retain(struct loop_ctx *ctx, int64_t now)
 {
@@ -163,35 +283,36 @@ int loop_run(struct loop_ctx *ctx)
 		log_error("fatal", "error=%s", log_q("cannot set up signal handling"));
 		return 1;
 	}
-	int64_t stop_deadline = 0, reload_at = 0, beat_at = 0, retain_at = 0;
+	int64_t stop_deadline = 0, beat_at = 0, retain_at = 0;
 	int rc = 0;
-	char *base = NULL;
-	int watch = watch_faq(ctx->faq_path, &base);
+	struct faq_watch fw = { NULL, 0 };
+	int watch = watch_faq(ctx->faq_path, &fw.base);
+	loop_add_fd(wake_pipe[0], POLLIN, drain, NULL);
+	if (watch >= 0)
+		loop_add_fd(watch, POLLIN, on_faq_watch, &fw);
 	for (;;) {
 		int64_t now = wall_ms();
-		if (watch >= 0 && faq_changed(watch, base))
-			reload_at = now + LOOP_RELOAD_DELAY_MS; /* let the editor finish writing */
-		if (reload_flag || (reload_at && now >= reload_at)) {
+		if (reload_flag || (fw.reload_at && now >= fw.reload_at)) {
 			reload_flag = 0;
-			reload_at = 0;
+			fw.reload_at = 0;
 			reload(ctx);
 		}
 		if (stop_flag && !stop_deadline) {
 			log_info("stopping", "note=%s", log_q("finishing the replies in flight"));
 			for (size_t i = 0; i < ctx->n_tr; i++)
-				ctx->tr[i]->stop(ctx->tr[i]->self);
+				transport_stop(ctx->tr[i]);
 			stop_deadline = now + LOOP_STOP_GRACE_MS;
 		}
 		int busy = 0;
 		for (size_t i = 0; i < ctx->n_tr; i++) {
 			struct transport *t = ctx->tr[i];
-			if (t->failed(t->self)) {
+			if (transport_failed(t)) {
 				rc = 1;
 				goto out;
 			}
 			if (!stop_deadline)
-				t->tick(t->self, now);
-			busy += t->busy(t->self);
+				transport_tick(t, now);
+			busy += transport_busy(t);
 		}
 		if (stop_deadline && (!busy || now >= stop_deadline))
 			break;
@@ -207,27 +328,27 @@ int loop_run(struct loop_ctx *ctx)
 			retain_at = now + (every > 0 && every < LOOP_RETAIN_EVERY_MS ? every : LOOP_RETAIN_EVERY_MS);
 		}
 		int64_t wake = stop_deadline ? now + 100 : now + 1000;
-		if (reload_at && reload_at < wake)
-			wake = reload_at;
+		if (fw.reload_at && fw.reload_at < wake)
+			wake = fw.reload_at;
+		int64_t tw = timers_next();
+		if (tw >= 0 && tw < wake)
+			wake = tw;
 		for (size_t i = 0; i < ctx->n_tr && !stop_deadline; i++) {
-			int64_t w = ctx->tr[i]->next_wake(ctx->tr[i]->self, now);
+			int64_t w = transport_next_wake(ctx->tr[i], now);
 			if (w >= 0 && w < wake)
 				wake = w;
 		}
-		int timeout = wake > now ? (int)(wake - now) : 0;
-		struct pollfd fds[HTTP_MAX_EXTRA_FDS] = { { wake_pipe[0], POLLIN, 0 }, { watch, POLLIN, 0 } };
-		int nfds = 2 + metrics_pollfds(fds + 2, HTTP_MAX_EXTRA_FDS - 2);
-		int64_t mw = metrics_next_wake();
-		if (mw >= 0 && mw - now < timeout)
-			timeout = mw > now ? (int)(mw - now) : 0;
-		http_run(ctx->http, timeout, fds, nfds);
-		drain();
-		metrics_serve(wall_ms());
+		wait_and_dispatch(ctx->http, wake > now ? (int)(wake - now) : 0);
+		http_perform(ctx->http);
+		timers_run(wall_ms());
 	}
 out:
-	if (watch >= 0)
+	loop_del_fd(wake_pipe[0]);
+	if (watch >= 0) {
+		loop_del_fd(watch);
 		close(watch);
-	free(base);
+	}
+	free(fw.base);
 	log_info("stopped", "status=%d", rc);
 	return rc;
 }

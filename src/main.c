@@ -1,6 +1,9 @@
 /*
  * main.c - faqbot's command line: parses arguments and wires the modules
- * together.  No logic of its own beyond choosing what to run.
+ * together.  No logic of its own beyond choosing what to run: one options
+ * parser and one command table (at the end); the FAQ's checks live in
+ * faqindex.c, the settings' in config.c and in each transport, the
+ * transports in transports.c.
  *
  *   faqbot check [FAQ]                     validate an FAQ file
  *   faqbot ask [--faq F] [--explain] [--json] [--stdin] [QUESTION...]
@@ -14,17 +17,16 @@
 #include "faq.h"
 #include "health.h"
 #include "http.h"
+#include "faqindex.h"
 #include "index.h"
 #include "log.h"
 #include "loop.h"
-#include "markup.h"
-#include "matrix.h"
 #include "match.h"
 #include "metrics.h"
 #include "report.h"
 #include "statedir.h"
 #include "store.h"
-#include "telegram.h"
+#include "transport.h"
 #include "strbuf.h"
 #include "text.h"
 #include "util.h"
@@ -209,8 +211,7 @@ static struct index *load_index(const char *path)
 {
 	struct faq_diags d;
 	faq_diags_init(&d);
-	struct faq *f = faq_load_file(path, &d);
-	struct index *idx = f ? index_build(f, &d) : NULL;
+	struct index *idx = faqindex_load(path, &d);
 	if (!idx) {
 		print_diags(&d, stderr);
 		fprintf(stderr, "faqbot: %s is not a valid FAQ; 'faqbot check %s' lists the problems\n",
@@ -222,94 +223,15 @@ static struct index *load_index(const char *path)
 
 /* ==== check ==== */
 
-static void self_test(struct index *idx, struct faq_diags *d)
+static int cmd_check(const struct opts *o)
 {
-	const struct faq *f = index_faq(idx);
-	struct text *t = text_new(f->language);
-	struct termlist tl;
-	termlist_init(&tl);
-	for (size_t g = 0; g < f->n_synonyms; g++)
-		for (size_t p = 0; p < f->synonyms[g].n; p++) {
-			termlist_clear(&tl);
-			if (!text_analyze(t, f->synonyms[g].phrases[p], strlen(f->synonyms[g].phrases[p]), &tl, 0))
-				faq_diags_add(d, FAQ_WARNING, "%s: warning: synonyms[%zu]: \"%s\" has no "
-					      "searchable word (only common words) and is ignored",
-					      f->source, g, f->synonyms[g].phrases[p]);
-		}
-	for (size_t e = 0; e < f->n_entries; e++) {
-		const struct faq_entry *en = &f->entries[e];
-		for (size_t q = 0; q < en->n_questions; q++) {
-			struct match m;
-			const char *qs = en->questions[q];
-			match_question(idx, qs, strlen(qs), -1, &m);
-			const char *where = "entries";
-			if (!m.ranked.n_terms)
-				faq_diags_add(d, FAQ_WARNING, "%s: warning: %s[%zu] (id \"%s\"): questions[%zu] "
-					      "\"%s\" has no searchable word (only common words)",
-					      f->source, where, e, en->id, q, qs);
-			else if (m.entry != (long)e)
-				faq_diags_add(d, FAQ_WARNING, "%s: warning: %s[%zu] (id \"%s\"): questions[%zu] "
-					      "\"%s\" is matched to entry \"%s\" instead; reword it or "
-					      "add keywords", f->source, where, e, en->id, q, qs,
-					      m.entry >= 0 ? f->entries[m.entry].id : "(none)");
-			else if (m.kind == MATCH_FALLBACK)
-				faq_diags_add(d, FAQ_WARNING, "%s: warning: %s[%zu] (id \"%s\"): questions[%zu] "
-					      "\"%s\" would get the fallback (confidence %.2f, threshold "
-					      "%.2f)", f->source, where, e, en->id, q, qs, m.confidence,
-					      m.threshold);
-		}
-	}
-	termlist_release(&tl);
-	text_free(t);
-}
-
-/* Markup problems in one text: a warning each (the text is still shown,
- * with the broken part as typed). */
-static void check_markup_of(const struct faq *f, const char *where, const char *src,
-			    struct faq_diags *d)
-{
-	struct markup_problem *p;
-	size_t n = markup_check(src, strlen(src), &p);
-	for (size_t i = 0; i < n; i++)
-		faq_diags_add(d, FAQ_WARNING, "%s: warning: %s, line %zu, column %zu: %s", f->source,
-			      where, p[i].line, p[i].column, p[i].text);
-	markup_problems_free(p, n);
-}
-
-static void check_markup(const struct faq *f, struct faq_diags *d)
-{
-	check_markup_of(f, "fallback: \"text\"", f->fallback_text, d);
-	for (size_t e = 0; e < f->n_entries; e++) {
-		char where[160];
-		snprintf(where, sizeof(where), "entries[%zu] (id \"%.60s\"): \"answer\"", e,
-			 f->entries[e].id);
-		check_markup_of(f, where, f->entries[e].answer, d);
-	}
-}
-
-static int cmd_check(int argc, char **argv)
-{
-	struct opts o;
-	if (parse_opts(argc, argv, &o, usage_check) < 0) {
-		free(o.args);
-		return 2;
-	}
-	if (o.help || o.nargs > 1) {
-		fputs(usage_check, o.help ? stdout : stderr);
-		free(o.args);
-		return o.help ? 0 : 2;
-	}
-	const char *path = faq_path(o.nargs ? o.args[0] : o.faq);
-	free(o.args);
+	const char *path = faq_path(o->nargs ? o->args[0] : o->faq);
 	struct faq_diags d;
 	faq_diags_init(&d);
-	struct faq *f = faq_load_file(path, &d);
-	struct index *idx = f ? index_build(f, &d) : NULL;
-	if (idx) {
-		check_markup(index_faq(idx), &d);
-		self_test(idx, &d);
-	}
-	if (idx && o.advice)
+	struct index *idx = faqindex_load(path, &d);
+	if (idx)
+		faqindex_check(idx, &d);
+	if (idx && o->advice)
 		index_advise(idx, &d);
 	print_diags(&d, stdout);
 	int rc = d.errors ? 1 : 0;
@@ -363,72 +285,57 @@ static void ask_one(struct bot *b, const struct opts *o, const char *q, size_t l
 	}
 }
 
-static int cmd_ask(int argc, char **argv)
+static int cmd_ask(const struct opts *o)
 {
-	struct opts o;
-	if (parse_opts(argc, argv, &o, usage_ask) < 0) {
-		free(o.args);
+	if (!o->use_stdin && !o->nargs) {
+		fputs(usage_ask, stderr);
 		return 2;
 	}
-	if (o.help || (!o.use_stdin && !o.nargs)) {
-		fputs(usage_ask, o.help ? stdout : stderr);
-		free(o.args);
-		return o.help ? 0 : 2;
-	}
-	struct index *idx = load_index(faq_path(o.faq));
-	if (!idx) {
-		free(o.args);
+	struct index *idx = load_index(faq_path(o->faq));
+	if (!idx)
 		return 1;
-	}
-	struct bot_options bo = { o.threshold, NULL };
+	struct bot_options bo = { o->threshold, NULL };
 	struct bot *b = bot_new(idx, &bo);
 	struct strbuf out = STRBUF_INIT, q = STRBUF_INIT;
-	if (o.use_stdin) {
+	int werr = 0;
+	if (o->use_stdin) {
 		char *line = NULL;
 		size_t cap = 0;
 		ssize_t n;
 		while ((n = getline(&line, &cap, stdin)) >= 0) {
 			while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
 				n--;
-			ask_one(b, &o, line, (size_t)n, &out);
+			ask_one(b, o, line, (size_t)n, &out);
 			/* one answer per question as soon as it is ready: a program
 			 * may ask, wait for the line, and ask again */
-			fwrite(out.buf, 1, out.len, stdout);
-			fflush(stdout);
+			if (fwrite(out.buf, 1, out.len, stdout) != out.len || fflush(stdout) != 0)
+				werr = 1;
 			strbuf_reset(&out);
 		}
 		free(line);
 	} else {
-		for (int i = 0; i < o.nargs; i++)
-			strbuf_addf(&q, "%s%s", i ? " " : "", o.args[i]);
-		ask_one(b, &o, q.buf, q.len, &out);
+		for (int i = 0; i < o->nargs; i++)
+			strbuf_addf(&q, "%s%s", i ? " " : "", o->args[i]);
+		ask_one(b, o, q.buf, q.len, &out);
 	}
-	fwrite(out.buf, 1, out.len, stdout);
+	if (fwrite(out.buf, 1, out.len, stdout) != out.len || fflush(stdout) != 0)
+		werr = 1;
 	strbuf_release(&out);
 	strbuf_release(&q);
 	bot_free(b);
-	free(o.args);
-	return 0;
+	if (werr)
+		fprintf(stderr, "faqbot: cannot write the answers to the standard output\n");
+	return werr ? 1 : 0;
 }
 
 /* ==== console / run / config ==== */
 
-static int cmd_console(int argc, char **argv)
+static int cmd_console(const struct opts *o)
 {
-	struct opts o;
-	if (parse_opts(argc, argv, &o, usage_console) < 0) {
-		free(o.args);
-		return 2;
-	}
-	free(o.args);
-	if (o.help || o.nargs) {
-		fputs(usage_console, o.help ? stdout : stderr);
-		return o.help ? 0 : 2;
-	}
-	struct index *idx = load_index(faq_path(o.faq));
+	struct index *idx = load_index(faq_path(o->faq));
 	if (!idx)
 		return 1;
-	struct bot_options bo = { o.threshold, NULL };
+	struct bot_options bo = { o->threshold, NULL };
 	struct bot *b = bot_new(idx, &bo);
 	int rc = console_run(b, stdin, stdout, isatty(STDIN_FILENO));
 	bot_free(b);
@@ -450,20 +357,10 @@ static int load_config(const struct opts *o, struct config *c)
 	return rc;
 }
 
-static int cmd_config(int argc, char **argv)
+static int cmd_config(const struct opts *o)
 {
-	struct opts o;
-	if (parse_opts(argc, argv, &o, usage_config) < 0) {
-		free(o.args);
-		return 2;
-	}
-	free(o.args);
-	if (o.help || o.nargs) {
-		fputs(usage_config, o.help ? stdout : stderr);
-		return o.help ? 0 : 2;
-	}
 	struct config c;
-	int rc = load_config(&o, &c);
+	int rc = load_config(o, &c);
 	struct strbuf out = STRBUF_INIT;
 	config_print(&c, &out);
 	fputs(out.buf, stdout);
@@ -472,52 +369,32 @@ static int cmd_config(int argc, char **argv)
 	return rc < 0 ? 1 : 0;
 }
 
-/* Settings that only make sense together; 0 or -1 with messages. */
-static int check_transports(const struct config *c)
+/* Settings that only make sense together (config_check, then each
+ * configured transport's own); 0, or -1 with the problems printed. */
+static int check_settings(const struct config *c)
 {
-	char why[256];
-	int rc = 0;
-	if (c->telegram_token && http_url_allowed(c->telegram_api_url, why, sizeof(why)) < 0) {
-		fprintf(stderr, "faqbot: telegram_api_url: %s\n", why);
-		rc = -1;
+	struct strbuf errors = STRBUF_INIT;
+	int rc = config_check(c, &errors);
+	for (size_t i = 0; i < n_transport_kinds; i++)
+		if (transport_kinds[i].configured(c) && transport_kinds[i].check(c, &errors) < 0)
+			rc = -1;
+	for (const char *p = errors.buf; *p;) {
+		size_t n = strcspn(p, "\n");
+		fprintf(stderr, "faqbot: %.*s\n", (int)n, p);
+		p += n + (p[n] == '\n');
 	}
-	if (c->metrics_address && *c->metrics_address) {
-		struct sockaddr_storage sa;
-		socklen_t salen;
-		if (metrics_address_parse(c->metrics_address, &sa, &salen, why, sizeof(why)) < 0) {
-			fprintf(stderr, "faqbot: metrics_address: %s\n", why);
-			rc = -1;
-		}
-	}
-	if (c->matrix_homeserver) {
-		if (strstr(c->matrix_homeserver, "://") &&
-		    http_url_allowed(c->matrix_homeserver, why, sizeof(why)) < 0) {
-			fprintf(stderr, "faqbot: matrix_homeserver: %s\n", why);
-			rc = -1;
-		}
-		if (!c->matrix_token && !(c->matrix_user && c->matrix_password)) {
-			fprintf(stderr, "faqbot: matrix_homeserver is set but there is no way to log in: "
-				"set matrix_token, or matrix_user and matrix_password\n");
-			rc = -1;
-		}
-		if (!c->matrix_command_prefix || strlen(c->matrix_command_prefix) != 1) {
-			fprintf(stderr, "faqbot: matrix_command_prefix must be one character, such as !\n");
-			rc = -1;
-		}
-	}
+	strbuf_release(&errors);
 	return rc;
 }
 
 /* Serves the configured chat transports until a stop signal. */
 static int serve(struct config *c)
 {
-	if (check_transports(c) < 0)
+	if (check_settings(c) < 0)
 		return 1;
-	log_set_level((enum log_level)log_level_parse(c->log_level));
-	log_set_json(!strcmp(c->log_format, "json"));
-	log_add_secret(c->telegram_token);
-	log_add_secret(c->matrix_token);
-	log_add_secret(c->matrix_password);
+	log_set_level(c->log_level);
+	log_set_json(c->log_format == CONFIG_LOG_JSON);
+	config_each_secret(c, log_add_secret);
 	struct index *idx = load_index(c->faq);
 	if (!idx)
 		return 1;
@@ -552,29 +429,11 @@ static int serve(struct config *c)
 			 log_q("a test setting shortens de-duplication: a redelivered update may be "
 			       "answered twice; never set it in production"));
 	}
-	struct transport *tr[2];
+	struct transport **tr = xcalloc(n_transport_kinds, sizeof(struct transport *));
 	size_t n = 0;
-	if (c->telegram_token) {
-		struct tg_options to = { c->telegram_token, c->telegram_api_url,
-					 !strcmp(c->telegram_group_mode, "all"),
-					 !strcmp(c->telegram_backlog, "skip"), c->telegram_backlog_minutes,
-					 c->telegram_cooldown, c->telegram_delete_webhook,
-					 c->telegram_poll_timeout, c->telegram_send_timeout,
-					 c->telegram_rate_limits, c->unanswered_retention_days > 0,
-					 c->log_questions, c->admin_telegram_chat,
-					 c->telegram_allowed_chats, c->flood_max, c->flood_window,
-					 c->flood_pause };
-		tr[n++] = tg_new(&to, b, st, h);
-	}
-	if (c->matrix_homeserver) {
-		struct mx_options mo = { c->matrix_homeserver, c->matrix_token, c->matrix_user,
-					 c->matrix_password, c->matrix_command_prefix[0],
-					 c->matrix_invite_allow, c->matrix_encrypted_notice,
-					 c->matrix_sync_timeout, c->unanswered_retention_days > 0,
-					 c->log_questions, c->admin_matrix_room, c->matrix_allowed_rooms,
-					 c->flood_max, c->flood_window, c->flood_pause };
-		tr[n++] = mx_new(&mo, b, st, h);
-	}
+	for (size_t i = 0; i < n_transport_kinds; i++)
+		if (transport_kinds[i].configured(c))
+			tr[n++] = transport_kinds[i].make(c, b, st, h);
 	log_info("starting", "version=%s faq=%s entries=%zu state=%s transports=%zu", FAQBOT_VERSION,
 		 log_q(c->faq), index_faq(idx)->n_entries, log_q(store_path(st)), n);
 	if (c->metrics_address) {
@@ -582,7 +441,8 @@ static int serve(struct config *c)
 			fprintf(stderr, "faqbot: metrics_address: %s\n", err);
 			http_free(h);
 			for (size_t i = 0; i < n; i++)
-				tr[i]->free(tr[i]->self);
+				transport_free(tr[i]);
+			free(tr);
 			store_close(st);
 			bot_free(b);
 			return 1;
@@ -594,26 +454,17 @@ static int serve(struct config *c)
 	metrics_close();
 	http_free(h);
 	for (size_t i = 0; i < n; i++)
-		tr[i]->free(tr[i]->self);
+		transport_free(tr[i]);
+	free(tr);
 	store_close(st);
 	bot_free(b);
 	return rc;
 }
 
-static int cmd_report(int argc, char **argv)
+static int cmd_report(const struct opts *o)
 {
-	struct opts o;
-	if (parse_opts(argc, argv, &o, usage_report) < 0) {
-		free(o.args);
-		return 2;
-	}
-	free(o.args);
-	if (o.help || o.nargs) {
-		fputs(usage_report, o.help ? stdout : stderr);
-		return o.help ? 0 : 2;
-	}
 	struct config c;
-	if (load_config(&o, &c) < 0) {
+	if (load_config(o, &c) < 0) {
 		config_release(&c);
 		return 1;
 	}
@@ -624,9 +475,9 @@ static int cmd_report(int argc, char **argv)
 	if (idx && !st)
 		fprintf(stderr, "faqbot: %s\n", err);
 	if (st) {
-		long days = o.days ? o.days : (c.unanswered_retention_days ? c.unanswered_retention_days : 30);
+		long days = o->days ? o->days : (c.unanswered_retention_days ? c.unanswered_retention_days : 30);
 		struct strbuf out = STRBUF_INIT;
-		if (report_build(st, idx, wall_ms() - days * 86400000LL, o.json, &out) == 0) {
+		if (report_build(st, idx, wall_ms() - days * 86400000LL, o->json, &out) == 0) {
 			fputs(out.buf, stdout);
 			rc = 0;
 		} else {
@@ -640,20 +491,10 @@ static int cmd_report(int argc, char **argv)
 	return rc;
 }
 
-static int cmd_health(int argc, char **argv)
+static int cmd_health(const struct opts *o)
 {
-	struct opts o;
-	if (parse_opts(argc, argv, &o, usage_health) < 0) {
-		free(o.args);
-		return 2;
-	}
-	free(o.args);
-	if (o.help || o.nargs) {
-		fputs(usage_health, o.help ? stdout : stderr);
-		return o.help ? 0 : 2;
-	}
 	struct config c;
-	if (load_config(&o, &c) < 0) {
+	if (load_config(o, &c) < 0) {
 		config_release(&c);
 		return 1;
 	}
@@ -672,28 +513,15 @@ static const char no_credentials[] =
 	"FAQBOT_MATRIX_PASSWORD) for Matrix, in the environment or the configuration file; "
 	"to chat on a terminal instead, run `faqbot console`\n";
 
-static int cmd_run(int argc, char **argv)
+static int cmd_run(const struct opts *o)
 {
-	struct opts o;
-	if (parse_opts(argc, argv, &o, usage_run) < 0) {
-		free(o.args);
-		return 2;
-	}
-	free(o.args);
-	if (o.help || o.nargs) {
-		struct strbuf h = STRBUF_INIT;
-		config_help(&h);
-		fprintf(o.help ? stdout : stderr, "%s%s", usage_run, h.buf);
-		strbuf_release(&h);
-		return o.help ? 0 : 2;
-	}
 	struct config c;
-	if (load_config(&o, &c) < 0) {
+	if (load_config(o, &c) < 0) {
 		config_release(&c);
 		return 1;
 	}
 	int rc;
-	if (!c.telegram_token && !c.matrix_homeserver && !isatty(STDIN_FILENO)) {
+	if (!transports_configured(&c) && !isatty(STDIN_FILENO)) {
 		/* In a container or under a service manager stdin is /dev/null: the
 		 * console would read nothing and exit 0, and a restart policy would
 		 * turn a missing setting into a silent loop. */
@@ -701,7 +529,7 @@ static int cmd_run(int argc, char **argv)
 		config_release(&c);
 		return 1;
 	}
-	if (!c.telegram_token && !c.matrix_homeserver) {
+	if (!transports_configured(&c)) {
 		struct index *idx = load_index(c.faq);
 		if (!idx) {
 			config_release(&c);
@@ -716,6 +544,46 @@ static int cmd_run(int argc, char **argv)
 	}
 	config_release(&c);
 	log_clear_secrets();
+	return rc;
+}
+
+/* ==== The command table ==== */
+
+static const struct command {
+	const char *name;
+	const char *usage;
+	int max_args;            /* operands allowed; -1: any */
+	int settings_help;       /* --help also lists the settings */
+	int (*run)(const struct opts *o);
+} commands[] = {
+	{ "check", usage_check, 1, 0, cmd_check },
+	{ "ask", usage_ask, -1, 0, cmd_ask },
+	{ "console", usage_console, 0, 0, cmd_console },
+	{ "run", usage_run, 0, 1, cmd_run },
+	{ "config", usage_config, 0, 0, cmd_config },
+	{ "report", usage_report, 0, 0, cmd_report },
+	{ "health", usage_health, 0, 0, cmd_health },
+};
+
+/* Parses the options, answers --help and a wrong number of operands (to
+ * stdout, exit 0, or stderr, exit 2), else runs the command. */
+static int run_command(const struct command *c, int argc, char **argv)
+{
+	struct opts o;
+	int rc;
+	if (parse_opts(argc, argv, &o, c->usage) < 0) {
+		rc = 2;
+	} else if (o.help || (c->max_args >= 0 && o.nargs > c->max_args)) {
+		struct strbuf h = STRBUF_INIT;
+		if (c->settings_help)
+			config_help(&h);
+		fprintf(o.help ? stdout : stderr, "%s%s", c->usage, h.buf);
+		strbuf_release(&h);
+		rc = o.help ? 0 : 2;
+	} else {
+		rc = c->run(&o);
+	}
+	free(o.args);
 	return rc;
 }
 
@@ -741,22 +609,11 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	lexfile_load(FAQBOT_DATADIR);
-	if (!strcmp(cmd, "check"))
-		return cmd_check(argc - 2, argv + 2);
-	if (!strcmp(cmd, "ask"))
-		return cmd_ask(argc - 2, argv + 2);
-	if (!strcmp(cmd, "console"))
-		return cmd_console(argc - 2, argv + 2);
-	if (!strcmp(cmd, "run"))
-		return cmd_run(argc - 2, argv + 2);
-	if (!strcmp(cmd, "config"))
-		return cmd_config(argc - 2, argv + 2);
-	if (!strcmp(cmd, "report"))
-		return cmd_report(argc - 2, argv + 2);
-	if (!strcmp(cmd, "health"))
-		return cmd_health(argc - 2, argv + 2);
-	if (!strcmp(cmd, "apply"))
+	if (!strcmp(cmd, "apply")) /* parses its own arguments (report.h) */
 		return report_apply_cmd(argc - 2, argv + 2, faq_path(NULL));
+	for (size_t i = 0; i < ARRAY_LEN(commands); i++)
+		if (!strcmp(cmd, commands[i].name))
+			return run_command(&commands[i], argc - 2, argv + 2);
 	fprintf(stderr, "faqbot: unknown command '%s'\n%s", cmd, usage_main);
 	return 2;
 }

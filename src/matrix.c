@@ -9,10 +9,11 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "matrix.h"
-#include "flood.h"
+#include "config.h"
 #include "log.h"
 #include "metrics.h"
 #include "sender.h"
+#include "service.h"
 #include "text.h"
 #include "util.h"
 
@@ -25,7 +26,6 @@
 
 #define T "matrix"
 #define MAX_IN_FLIGHT 16         /* rooms served at once (one request per room) */
-#define INBOX_PER_TICK 200
 #define PART_BYTES 16000         /* events must stay under 65,536 bytes */
 #define REQ_TIMEOUT_MS 30000
 #define JOIN_TRIES 5             /* a 403 right after an invite can be a federation race */
@@ -33,7 +33,8 @@
 #define MESSAGES_LIMIT 100       /* events per /messages page while filling a gap */
 #define GAP_MAX_BYTES (32u << 20) /* gap events held before one commit, at most */
 
-enum phase { PH_DISCOVER, PH_LOGIN, PH_WHOAMI, PH_FILTER, PH_RUN, PH_FAILED };
+/* start-up steps before the skeleton runs the transport */
+enum step { PH_DISCOVER, PH_LOGIN, PH_WHOAMI, PH_FILTER };
 
 struct gap {
 	char *room, *from, *to;
@@ -45,20 +46,9 @@ struct mx {
 	struct bot *bot;
 	struct store *store;
 	struct http *http;
-	struct sender *sender;
-	struct flood *flood;
-	struct transport tr;
-
-	enum phase phase;
-	int start_in_flight;
-	int64_t start_after;
-	unsigned start_fail;
-
-	int syncing, stopping;
-	int64_t sync_after;
-	int64_t pump_after;      /* after a store error: wait before the next try */
-	unsigned sync_fail;
-	int64_t last_sync_ok;
+	struct transport *t;     /* the skeleton this runs on */
+	enum step phase;
+	int gap_filling;         /* a /sync waits for /messages pages (mx_feed_sync: busy) */
 
 	/* a sync batch waiting for its gaps to be filled before the commit */
 	json_t *batch;
@@ -73,6 +63,8 @@ struct mx {
 	int sync_big, messages_big; /* limit 1 still too big: HTTP_SINGLE_MAX_BODY */
 
 	int64_t limited_until;   /* a 429 holds every send of the account until then */
+	int64_t sync_started;    /* wall ms the running /sync was asked (poll seconds) */
+	unsigned oversize_fail;  /* /sync answers too large even with one event a room */
 };
 
 /* ==== Requests ==== */
@@ -98,8 +90,12 @@ static int request_capped(struct mx *m, const char *method, const char *path, co
 				timeout_ms, max_body, done, arg };
 	char err[256];
 	int rc = http_start(m->http, &req, err, sizeof(err));
-	if (rc < 0)
-		log_error("http_error", "transport=" T " path=%s error=%s", log_q(path), log_q(err));
+	if (rc < 0) {
+		struct strbuf shown = STRBUF_INIT;
+		http_redact(url.buf, &shown);
+		log_error("http_error", "transport=" T " url=%s error=%s", log_q(shown.buf), log_q(err));
+		strbuf_release(&shown);
+	}
 	strbuf_release(&url);
 	return rc;
 }
@@ -160,8 +156,7 @@ static int64_t server_wait_ms(const struct http_response *r, json_t *root)
 
 static void fail(struct mx *m, const char *why)
 {
-	m->phase = PH_FAILED;
-	log_error("fatal", "transport=" T " error=%s", log_q(why));
+	transport_fail(m->t, why);
 }
 
 /* 401 M_UNKNOWN_TOKEN: log in again with the same device when a password
@@ -171,7 +166,7 @@ static int token_lost(struct mx *m, const struct http_response *r, json_t *root,
 	if (r->status != 401 && strcmp(errcode, "M_UNKNOWN_TOKEN") && strcmp(errcode, "M_MISSING_TOKEN"))
 		return 0;
 	int soft = json_is_true(json_object_get(root, "soft_logout"));
-	if (m->phase == PH_FAILED)
+	if (transport_failed(m->t))
 		return 1;
 	if (m->password) {
 		log_warn("relogin", "transport=" T " soft_logout=%d note=%s", soft,
@@ -182,7 +177,7 @@ static int token_lost(struct mx *m, const struct http_response *r, json_t *root,
 		free(m->token);
 		m->token = NULL;
 		m->phase = PH_LOGIN;
-		m->start_after = 0;
+		transport_restart(m->t);
 	} else {
 		fail(m, "the Matrix access token was refused (M_UNKNOWN_TOKEN) and no password is "
 			"configured to log in again: set matrix_token to a valid token, or matrix_user "
@@ -195,14 +190,12 @@ static int token_lost(struct mx *m, const struct http_response *r, json_t *root,
 
 static void start_retry(struct mx *m, const char *what, long status, const char *error)
 {
-	m->start_after = wall_ms() + (int64_t)http_backoff_ms(m->start_fail++);
-	log_warn("start_retry", "transport=" T " step=%s status=%ld error=%s", what, status, log_q(error));
+	transport_start_retry(m->t, what, status, error);
 }
 
 static void discover_done(void *arg, struct http_response *r)
 {
 	struct mx *m = arg;
-	m->start_in_flight = 0;
 	const char *ec, *er;
 	json_t *root = parse(r, &ec, &er);
 	const char *url = json_string_value(json_object_get(json_object_get(root, "m.homeserver"), "base_url"));
@@ -215,6 +208,7 @@ static void discover_done(void *arg, struct http_response *r)
 			m->base[--n] = '\0';
 		log_info("discovered", "transport=" T " homeserver=%s", log_q(m->base));
 		m->phase = m->token ? PH_WHOAMI : PH_LOGIN;
+		transport_start_next(m->t);
 	} else if (r->status == 404) {
 		fail(m, "the server name has no /.well-known/matrix/client: set matrix_homeserver to the "
 			"homeserver's URL (https://...)");
@@ -227,7 +221,6 @@ static void discover_done(void *arg, struct http_response *r)
 static void login_done(void *arg, struct http_response *r)
 {
 	struct mx *m = arg;
-	m->start_in_flight = 0;
 	const char *ec, *er;
 	json_t *root = parse(r, &ec, &er);
 	const char *tok = json_string_value(json_object_get(root, "access_token"));
@@ -244,7 +237,7 @@ static void login_done(void *arg, struct http_response *r)
 		}
 		log_info("logged_in", "transport=" T " device=%s", log_q(dev));
 		m->phase = PH_WHOAMI;
-		m->start_fail = 0;
+		transport_start_next(m->t);
 	} else if (r->status == 403 || r->status == 400) {
 		char why[512];
 		snprintf(why, sizeof(why), "the homeserver refused the login of %s (%s: %s): check "
@@ -259,7 +252,6 @@ static void login_done(void *arg, struct http_response *r)
 static void whoami_done(void *arg, struct http_response *r)
 {
 	struct mx *m = arg;
-	m->start_in_flight = 0;
 	const char *ec, *er;
 	json_t *root = parse(r, &ec, &er);
 	const char *uid = json_string_value(json_object_get(root, "user_id"));
@@ -269,7 +261,7 @@ static void whoami_done(void *arg, struct http_response *r)
 		free(m->localpart);
 		m->localpart = xstrndup(uid + 1, strcspn(uid + 1, ":"));
 		m->phase = PH_FILTER;
-		m->start_fail = 0;
+		transport_start_next(m->t);
 	} else if (!token_lost(m, r, root, ec)) {
 		start_retry(m, "whoami", r->status, er);
 	}
@@ -280,27 +272,14 @@ static void whoami_done(void *arg, struct http_response *r)
  * returns the original event instead of posting twice. */
 static void enter_run(struct mx *m)
 {
-	int n = -1;
-	if (store_begin(m->store) == 0) {
-		n = store_outbox_recover(m->store, T);
-		if (store_commit(m->store) < 0)
-			n = -1;
-	}
-	if (n < 0) {
-		start_retry(m, "start", 0, "the state database cannot be written (see store_error)");
-		return;
-	}
-	if (n > 0)
-		log_info("resend_interrupted", "transport=" T " rows=%d note=%s", n,
-			 log_q("same txnId: the homeserver deduplicates"));
-	m->phase = PH_RUN;
-	log_info("started", "transport=" T " user=%s", log_q(m->user_id));
+	transport_running(m->t);
+	if (transport_running_now(m->t))
+		log_info("started", "transport=" T " user=%s", log_q(m->user_id));
 }
 
 static void filter_done(void *arg, struct http_response *r)
 {
 	struct mx *m = arg;
-	m->start_in_flight = 0;
 	const char *ec, *er;
 	json_t *root = parse(r, &ec, &er);
 	const char *id = json_string_value(json_object_get(root, "filter_id"));
@@ -320,10 +299,11 @@ static void filter_done(void *arg, struct http_response *r)
 	json_decref(root);
 }
 
-static void start_step(struct mx *m, int64_t now)
+/* The skeleton's start hook: the request of the current step (1), or the
+ * step done at once from the store (0). */
+static int mx_start(void *self)
 {
-	if (m->start_in_flight || now < m->start_after)
-		return;
+	struct mx *m = self;
 	int rc = 0, issued = 0;
 	struct strbuf path = STRBUF_INIT, v = STRBUF_INIT;
 	switch (m->phase) {
@@ -383,12 +363,11 @@ static void start_step(struct mx *m, int64_t now)
 	default:
 		break;
 	}
-	if (issued && rc == 0)
-		m->start_in_flight = 1;
-	else if (issued)
+	if (issued && rc < 0)
 		fail(m, "cannot reach the Matrix homeserver (see the http_error line)");
 	strbuf_release(&path);
 	strbuf_release(&v);
+	return issued && rc == 0 ? 1 : 0;
 }
 
 /* ==== Replies ==== */
@@ -577,33 +556,6 @@ static int cut_name(struct strbuf *b, const char *name)
 	return 0;
 }
 
-static int is_command(const char *body, char prefix)
-{
-	static const char *const cmds[] = { "aide", "help", "faq", "souscrire", "subscribe", "start",
-					    "questions" };
-	if (body[0] != prefix)
-		return 0;
-	for (size_t i = 0; i < ARRAY_LEN(cmds); i++) {
-		size_t n = strlen(cmds[i]);
-		if (!strncasecmp(body + 1, cmds[i], n) && !isalnum((unsigned char)body[1 + n]))
-			return 1;
-	}
-	return 0;
-}
-
-static int bare_number(const char *s)
-{
-	while (*s == ' ')
-		s++;
-	if (!isdigit((unsigned char)*s))
-		return 0;
-	while (isdigit((unsigned char)*s))
-		s++;
-	while (*s == ' ' || *s == '.' || *s == ')')
-		s++;
-	return !*s;
-}
-
 /* Handles one event (inside the caller's transaction); -1 when the store
  * failed (the transaction is then refused and the event handled again). */
 static int handle_event(struct mx *m, const char *room, json_t *ev, long members)
@@ -683,44 +635,23 @@ static int handle_event(struct mx *m, const char *room, json_t *ev, long members
 		addressed = 1;
 	while (text.len && text.buf[0] == ' ')
 		memmove(text.buf, text.buf + 1, text.len--);
-	if (is_command(text.buf, m->o.prefix) || (bare_number(text.buf) && bot_has_choices(m->bot, room)))
+	if (bot_is_command(text.buf, text.len, m->o.prefix) || bot_picks_choice(m->bot, room, text.buf, text.len))
 		addressed = 1;
-	struct inbound_msg in = { text.buf, text.len, direct ? CHAT_PRIVATE : CHAT_GROUP, addressed,
-				  room, m->o.prefix };
-	struct reply r;
-	bot_handle(m->bot, &in, &r);
+	const char *root = rel_type && !strcmp(rel_type, "m.thread")
+			   ? json_string_value(json_object_get(rel, "event_id")) : NULL;
+	struct service_msg sm = { { text.buf, text.len, direct ? CHAT_PRIVATE : CHAT_GROUP, addressed, room,
+				    m->o.prefix },
+				  sender, trigger, (int64_t)json_integer_value(json_object_get(ev, "origin_server_ts")),
+				  body, event_id, root, NULL };
+	int rc = service_handle(transport_service(m->t), &sm, now);
 	strbuf_release(&text);
-	if (r.kind != REPLY_NONE) {
-		char key[700];
-		snprintf(key, sizeof(key), "%.300s:%.300s", room, sender);
-		/* counted at the time it was sent: a backlog is not a flood */
-		int v = (int)flood_check(m->flood, key,
-					 (int64_t)json_integer_value(json_object_get(ev, "origin_server_ts")), now);
-		if (v)
-			log_warn("flood", "transport=" T " room=%s user=%s verdict=%s", log_q(room),
-				 log_q(sender), v == FLOOD_NOTICE ? "notice" : "ignored");
-		bot_flood_reply(m->bot, v, m->o.prefix, &r);
-	}
-	if (r.kind != REPLY_NONE) {
-		const char *root = rel_type && !strcmp(rel_type, "m.thread")
-				   ? json_string_value(json_object_get(rel, "event_id")) : NULL;
-		if (queue_notice(m, room, trigger, "q", &r, r.text, sender, event_id, root) < 0 ||
-		    (r.unanswered && m->o.record_unanswered &&
-		     store_unanswered_add(m->store, T, room, body, r.entry_id, r.confidence, now) < 0)) {
-			reply_release(&r);
-			return -1;
-		}
-		metrics_inc("faqbot_questions_total", "transport=\"" T "\"");
-		metrics_inc("faqbot_replies_total", r.kind == REPLY_ANSWER ? "transport=\"" T "\",kind=\"answer\""
-				: r.kind == REPLY_FALLBACK ? "transport=\"" T "\",kind=\"fallback\""
-				: r.kind == REPLY_CHOOSE ? "transport=\"" T "\",kind=\"choose\""
-				: "transport=\"" T "\",kind=\"other\"");
-		log_info("reply", "transport=" T " room=%s entry=%s confidence=%.3f%s%s", log_q(room),
-			 r.entry_id ? r.entry_id : "-", r.confidence,
-			 m->o.log_questions ? " question=" : "", m->o.log_questions ? log_q(body) : "");
-	}
-	reply_release(&r);
-	return 0;
+	return rc;
+}
+
+/* The service's queue hook: the reply as m.notice rows. */
+static int mx_queue(void *arg, const struct service_msg *sm, const struct reply *r, const char *reply_to)
+{
+	return queue_notice(arg, sm->in.chat, sm->trigger, "q", r, r->text, sm->user, reply_to, sm->thread);
 }
 
 /* Forgets what the store keeps per room once the bot left it. */
@@ -736,8 +667,9 @@ static int forget_room(struct mx *m, const char *room)
 
 /* Handles one inbox row and deletes it (inside the caller's transaction);
  * -1 when the store failed. */
-static int process_row(struct mx *m, const struct inbox_row *row)
+static int mx_row(void *self, const struct inbox_row *row)
 {
+	struct mx *m = self;
 	json_t *p = json_loads(row->payload, 0, NULL);
 	const char *kind = json_string_value(json_object_get(p, "kind"));
 	const char *room = json_string_value(json_object_get(p, "room"));
@@ -756,42 +688,7 @@ static int process_row(struct mx *m, const struct inbox_row *row)
 		}
 	}
 	json_decref(p);
-	return rc < 0 ? -1 : store_inbox_done(m->store, row->id);
-}
-
-static void process_inbox(struct mx *m)
-{
-	for (int i = 0; i < INBOX_PER_TICK; i++) {
-		struct inbox_row row;
-		if (store_inbox_next(m->store, T, &row) != 1)
-			break;
-		int rc = process_row(m, &row);
-		inbox_row_release(&row);
-		if (rc < 0)
-			break; /* the transaction is refused: the rows are handled again */
-	}
-}
-
-/* One commit: what the caller wrote, replies to pending inbox rows, and the
- * sends picked next (see the Telegram transport's pump). */
-static void pump(struct mx *m, int64_t now)
-{
-	if (!store_in_transaction(m->store) && store_begin(m->store) < 0) {
-		log_error("store_error", "transport=" T " note=%s",
-			  log_q("cannot write the state database; will retry in a second"));
-		m->pump_after = now + 1000;
-		sender_start(m->sender, now, 1);
-		return;
-	}
-	if (m->phase == PH_RUN)
-		process_inbox(m);
-	sender_pick(m->sender, now);
-	int failed = store_commit(m->store) < 0; /* rolls back when it fails */
-	if (failed) {
-		m->pump_after = now + 1000;
-		log_error("store_error", "transport=" T " note=%s", log_q("could not commit; will retry"));
-	}
-	sender_start(m->sender, now, failed);
+	return rc < 0 ? -1 : 0;
 }
 
 /* ==== Sync ==== */
@@ -909,14 +806,8 @@ static void commit_batch(struct mx *m)
 	}
 	if (ok && (store_kv_set(m->store, "matrix.next_batch", next) < 0 || store_commit(m->store) < 0))
 		ok = 0;
-	if (!ok) {
-		if (store_in_transaction(m->store))
-			store_rollback(m->store);
-		uint64_t wait = http_backoff_ms(m->sync_fail++);
-		m->sync_after = now + (int64_t)wait;
-		log_error("store_error", "transport=" T " retry_in_ms=%llu note=%s", (unsigned long long)wait,
-			  log_q("the sync could not be stored; it will be made again"));
-	}
+	if (!ok)
+		transport_poll_store_failed(m->t, "the sync could not be stored; it will be made again");
 	if (ok && first)
 		log_info("first_sync", "transport=" T " note=%s", log_q("history before now is not answered"));
 	strbuf_release(&since);
@@ -927,24 +818,17 @@ static void commit_batch(struct mx *m)
 	m->timeline_limit = TIMELINE_LIMIT;
 	m->messages_limit = MESSAGES_LIMIT;
 	m->sync_big = m->messages_big = 0;
-	m->last_sync_ok = now;
-	m->sync_fail = 0;
-	metrics_inc("faqbot_polls_total", "transport=\"" T "\"");
-	pump(m, now);
+	transport_poll_stored(m->t, (double)(now - m->sync_started) / 1000.0);
 }
 
 static void sync_error(struct mx *m, const struct http_response *r, json_t *root, const char *ec,
 		       const char *er)
 {
+	m->gap_filling = 0;
 	if (token_lost(m, r, root, ec))
 		return;
-	int64_t limited = server_wait_ms(r, root);
-	uint64_t wait = limited >= 0 ? (uint64_t)limited : http_backoff_ms(m->sync_fail++);
-	m->sync_after = wall_ms() + (int64_t)wait;
-	metrics_inc("faqbot_errors_total", "transport=\"" T "\",kind=\"poll\"");
-	log_warn("sync_failed", "transport=" T " status=%ld errcode=%s error=%s retry_in_ms=%llu", r->status,
-		 log_q(*ec ? ec : "-"), log_q(r->truncated ? "the response was larger than the limit" : er),
-		 (unsigned long long)wait);
+	transport_poll_failed(m->t, r->status, ec, r->truncated ? "the response was larger than the limit" : er,
+			      server_wait_ms(r, root));
 }
 
 static void fill_next_gap(struct mx *m);
@@ -1001,7 +885,6 @@ static void messages_done(void *arg, struct http_response *r)
 	struct gap *g = &m->gaps[m->gap_next];
 	json_t *chunk = json_object_get(root, "chunk");
 	if (r->status != 200 || !json_is_array(chunk)) {
-		m->syncing = 0;
 		gap_reset(m); /* the whole sync is retried: next_batch was not stored */
 		sync_error(m, r, root, ec, er);
 		json_decref(root);
@@ -1033,7 +916,7 @@ static void messages_done(void *arg, struct http_response *r)
 static void fill_next_gap(struct mx *m)
 {
 	if (m->gap_next >= m->n_gaps) {
-		m->syncing = 0;
+		m->gap_filling = 0;
 		commit_batch(m);
 		return;
 	}
@@ -1047,9 +930,9 @@ static void fill_next_gap(struct mx *m)
 	path_escape(&path, g->to);
 	size_t cap = m->messages_limit == 1 && m->messages_big ? HTTP_SINGLE_MAX_BODY : 0;
 	if (request_capped(m, "GET", path.buf, NULL, REQ_TIMEOUT_MS, cap, messages_done, m) < 0) {
-		m->syncing = 0;
+		m->gap_filling = 0;
 		gap_reset(m);
-		m->sync_after = wall_ms() + (int64_t)http_backoff_ms(m->sync_fail++);
+		transport_poll_failed(m->t, 0, NULL, "cannot start a /messages request", -1);
 	}
 	strbuf_release(&path);
 }
@@ -1058,11 +941,10 @@ static void sync_done(void *arg, struct http_response *r)
 {
 	struct mx *m = arg;
 	if (r->truncated) {
-		m->syncing = 0;
 		if (shrink(&m->timeline_limit, &m->sync_big, "sync")) {
-			m->sync_after = wall_ms();
+			transport_poll_again(m->t, wall_ms());
 		} else {
-			m->sync_after = wall_ms() + (int64_t)http_backoff_ms(m->sync_fail++);
+			transport_poll_again(m->t, wall_ms() + (int64_t)http_backoff_ms(m->oversize_fail++));
 			log_error("sync_failed", "transport=" T " error=%s", log_q("a /sync answer with one event "
 				  "per room is still larger than 16 MB; retrying later"));
 		}
@@ -1071,7 +953,6 @@ static void sync_done(void *arg, struct http_response *r)
 	const char *ec, *er;
 	json_t *root = parse(r, &ec, &er);
 	if (r->status != 200 || !root || !json_is_string(json_object_get(root, "next_batch"))) {
-		m->syncing = 0;
 		if (r->status == 200)
 			er = "the sync answer has no next_batch";
 		sync_error(m, r, root, ec, er);
@@ -1097,17 +978,19 @@ static void sync_done(void *arg, struct http_response *r)
 		}
 	}
 	strbuf_release(&since);
+	m->gap_filling = 1;
 	fill_next_gap(m);
 }
 
-static void sync_start(struct mx *m)
+/* The skeleton's poll hook: /sync from the stored next_batch. */
+static int mx_poll(void *self)
 {
+	struct mx *m = self;
 	struct strbuf path = STRBUF_INIT, since = STRBUF_INIT;
 	int have = store_kv_get(m->store, "matrix.next_batch", &since);
 	if (have < 0) {
-		m->sync_after = wall_ms() + (int64_t)http_backoff_ms(m->sync_fail++);
 		strbuf_release(&since);
-		return;
+		return -1;
 	}
 	long timeout = have ? m->o.sync_timeout_s * 1000 : 0;
 	strbuf_addf(&path, "/_matrix/client/v3/sync?timeout=%ld&set_presence=offline&filter=", timeout);
@@ -1125,28 +1008,24 @@ static void sync_start(struct mx *m)
 		path_escape(&path, since.buf);
 	}
 	size_t cap = m->timeline_limit == 1 && m->sync_big ? HTTP_SINGLE_MAX_BODY : 0;
-	if (request_capped(m, "GET", path.buf, NULL, timeout + 30000, cap, sync_done, m) == 0)
-		m->syncing = 1;
-	else
-		m->sync_after = wall_ms() + (int64_t)http_backoff_ms(m->sync_fail++);
+	m->sync_started = wall_ms();
+	int rc = request_capped(m, "GET", path.buf, NULL, timeout + 30000, cap, sync_done, m);
 	strbuf_release(&path);
 	strbuf_release(&since);
+	return rc;
 }
 
 /* ==== Sending ==== */
 
-static void send_done(void *arg, struct http_response *r)
+/* The skeleton's sent hook: what the answer to a PUT send (or a join)
+ * means for its row. */
+static int mx_sent(void *self, struct outbox_row *row, const struct http_response *r, int txn)
 {
-	struct send_ctx *x = arg;
-	struct mx *m = x->arg;
-	struct outbox_row *row = &x->row;
+	struct mx *m = self;
 	const char *ec, *er;
 	json_t *root = parse(r, &ec, &er);
 	int64_t now = wall_ms();
 	int join = !strcmp(row->method, "join");
-	/* the outcome is written by the sender (kept until committed); the
-	 * rest goes in this transaction when one can be opened */
-	int txn = store_begin(m->store) == 0;
 	if (r->status == 200 && root) {
 		const char *id = json_string_value(json_object_get(root, join ? "room_id" : "event_id"));
 		free(row->result);
@@ -1166,8 +1045,8 @@ static void send_done(void *arg, struct http_response *r)
 		if (now + wait > m->limited_until)
 			m->limited_until = now + wait;
 		sender_retry_later(row, now, wait);
-		log_warn("rate_limited", "transport=" T " room=%s retry_in_ms=%lld", log_q(row->chat),
-			 (long long)wait);
+		log_warn("rate_limited", "transport=" T " room=%s trigger=%s retry_in_ms=%lld", log_q(row->chat),
+			 log_q(row->trigger), (long long)wait);
 	} else if (join && r->status == 403 && row->attempts < JOIN_TRIES) {
 		sender_retry_later(row, now, sender_backoff(row)); /* the invite may not have arrived yet */
 		log_warn("join_retry", "transport=" T " room=%s error=%s", log_q(row->chat), log_q(er));
@@ -1184,29 +1063,24 @@ static void send_done(void *arg, struct http_response *r)
 		log_warn("send_retry", "transport=" T " room=%s status=%ld error=%s", log_q(row->chat),
 			 r->status, log_q(er));
 	}
-	if (!txn)
-		log_warn("store_error", "transport=" T " room=%s note=%s", log_q(row->chat),
-			 log_q("what this outcome changes besides the reply itself was not saved; "
-			       "the reply's outcome is kept and saved with the next commit"));
 	json_decref(root);
-	sender_done(m->sender, x);
-	pump(m, now);
+	return txn;
 }
 
-static int mx_send(void *arg, struct send_ctx *x)
+static int mx_send(void *self, struct send_ctx *x, http_done_fn done)
 {
-	struct mx *m = arg;
+	struct mx *m = self;
 	struct strbuf path = STRBUF_INIT;
 	strbuf_addstr(&path, "/_matrix/client/v3/rooms/");
 	path_escape(&path, x->row.chat);
 	int rc;
 	if (!strcmp(x->row.method, "join")) {
 		strbuf_addstr(&path, "/join");
-		rc = request(m, "POST", path.buf, "{}", REQ_TIMEOUT_MS, send_done, x);
+		rc = request(m, "POST", path.buf, "{}", REQ_TIMEOUT_MS, done, x);
 	} else {
 		strbuf_addstr(&path, "/send/m.room.message/");
 		path_escape(&path, x->row.txn);
-		rc = request(m, "PUT", path.buf, x->row.body, REQ_TIMEOUT_MS, send_done, x);
+		rc = request(m, "PUT", path.buf, x->row.body, REQ_TIMEOUT_MS, done, x);
 	}
 	strbuf_release(&path);
 	return rc;
@@ -1220,80 +1094,9 @@ static int64_t mx_throttle(void *arg, const char *room, int64_t now)
 	return m->limited_until > now ? m->limited_until - now : 0;
 }
 
-/* ==== Transport callbacks ==== */
-
-static void mx_tick(void *self, int64_t now)
-{
-	struct mx *m = self;
-	if (m->phase == PH_FAILED)
-		return;
-	if (m->phase != PH_RUN) {
-		start_step(m, now);
-		return;
-	}
-	if ((now >= m->pump_after && store_inbox_pending(m->store, T) > 0) || sender_ready(m->sender, now))
-		pump(m, now);
-	if (!m->syncing && !m->stopping && now >= m->sync_after)
-		sync_start(m);
-}
-
-static int64_t mx_next_wake(void *self, int64_t now)
-{
-	struct mx *m = self;
-	if (m->phase == PH_FAILED)
-		return -1;
-	if (m->phase != PH_RUN)
-		return m->start_in_flight ? -1 : m->start_after;
-	if (store_inbox_pending(m->store, T) > 0)
-		return now > m->pump_after ? now : m->pump_after;
-	int64_t w = !m->syncing && !m->stopping ? m->sync_after : -1;
-	int64_t o = sender_wake(m->sender);
-	if (o >= 0 && (w < 0 || o < w))
-		w = o;
-	return w;
-}
-
-static int mx_failed(void *self)
-{
-	return ((struct mx *)self)->phase == PH_FAILED;
-}
-
-static int mx_busy(void *self)
-{
-	return sender_in_flight(((struct mx *)self)->sender);
-}
-
-static void mx_stop(void *self)
-{
-	struct mx *m = self;
-	m->stopping = 1;
-	sender_stop(m->sender);
-}
-
-static void mx_notify_admin(void *self, const char *text)
-{
-	struct mx *m = self;
-	if (!m->o.admin_room || m->phase != PH_RUN)
-		return;
-	char trigger[64];
-	snprintf(trigger, sizeof(trigger), "admin:%lld", (long long)wall_ms());
-	if (store_begin(m->store) < 0)
-		return; /* logged */
-	if (queue_notice(m, m->o.admin_room, trigger, "admin", NULL, text, NULL, NULL, NULL) < 0)
-		store_rollback(m->store);
-	pump(m, wall_ms());
-}
-
-static int64_t mx_last_poll(void *self)
-{
-	return ((struct mx *)self)->last_sync_ok;
-}
-
 static void mx_free(void *self)
 {
 	struct mx *m = self;
-	sender_free(m->sender);
-	flood_free(m->flood);
 	gap_reset(m);
 	free(m->base);
 	free(m->token);
@@ -1308,9 +1111,9 @@ static void mx_free(void *self)
 
 void mx_feed_sync(struct transport *t, const char *body, size_t len)
 {
-	struct mx *m = t->self;
-	if (m->phase != PH_RUN) {
-		m->phase = PH_RUN;
+	struct mx *m = transport_self(t);
+	if (!transport_running_now(t)) {
+		transport_running(t);
 		free(m->user_id);
 		m->user_id = xstrdup("@faqbot:localhost");
 		free(m->localpart);
@@ -1318,17 +1121,9 @@ void mx_feed_sync(struct transport *t, const char *body, size_t len)
 		free(m->filter_id);
 		m->filter_id = xstrdup("f1");
 	}
-	if (m->syncing)
+	if (m->gap_filling)
 		return; /* a gap fill is waiting for /messages */
-	struct http_response r;
-	memset(&r, 0, sizeof(r));
-	r.status = 200;
-	r.retry_after_s = -1;
-	strbuf_init(&r.body, 0);
-	strbuf_add(&r.body, body, len);
-	m->syncing = 1;
-	sync_done(m, &r);
-	strbuf_release(&r.body);
+	transport_feed(sync_done, m, body, len);
 }
 
 struct transport *mx_new(const struct mx_options *o, struct bot *bot, struct store *store,
@@ -1358,12 +1153,54 @@ struct transport *mx_new(const struct mx_options *o, struct bot *bot, struct sto
 	m->allow = o->invite_allow ? xstrdup(o->invite_allow) : NULL;
 	log_add_secret(o->token);
 	log_add_secret(o->password);
-	static const struct sender_ops ops = { mx_send, mx_throttle };
-	m->sender = sender_new(store, T, MAX_IN_FLIGHT, &ops, m);
-	m->flood = flood_new(o->flood_max, o->flood_window_s, o->flood_pause_s);
 	m->timeline_limit = TIMELINE_LIMIT;
 	m->messages_limit = MESSAGES_LIMIT;
-	m->tr = (struct transport){ T, m, mx_tick, mx_next_wake, mx_failed, mx_busy, mx_stop,
-				    mx_last_poll, mx_notify_admin, mx_free };
-	return &m->tr;
+	static const struct transport_ops ops = { mx_start, mx_poll, mx_row, mx_queue, mx_send, mx_sent,
+						  mx_throttle, mx_free };
+	struct transport_config c = { T, "sync", MAX_IN_FLIGHT, 1, o->admin_room,
+				      { T, 0, o->record_unanswered, o->log_questions, o->flood_max,
+					o->flood_window_s, o->flood_pause_s } };
+	m->t = transport_new(&c, &ops, m, bot, store, http);
+	return m->t;
+}
+
+/* ==== From the configuration ==== */
+
+int mx_configured(const struct config *c)
+{
+	return c->matrix_homeserver != NULL;
+}
+
+int mx_config_check(const struct config *c, struct strbuf *errors)
+{
+	char why[256];
+	int rc = 0;
+	if (!c->matrix_homeserver)
+		return 0;
+	if (strstr(c->matrix_homeserver, "://") && http_url_allowed(c->matrix_homeserver, why, sizeof(why)) < 0) {
+		strbuf_addf(errors, "matrix_homeserver: %s\n", why);
+		rc = -1;
+	}
+	if (!c->matrix_token && !(c->matrix_user && c->matrix_password)) {
+		strbuf_addstr(errors, "matrix_homeserver is set but there is no way to log in: "
+			      "set matrix_token, or matrix_user and matrix_password\n");
+		rc = -1;
+	}
+	if (!c->matrix_command_prefix || strlen(c->matrix_command_prefix) != 1) {
+		strbuf_addstr(errors, "matrix_command_prefix must be one character, such as !\n");
+		rc = -1;
+	}
+	return rc;
+}
+
+struct transport *mx_from_config(const struct config *c, struct bot *bot, struct store *store,
+				 struct http *http)
+{
+	struct mx_options mo = { c->matrix_homeserver, c->matrix_token, c->matrix_user,
+				 c->matrix_password, c->matrix_command_prefix[0],
+				 c->matrix_invite_allow, c->matrix_encrypted_notice,
+				 c->matrix_sync_timeout, c->unanswered_retention_days > 0,
+				 c->log_questions, c->admin_matrix_room, c->matrix_allowed_rooms,
+				 c->flood_max, c->flood_window, c->flood_pause };
+	return mx_new(&mo, bot, store, http);
 }

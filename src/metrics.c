@@ -3,6 +3,7 @@
  */
 #define _GNU_SOURCE /* accept4 */
 #include "metrics.h"
+#include "loop.h"
 #include "util.h"
 
 #include <arpa/inet.h>
@@ -83,6 +84,9 @@ struct conn {
 
 static int listen_fd = -1;
 static struct conn conns[METRICS_MAX_CONNS];
+
+static void on_listen(void *data, int lfd, short revents);
+static void sweep(void *data, int64_t now);
 static size_t n_conns;
 
 int metrics_address_parse(const char *address, struct sockaddr_storage *sa, socklen_t *salen,
@@ -167,11 +171,17 @@ int metrics_listen(const char *address, char *err, size_t errlen)
 	}
 	metrics_close();
 	listen_fd = fd;
+	if (loop_add_fd(fd, POLLIN, on_listen, NULL) < 0) {
+		snprintf(err, errlen, "cannot listen on %s: the event loop has no room for it", address);
+		metrics_close();
+		return -1;
+	}
 	return 0;
 }
 
 static void conn_close(size_t i)
 {
+	loop_del_fd(conns[i].fd);
 	close(conns[i].fd);
 	strbuf_release(&conns[i].out);
 	conns[i] = conns[--n_conns];
@@ -181,28 +191,12 @@ void metrics_close(void)
 {
 	while (n_conns)
 		conn_close(n_conns - 1);
-	if (listen_fd >= 0)
+	if (listen_fd >= 0) {
+		loop_del_fd(listen_fd);
 		close(listen_fd);
+	}
 	listen_fd = -1;
-}
-
-int metrics_pollfds(struct pollfd *out, int max)
-{
-	int n = 0;
-	if (listen_fd >= 0 && n < max)
-		out[n++] = (struct pollfd){ listen_fd, POLLIN, 0 };
-	for (size_t i = 0; i < n_conns && n < max; i++)
-		out[n++] = (struct pollfd){ conns[i].fd, conns[i].out.buf ? POLLOUT : POLLIN, 0 };
-	return n;
-}
-
-int64_t metrics_next_wake(void)
-{
-	int64_t w = -1;
-	for (size_t i = 0; i < n_conns; i++)
-		if (w < 0 || conns[i].deadline < w)
-			w = conns[i].deadline;
-	return w;
+	loop_set_timer(sweep, NULL, -1);
 }
 
 /* The whole request is in: prepare the answer. */
@@ -244,15 +238,48 @@ static int conn_step(struct conn *c)
 	return 1;
 }
 
-void metrics_serve(int64_t now)
+/* The loop's callback for a client: advance it; closed when done. */
+static void on_client(void *data, int fd, short revents)
 {
-	if (listen_fd < 0)
+	(void)data;
+	(void)revents;
+	for (size_t i = 0; i < n_conns; i++) {
+		if (conns[i].fd != fd)
+			continue;
+		if (conn_step(&conns[i]))
+			conn_close(i);
+		else if (conns[i].out.buf)
+			loop_add_fd(fd, POLLOUT, on_client, NULL); /* the answer waits for room */
 		return;
+	}
+}
+
+/* Closes clients past their deadline; waits for the next one. */
+static void sweep(void *data, int64_t now)
+{
+	(void)data;
+	int64_t next = -1;
+	for (size_t i = n_conns; i-- > 0;) {
+		if (now >= conns[i].deadline)
+			conn_close(i);
+		else if (next < 0 || conns[i].deadline < next)
+			next = conns[i].deadline;
+	}
+	loop_set_timer(sweep, NULL, next);
+}
+
+/* The loop's callback for the listener: accept what waits, serve it as
+ * far as it goes without waiting. */
+static void on_listen(void *data, int lfd, short revents)
+{
+	(void)data;
+	(void)revents;
+	int64_t now = wall_ms();
 	for (int k = 0; k < 64; k++) {
-		int fd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0)
 			break;
-		if (n_conns == METRICS_MAX_CONNS) {
+		if (n_conns == METRICS_MAX_CONNS || loop_add_fd(fd, POLLIN, on_client, NULL) < 0) {
 			close(fd); /* too many at once: this one is refused */
 			metrics_inc("faqbot_metrics_refused_total", NULL);
 			continue;
@@ -261,8 +288,7 @@ void metrics_serve(int64_t now)
 		memset(c, 0, sizeof(*c));
 		c->fd = fd;
 		c->deadline = now + METRICS_CONN_MS;
+		on_client(NULL, fd, POLLIN);
 	}
-	for (size_t i = n_conns; i-- > 0;)
-		if (conn_step(&conns[i]) || now >= conns[i].deadline)
-			conn_close(i);
+	sweep(NULL, now);
 }

@@ -27,7 +27,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <jansson.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -176,11 +175,13 @@ static sqlite3_stmt *stmt(struct store *s, const char *sql)
 		}
 	sqlite3_stmt *st = NULL;
 	if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK) {
-		fprintf(stderr, "faqbot: fatal: %s: bad statement: %s\n", s->path, sqlite3_errmsg(s->db));
+		log_error("fatal", "file=%s error=%s detail=%s", log_q(s->path), log_q("bad SQL statement (a bug)"),
+			  log_q(sqlite3_errmsg(s->db)));
 		abort();
 	}
 	if (s->n_cache >= MAX_STMTS) {
-		fprintf(stderr, "faqbot: fatal: %s: too many statements\n", s->path);
+		log_error("fatal", "file=%s error=%s", log_q(s->path),
+			  log_q("more SQL statements than the cache holds (a bug: raise MAX_STMTS)"));
 		abort();
 	}
 	s->cache[s->n_cache].sql = sql;
@@ -835,26 +836,8 @@ int store_outbox_drop_chat(struct store *s, const char *transport, const char *c
 	return requeue(s, transport, chat) < 0 ? -1 : n;
 }
 
-/* body with its top-level "chat_id" set to chat (a number when it reads as one). */
-static char *rewrite_chat(const char *body, const char *chat)
-{
-	json_t *j = json_loads(body, 0, NULL);
-	if (!json_is_object(j)) {
-		json_decref(j);
-		return xstrdup(body);
-	}
-	char *end;
-	long long v = strtoll(chat, &end, 10);
-	json_object_set_new(j, "chat_id", *end ? json_string(chat) : json_integer(v));
-	char *out = json_dumps(j, JSON_COMPACT);
-	json_decref(j);
-	char *copy = xstrdup(out ? out : body);
-	free(out);
-	return copy;
-}
-
 int store_outbox_move_chat(struct store *s, const char *transport, const char *chat,
-			   const char *new_chat)
+			   const char *new_chat, store_rewrite_fn rewrite)
 {
 	static const char sel[] = "SELECT id, body, alt_body FROM outbox WHERE transport=?1 AND chat=?2"
 				  " AND state IN (0, 1)";
@@ -875,8 +858,8 @@ int store_outbox_move_chat(struct store *s, const char *transport, const char *c
 	sqlite3_reset(st);
 	rc = rc == SQLITE_DONE ? 0 : -1;
 	for (size_t i = 0; i < n; i++) {
-		char *b = rewrite_chat(rows[i].body, new_chat);
-		char *a = rows[i].alt ? rewrite_chat(rows[i].alt, new_chat) : NULL;
+		char *b = rewrite ? rewrite(rows[i].body, new_chat) : xstrdup(rows[i].body);
+		char *a = !rows[i].alt ? NULL : rewrite ? rewrite(rows[i].alt, new_chat) : xstrdup(rows[i].alt);
 		sqlite3_stmt *u = stmt(s, upd);
 		sqlite3_bind_int64(u, 1, rows[i].id);
 		bind_str(u, 2, new_chat);

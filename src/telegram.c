@@ -8,10 +8,11 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "telegram.h"
-#include "flood.h"
+#include "config.h"
 #include "log.h"
 #include "metrics.h"
 #include "sender.h"
+#include "service.h"
 #include "strmap.h"
 #include "text.h"
 #include "util.h"
@@ -28,12 +29,12 @@
  * flight when the process dies is a possible duplicate after restart.  One
  * at a time bounds duplicates by the number of crashes. */
 #define MAX_IN_FLIGHT 1
-#define INBOX_PER_TICK 200       /* rows processed before yielding to the network */
 #define CALLBACK_MAX_AGE_MS 15000 /* answerCallbackQuery is useless after this */
 #define POLL_SLACK_MS 15000      /* curl timeout = long-poll timeout + this */
 #define POLL_LIMIT 100           /* getUpdates batch size, the API's maximum */
 
-enum phase { PH_GETME, PH_WEBHOOK, PH_DELETE_WEBHOOK, PH_RUN, PH_FAILED };
+/* start-up steps before the skeleton runs the transport */
+enum step { ST_GETME, ST_WEBHOOK, ST_DELETE_WEBHOOK };
 
 struct bucket {
 	double tokens;
@@ -46,28 +47,18 @@ struct tg {
 	struct bot *bot;
 	struct store *store;
 	struct http *http;
-	struct transport tr;
+	struct transport *t;     /* the skeleton this runs on */
+	enum step step;
 
-	enum phase phase;
-	int start_in_flight;
-	int64_t start_after;
-	unsigned start_fail;
-
-	int polling, stopping;
-	int64_t poll_after;
-	int64_t pump_after;      /* after a store error: wait before the next try */
-	unsigned poll_fail;
 	int64_t offset;          /* next getUpdates offset, -1 = none yet */
 	int poll_limit;          /* getUpdates limit now: POLL_LIMIT, less after an oversized answer */
 	int poll_big;            /* limit 1 still too big: the single update gets HTTP_SINGLE_MAX_BODY */
-	int64_t last_poll_ok;
+	unsigned skip_fail;      /* failed tries to skip an unreadable update */
 	int64_t started_at;
 
 	int64_t bot_id;
 	char *username;
 
-	struct sender *sender;
-	struct flood *flood;
 	struct bucket global;
 	struct strmap *chat_bucket; /* chat -> index in buckets */
 	struct bucket *buckets;
@@ -92,8 +83,13 @@ static int call_capped(struct tg *tg, const char *method, const char *body, long
 				timeout_ms, max_body, done, arg };
 	char err[256];
 	int rc = http_start(tg->http, &req, err, sizeof(err));
-	if (rc < 0)
-		log_error("http_error", "transport=" T " method=%s error=%s", method, log_q(err));
+	if (rc < 0) {
+		struct strbuf shown = STRBUF_INIT;
+		http_redact(url.buf, &shown); /* the token is in the path */
+		log_error("http_error", "transport=" T " method=%s url=%s error=%s", method, log_q(shown.buf),
+			  log_q(err));
+		strbuf_release(&shown);
+	}
 	strbuf_release(&url);
 	return rc;
 }
@@ -140,8 +136,7 @@ static long retry_after(json_t *root, const struct http_response *r)
 
 static void fail(struct tg *tg, const char *why)
 {
-	tg->phase = PH_FAILED;
-	log_error("fatal", "transport=" T " error=%s", log_q(why));
+	transport_fail(tg->t, why);
 }
 
 static void token_refused(struct tg *tg)
@@ -153,9 +148,7 @@ static void token_refused(struct tg *tg)
 
 static void start_retry(struct tg *tg, const char *method, long code, const char *desc)
 {
-	tg->start_after = wall_ms() + (int64_t)http_backoff_ms(tg->start_fail++);
-	log_warn("start_retry", "transport=" T " method=%s status=%ld error=%s", method, code,
-		 log_q(desc));
+	transport_start_retry(tg->t, method, code, desc);
 }
 
 static void commands_done(void *arg, struct http_response *r)
@@ -172,33 +165,27 @@ static void commands_done(void *arg, struct http_response *r)
 
 static void enter_run(struct tg *tg)
 {
-	call(tg, "setMyCommands",
-	     "{\"commands\":[{\"command\":\"aide\",\"description\":\"Comment poser une question\"},"
-	     "{\"command\":\"faq\",\"description\":\"Les questions fréquentes\"},"
-	     "{\"command\":\"souscrire\",\"description\":\"Le lien pour souscrire\"},"
-	     "{\"command\":\"help\",\"description\":\"Aide\"}]}",
-	     tg->o.send_timeout_s * 1000, commands_done, tg);
-	int n = -1;
-	if (store_begin(tg->store) == 0) {
-		n = store_outbox_recover(tg->store, T);
-		if (store_commit(tg->store) < 0)
-			n = -1;
-	}
-	if (n < 0) {
-		start_retry(tg, "start", 0, "the state database cannot be written (see store_error)");
-		return;
-	}
-	if (n > 0)
-		log_warn("ambiguous_resend", "transport=" T " rows=%d reason=%s", n,
-			 log_q("sends interrupted by a stop; sending them again"));
-	tg->phase = PH_RUN;
-	log_info("started", "transport=" T " bot=%s", log_q(tg->username));
+	/* the menu is the bot's command table, in the FAQ's language */
+	size_t nc;
+	const struct bot_command *cmds = bot_commands(tg->bot, &nc);
+	json_t *list = json_array();
+	for (size_t i = 0; i < nc; i++)
+		json_array_append_new(list, json_pack("{s:s, s:s}", "command", cmds[i].name, "description",
+						      cmds[i].description));
+	json_t *body = json_pack("{s:o}", "commands", list);
+	char *s = json_dumps(body, JSON_COMPACT);
+	json_decref(body);
+	if (s)
+		call(tg, "setMyCommands", s, tg->o.send_timeout_s * 1000, commands_done, tg);
+	free(s);
+	transport_running(tg->t);
+	if (transport_running_now(tg->t))
+		log_info("started", "transport=" T " bot=%s", log_q(tg->username));
 }
 
 static void getme_done(void *arg, struct http_response *r)
 {
 	struct tg *tg = arg;
-	tg->start_in_flight = 0;
 	int ok;
 	long code;
 	const char *desc;
@@ -212,8 +199,8 @@ static void getme_done(void *arg, struct http_response *r)
 		if (!json_is_true(json_object_get(res, "can_read_all_group_messages")))
 			log_info("privacy_mode", "transport=" T " bot=%s note=%s", log_q(tg->username),
 				 log_q("in groups the bot only sees commands, replies to it and mentions"));
-		tg->phase = PH_WEBHOOK;
-		tg->start_fail = 0;
+		tg->step = ST_WEBHOOK;
+		transport_start_next(tg->t);
 	} else if (code == 401 || code == 404) {
 		token_refused(tg);
 	} else {
@@ -225,7 +212,6 @@ static void getme_done(void *arg, struct http_response *r)
 static void delete_webhook_done(void *arg, struct http_response *r)
 {
 	struct tg *tg = arg;
-	tg->start_in_flight = 0;
 	int ok;
 	long code;
 	const char *desc;
@@ -245,7 +231,6 @@ static void delete_webhook_done(void *arg, struct http_response *r)
 static void webhook_done(void *arg, struct http_response *r)
 {
 	struct tg *tg = arg;
-	tg->start_in_flight = 0;
 	int ok;
 	long code;
 	const char *desc;
@@ -253,7 +238,8 @@ static void webhook_done(void *arg, struct http_response *r)
 	const char *url = json_string_value(json_object_get(json_object_get(root, "result"), "url"));
 	if (ok && url && *url) {
 		if (tg->o.delete_webhook) {
-			tg->phase = PH_DELETE_WEBHOOK;
+			tg->step = ST_DELETE_WEBHOOK;
+			transport_start_next(tg->t);
 		} else {
 			fail(tg, "a webhook is set on this bot, so it cannot poll for updates; remove it, or "
 				 "set telegram_delete_webhook = true to let faqbot remove it (pending "
@@ -269,22 +255,22 @@ static void webhook_done(void *arg, struct http_response *r)
 	json_decref(root);
 }
 
-static void start_step(struct tg *tg, int64_t now)
+/* The skeleton's start hook: the request of the current step. */
+static int tg_start(void *self)
 {
-	if (tg->start_in_flight || now < tg->start_after)
-		return;
+	struct tg *tg = self;
 	int rc = 0;
-	if (tg->phase == PH_GETME)
+	if (tg->step == ST_GETME)
 		rc = call(tg, "getMe", NULL, tg->o.send_timeout_s * 1000, getme_done, tg);
-	else if (tg->phase == PH_WEBHOOK)
+	else if (tg->step == ST_WEBHOOK)
 		rc = call(tg, "getWebhookInfo", NULL, tg->o.send_timeout_s * 1000, webhook_done, tg);
-	else if (tg->phase == PH_DELETE_WEBHOOK)
+	else
 		rc = call(tg, "deleteWebhook", "{\"drop_pending_updates\":false}", tg->o.send_timeout_s * 1000,
 			  delete_webhook_done, tg);
 	if (rc == 0)
-		tg->start_in_flight = 1;
-	else
-		fail(tg, "cannot reach the Telegram API (see the http_error line)");
+		return 1;
+	fail(tg, "cannot reach the Telegram API (see the http_error line)");
+	return 0;
 }
 
 /* ==== Processing: inbox -> outbox ==== */
@@ -305,6 +291,26 @@ static size_t utf16_to_byte(const char *s, size_t len, size_t u)
 static void chat_key(json_int_t id, char *out, size_t n)
 {
 	snprintf(out, n, "%lld", (long long)id);
+}
+
+/* body with its top-level "chat_id" set to chat (a number when it reads as
+ * one): a queued request following a group that became a supergroup.
+ * Caller frees. */
+static char *body_move_chat(const char *body, const char *chat)
+{
+	json_t *j = json_loads(body, 0, NULL);
+	if (!json_is_object(j)) {
+		json_decref(j);
+		return xstrdup(body);
+	}
+	char *end;
+	long long v = strtoll(chat, &end, 10);
+	json_object_set_new(j, "chat_id", *end ? json_string(chat) : json_integer(v));
+	char *out = json_dumps(j, JSON_COMPACT);
+	json_decref(j);
+	char *copy = xstrdup(out ? out : body);
+	free(out);
+	return copy;
 }
 
 /* Appends a sendMessage body for one part. */
@@ -410,11 +416,12 @@ static int queue_reply(struct tg *tg, const char *chat, const char *trigger, con
 	return rc;
 }
 
-static const char *reply_kind_name(enum reply_kind k)
+/* The service's queue hook: the reply as sendMessage rows. */
+static int tg_queue(void *arg, const struct service_msg *m, const struct reply *r, const char *reply_to)
 {
-	static const char *const names[] = { "none", "answer", "choose", "fallback", "welcome",
-					     "help", "list", "subscribe", "empty" };
-	return names[k];
+	json_int_t to = reply_to ? strtoll(reply_to, NULL, 10) : 0;
+	json_int_t thread = m->thread ? strtoll(m->thread, NULL, 10) : 0;
+	return queue_reply(arg, m->in.chat, m->trigger, r, to > 0 ? to : 0, thread > 0 ? thread : 0);
 }
 
 /* Is the message addressed to the bot; also cuts "@bot" out of text.
@@ -473,7 +480,7 @@ static void handle_message(struct tg *tg, json_t *msg, int64_t now)
 		char to[32];
 		chat_key(json_integer_value(mig), to, sizeof(to));
 		if (store_chat_set_migrated(tg->store, T, chat, to) < 0 ||
-		    store_outbox_move_chat(tg->store, T, chat, to) < 0)
+		    store_outbox_move_chat(tg->store, T, chat, to, body_move_chat) < 0)
 			return; /* the transaction is refused and replayed */
 		log_info("chat_migrated", "transport=" T " chat=%s to=%s", chat, to);
 		return;
@@ -505,64 +512,17 @@ static void handle_message(struct tg *tg, json_t *msg, int64_t now)
 		strbuf_release(&text);
 		return;
 	}
-	struct inbound_msg in = { text.buf, text.len, group ? CHAT_GROUP : CHAT_PRIVATE,
-				  addr || tg->o.group_all, chat, '/' };
-	struct reply r;
-	bot_handle(tg->bot, &in, &r);
+	char user[32], reply_to[32], thread[32];
+	chat_key(json_integer_value(json_object_get(from, "id")), user, sizeof(user));
+	chat_key(msg_id, reply_to, sizeof(reply_to));
+	chat_key(json_integer_value(json_object_get(msg, "message_thread_id")), thread, sizeof(thread));
+	struct service_msg m = { { text.buf, text.len, group ? CHAT_GROUP : CHAT_PRIVATE,
+				   addr || tg->o.group_all, chat, '/' },
+				 user, trigger, date > 0 && date < INT64_MAX / 1000 ? date * 1000 : 0, raw,
+				 group ? reply_to : NULL,
+				 json_is_true(json_object_get(msg, "is_topic_message")) ? thread : NULL, NULL };
+	(void)service_handle(transport_service(tg->t), &m, now); /* a store failure refuses the transaction */
 	strbuf_release(&text);
-	if (r.kind != REPLY_NONE) {
-		char key[96];
-		snprintf(key, sizeof(key), "%s:%lld", chat,
-			 (long long)json_integer_value(json_object_get(from, "id")));
-		/* counted at the time it was sent: a backlog is not a flood */
-		int v = (int)flood_check(tg->flood, key, date > 0 && date < INT64_MAX / 1000 ? date * 1000 : 0,
-					 now);
-		if (v)
-			log_warn("flood", "transport=" T " chat=%s user=%lld verdict=%s", chat,
-				 (long long)json_integer_value(json_object_get(from, "id")),
-				 v == FLOOD_NOTICE ? "notice" : "ignored");
-		bot_flood_reply(tg->bot, v, '/', &r);
-	}
-	if (r.kind == REPLY_NONE) {
-		reply_release(&r);
-		return;
-	}
-	json_int_t reply_to = group ? msg_id : 0;
-	json_int_t thread = json_is_true(json_object_get(msg, "is_topic_message"))
-			    ? json_integer_value(json_object_get(msg, "message_thread_id")) : 0;
-	if (group && r.kind == REPLY_ANSWER && tg->o.cooldown_s > 0 && r.entry_id) {
-		int64_t at;
-		struct strbuf mid = STRBUF_INIT;
-		int got = store_recent_get(tg->store, T, chat, r.entry_id, &at, &mid);
-		if (got == 1 && now - at < tg->o.cooldown_s * 1000) {
-			free(r.text);
-			r.text = bot_text(tg->bot, "cooldown", '/');
-			if (mid.len)
-				reply_to = strtoll(mid.buf, NULL, 10);
-			log_info("cooldown", "transport=" T " chat=%s entry=%s", chat, r.entry_id);
-		} else if (got < 0 || store_recent_set(tg->store, T, chat, r.entry_id, now, "") < 0) {
-			strbuf_release(&mid);
-			reply_release(&r);
-			return;
-		}
-		strbuf_release(&mid);
-	}
-	if (queue_reply(tg, chat, trigger, &r, reply_to, thread) < 0 ||
-	    (r.unanswered && tg->o.record_unanswered &&
-	     store_unanswered_add(tg->store, T, chat, raw, r.entry_id, r.confidence, now) < 0)) {
-		reply_release(&r);
-		return;
-	}
-	metrics_inc("faqbot_questions_total", "transport=\"" T "\"");
-	{
-		char labels[80];
-		snprintf(labels, sizeof(labels), "transport=\"" T "\",kind=\"%s\"", reply_kind_name(r.kind));
-		metrics_inc("faqbot_replies_total", labels);
-	}
-	log_info("reply", "transport=" T " chat=%s kind=%s entry=%s confidence=%.3f%s%s", chat,
-		 reply_kind_name(r.kind), r.entry_id ? r.entry_id : "-", r.confidence,
-		 tg->o.log_questions ? " question=" : "", tg->o.log_questions ? log_q(raw) : "");
-	reply_release(&r);
 }
 
 static void callback_answered(void *arg, struct http_response *r)
@@ -603,33 +563,15 @@ static void handle_callback(struct tg *tg, json_t *cq, int64_t received, int64_t
 		return;
 	const char *ctype = json_string_value(json_object_get(chatj, "type"));
 	int group = ctype && strcmp(ctype, "private");
-	struct reply r;
-	bot_choose(tg->bot, chat, data + 2, '/', &r);
-	{
-		/* button presses count against the same flood limit as questions:
-		 * a burst of presses must not fill the chat's queue */
-		char key[96];
-		snprintf(key, sizeof(key), "%s:%lld", chat,
-			 (long long)json_integer_value(json_object_get(from, "id")));
-		int v = (int)flood_check(tg->flood, key, now, now);
-		if (v)
-			log_warn("flood", "transport=" T " chat=%s user=%lld verdict=%s", chat,
-				 (long long)json_integer_value(json_object_get(from, "id")),
-				 v == FLOOD_NOTICE ? "notice" : "ignored");
-		bot_flood_reply(tg->bot, v, '/', &r);
-		if (r.kind == REPLY_NONE) {
-			reply_release(&r);
-			return;
-		}
-	}
-	json_int_t thread = json_integer_value(json_object_get(msg, "message_thread_id"));
-	if (queue_reply(tg, chat, trigger, &r, group ? json_integer_value(json_object_get(msg, "message_id")) : 0,
-			json_is_true(json_object_get(msg, "is_topic_message")) ? thread : 0) < 0) {
-		reply_release(&r);
-		return;
-	}
-	log_info("reply", "transport=" T " chat=%s kind=choice entry=%s", chat, r.entry_id ? r.entry_id : "-");
-	reply_release(&r);
+	char user[32], reply_to[32], thread[32];
+	chat_key(json_integer_value(json_object_get(from, "id")), user, sizeof(user));
+	chat_key(json_integer_value(json_object_get(msg, "message_id")), reply_to, sizeof(reply_to));
+	chat_key(json_integer_value(json_object_get(msg, "message_thread_id")), thread, sizeof(thread));
+	struct service_msg m = { { "", 0, group ? CHAT_GROUP : CHAT_PRIVATE, 1, chat, '/' },
+				 user, trigger, 0, NULL, group ? reply_to : NULL,
+				 json_is_true(json_object_get(msg, "is_topic_message")) ? thread : NULL,
+				 data + 2 };
+	(void)service_handle(transport_service(tg->t), &m, now);
 }
 
 static void handle_member(struct tg *tg, json_t *m)
@@ -653,10 +595,12 @@ static void handle_member(struct tg *tg, json_t *m)
 	}
 }
 
-/* Handles one inbox row and deletes it (inside the caller's transaction);
- * -1 when the store failed. */
-static int process_row(struct tg *tg, const struct inbox_row *row)
+/* The skeleton's row hook: one stored update (inside the open
+ * transaction; the skeleton deletes the row).  A store failure refuses the
+ * transaction, so the whole batch is handled again. */
+static int tg_row(void *self, const struct inbox_row *row)
 {
+	struct tg *tg = self;
 	int64_t now = wall_ms();
 	json_t *u = json_loads(row->payload, 0, NULL);
 	if (json_is_object(json_object_get(u, "message")))
@@ -666,26 +610,8 @@ static int process_row(struct tg *tg, const struct inbox_row *row)
 	else if (json_is_object(json_object_get(u, "my_chat_member")))
 		handle_member(tg, json_object_get(u, "my_chat_member"));
 	json_decref(u);
-	return store_inbox_done(tg->store, row->id);
+	return 0;
 }
-
-/* Turns pending inbox rows into outbox rows (inside the caller's
- * transaction: a crash before its commit replays the whole batch, and the
- * ledger keeps the replay exact). */
-static void process_inbox(struct tg *tg)
-{
-	for (int i = 0; i < INBOX_PER_TICK; i++) {
-		struct inbox_row row;
-		if (store_inbox_next(tg->store, T, &row) != 1)
-			break;
-		int rc = process_row(tg, &row);
-		inbox_row_release(&row);
-		if (rc < 0)
-			break; /* the transaction is refused: the rows are handled again */
-	}
-}
-
-static void pump(struct tg *tg, int64_t now);
 
 /* ==== Polling ==== */
 
@@ -711,7 +637,7 @@ static int64_t first_update_id(const struct strbuf *body)
 static void poll_oversized(struct tg *tg, const struct http_response *r, int64_t now)
 {
 	metrics_inc("faqbot_errors_total", "transport=\"" T "\",kind=\"poll_oversized\"");
-	tg->poll_after = now;
+	transport_poll_again(tg->t, now);
 	if (tg->poll_limit > 1) {
 		tg->poll_limit /= 2;
 		log_warn("poll_oversized", "transport=" T " error=%s body_limit=%u next_limit=%d note=%s",
@@ -728,7 +654,7 @@ static void poll_oversized(struct tg *tg, const struct http_response *r, int64_t
 	}
 	int64_t id = first_update_id(&r->body);
 	if (id < 0 || id < tg->offset) {
-		tg->poll_after = now + (int64_t)http_backoff_ms(tg->poll_fail++);
+		transport_poll_again(tg->t, now + (int64_t)http_backoff_ms(tg->skip_fail++));
 		log_error("poll_failed", "transport=" T " error=%s", log_q("one update is larger than "
 			  "16 MB and its id cannot be read; retrying later"));
 		return;
@@ -737,13 +663,12 @@ static void poll_oversized(struct tg *tg, const struct http_response *r, int64_t
 	chat_key((json_int_t)id + 1, off, sizeof(off));
 	if (store_begin(tg->store) < 0 || store_kv_set(tg->store, "telegram.offset", off) < 0 ||
 	    store_commit(tg->store) < 0) {
-		store_rollback(tg->store);
-		log_error("store_error", "transport=" T " note=%s", log_q("could not skip the update; will retry"));
-		tg->poll_after = now + (int64_t)http_backoff_ms(tg->poll_fail++);
+		transport_poll_store_failed(tg->t, "could not skip the update; will retry");
 		return;
 	}
 	tg->offset = id + 1;
 	tg->poll_big = 0;
+	tg->skip_fail = 0;
 	metrics_inc("faqbot_updates_lost_total", "transport=\"" T "\",reason=\"too_large\"");
 	log_error("update_skipped", "transport=" T " update_id=%lld reason=%s", (long long)id,
 		  log_q("a single update is larger than 16 MB; it cannot be read and is skipped"));
@@ -752,7 +677,6 @@ static void poll_oversized(struct tg *tg, const struct http_response *r, int64_t
 static void poll_done(void *arg, struct http_response *r)
 {
 	struct tg *tg = arg;
-	tg->polling = 0;
 	if (r->truncated) {
 		poll_oversized(tg, r, wall_ms());
 		return;
@@ -799,34 +723,25 @@ static void poll_done(void *arg, struct http_response *r)
 		if (stored && store_commit(tg->store) < 0)
 			stored = 0;
 		if (!stored) {
-			if (store_in_transaction(tg->store))
-				store_rollback(tg->store);
-			uint64_t wait = http_backoff_ms(tg->poll_fail++);
-			tg->poll_after = now + (int64_t)wait;
-			log_error("store_error", "transport=" T " updates=%zu retry_in_ms=%llu note=%s",
-				  json_array_size(res), (unsigned long long)wait,
-				  log_q("the updates could not be stored; they will be fetched again"));
+			transport_poll_store_failed(tg->t, "the updates could not be stored; they will be fetched again");
 			json_decref(root);
 			return;
 		}
 		if (max >= 0)
 			tg->offset = max + 1;
-		tg->last_poll_ok = now;
-		tg->poll_fail = 0;
 		tg->poll_big = 0;
 		if (json_array_size(res) < (size_t)tg->poll_limit)
 			tg->poll_limit = POLL_LIMIT; /* the backlog is read: full batches again */
-		metrics_inc("faqbot_polls_total", "transport=\"" T "\"");
-		metrics_add("faqbot_poll_seconds_total", "transport=\"" T "\"", (double)r->elapsed_ms / 1000.0);
 		if (added)
 			log_debug("polled", "transport=" T " updates=%zu", added);
-		pump(tg, now);
+		transport_poll_stored(tg->t, (double)r->elapsed_ms / 1000.0);
 	} else if (code == 401) {
 		token_refused(tg);
 	} else if (code == 409 && strstr(desc, "webhook")) {
-		if (tg->o.delete_webhook)
-			tg->phase = PH_DELETE_WEBHOOK;
-		else
+		if (tg->o.delete_webhook) {
+			tg->step = ST_DELETE_WEBHOOK;
+			transport_restart(tg->t);
+		} else
 			fail(tg, "a webhook was set on this bot while faqbot was polling; remove it or set "
 				 "telegram_delete_webhook = true");
 	} else if (code == 409) {
@@ -834,18 +749,15 @@ static void poll_done(void *arg, struct http_response *r)
 			 "getUpdates request); run only one faqbot per bot token");
 	} else {
 		long ra = code == 429 ? retry_after(root, r) : -1;
-		uint64_t wait = ra >= 0 ? (uint64_t)http_clamp_wait_ms(ra, 1000) : http_backoff_ms(tg->poll_fail++);
-		tg->poll_after = now + (int64_t)wait;
-		metrics_inc("faqbot_errors_total", "transport=\"" T "\",kind=\"poll\"");
-		log_warn("poll_failed", "transport=" T " status=%ld error=%s retry_in_ms=%llu", code,
-			 log_q(r->truncated ? "the response was larger than the limit" : desc),
-			 (unsigned long long)wait);
+		transport_poll_failed(tg->t, code, NULL, desc, ra >= 0 ? http_clamp_wait_ms(ra, 1000) : -1);
 	}
 	json_decref(root);
 }
 
-static void poll_start(struct tg *tg)
+/* The skeleton's poll hook: getUpdates from the stored offset. */
+static int tg_poll(void *self)
 {
+	struct tg *tg = self;
 	if (tg->offset < 0) {
 		struct strbuf v = STRBUF_INIT;
 		int rc = store_kv_get(tg->store, "telegram.offset", &v);
@@ -853,8 +765,7 @@ static void poll_start(struct tg *tg)
 		strbuf_release(&v);
 		if (rc < 0) {
 			tg->offset = -1;
-			tg->poll_after = wall_ms() + (int64_t)http_backoff_ms(tg->poll_fail++);
-			return;
+			return -1;
 		}
 	}
 	char body[256];
@@ -863,11 +774,8 @@ static void poll_start(struct tg *tg)
 		 "\"allowed_updates\":[\"message\",\"callback_query\",\"my_chat_member\"]}",
 		 (long long)tg->offset, tg->poll_limit, tg->o.poll_timeout_s);
 	size_t cap = tg->poll_limit == 1 && tg->poll_big ? HTTP_SINGLE_MAX_BODY : 0;
-	if (call_capped(tg, "getUpdates", body, tg->o.poll_timeout_s * 1000 + POLL_SLACK_MS, cap, poll_done,
-			tg) == 0)
-		tg->polling = 1;
-	else
-		tg->poll_after = wall_ms() + (int64_t)http_backoff_ms(tg->poll_fail++);
+	return call_capped(tg, "getUpdates", body, tg->o.poll_timeout_s * 1000 + POLL_SLACK_MS, cap, poll_done,
+			   tg);
 }
 
 /* ==== Sending ==== */
@@ -915,21 +823,17 @@ static int64_t take_token(struct tg *tg, const char *chat, int64_t now)
 	return 0;
 }
 
-static void send_done(void *arg, struct http_response *r)
+/* The skeleton's sent hook: what a sendMessage answer means for its row
+ * (see the delivery policy in telegram.h). */
+static int tg_sent(void *self, struct outbox_row *row, const struct http_response *r, int txn)
 {
-	struct send_ctx *x = arg;
-	struct tg *tg = x->arg;
-	struct outbox_row *row = &x->row;
+	struct tg *tg = self;
 	int ok;
 	long code;
 	const char *desc;
 	json_t *root = parse_reply(r, &ok, &code, &desc);
 	int64_t now = wall_ms();
 	json_t *params = json_object_get(root, "parameters");
-	/* the outcome itself is written by the sender with the next sends
-	 * picked (and kept until committed); what is written here goes in the
-	 * same transaction, when one can be opened */
-	int txn = store_begin(tg->store) == 0;
 	if (ok) {
 		json_t *mid = json_object_get(json_object_get(root, "result"), "message_id");
 		char buf[32] = "";
@@ -942,14 +846,10 @@ static void send_done(void *arg, struct http_response *r)
 			log_warn("ambiguous_resend", "transport=" T " chat=%s trigger=%s part=%d note=%s",
 				 row->chat, row->trigger, row->part,
 				 log_q("delivered after an unknown outcome: the chat may see it twice"));
-		if (row->part == 0 && row->entry && row->chat[0] == '-') {
-			int64_t at;
-			struct strbuf m = STRBUF_INIT;
-			if (txn && store_recent_get(tg->store, T, row->chat, row->entry, &at, &m) == 1 &&
-			    !m.len && store_recent_set(tg->store, T, row->chat, row->entry, at, buf) < 0)
-				txn = 0;
-			strbuf_release(&m);
-		}
+		/* a group's answer: what a cooldown pointer will reply to */
+		if (txn && row->part == 0 && row->entry && row->chat[0] == '-' &&
+		    service_answer_sent(transport_service(tg->t), row->chat, row->entry, buf) < 0)
+			txn = 0;
 		log_debug("sent", "transport=" T " chat=%s trigger=%s part=%d ms=%llu", row->chat,
 			  row->trigger, row->part, (unsigned long long)r->elapsed_ms);
 	} else if (!root && r->curl_code && !r->body_sent) {
@@ -968,12 +868,13 @@ static void send_done(void *arg, struct http_response *r)
 		if (txn && store_chat_park(tg->store, T, row->chat, now + wait) < 0)
 			txn = 0;
 		sender_retry_later(row, now, wait);
-		log_warn("rate_limited", "transport=" T " chat=%s retry_after_s=%ld", row->chat, ra);
+		log_warn("rate_limited", "transport=" T " chat=%s trigger=%s retry_after_s=%ld", row->chat,
+			 log_q(row->trigger), ra);
 	} else if (code == 400 && json_is_integer(json_object_get(params, "migrate_to_chat_id"))) {
 		char to[32];
 		chat_key(json_integer_value(json_object_get(params, "migrate_to_chat_id")), to, sizeof(to));
 		if (txn && (store_chat_set_migrated(tg->store, T, row->chat, to) < 0 ||
-			    store_outbox_move_chat(tg->store, T, row->chat, to) < 0))
+			    store_outbox_move_chat(tg->store, T, row->chat, to, body_move_chat) < 0))
 			txn = 0;
 		log_info("chat_migrated", "transport=" T " chat=%s to=%s", row->chat, to);
 		free(row->chat);
@@ -1006,44 +907,15 @@ static void send_done(void *arg, struct http_response *r)
 		log_warn("send_retry", "transport=" T " chat=%s status=%ld error=%s", row->chat, code,
 			 log_q(desc));
 	}
-	if (!txn)
-		log_warn("store_error", "transport=" T " chat=%s note=%s", row->chat,
-			 log_q("what this outcome changes besides the reply itself was not saved; "
-			       "the reply's outcome is kept and saved with the next commit"));
 	json_decref(root);
-	sender_done(tg->sender, x);
-	pump(tg, now);
+	return txn;
 }
 
-/* One step of the pipeline, as one commit: whatever the caller wrote in the
- * open transaction (a polled batch and its offset, a send's outcome), the
- * replies to pending inbox rows with their ledger entries, and the "sending"
- * mark of the rows that go out next.  Opens the transaction if the caller
- * did not. */
-static void pump(struct tg *tg, int64_t now)
+static int tg_send(void *self, struct send_ctx *x, http_done_fn done)
 {
-	if (!store_in_transaction(tg->store) && store_begin(tg->store) < 0) {
-		log_error("store_error", "transport=" T " note=%s",
-			  log_q("cannot write the state database; will retry in a second"));
-		tg->pump_after = now + 1000;
-		sender_start(tg->sender, now, 1);
-		return;
-	}
-	process_inbox(tg);
-	sender_pick(tg->sender, now);
-	int failed = store_commit(tg->store) < 0; /* rolls back when it fails */
-	if (failed) {
-		tg->pump_after = now + 1000;
-		log_error("store_error", "transport=" T " note=%s", log_q("could not commit; will retry"));
-	}
-	sender_start(tg->sender, now, failed);
-}
-
-static int tg_send(void *arg, struct send_ctx *x)
-{
-	struct tg *tg = arg;
+	struct tg *tg = self;
 	const char *body = x->row.use_alt && x->row.alt_body ? x->row.alt_body : x->row.body;
-	return call(tg, x->row.method, body, tg->o.send_timeout_s * 1000, send_done, x);
+	return call(tg, x->row.method, body, tg->o.send_timeout_s * 1000, done, x);
 }
 
 static int64_t tg_throttle(void *arg, const char *chat, int64_t now)
@@ -1051,85 +923,9 @@ static int64_t tg_throttle(void *arg, const char *chat, int64_t now)
 	return take_token(arg, chat, now);
 }
 
-/* ==== Transport callbacks ==== */
-
-static void tg_tick(void *self, int64_t now)
-{
-	struct tg *tg = self;
-	if (tg->phase == PH_FAILED)
-		return;
-	if (tg->phase != PH_RUN) {
-		start_step(tg, now);
-		return;
-	}
-	if ((now >= tg->pump_after && store_inbox_pending(tg->store, T) > 0) || sender_ready(tg->sender, now))
-		pump(tg, now);
-	if (!tg->polling && !tg->stopping && now >= tg->poll_after)
-		poll_start(tg);
-}
-
-static int64_t tg_next_wake(void *self, int64_t now)
-{
-	struct tg *tg = self;
-	if (tg->phase == PH_FAILED)
-		return -1;
-	if (tg->phase != PH_RUN)
-		return tg->start_in_flight ? -1 : tg->start_after;
-	int64_t w = -1;
-	if (store_inbox_pending(tg->store, T) > 0)
-		return now > tg->pump_after ? now : tg->pump_after;
-	if (!tg->polling && !tg->stopping)
-		w = tg->poll_after;
-	int64_t o = sender_wake(tg->sender);
-	if (o >= 0 && (w < 0 || o < w))
-		w = o;
-	return w;
-}
-
-static int tg_failed(void *self)
-{
-	return ((struct tg *)self)->phase == PH_FAILED;
-}
-
-static int tg_busy(void *self)
-{
-	return sender_in_flight(((struct tg *)self)->sender);
-}
-
-static void tg_stop(void *self)
-{
-	struct tg *tg = self;
-	tg->stopping = 1;
-	sender_stop(tg->sender);
-}
-
-static void tg_notify_admin(void *self, const char *text)
-{
-	struct tg *tg = self;
-	if (!tg->o.admin_chat || tg->phase != PH_RUN)
-		return;
-	char trigger[64];
-	snprintf(trigger, sizeof(trigger), "admin:%lld", (long long)wall_ms());
-	struct reply r = { 0 };
-	r.kind = REPLY_HELP;
-	r.text = (char *)text;
-	if (store_begin(tg->store) < 0)
-		return; /* logged; the admin is told in the log only */
-	if (queue_reply(tg, tg->o.admin_chat, trigger, &r, 0, 0) < 0)
-		store_rollback(tg->store);
-	pump(tg, wall_ms());
-}
-
-static int64_t tg_last_poll(void *self)
-{
-	return ((struct tg *)self)->last_poll_ok;
-}
-
 static void tg_free(void *self)
 {
 	struct tg *tg = self;
-	sender_free(tg->sender);
-	flood_free(tg->flood);
 	free(tg->token);
 	free(tg->api_url);
 	free(tg->username);
@@ -1140,22 +936,14 @@ static void tg_free(void *self)
 
 void tg_feed_updates(struct transport *t, const char *body, size_t len)
 {
-	struct tg *tg = t->self;
-	if (tg->phase != PH_RUN) {
-		tg->phase = PH_RUN;
+	struct tg *tg = transport_self(t);
+	if (!transport_running_now(t)) {
+		transport_running(t);
 		tg->bot_id = 1;
 		free(tg->username);
 		tg->username = xstrdup("faqtestbot");
 	}
-	struct http_response r;
-	memset(&r, 0, sizeof(r));
-	r.status = 200;
-	r.retry_after_s = -1;
-	strbuf_init(&r.body, 0);
-	strbuf_add(&r.body, body, len);
-	tg->polling = 1;
-	poll_done(tg, &r);
-	strbuf_release(&r.body);
+	transport_feed(poll_done, tg, body, len);
 }
 
 struct transport *tg_new(const struct tg_options *o, struct bot *bot, struct store *store,
@@ -1178,11 +966,45 @@ struct transport *tg_new(const struct tg_options *o, struct bot *bot, struct sto
 	tg->started_at = wall_ms();
 	tg->global = (struct bucket){ 25, tg->started_at };
 	tg->chat_bucket = strmap_new(1024);
-	static const struct sender_ops ops = { tg_send, tg_throttle };
-	tg->sender = sender_new(store, T, MAX_IN_FLIGHT, &ops, tg);
-	tg->flood = flood_new(o->flood_max, o->flood_window_s, o->flood_pause_s);
+	static const struct transport_ops ops = { tg_start, tg_poll, tg_row, tg_queue, tg_send, tg_sent,
+						  tg_throttle, tg_free };
+	struct transport_config c = { T, "poll", MAX_IN_FLIGHT, 0, o->admin_chat,
+				      { T, o->cooldown_s, o->record_unanswered, o->log_questions, o->flood_max,
+					o->flood_window_s, o->flood_pause_s } };
+	tg->t = transport_new(&c, &ops, tg, bot, store, http);
 	log_add_secret(o->token);
-	tg->tr = (struct transport){ T, tg, tg_tick, tg_next_wake, tg_failed, tg_busy, tg_stop,
-				     tg_last_poll, tg_notify_admin, tg_free };
-	return &tg->tr;
+	http_redact_segment("/bot"); /* the token is in every API path */
+	return tg->t;
+}
+
+/* ==== From the configuration ==== */
+
+int tg_configured(const struct config *c)
+{
+	return c->telegram_token != NULL;
+}
+
+int tg_config_check(const struct config *c, struct strbuf *errors)
+{
+	char why[256];
+	if (c->telegram_token && http_url_allowed(c->telegram_api_url, why, sizeof(why)) < 0) {
+		strbuf_addf(errors, "telegram_api_url: %s\n", why);
+		return -1;
+	}
+	return 0;
+}
+
+struct transport *tg_from_config(const struct config *c, struct bot *bot, struct store *store,
+				 struct http *http)
+{
+	struct tg_options to = { c->telegram_token, c->telegram_api_url,
+				 c->telegram_group_mode == CONFIG_GROUP_ALL,
+				 c->telegram_backlog == CONFIG_BACKLOG_SKIP, c->telegram_backlog_minutes,
+				 c->telegram_cooldown, c->telegram_delete_webhook,
+				 c->telegram_poll_timeout, c->telegram_send_timeout,
+				 c->telegram_rate_limits, c->unanswered_retention_days > 0,
+				 c->log_questions, c->admin_telegram_chat,
+				 c->telegram_allowed_chats, c->flood_max, c->flood_window,
+				 c->flood_pause };
+	return tg_new(&to, bot, store, http);
 }

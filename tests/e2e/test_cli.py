@@ -103,6 +103,22 @@ class Basics(unittest.TestCase):
         self.assertEqual(rc, 2)
         rc, _, err = run("ask", "--threshold", "7", "x")
         self.assertEqual(rc, 2)
+        for cmd in ("console", "config", "report", "health", "run"):   # no operands
+            rc, _, err = run(cmd, "extra")
+            self.assertEqual(rc, 2, cmd)
+            self.assertIn(f"usage: faqbot {cmd}", err)
+        rc, _, err = run("check", "a.json", "b.json")
+        self.assertEqual(rc, 2)
+
+    def test_ask_fails_when_its_answer_cannot_be_written(self):
+        if not os.path.exists("/dev/full"):
+            self.skipTest("no /dev/full")
+        with open("/dev/full", "w") as full:
+            p = subprocess.run([FAQBOT, "ask", "--faq", os.path.join(ROOT, "faq", "faq.json"),
+                                "combien ça coûte"], stdout=full, stderr=subprocess.PIPE,
+                               text=True, timeout=30)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("cannot write the answers", p.stderr)
 
 
 class Check(unittest.TestCase):

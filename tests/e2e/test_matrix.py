@@ -226,6 +226,11 @@ class Delivery(MatrixCase):
         for r, q in qs:
             self.assertEqual(len(self.fake.replies_to(r, q)), 1)
         self.assertIn("rate_limited", b.logs())
+        # every rate_limited line names the question whose reply waits (its event id)
+        limited = [l for l in b.logs().splitlines() if "event=rate_limited" in l]
+        self.assertTrue(limited)
+        for l in limited:
+            self.assertTrue(any(f"trigger=e:{q}" in l for _, q in qs), l)
         b.stop()
 
     def test_device_is_kept_and_soft_logout_relogs(self):

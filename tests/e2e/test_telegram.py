@@ -64,9 +64,13 @@ class TelegramCase(unittest.TestCase):
 class Conversation(TelegramCase):
     def test_answer_fallback_and_choices(self):
         b = self.bot()
-        self.fake.user_message(10, "combien ça coûte ?")
+        mid = self.fake.user_message(10, "combien ça coûte ?")
         m = self.answer_in(10)[0]
         self.assertEqual(m["text"], "Le ticket d'entrée est modeste.")
+        # the reply's log line names the question it answers (chat and message_id)
+        self.assertTrue(self.fake.wait(lambda: any(
+            "event=reply" in l and f"trigger=m:10:{mid} " in l and "kind=answer" in l
+            for l in b.logs().splitlines())), b.logs())
         self.assertEqual(m["parse_mode"], "HTML")
         self.assertNotIn("reply_parameters", m)           # private chat: no quote
         self.fake.user_message(10, "comment renouveler mon passeport")

@@ -30,7 +30,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct transport *t = mx_new(&o, b, st, h);
 	mx_feed_sync(t, (const char *)data, size);
 	http_free(h);
-	t->free(t->self);
+	transport_free(t);
 	log_clear_secrets();
 	return 0;
 }

@@ -24,7 +24,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct transport *t = tg_new(&o, b, st, h);
 	tg_feed_updates(t, (const char *)data, size);
 	http_free(h);
-	t->free(t->self);
+	transport_free(t);
 	log_clear_secrets();
 	return 0;
 }

@@ -86,7 +86,7 @@ static void file_then_environment(void **state)
 	assert_string_equal(c.faq, "other.json");
 	assert_int_equal(c.telegram_cooldown, 90); /* the environment wins */
 	assert_true(c.threshold == 0.5);
-	assert_string_equal(c.log_format, "json");
+	assert_int_equal(c.log_format, CONFIG_LOG_JSON);
 	config_release(&c);
 	strbuf_release(&e);
 	unlink(f);

@@ -86,6 +86,10 @@ static void redaction_and_allowed_urls(void **state)
 	(void)state;
 	struct strbuf sb = STRBUF_INIT;
 	http_redact("https://api.telegram.org/bot123:ABC/sendMessage", &sb);
+	assert_string_equal(sb.buf, "https://api.telegram.org/bot123:ABC/sendMessage"); /* nobody said */
+	strbuf_reset(&sb);
+	http_redact_segment("/bot"); /* what the Telegram transport registers */
+	http_redact("https://api.telegram.org/bot123:ABC/sendMessage", &sb);
 	assert_string_equal(sb.buf, "https://api.telegram.org/bot<redacted>/sendMessage");
 	strbuf_reset(&sb);
 	http_redact("https://m.org/_matrix/client/v3/sync?access_token=xyz&since=1", &sb);
