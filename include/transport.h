@@ -153,6 +153,10 @@ void transport_poll_failed(struct transport *t, long status, const char *errcode
 /* Poll: ask again at wall time `at` (an oversized answer shrank the next
  * request; the transport logged it). */
 void transport_poll_again(struct transport *t, int64_t at);
+/* The poll in flight ended without asking for the next one yet (its
+ * callback is about to restart the transport or fail it).  A restart
+ * alone leaves the poll in flight counted, so none starts beside it. */
+void transport_poll_over(struct transport *t);
 
 /* For tests and fuzzing: calls done(arg) with body as an HTTP 200 answer. */
 void transport_feed(http_done_fn done, void *arg, const char *body, size_t len);

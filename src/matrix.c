@@ -825,6 +825,7 @@ static void sync_error(struct mx *m, const struct http_response *r, json_t *root
 		       const char *er)
 {
 	m->gap_filling = 0;
+	transport_poll_over(m->t); /* this sync is over, whatever comes next */
 	if (token_lost(m, r, root, ec))
 		return;
 	transport_poll_failed(m->t, r->status, ec, r->truncated ? "the response was larger than the limit" : er,
@@ -874,6 +875,8 @@ static void gap_give_up(struct mx *m, const char *why)
 static void messages_done(void *arg, struct http_response *r)
 {
 	struct mx *m = arg;
+	if (!m->gap_filling || m->gap_next >= m->n_gaps)
+		return; /* its sync was dropped meanwhile (an error, a restart) */
 	if (r->truncated) {
 		if (!shrink(&m->messages_limit, &m->messages_big, "messages"))
 			gap_give_up(m, "one event is larger than 16 MB");

@@ -740,6 +740,7 @@ static void poll_done(void *arg, struct http_response *r)
 	} else if (code == 409 && strstr(desc, "webhook")) {
 		if (tg->o.delete_webhook) {
 			tg->step = ST_DELETE_WEBHOOK;
+			transport_poll_over(tg->t);
 			transport_restart(tg->t);
 		} else
 			fail(tg, "a webhook was set on this bot while faqbot was polling; remove it or set "

@@ -200,7 +200,14 @@ void transport_restart(struct transport *t)
 	t->phase = PH_START;
 	t->start_in_flight = 0;
 	t->start_after = 0;
-	t->polling = 0; /* the poll that noticed is over */
+	/* t->polling stays: a restart noticed by a send leaves a long poll in
+	 * flight, and a second one must not start beside it (its callback
+	 * ends it: transport_poll_over or transport_poll_again) */
+}
+
+void transport_poll_over(struct transport *t)
+{
+	t->polling = 0;
 }
 
 void transport_fail(struct transport *t, const char *why)

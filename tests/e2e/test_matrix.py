@@ -248,6 +248,25 @@ class Delivery(MatrixCase):
         self.assertTrue(all(d == "DEV1" for d in devices[1:]) and len(devices) >= 2, devices)
         b.stop()
 
+    def test_one_sync_after_a_send_relogs(self):
+        # review of the transport skeleton: a send refused with M_UNKNOWN_TOKEN
+        # relogs while the long-poll /sync is still out; a second /sync must
+        # not start beside it (they share the batch and gap state)
+        dm = self.fake.create_room([ALICE])
+        b = self.bot(FAQBOT_MATRIX_SYNC_TIMEOUT=20)   # the next /sync waits while the reply is sent
+        self.started(b)
+        # a 500 first, so the retried send is refused while the next /sync waits
+        self.fake.fault("send", "status", status=500)
+        self.fake.fault("send", "unknown_token")
+        self.fake.user_message(dm, ALICE, "combien ça coûte ?")
+        self.notices(dm, timeout=30)
+        self.assertIn("relogin", b.logs())
+        time.sleep(2)
+        self.fake.user_message(dm, ALICE, "quel est le prix ?")
+        self.assertEqual(len(self.notices(dm, 2)), 2)
+        self.assertEqual(self.fake.sync_peak, 1, f"two /sync requests were in flight at once; {b.logs()[-3000:]}")
+        self.assertEqual(b.stop(), 0)
+
     def test_unknown_token_without_password_is_fatal(self):
         b = self.bot(FAQBOT_MATRIX_TOKEN="not-a-token", FAQBOT_MATRIX_USER="", FAQBOT_MATRIX_PASSWORD="")
         self.assertEqual(b.wait_exit(), 1)

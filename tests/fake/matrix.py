@@ -122,6 +122,7 @@ class FakeMatrix(Waiting, matrix_e2ee.E2EE):
         self.requests = []
         self.spec_errors = []
         self.faults = {}
+        self.sync_now = self.sync_peak = 0   # the bot's /sync requests in flight, and the most at once
         self.filters = []
         self.next_event = 1
         self._e2ee_init(BOT)
@@ -364,6 +365,16 @@ class FakeMatrix(Waiting, matrix_e2ee.E2EE):
     def r_sync(self, dev, args, q, b, f):
         if self.user_of(dev) != BOT:
             return self.user_sync(self.user_of(dev), dev, q, f)
+        with self.lock:
+            self.sync_now += 1
+            self.sync_peak = max(self.sync_peak, self.sync_now)
+        try:
+            return self.bot_sync(dev, args, q, b, f)
+        finally:
+            with self.lock:
+                self.sync_now -= 1
+
+    def bot_sync(self, dev, args, q, b, f):
         limit = self.timeline_limit(q)
         since = int(q["since"][1:]) if q.get("since") else None
         timeout = int(q.get("timeout", "0")) / 1000.0
