@@ -636,7 +636,7 @@ static int64_t first_update_id(const struct strbuf *body)
  * then skip that one update, with an error line and a counted loss. */
 static void poll_oversized(struct tg *tg, const struct http_response *r, int64_t now)
 {
-	metrics_inc("faqbot_errors_total", "transport=\"" T "\",kind=\"poll_oversized\"");
+	metrics_inc("faqbot_errors_total", "transport=\"" T "\",kind=\"oversized\"");
 	transport_poll_again(tg->t, now);
 	if (tg->poll_limit > 1) {
 		tg->poll_limit /= 2;
