@@ -89,6 +89,7 @@
 #define STORE_SCHEMA_VERSION 4
 #define STORE_FILE "faqbot.db"
 #define STORE_WAL_CHECKPOINT_PAGES 1000     /* 4 MB of 4 KB pages */
+#define STORE_BUSY_MS 200                   /* longest wait for another program's lock while serving */
 #define STORE_DEDUP_MS (48LL * 3600 * 1000)  /* ledger and finished outbox rows */
 #define STORE_RECENT_MS (24LL * 3600 * 1000) /* the longest group cooldown */
 #define STORE_ANSWERED_MS (7LL * 24 * 3600 * 1000) /* answers that may still get votes */

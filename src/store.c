@@ -341,6 +341,13 @@ struct store *store_open(const char *dir, char *err, size_t errlen)
 		store_close(s);
 		return NULL;
 	}
+	/* Opening may wait for a lock (5 s above); serving may not: the loop
+	 * is single-threaded, and a 5 s wait froze every request in flight,
+	 * long enough for a send's own timeout to expire after the server
+	 * had taken it (then resent: a duplicate, seen in the 30-minute soak).
+	 * A step that finds the database locked fails at once and is done
+	 * again a second later (transport.c, STORE_RETRY_MS). */
+	sqlite3_busy_timeout(s->db, STORE_BUSY_MS);
 	return s;
 }
 
