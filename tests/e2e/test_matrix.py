@@ -481,7 +481,7 @@ class Storage(MatrixCase):
         self.notices(dm)
         db = sqlite3.connect(os.path.join(self.tmp, "state", "faqbot.db"), isolation_level=None,
                              timeout=10)
-        db.execute("BEGIN EXCLUSIVE")     # longer than faqbot's 5 s busy timeout
+        db.execute("BEGIN EXCLUSIVE")     # longer than faqbot waits for a lock (200 ms), many retries
         asked = [self.fake.user_message(dm, ALICE, "combien ça coûte ?") for _ in range(4)]
         time.sleep(7)
         db.execute("ROLLBACK")

@@ -598,7 +598,7 @@ class Storage(TelegramCase):
             db.execute("BEGIN EXCLUSIVE")
             try:
                 yield
-                time.sleep(4)    # held 7 s and more: over faqbot's 5 s busy timeout
+                time.sleep(4)    # held 7 s and more: faqbot retries every second meanwhile
             finally:
                 db.execute("ROLLBACK")
                 db.close()

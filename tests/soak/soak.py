@@ -3,7 +3,7 @@
 servers (Telegram and Matrix, 127.0.0.1) while faults are injected every few
 seconds: 429 / M_LIMIT_EXCEEDED, 500s, dropped connections, slow answers,
 valid and broken FAQ edits, SIGHUP, the database locked by another program
-for longer than faqbot's busy timeout, and (as root, with the state dir on a
+for several seconds, and (as root, with the state dir on a
 small tmpfs) the disk full for a few seconds.  Reports questions asked,
 answered, duplicated and lost, the bot's RSS, the WAL's and the database's
 size over time.
@@ -56,8 +56,8 @@ def size(path):
 
 
 def hold_lock(db_path, seconds):
-    """Another program holds the database's write lock (longer than faqbot's
-    5 s busy timeout)."""
+    """Another program holds the database's write lock (for seconds: faqbot
+    waits 200 ms at most, then does the step again a second later)."""
     try:
         db = sqlite3.connect(db_path, isolation_level=None, timeout=10)
         db.execute("BEGIN EXCLUSIVE")
