@@ -373,7 +373,7 @@ static char *read_file(const char *path, size_t *len, struct strbuf *msgs)
 		strbuf_add(&sb, buf, n);
 	int bad = ferror(f);
 	if (f != stdin)
-		fclose(f);
+		(void)fclose(f); /* read only: nothing is lost if closing fails */
 	if (bad) {
 		strbuf_addf(msgs, "faqbot: cannot read %s\n", path);
 		strbuf_release(&sb);
