@@ -11,6 +11,7 @@
 #include "matrix.h"
 #include "config.h"
 #include "log.h"
+#include "markup.h"
 #include "metrics.h"
 #include "sender.h"
 #include "service.h"
@@ -384,64 +385,27 @@ static void txn_id(const char *kind, const char *trigger, int part, char *out, s
 		 part);
 }
 
-static void html_text(struct strbuf *out, const char *s)
-{
-	for (; *s; s++) {
-		if (*s == '\n')
-			strbuf_addstr(out, "<br/>");
-		else
-			strbuf_add_html_escaped(out, s, 1, 1);
-	}
-}
-
-/* Queues one m.notice (split in parts when long) answering trigger. */
+/* Queues one m.notice (split in parts when long) answering trigger: the
+ * reply laid out by reply_render (formatted_body, the answer's markup
+ * formatted), or text when r is NULL; cut by markup_split so no part
+ * breaks a tag, each part with its plain body beside it. */
 static int queue_notice(struct mx *m, const char *room, const char *trigger, const char *kind,
 			 const struct reply *r, const char *text, const char *asker,
 			 const char *reply_to, const char *thread_root)
 {
 	struct strbuf all = STRBUF_INIT;
-	strbuf_addstr(&all, text);
-	size_t pos = 0;
-	int part = 0, rc = 0;
+	if (r)
+		reply_render(r, REPLY_MATRIX, &all);
+	else
+		markup_add_text(&all, text, strlen(text), MARKUP_MATRIX);
+	size_t n_parts;
+	char **parts = markup_split(all.buf ? all.buf : "", all.len, PART_BYTES, MARKUP_BYTES, &n_parts);
+	int rc = 0;
 	int64_t now = wall_ms();
-	do {
-		size_t n = text_split_point(all.buf + pos, all.len - pos, PART_BYTES, 0);
-		int last = pos + n >= all.len;
-		struct strbuf body = STRBUF_INIT, html = STRBUF_INIT;
-		strbuf_add(&body, all.buf + pos, n);
-		struct strbuf chunk = STRBUF_INIT;
-		strbuf_add(&chunk, all.buf + pos, n);
-		html_text(&html, chunk.buf);
-		strbuf_release(&chunk);
-		if (last && r) {
-			if (r->n_choices) {
-				if (r->choices_intro) {
-					strbuf_addf(&body, "\n%s", r->choices_intro);
-					strbuf_addstr(&html, "<br/>");
-					html_text(&html, r->choices_intro);
-				}
-				strbuf_addstr(&html, "<ol>");
-				for (size_t i = 0; i < r->n_choices; i++) {
-					strbuf_addf(&body, "\n%zu. %s", i + 1, r->choices[i].label);
-					strbuf_addstr(&html, "<li>");
-					html_text(&html, r->choices[i].label);
-					strbuf_addstr(&html, "</li>");
-				}
-				strbuf_addstr(&html, "</ol>");
-			}
-			if (r->link_url) {
-				strbuf_addf(&body, "\n%s : %s", r->link_label ? r->link_label : "", r->link_url);
-				strbuf_addstr(&html, r->n_choices ? "" : "<br/>");
-				strbuf_addstr(&html, "<a href=\"");
-				strbuf_add_html_escaped(&html, r->link_url, strlen(r->link_url), 1);
-				strbuf_addstr(&html, "\">");
-				html_text(&html, r->link_label ? r->link_label : r->link_url);
-				strbuf_addstr(&html, "</a>");
-			}
-		}
-		json_t *c = json_pack("{s:s, s:s%, s:s, s:s%}", "msgtype", "m.notice", "body", body.buf,
-				      body.len, "format", "org.matrix.custom.html", "formatted_body",
-				      html.buf, html.len);
+	for (size_t part = 0; part < n_parts && rc == 0; part++) {
+		char *body = markup_html_to_plain(parts[part], strlen(parts[part]));
+		json_t *c = json_pack("{s:s, s:s, s:s, s:s}", "msgtype", "m.notice", "body", body,
+				      "format", "org.matrix.custom.html", "formatted_body", parts[part]);
 		json_t *mentions = json_object();
 		if (asker && part == 0)
 			json_object_set_new(mentions, "user_ids", json_pack("[s]", asker));
@@ -457,12 +421,12 @@ static int queue_notice(struct mx *m, const char *room, const char *trigger, con
 		char *s = json_dumps(c, JSON_COMPACT);
 		json_decref(c);
 		char txn[128];
-		txn_id(kind, trigger, part, txn, sizeof(txn));
+		txn_id(kind, trigger, (int)part, txn, sizeof(txn));
 		struct outbox_row row = { 0 };
 		row.transport = T;
 		row.chat = (char *)room;
 		row.trigger = (char *)trigger;
-		row.part = part;
+		row.part = (int)part;
 		row.method = "m.room.message";
 		row.body = s;
 		row.txn = txn;
@@ -473,13 +437,9 @@ static int queue_notice(struct mx *m, const char *room, const char *trigger, con
 			rc = -1;
 		}
 		free(s);
-		strbuf_release(&body);
-		strbuf_release(&html);
-		pos += n;
-		part++;
-		if (!n)
-			break;
-	} while (pos < all.len && rc == 0);
+		free(body);
+	}
+	markup_parts_free(parts, n_parts);
 	strbuf_release(&all);
 	return rc;
 }

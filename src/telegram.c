@@ -10,6 +10,7 @@
 #include "telegram.h"
 #include "config.h"
 #include "log.h"
+#include "markup.h"
 #include "metrics.h"
 #include "sender.h"
 #include "service.h"
@@ -313,8 +314,9 @@ static char *body_move_chat(const char *body, const char *chat)
 	return copy;
 }
 
-/* Appends a sendMessage body for one part. */
-static void part_body(struct strbuf *b, const char *chat, const char *text, size_t len, int html,
+/* Appends a sendMessage body for one part: text is already HTML when
+ * html is 1 (parse_mode HTML), plain text otherwise. */
+static void part_body(struct strbuf *b, const char *chat, const char *text, int html,
 		      json_int_t reply_to, json_int_t thread, json_t *markup)
 {
 	json_t *j = json_object();
@@ -323,13 +325,7 @@ static void part_body(struct strbuf *b, const char *chat, const char *text, size
 	json_object_set_new(j, "chat_id", *end ? json_string(chat) : json_integer(cid));
 	if (thread > 0)
 		json_object_set_new(j, "message_thread_id", json_integer(thread));
-	struct strbuf t = STRBUF_INIT;
-	if (html)
-		strbuf_add_html_escaped(&t, text, len, 0);
-	else
-		strbuf_add(&t, text, len);
-	json_object_set_new(j, "text", json_stringn(t.buf, t.len));
-	strbuf_release(&t);
+	json_object_set_new(j, "text", json_string(text));
 	if (html)
 		json_object_set_new(j, "parse_mode", json_string("HTML"));
 	json_object_set_new(j, "link_preview_options", json_pack("{s:b}", "is_disabled", 1));
@@ -354,9 +350,9 @@ static json_t *keyboard(const struct reply *r)
 	for (size_t i = 0; i < r->n_choices; i++) {
 		char data[80], label[200];
 		snprintf(data, sizeof(data), "a:%s", r->choices[i].id);
-		size_t n = text_split_point(r->choices[i].label, strlen(r->choices[i].label), 60, 1);
-		snprintf(label, sizeof(label), "%.*s%s", (int)n, r->choices[i].label,
-			 n < strlen(r->choices[i].label) ? "…" : "");
+		const char *text = r->choices[i].button ? r->choices[i].button : r->choices[i].label;
+		size_t n = text_split_point(text, strlen(text), 60, 1);
+		snprintf(label, sizeof(label), "%.*s%s", (int)n, text, n < strlen(text) ? "…" : "");
 		json_array_append_new(rows, json_pack("[{s:s, s:s}]", "text", label, "callback_data", data));
 	}
 	if (r->link_url)
@@ -367,32 +363,37 @@ static json_t *keyboard(const struct reply *r)
 }
 
 /* Commits the reply's parts as outbox rows (within the caller's
- * transaction); -1 when the store failed (the transaction is refused). */
+ * transaction); -1 when the store failed (the transaction is refused).
+ * The reply goes as HTML (reply_render: the answer's markup formatted),
+ * cut by markup_split so no part breaks a tag or an entity; each row's
+ * alternative body is the part's plain text, sent when Telegram cannot
+ * parse the HTML.  The link goes as a button, not in the text. */
 static int queue_reply(struct tg *tg, const char *chat, const char *trigger, const struct reply *r,
 			json_int_t reply_to, json_int_t thread)
 {
-	struct strbuf text = STRBUF_INIT, body = STRBUF_INIT, alt = STRBUF_INIT;
-	strbuf_addstr(&text, r->text);
-	if (r->choices_intro)
-		strbuf_addf(&text, "\n\n%s", r->choices_intro);
+	struct strbuf html = STRBUF_INIT, body = STRBUF_INIT, alt = STRBUF_INIT;
+	struct reply shown = *r;
+	shown.link_url = NULL;
+	reply_render(&shown, REPLY_TELEGRAM, &html);
+	size_t n_parts;
+	char **parts = markup_split(html.buf ? html.buf : "", html.len, MAX_PART_UNITS, MARKUP_UTF16_TEXT,
+				    &n_parts);
 	json_t *markup = keyboard(r);
-	size_t pos = 0;
-	int part = 0, rc = 0;
+	int rc = 0;
 	int64_t now = wall_ms();
-	while (pos < text.len || part == 0) {
-		size_t n = text_split_point(text.buf + pos, text.len - pos, MAX_PART_UNITS, 1);
-		int last = pos + n >= text.len;
+	for (size_t part = 0; part < n_parts; part++) {
+		int last = part + 1 == n_parts;
+		char *plain = markup_html_to_plain(parts[part], strlen(parts[part]));
 		strbuf_reset(&body);
 		strbuf_reset(&alt);
-		part_body(&body, chat, text.buf + pos, n, 1, part == 0 ? reply_to : 0, thread,
-			  last ? markup : NULL);
-		part_body(&alt, chat, text.buf + pos, n, 0, part == 0 ? reply_to : 0, thread,
-			  last ? markup : NULL);
+		part_body(&body, chat, parts[part], 1, part == 0 ? reply_to : 0, thread, last ? markup : NULL);
+		part_body(&alt, chat, plain, 0, part == 0 ? reply_to : 0, thread, last ? markup : NULL);
+		free(plain);
 		struct outbox_row row = { 0 };
 		row.transport = T;
 		row.chat = (char *)chat;
 		row.trigger = (char *)trigger;
-		row.part = part;
+		row.part = (int)part;
 		row.method = "sendMessage";
 		row.body = body.buf;
 		row.alt_body = alt.buf;
@@ -404,13 +405,10 @@ static int queue_reply(struct tg *tg, const char *chat, const char *trigger, con
 			rc = -1;
 			break;
 		}
-		pos += n;
-		part++;
-		if (!n)
-			break;
 	}
+	markup_parts_free(parts, n_parts);
 	json_decref(markup);
-	strbuf_release(&text);
+	strbuf_release(&html);
 	strbuf_release(&body);
 	strbuf_release(&alt);
 	return rc;

@@ -20,7 +20,8 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "fake"))
-from harness import LOGDIR, Bot, write_faq  # noqa: E402
+from harness import (FORMATTED_ENTRIES, LOGDIR, Bot, add_entries, html_balanced,  # noqa: E402
+                     html_text, write_faq)
 from matrix import BOT, PASSWORD, FakeMatrix  # noqa: E402
 
 ALICE, BOB = "@alice:localhost", "@bob:example.org"
@@ -106,6 +107,41 @@ class Conversation(MatrixCase):
         self.assertEqual(c["formatted_body"],
                          "Prix &lt;b&gt;HT&lt;/b&gt; &lt; 10 € &amp; TVA &gt; 0 &quot;incluse&quot;")
         b.stop()
+
+    def test_formatted_answers_and_split_without_breaking_tags(self):
+        add_entries(self.faq, FORMATTED_ENTRIES)
+        dm = self.fake.create_room([ALICE])
+        b = self.bot()
+        self.started(b)
+        self.fake.user_message(dm, ALICE, "comment recevoir les documents de souscription ?")
+        c = self.notices(dm)[0]["content"]
+        self.assertEqual(c["format"], "org.matrix.custom.html")
+        f = c["formatted_body"]
+        self.assertIn("<strong>souscrire</strong>", f)
+        self.assertIn('<a href="https://example.org/notice">la notice</a>', f)
+        self.assertIn("<ul><li>un <em>reçu</em> fiscal</li><li>un accès aux résultats</li></ul>", f)
+        self.assertIsNone(html_balanced(f))
+        self.assertNotIn("<", c["body"])
+        self.assertNotIn("**", c["body"])
+        self.assertIn("https://example.org/notice", c["body"])
+        self.assertIn("reçu fiscal", c["body"])
+        self.fake.user_message(dm, ALICE, "quels sont tous les points du règlement ?")
+        self.assertTrue(self.fake.wait(lambda: any("Point n°399" in x["content"]["body"]
+                                                   for x in self.fake.notices(dm)), 20))
+        parts = [x["content"] for x in self.fake.notices(dm)[1:]]
+        self.assertGreaterEqual(len(parts), 2)
+        for p in parts:
+            self.assertEqual(p["format"], "org.matrix.custom.html")
+            self.assertIsNone(html_balanced(p["formatted_body"]), p["formatted_body"][-300:])
+            self.assertLessEqual(len(p["formatted_body"].encode()), 16000)
+            self.assertNotIn("<", p["body"])
+        text = "\n".join(html_text(p["formatted_body"]) for p in parts)
+        body = "\n".join(p["body"] for p in parts)
+        for i in range(400):
+            self.assertEqual(text.count(f"Point n°{i} :"), 1, i)
+            self.assertEqual(body.count(f"Point n°{i} :"), 1, i)
+        self.assertEqual(sum(p["formatted_body"].count('<a href="https://example.org/p') for p in parts), 400)
+        self.assertEqual(b.stop(), 0)
 
     def test_group_mention_rules_threads_and_bots(self):
         room = self.fake.create_room([ALICE, BOB, "@otherbot:localhost"])
