@@ -44,6 +44,7 @@ struct gap {
 struct mx {
 	struct mx_options o;
 	char *base, *token, *user, *password, *allow, *user_id, *localpart, *filter_id;
+	char *display_name;      /* the bot's, from its own m.room.member event, or NULL */
 	struct bot *bot;
 	struct store *store;
 	struct http *http;
@@ -516,6 +517,38 @@ static int cut_name(struct strbuf *b, const char *name)
 	return 0;
 }
 
+/* The text of a mention pill of user_id in formatted_body
+ * (<a href="https://matrix.to/#/@bot:server">Name</a>, the user id raw or
+ * percent-encoded), as a new string, or NULL when there is none.  Older
+ * clients mention this way without m.mentions, with the display name the
+ * user saw as the link's text. */
+static char *pill_text(const char *html, const char *user_id)
+{
+	static const char *const prefix = "https://matrix.to/#/";
+	size_t pl = strlen(prefix);
+	for (const char *p = html ? strstr(html, prefix) : NULL; p; p = strstr(p + 1, prefix)) {
+		const char *u = p + pl, *id = user_id;
+		while (*id) {
+			const char *enc = *id == '@' ? "%40" : *id == ':' ? "%3A" : NULL;
+			if (*u == *id)
+				u++;
+			else if (enc && !strncasecmp(u, enc, 3))
+				u += 3;
+			else
+				break;
+			id++;
+		}
+		if (*id || (*u != '"' && *u != '\'' && *u != '?'))
+			continue;
+		const char *gt = strchr(u, '>');
+		const char *end = gt ? strstr(gt, "</a>") : NULL;
+		if (!end || end == gt + 1)
+			continue;
+		return xstrndup(gt + 1, (size_t)(end - gt - 1));
+	}
+	return NULL;
+}
+
 /* Handles one event (inside the caller's transaction); -1 when the store
  * failed (the transaction is then refused and the event handled again). */
 static int handle_event(struct mx *m, const char *room, json_t *ev, long members)
@@ -526,6 +559,13 @@ static int handle_event(struct mx *m, const char *room, json_t *ev, long members
 	json_t *content = json_object_get(ev, "content");
 	if (!type || !sender || !event_id)
 		return 0;
+	const char *state_key = json_string_value(json_object_get(ev, "state_key"));
+	const char *dn = json_string_value(json_object_get(content, "displayname"));
+	if (!strcmp(type, "m.room.member") && state_key && !strcmp(state_key, m->user_id) && dn && *dn &&
+	    (!m->display_name || strcmp(m->display_name, dn))) {
+		free(m->display_name); /* the name users see, and type before a question */
+		m->display_name = xstrdup(dn);
+	}
 	if (!strcmp(sender, m->user_id)) {
 		/* our own echo: proof that a send went through even if its answer was lost */
 		const char *txn = json_string_value(json_object_get(json_object_get(ev, "unsigned"),
@@ -580,6 +620,20 @@ static int handle_event(struct mx *m, const char *room, json_t *ev, long members
 	strip_fallback(&text);
 	int direct = members == 2;
 	int addressed = direct;
+	/* the bot's name around the question ("Assistant FAQ: …"): a pill names
+	 * the bot whatever its display name, and is a mention without m.mentions */
+	char *pill = pill_text(json_string_value(json_object_get(content, "formatted_body")), m->user_id);
+	struct bot_identity me = { pill ? pill : m->display_name, m->user_id, m->localpart };
+	size_t q0, qn = bot_strip_mention(text.buf, text.len, &me, &q0);
+	if (q0 || qn != text.len) {
+		memmove(text.buf, text.buf + q0, qn);
+		text.len = qn;
+		text.buf[qn] = 0;
+		addressed = 1;
+	}
+	if (pill)
+		addressed = 1;
+	free(pill);
 	json_t *uids = json_object_get(json_object_get(content, "m.mentions"), "user_ids");
 	size_t i;
 	json_t *u;
@@ -1065,6 +1119,7 @@ static void mx_free(void *self)
 	free(m->allow);
 	free(m->user_id);
 	free(m->localpart);
+	free(m->display_name);
 	free(m->filter_id);
 	free(m);
 }

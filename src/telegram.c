@@ -59,6 +59,7 @@ struct tg {
 
 	int64_t bot_id;
 	char *username;
+	char *first_name;        /* the bot's display name (getMe), cut from "Name: question" */
 
 	struct bucket global;
 	struct strmap *chat_bucket; /* chat -> index in buckets */
@@ -197,6 +198,9 @@ static void getme_done(void *arg, struct http_response *r)
 		tg->bot_id = json_integer_value(json_object_get(res, "id"));
 		free(tg->username);
 		tg->username = xstrdup(json_string_value(json_object_get(res, "username")));
+		free(tg->first_name);
+		tg->first_name = json_is_string(json_object_get(res, "first_name"))
+				 ? xstrdup(json_string_value(json_object_get(res, "first_name"))) : NULL;
 		if (!json_is_true(json_object_get(res, "can_read_all_group_messages")))
 			log_info("privacy_mode", "transport=" T " bot=%s note=%s", log_q(tg->username),
 				 log_q("in groups the bot only sees commands, replies to it and mentions"));
@@ -510,11 +514,14 @@ static void handle_message(struct tg *tg, json_t *msg, int64_t now)
 		strbuf_release(&text);
 		return;
 	}
+	/* the question without the bot's name around it ("FAQ: …", "… @faqbot") */
+	struct bot_identity me = { tg->first_name, NULL, tg->username };
+	size_t q0, qn = bot_strip_mention(text.buf, text.len, &me, &q0);
 	char user[32], reply_to[32], thread[32];
 	chat_key(json_integer_value(json_object_get(from, "id")), user, sizeof(user));
 	chat_key(msg_id, reply_to, sizeof(reply_to));
 	chat_key(json_integer_value(json_object_get(msg, "message_thread_id")), thread, sizeof(thread));
-	struct service_msg m = { { text.buf, text.len, group ? CHAT_GROUP : CHAT_PRIVATE,
+	struct service_msg m = { { text.buf + q0, qn, group ? CHAT_GROUP : CHAT_PRIVATE,
 				   addr || tg->o.group_all, chat, '/' },
 				 user, trigger, date > 0 && date < INT64_MAX / 1000 ? date * 1000 : 0, raw,
 				 group ? reply_to : NULL,
@@ -927,6 +934,7 @@ static void tg_free(void *self)
 	free(tg->token);
 	free(tg->api_url);
 	free(tg->username);
+	free(tg->first_name);
 	strmap_free(tg->chat_bucket);
 	free(tg->buckets);
 	free(tg);

@@ -140,3 +140,11 @@ def html_text(html):
     p.close()
     return "".join(p.out)
 
+
+def reply_verdict(logs, trigger):
+    """(kind, entry, confidence) of the event=reply log line for trigger, or None."""
+    for line in logs.splitlines():
+        if "event=reply" in line and f"trigger={trigger} " in line:
+            f = dict(kv.split("=", 1) for kv in line.split() if "=" in kv)
+            return f.get("kind"), f.get("entry"), f.get("confidence")
+    return None

@@ -21,7 +21,7 @@ import urllib.request
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "fake"))
 from harness import (FORMATTED_ENTRIES, LOGDIR, Bot, add_entries, html_balanced,  # noqa: E402
-                     html_text, write_faq)
+                     html_text, reply_verdict, write_faq)
 from matrix import BOT, PASSWORD, FakeMatrix  # noqa: E402
 
 ALICE, BOB = "@alice:localhost", "@bob:example.org"
@@ -170,6 +170,33 @@ class Conversation(MatrixCase):
                                     reply_to=mine)
         self.assertTrue(self.fake.wait(lambda: self.fake.replies_to(room, q5)))
         self.assertEqual(self.fake.replies_to(room, q5)[0]["content"]["body"],
+                         "Plusieurs souscripteurs financent l'étude.")
+        b.stop()
+
+    def test_the_bots_name_is_cut_before_matching(self):
+        dm = self.fake.create_room([ALICE])
+        room = self.fake.create_room([ALICE, BOB])
+        b = self.bot()
+        self.started(b)
+        bare = self.fake.user_message(dm, ALICE, "à quoi sert cette étude ?")
+        self.notices(dm)
+        named = self.fake.user_message(dm, ALICE, "Assistant FAQ: à quoi sert cette étude ?",
+                                       content={"format": "org.matrix.custom.html",
+                                                "formatted_body": '<a href="https://matrix.to/#/%40faqbot%3Alocalhost">'
+                                                                  'Assistant FAQ</a>: à quoi sert cette étude ?'})
+        # an older client: a pill and no m.mentions, the display name differs from the user name
+        pill = self.fake.user_message(room, BOB, "Assistant FAQ: à quoi sert cette étude ?",
+                                      content={"format": "org.matrix.custom.html",
+                                               "formatted_body": '<a href="https://matrix.to/#/@faqbot:localhost">'
+                                                                 'Assistant FAQ</a>: à quoi sert cette étude ?'})
+        self.notices(dm, 2)
+        self.notices(room, 1)
+        self.assertTrue(self.fake.wait(lambda: reply_verdict(b.logs(), f"e:{pill}"), 10), b.logs())
+        want = reply_verdict(b.logs(), f"e:{bare}")
+        self.assertEqual(want[:2], ("answer", "etude"))
+        self.assertEqual(reply_verdict(b.logs(), f"e:{named}"), want)
+        self.assertEqual(reply_verdict(b.logs(), f"e:{pill}"), want)
+        self.assertEqual(self.fake.replies_to(room, pill)[0]["content"]["body"],
                          "Plusieurs souscripteurs financent l'étude.")
         b.stop()
 

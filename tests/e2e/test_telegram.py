@@ -22,7 +22,7 @@ import urllib.request
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "fake"))
 from harness import (FORMATTED_ENTRIES, LOGDIR, LONG_ANSWER, Bot, add_entries, html_balanced,  # noqa: E402
-                     html_text, write_faq)
+                     html_text, reply_verdict, write_faq)
 from telegram import BOT_USERNAME, TOKEN, FakeTelegram  # noqa: E402
 
 class TelegramCase(unittest.TestCase):
@@ -143,6 +143,35 @@ class Conversation(TelegramCase):
                          ["Plusieurs souscripteurs financent l'étude."])
         self.assertIn("backlog_skipped", b.logs())
         b.stop()
+
+
+class Mentions(TelegramCase):
+    fake_args = {"first_name": "Assistant FAQ"}
+
+    def test_the_bots_name_is_cut_before_matching(self):
+        b = self.bot()
+        bare = self.fake.user_message(14, "à quoi sert cette étude ?")
+        named = self.fake.user_message(14, "Assistant FAQ: à quoi sert cette étude ?")
+        g = -100777
+        grp = self.fake.user_message(g, "Assistant FAQ, à quoi sert cette étude ?", chat_type="supergroup",
+                                     reply_to_bot=True)
+        at = "à quoi sert cette étude ? @" + BOT_USERNAME
+        g2 = -100778  # another group: a repeated answer in one group is a cooldown pointer
+        tail = self.fake.user_message(g2, at, chat_type="supergroup",
+                                      entities=[{"type": "mention", "offset": len(at) - len(BOT_USERNAME) - 1,
+                                                 "length": len(BOT_USERNAME) + 1}])
+        self.answer_in(14, 2)
+        self.answer_in(g)
+        self.answer_in(g2)
+        self.assertTrue(self.fake.wait(lambda: reply_verdict(b.logs(), f"m:{g2}:{tail}"), 10), b.logs())
+        want = reply_verdict(b.logs(), f"m:14:{bare}")
+        self.assertEqual(want[:2], ("answer", "etude"))
+        self.assertEqual(reply_verdict(b.logs(), f"m:14:{named}"), want)
+        self.assertEqual(reply_verdict(b.logs(), f"m:{g}:{grp}"), want)
+        self.assertEqual(reply_verdict(b.logs(), f"m:{g2}:{tail}"), want)
+        texts = [m["text"] for m in self.fake.sent_to(14) + self.fake.sent_to(g) + self.fake.sent_to(g2)]
+        self.assertEqual(texts, ["Plusieurs souscripteurs financent l'étude."] * 4)
+        self.assertEqual(b.stop(), 0)
 
 
 class Groups(TelegramCase):
