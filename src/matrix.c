@@ -10,6 +10,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "matrix.h"
 #include "config.h"
+#include "feedback.h"
 #include "log.h"
 #include "markup.h"
 #include "metrics.h"
@@ -549,6 +550,32 @@ static char *pill_text(const char *html, const char *user_id)
 	return NULL;
 }
 
+/* A 👍/👎 m.reaction on one of the bot's replies is a vote (another key is
+ * ignored); a redaction withdraws the vote of the reaction it removes.
+ * 0, or -1 when the store failed. */
+static int handle_vote(struct mx *m, const char *room, json_t *ev, int64_t now)
+{
+	const char *type = json_string_value(json_object_get(ev, "type"));
+	const char *sender = json_string_value(json_object_get(ev, "sender"));
+	const char *event_id = json_string_value(json_object_get(ev, "event_id"));
+	json_t *content = json_object_get(ev, "content");
+	struct service *sv = transport_service(m->t);
+	if (!strcmp(type, "m.room.redaction")) {
+		/* "redacts" at the top (room versions 1-10) or in content (11) */
+		const char *r = json_string_value(json_object_get(content, "redacts"));
+		if (!r)
+			r = json_string_value(json_object_get(ev, "redacts"));
+		return r && service_unreact(sv, r) < 0 ? -1 : 0;
+	}
+	json_t *rel = json_object_get(content, "m.relates_to");
+	const char *rel_type = json_string_value(json_object_get(rel, "rel_type"));
+	const char *target = json_string_value(json_object_get(rel, "event_id"));
+	int value = feedback_vote_value(json_string_value(json_object_get(rel, "key")));
+	if (!rel_type || strcmp(rel_type, "m.annotation") || !target || !value)
+		return 0;
+	return service_vote(sv, room, target, sender, value, event_id, now) < 0 ? -1 : 0;
+}
+
 /* Handles one event (inside the caller's transaction); -1 when the store
  * failed (the transaction is then refused and the event handled again). */
 static int handle_event(struct mx *m, const char *room, json_t *ev, long members)
@@ -603,6 +630,8 @@ static int handle_event(struct mx *m, const char *room, json_t *ev, long members
 		strbuf_release(&v);
 		return rc < 0 ? -1 : 0;
 	}
+	if (!strcmp(type, "m.reaction") || !strcmp(type, "m.room.redaction"))
+		return store_ledger_add(m->store, T, trigger, now) < 0 ? -1 : handle_vote(m, room, ev, now);
 	if (strcmp(type, "m.room.message"))
 		return 0;
 	const char *msgtype = json_string_value(json_object_get(content, "msgtype"));

@@ -345,12 +345,19 @@ static void part_body(struct strbuf *b, const char *chat, const char *text, int 
 	json_decref(j);
 }
 
-/* The inline keyboard of a reply (choices, then the link), or NULL. */
-static json_t *keyboard(const struct reply *r)
+/* The inline keyboard of a reply (👍/👎 under an answer in a private chat,
+ * the choices, then the link), or NULL.  Votes are asked only in private
+ * chats: in a group a row of buttons under every answer clutters the
+ * conversation. */
+static json_t *keyboard(const struct reply *r, int votes)
 {
-	if (!r->n_choices && !r->link_url)
+	votes = votes && r->kind == REPLY_ANSWER && r->entry_id;
+	if (!r->n_choices && !r->link_url && !votes)
 		return NULL;
 	json_t *rows = json_array();
+	if (votes)
+		json_array_append_new(rows, json_pack("[{s:s, s:s}, {s:s, s:s}]", "text", "👍", "callback_data",
+						       "v:1", "text", "👎", "callback_data", "v:-1"));
 	for (size_t i = 0; i < r->n_choices; i++) {
 		char data[80], label[200];
 		snprintf(data, sizeof(data), "a:%s", r->choices[i].id);
@@ -373,7 +380,7 @@ static json_t *keyboard(const struct reply *r)
  * alternative body is the part's plain text, sent when Telegram cannot
  * parse the HTML.  The link goes as a button, not in the text. */
 static int queue_reply(struct tg *tg, const char *chat, const char *trigger, const struct reply *r,
-			json_int_t reply_to, json_int_t thread)
+			json_int_t reply_to, json_int_t thread, int votes)
 {
 	struct strbuf html = STRBUF_INIT, body = STRBUF_INIT, alt = STRBUF_INIT;
 	struct reply shown = *r;
@@ -382,7 +389,7 @@ static int queue_reply(struct tg *tg, const char *chat, const char *trigger, con
 	size_t n_parts;
 	char **parts = markup_split(html.buf ? html.buf : "", html.len, MAX_PART_UNITS, MARKUP_UTF16_TEXT,
 				    &n_parts);
-	json_t *markup = keyboard(r);
+	json_t *markup = keyboard(r, votes);
 	int rc = 0;
 	int64_t now = wall_ms();
 	for (size_t part = 0; part < n_parts; part++) {
@@ -423,7 +430,8 @@ static int tg_queue(void *arg, const struct service_msg *m, const struct reply *
 {
 	json_int_t to = reply_to ? strtoll(reply_to, NULL, 10) : 0;
 	json_int_t thread = m->thread ? strtoll(m->thread, NULL, 10) : 0;
-	return queue_reply(arg, m->in.chat, m->trigger, r, to > 0 ? to : 0, thread > 0 ? thread : 0);
+	return queue_reply(arg, m->in.chat, m->trigger, r, to > 0 ? to : 0, thread > 0 ? thread : 0,
+			   m->user && m->in.kind == CHAT_PRIVATE);
 }
 
 /* Is the message addressed to the bot; also cuts "@bot" out of text.
@@ -555,7 +563,7 @@ static void handle_callback(struct tg *tg, json_t *cq, int64_t received, int64_t
 		free(s);
 		json_decref(b);
 	}
-	if (!data || strncmp(data, "a:", 2))
+	if (!data || (strncmp(data, "a:", 2) && strncmp(data, "v:", 2)))
 		return;
 	json_t *msg = json_object_get(cq, "message");
 	json_t *chatj = json_object_get(msg, "chat");
@@ -572,6 +580,15 @@ static void handle_callback(struct tg *tg, json_t *cq, int64_t received, int64_t
 	chat_key(json_integer_value(json_object_get(from, "id")), user, sizeof(user));
 	chat_key(json_integer_value(json_object_get(msg, "message_id")), reply_to, sizeof(reply_to));
 	chat_key(json_integer_value(json_object_get(msg, "message_thread_id")), thread, sizeof(thread));
+	if (data[0] == 'v') {
+		/* 👍/👎 under an answer: the vote is on that message */
+		int value = atoi(data + 2);
+		if (value < -1 || value > 1)
+			return;
+		(void)service_vote(transport_service(tg->t), chat, reply_to, user, value, NULL,
+				   now); /* a store failure refuses the transaction */
+		return;
+	}
 	struct service_msg m = { { "", 0, group ? CHAT_GROUP : CHAT_PRIVATE, 1, chat, '/' },
 				 user, trigger, 0, NULL, group ? reply_to : NULL,
 				 json_is_true(json_object_get(msg, "is_topic_message")) ? thread : NULL,

@@ -148,3 +148,11 @@ def reply_verdict(logs, trigger):
             f = dict(kv.split("=", 1) for kv in line.split() if "=" in kv)
             return f.get("kind"), f.get("entry"), f.get("confidence")
     return None
+
+
+def run_cli(bot, *args):
+    """Runs `faqbot ARGS` with bot's settings: (returncode, stdout, stderr)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FAQBOT_")}
+    env.update({k: str(v) for k, v in bot.env.items()})
+    p = subprocess.run([FAQBOT, *args], env=env, capture_output=True, text=True, timeout=60)
+    return p.returncode, p.stdout, p.stderr

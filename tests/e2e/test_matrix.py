@@ -21,7 +21,7 @@ import urllib.request
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "fake"))
 from harness import (FORMATTED_ENTRIES, LOGDIR, Bot, add_entries, html_balanced,  # noqa: E402
-                     html_text, reply_verdict, write_faq)
+                     html_text, reply_verdict, run_cli, write_faq)
 from matrix import BOT, PASSWORD, FakeMatrix  # noqa: E402
 
 ALICE, BOB = "@alice:localhost", "@bob:example.org"
@@ -199,6 +199,34 @@ class Conversation(MatrixCase):
         self.assertEqual(self.fake.replies_to(room, pill)[0]["content"]["body"],
                          "Plusieurs souscripteurs financent l'étude.")
         b.stop()
+
+    def test_reactions_and_choices_reach_the_report(self):
+        dm = self.fake.create_room([ALICE])
+        b = self.bot()
+        self.started(b)
+        q = self.fake.user_message(dm, ALICE, "combien ça coûte ?")
+        answer = self.notices(dm)[0]["event_id"]
+        # one user reacting a hundred times: one vote; a withdrawn 👍 counts nothing
+        for _ in range(100):
+            self.fake.reaction(dm, ALICE, answer, "\U0001F44E")
+        up = self.fake.reaction(dm, BOB, answer, "\U0001F44D")
+        self.fake.redact(dm, BOB, up)
+        self.fake.reaction(dm, BOB, q, "\U0001F44E")                # not the bot's reply: ignored
+        self.fake.user_message(dm, ALICE, "où sont les archives ?")
+        self.notices(dm, 2)
+        self.fake.user_message(dm, ALICE, "2")                        # a pick by number
+        c = self.notices(dm, 3)[2]["content"]
+        self.assertIn(c["body"], ("Ici.", "Là."))
+        chosen = "jumeau-a" if c["body"] == "Ici." else "jumeau-b"
+        # the reactions came before the list in the room: handled before the pick was answered
+        self.assertEqual(b.stop(), 0)
+        rc, out, err = run_cli(b, "report")
+        self.assertEqual(rc, 0, err)
+        self.assertRegex(out, r"\n  cout  \U0001F44D 0  \U0001F44E 1\n")
+        self.assertIn('\U0001F44E "combien ça coûte ?"', out)
+        rc, out, err = run_cli(b, "report", "--json")
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(json.loads(out)["add_questions"], {chosen: ["où sont les archives ?"]})
 
     def test_encrypted_room_gets_one_notice(self):
         room = self.fake.create_room([ALICE], encrypted=True)

@@ -22,7 +22,7 @@ import urllib.request
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "fake"))
 from harness import (FORMATTED_ENTRIES, LOGDIR, LONG_ANSWER, Bot, add_entries, html_balanced,  # noqa: E402
-                     html_text, reply_verdict, write_faq)
+                     html_text, reply_verdict, run_cli, write_faq)
 from telegram import BOT_USERNAME, TOKEN, FakeTelegram  # noqa: E402
 
 class TelegramCase(unittest.TestCase):
@@ -172,6 +172,39 @@ class Mentions(TelegramCase):
         texts = [m["text"] for m in self.fake.sent_to(14) + self.fake.sent_to(g) + self.fake.sent_to(g2)]
         self.assertEqual(texts, ["Plusieurs souscripteurs financent l'étude."] * 4)
         self.assertEqual(b.stop(), 0)
+
+
+class Feedback(TelegramCase):
+    def test_votes_and_choices_reach_the_report(self):
+        b = self.bot()
+        self.fake.user_message(20, "combien ça coûte ?")
+        m = self.answer_in(20)[0]
+        self.assertEqual(m["reply_markup"]["inline_keyboard"][0],
+                         [{"text": "\U0001F44D", "callback_data": "v:1"},
+                          {"text": "\U0001F44E", "callback_data": "v:-1"}])
+        g = -100500
+        self.fake.user_message(g, "combien ça coûte ?", chat_type="supergroup", reply_to_bot=True)
+        self.assertNotIn("reply_markup", self.answer_in(g)[0])     # no vote row in a group
+        # one user pressing 👎 a hundred times: one vote
+        for _ in range(100):
+            self.fake.callback(20, "v:-1", message_id=m["message_id"])
+        self.assertTrue(self.fake.wait(lambda: len(self.fake.callback_answers) >= 100, 30))
+        # a pick from a list, by button
+        self.fake.user_message(20, "où sont les archives ?")
+        lst = self.answer_in(20, 2)[1]
+        labels = [row[0]["text"] for row in lst["reply_markup"]["inline_keyboard"]]
+        self.assertEqual([l[:3] for l in labels], ["1. ", "2. "])      # numbered, as the text says
+        self.fake.callback(20, "a:jumeau-b")
+        self.assertEqual(self.answer_in(20, 3)[2]["text"], "Là.")
+        self.assertTrue(self.fake.wait(lambda: len(self.fake.callback_answers) >= 101, 10))
+        self.assertEqual(b.stop(), 0)
+        rc, out, err = run_cli(b, "report")
+        self.assertEqual(rc, 0, err)
+        self.assertRegex(out, r"\n  cout  \U0001F44D 0  \U0001F44E 1\n")
+        self.assertIn('\U0001F44E "combien ça coûte ?"', out)
+        rc, out, err = run_cli(b, "report", "--json")
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(json.loads(out)["add_questions"], {"jumeau-b": ["où sont les archives ?"]})
 
 
 class Groups(TelegramCase):
