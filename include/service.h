@@ -17,10 +17,16 @@
  *   5. records a question the FAQ did not answer well (store_unanswered);
  *   6. counts it (faqbot_questions_total, faqbot_replies_total with one
  *      table of kinds: service_kind_name) and logs one event=reply line
- *      with the question's id (trigger=).
+ *      with the question's id (trigger=);
+ *   7. with a feedback recorder set (service_set_feedback), records what an
+ *      answer answered (feedback_answered) and a pick from a list the bot
+ *      offered for a question (feedback_choice).
+ * Votes (a Telegram 👍/👎 button, a Matrix m.reaction and its redaction)
+ * come through service_vote and service_unreact: transports only translate.
  *
  * Ownership: service_new copies the options' strings it keeps (none but
- * the transport name) and borrows bot and store, which must outlive it.
+ * the transport name) and borrows bot and store, which must outlive it;
+ * so must the feedback recorder given to service_set_feedback.
  * A service_msg is borrowed for the call.
  */
 #ifndef FAQBOT_SERVICE_H
@@ -29,6 +35,7 @@
 #include <stdint.h>
 
 #include "bot.h"
+#include "feedback.h"
 #include "store.h"
 
 /* One incoming message, as every transport describes it. */
@@ -80,6 +87,17 @@ void service_free(struct service *sv);
  * when the store failed (the transaction is then refused and the row is
  * handled again). */
 int service_handle(struct service *sv, const struct service_msg *m, int64_t now);
+/* Records answers, choices and votes with fb from now on (NULL: none). */
+void service_set_feedback(struct service *sv, struct feedback *fb);
+/* user's vote on the bot's message msg_id in chat (+1 👍, -1 👎, 0
+ * withdrawn; reaction: the Matrix m.reaction event id, else NULL), inside
+ * the caller's transaction.  STORE_VOTE_* (store.h; STORE_VOTE_UNKNOWN
+ * also when no recorder is set), or -1 when the store failed. */
+int service_vote(struct service *sv, const char *chat, const char *msg_id, const char *user, int value,
+		 const char *reaction, int64_t now);
+/* The redaction of event `reaction` (Matrix): withdraws the vote it cast.
+ * 1, 0 (none), or -1 when the store failed. */
+int service_unreact(struct service *sv, const char *reaction);
 /* Records a reply sent as message `msg_id` (part 0 of an answer in a group):
  * the id a cooldown pointer will reply to.  0 or -1. */
 int service_answer_sent(struct service *sv, const char *chat, const char *entry, const char *msg_id);

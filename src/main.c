@@ -15,6 +15,7 @@
 #include "config.h"
 #include "console.h"
 #include "faq.h"
+#include "feedback.h"
 #include "health.h"
 #include "http.h"
 #include "faqindex.h"
@@ -434,6 +435,13 @@ static int serve(struct config *c)
 	for (size_t i = 0; i < n_transport_kinds; i++)
 		if (transport_kinds[i].configured(c))
 			tr[n++] = transport_kinds[i].make(c, b, st, h);
+	/* votes, choices and what each answer answered, through every transport's service */
+	struct feedback_options fo = FEEDBACK_OPTIONS_FROM(c);
+	struct feedback *fb = feedback_new(st, b, &fo);
+	for (size_t i = 0; i < n; i++)
+		service_set_feedback(transport_service(tr[i]), fb);
+	if (feedback_faq_loaded(fb, wall_ms()) < 0)
+		log_warn("learn_failed", "note=%s", log_q("learned phrasings could not be read; the FAQ answers as written"));
 	log_info("starting", "version=%s faq=%s entries=%zu state=%s transports=%zu", FAQBOT_VERSION,
 		 log_q(c->faq), index_faq(idx)->n_entries, log_q(store_path(st)), n);
 	if (c->metrics_address) {
@@ -443,6 +451,7 @@ static int serve(struct config *c)
 			for (size_t i = 0; i < n; i++)
 				transport_free(tr[i]);
 			free(tr);
+			feedback_free(fb);
 			store_close(st);
 			bot_free(b);
 			return 1;
@@ -456,6 +465,7 @@ static int serve(struct config *c)
 	for (size_t i = 0; i < n; i++)
 		transport_free(tr[i]);
 	free(tr);
+	feedback_free(fb);
 	store_close(st);
 	bot_free(b);
 	return rc;

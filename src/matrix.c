@@ -10,7 +10,9 @@
 #define _POSIX_C_SOURCE 200809L
 #include "matrix.h"
 #include "config.h"
+#include "feedback.h"
 #include "log.h"
+#include "markup.h"
 #include "metrics.h"
 #include "sender.h"
 #include "service.h"
@@ -43,6 +45,7 @@ struct gap {
 struct mx {
 	struct mx_options o;
 	char *base, *token, *user, *password, *allow, *user_id, *localpart, *filter_id;
+	char *display_name;      /* the bot's, from its own m.room.member event, or NULL */
 	struct bot *bot;
 	struct store *store;
 	struct http *http;
@@ -384,64 +387,27 @@ static void txn_id(const char *kind, const char *trigger, int part, char *out, s
 		 part);
 }
 
-static void html_text(struct strbuf *out, const char *s)
-{
-	for (; *s; s++) {
-		if (*s == '\n')
-			strbuf_addstr(out, "<br/>");
-		else
-			strbuf_add_html_escaped(out, s, 1, 1);
-	}
-}
-
-/* Queues one m.notice (split in parts when long) answering trigger. */
+/* Queues one m.notice (split in parts when long) answering trigger: the
+ * reply laid out by reply_render (formatted_body, the answer's markup
+ * formatted), or text when r is NULL; cut by markup_split so no part
+ * breaks a tag, each part with its plain body beside it. */
 static int queue_notice(struct mx *m, const char *room, const char *trigger, const char *kind,
 			 const struct reply *r, const char *text, const char *asker,
 			 const char *reply_to, const char *thread_root)
 {
 	struct strbuf all = STRBUF_INIT;
-	strbuf_addstr(&all, text);
-	size_t pos = 0;
-	int part = 0, rc = 0;
+	if (r)
+		reply_render(r, REPLY_MATRIX, &all);
+	else
+		markup_add_text(&all, text, strlen(text), MARKUP_MATRIX);
+	size_t n_parts;
+	char **parts = markup_split(all.buf ? all.buf : "", all.len, PART_BYTES, MARKUP_BYTES, &n_parts);
+	int rc = 0;
 	int64_t now = wall_ms();
-	do {
-		size_t n = text_split_point(all.buf + pos, all.len - pos, PART_BYTES, 0);
-		int last = pos + n >= all.len;
-		struct strbuf body = STRBUF_INIT, html = STRBUF_INIT;
-		strbuf_add(&body, all.buf + pos, n);
-		struct strbuf chunk = STRBUF_INIT;
-		strbuf_add(&chunk, all.buf + pos, n);
-		html_text(&html, chunk.buf);
-		strbuf_release(&chunk);
-		if (last && r) {
-			if (r->n_choices) {
-				if (r->choices_intro) {
-					strbuf_addf(&body, "\n%s", r->choices_intro);
-					strbuf_addstr(&html, "<br/>");
-					html_text(&html, r->choices_intro);
-				}
-				strbuf_addstr(&html, "<ol>");
-				for (size_t i = 0; i < r->n_choices; i++) {
-					strbuf_addf(&body, "\n%zu. %s", i + 1, r->choices[i].label);
-					strbuf_addstr(&html, "<li>");
-					html_text(&html, r->choices[i].label);
-					strbuf_addstr(&html, "</li>");
-				}
-				strbuf_addstr(&html, "</ol>");
-			}
-			if (r->link_url) {
-				strbuf_addf(&body, "\n%s : %s", r->link_label ? r->link_label : "", r->link_url);
-				strbuf_addstr(&html, r->n_choices ? "" : "<br/>");
-				strbuf_addstr(&html, "<a href=\"");
-				strbuf_add_html_escaped(&html, r->link_url, strlen(r->link_url), 1);
-				strbuf_addstr(&html, "\">");
-				html_text(&html, r->link_label ? r->link_label : r->link_url);
-				strbuf_addstr(&html, "</a>");
-			}
-		}
-		json_t *c = json_pack("{s:s, s:s%, s:s, s:s%}", "msgtype", "m.notice", "body", body.buf,
-				      body.len, "format", "org.matrix.custom.html", "formatted_body",
-				      html.buf, html.len);
+	for (size_t part = 0; part < n_parts && rc == 0; part++) {
+		char *body = markup_html_to_plain(parts[part], strlen(parts[part]));
+		json_t *c = json_pack("{s:s, s:s, s:s, s:s}", "msgtype", "m.notice", "body", body,
+				      "format", "org.matrix.custom.html", "formatted_body", parts[part]);
 		json_t *mentions = json_object();
 		if (asker && part == 0)
 			json_object_set_new(mentions, "user_ids", json_pack("[s]", asker));
@@ -457,12 +423,12 @@ static int queue_notice(struct mx *m, const char *room, const char *trigger, con
 		char *s = json_dumps(c, JSON_COMPACT);
 		json_decref(c);
 		char txn[128];
-		txn_id(kind, trigger, part, txn, sizeof(txn));
+		txn_id(kind, trigger, (int)part, txn, sizeof(txn));
 		struct outbox_row row = { 0 };
 		row.transport = T;
 		row.chat = (char *)room;
 		row.trigger = (char *)trigger;
-		row.part = part;
+		row.part = (int)part;
 		row.method = "m.room.message";
 		row.body = s;
 		row.txn = txn;
@@ -473,13 +439,9 @@ static int queue_notice(struct mx *m, const char *room, const char *trigger, con
 			rc = -1;
 		}
 		free(s);
-		strbuf_release(&body);
-		strbuf_release(&html);
-		pos += n;
-		part++;
-		if (!n)
-			break;
-	} while (pos < all.len && rc == 0);
+		free(body);
+	}
+	markup_parts_free(parts, n_parts);
 	strbuf_release(&all);
 	return rc;
 }
@@ -556,6 +518,64 @@ static int cut_name(struct strbuf *b, const char *name)
 	return 0;
 }
 
+/* The text of a mention pill of user_id in formatted_body
+ * (<a href="https://matrix.to/#/@bot:server">Name</a>, the user id raw or
+ * percent-encoded), as a new string, or NULL when there is none.  Older
+ * clients mention this way without m.mentions, with the display name the
+ * user saw as the link's text. */
+static char *pill_text(const char *html, const char *user_id)
+{
+	static const char *const prefix = "https://matrix.to/#/";
+	size_t pl = strlen(prefix);
+	for (const char *p = html ? strstr(html, prefix) : NULL; p; p = strstr(p + 1, prefix)) {
+		const char *u = p + pl, *id = user_id;
+		while (*id) {
+			const char *enc = *id == '@' ? "%40" : *id == ':' ? "%3A" : NULL;
+			if (*u == *id)
+				u++;
+			else if (enc && !strncasecmp(u, enc, 3))
+				u += 3;
+			else
+				break;
+			id++;
+		}
+		if (*id || (*u != '"' && *u != '\'' && *u != '?'))
+			continue;
+		const char *gt = strchr(u, '>');
+		const char *end = gt ? strstr(gt, "</a>") : NULL;
+		if (!end || end == gt + 1)
+			continue;
+		return xstrndup(gt + 1, (size_t)(end - gt - 1));
+	}
+	return NULL;
+}
+
+/* A 👍/👎 m.reaction on one of the bot's replies is a vote (another key is
+ * ignored); a redaction withdraws the vote of the reaction it removes.
+ * 0, or -1 when the store failed. */
+static int handle_vote(struct mx *m, const char *room, json_t *ev, int64_t now)
+{
+	const char *type = json_string_value(json_object_get(ev, "type"));
+	const char *sender = json_string_value(json_object_get(ev, "sender"));
+	const char *event_id = json_string_value(json_object_get(ev, "event_id"));
+	json_t *content = json_object_get(ev, "content");
+	struct service *sv = transport_service(m->t);
+	if (!strcmp(type, "m.room.redaction")) {
+		/* "redacts" at the top (room versions 1-10) or in content (11) */
+		const char *r = json_string_value(json_object_get(content, "redacts"));
+		if (!r)
+			r = json_string_value(json_object_get(ev, "redacts"));
+		return r && service_unreact(sv, r) < 0 ? -1 : 0;
+	}
+	json_t *rel = json_object_get(content, "m.relates_to");
+	const char *rel_type = json_string_value(json_object_get(rel, "rel_type"));
+	const char *target = json_string_value(json_object_get(rel, "event_id"));
+	int value = feedback_vote_value(json_string_value(json_object_get(rel, "key")));
+	if (!rel_type || strcmp(rel_type, "m.annotation") || !target || !value)
+		return 0;
+	return service_vote(sv, room, target, sender, value, event_id, now) < 0 ? -1 : 0;
+}
+
 /* Handles one event (inside the caller's transaction); -1 when the store
  * failed (the transaction is then refused and the event handled again). */
 static int handle_event(struct mx *m, const char *room, json_t *ev, long members)
@@ -566,6 +586,13 @@ static int handle_event(struct mx *m, const char *room, json_t *ev, long members
 	json_t *content = json_object_get(ev, "content");
 	if (!type || !sender || !event_id)
 		return 0;
+	const char *state_key = json_string_value(json_object_get(ev, "state_key"));
+	const char *dn = json_string_value(json_object_get(content, "displayname"));
+	if (!strcmp(type, "m.room.member") && state_key && !strcmp(state_key, m->user_id) && dn && *dn &&
+	    (!m->display_name || strcmp(m->display_name, dn))) {
+		free(m->display_name); /* the name users see, and type before a question */
+		m->display_name = xstrdup(dn);
+	}
 	if (!strcmp(sender, m->user_id)) {
 		/* our own echo: proof that a send went through even if its answer was lost */
 		const char *txn = json_string_value(json_object_get(json_object_get(ev, "unsigned"),
@@ -603,6 +630,8 @@ static int handle_event(struct mx *m, const char *room, json_t *ev, long members
 		strbuf_release(&v);
 		return rc < 0 ? -1 : 0;
 	}
+	if (!strcmp(type, "m.reaction") || !strcmp(type, "m.room.redaction"))
+		return store_ledger_add(m->store, T, trigger, now) < 0 ? -1 : handle_vote(m, room, ev, now);
 	if (strcmp(type, "m.room.message"))
 		return 0;
 	const char *msgtype = json_string_value(json_object_get(content, "msgtype"));
@@ -620,6 +649,20 @@ static int handle_event(struct mx *m, const char *room, json_t *ev, long members
 	strip_fallback(&text);
 	int direct = members == 2;
 	int addressed = direct;
+	/* the bot's name around the question ("Assistant FAQ: …"): a pill names
+	 * the bot whatever its display name, and is a mention without m.mentions */
+	char *pill = pill_text(json_string_value(json_object_get(content, "formatted_body")), m->user_id);
+	struct bot_identity me = { pill ? pill : m->display_name, m->user_id, m->localpart };
+	size_t q0, qn = bot_strip_mention(text.buf, text.len, &me, &q0);
+	if (q0 || qn != text.len) {
+		memmove(text.buf, text.buf + q0, qn);
+		text.len = qn;
+		text.buf[qn] = 0;
+		addressed = 1;
+	}
+	if (pill)
+		addressed = 1;
+	free(pill);
 	json_t *uids = json_object_get(json_object_get(content, "m.mentions"), "user_ids");
 	size_t i;
 	json_t *u;
@@ -1108,6 +1151,7 @@ static void mx_free(void *self)
 	free(m->allow);
 	free(m->user_id);
 	free(m->localpart);
+	free(m->display_name);
 	free(m->filter_id);
 	free(m);
 }

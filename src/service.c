@@ -21,6 +21,7 @@ struct service {
 	struct flood *flood;
 	const struct service_ops *ops;
 	void *arg;
+	struct feedback *fb;     /* borrowed, or NULL */
 };
 
 const char *service_kind_name(enum service_kind k)
@@ -145,6 +146,11 @@ int service_handle(struct service *sv, const struct service_msg *m, int64_t now)
 	    store_unanswered_add(sv->store, sv->transport, m->in.chat, m->question, r.entry_id, r.confidence,
 				 now) < 0)
 		rc = -1;
+	/* step 7: what an answer answered, and a pick from a list */
+	if (rc == 0 && sv->fb && kind == SK_ANSWER &&
+	    (feedback_answered(sv->fb, sv->transport, m->trigger, &r, m->in.text, m->in.len, now) < 0 ||
+	     feedback_choice(sv->fb, sv->transport, m->in.chat, m->user, &r, now) < 0))
+		rc = -1;
 	if (rc < 0) {
 		reply_release(&r);
 		return -1;
@@ -164,6 +170,24 @@ int service_handle(struct service *sv, const struct service_msg *m, int64_t now)
 		 show ? " question=" : "", show ? log_q(m->question) : "");
 	reply_release(&r);
 	return 0;
+}
+
+void service_set_feedback(struct service *sv, struct feedback *fb)
+{
+	sv->fb = fb;
+}
+
+int service_vote(struct service *sv, const char *chat, const char *msg_id, const char *user, int value,
+		 const char *reaction, int64_t now)
+{
+	if (!sv->fb)
+		return STORE_VOTE_UNKNOWN;
+	return feedback_vote(sv->fb, sv->transport, chat, msg_id, user, value, reaction, now);
+}
+
+int service_unreact(struct service *sv, const char *reaction)
+{
+	return sv->fb ? feedback_unreact(sv->fb, sv->transport, reaction) : 0;
 }
 
 int service_answer_sent(struct service *sv, const char *chat, const char *entry, const char *msg_id)

@@ -10,6 +10,7 @@
 #include "telegram.h"
 #include "config.h"
 #include "log.h"
+#include "markup.h"
 #include "metrics.h"
 #include "sender.h"
 #include "service.h"
@@ -58,6 +59,7 @@ struct tg {
 
 	int64_t bot_id;
 	char *username;
+	char *first_name;        /* the bot's display name (getMe), cut from "Name: question" */
 
 	struct bucket global;
 	struct strmap *chat_bucket; /* chat -> index in buckets */
@@ -196,6 +198,9 @@ static void getme_done(void *arg, struct http_response *r)
 		tg->bot_id = json_integer_value(json_object_get(res, "id"));
 		free(tg->username);
 		tg->username = xstrdup(json_string_value(json_object_get(res, "username")));
+		free(tg->first_name);
+		tg->first_name = json_is_string(json_object_get(res, "first_name"))
+				 ? xstrdup(json_string_value(json_object_get(res, "first_name"))) : NULL;
 		if (!json_is_true(json_object_get(res, "can_read_all_group_messages")))
 			log_info("privacy_mode", "transport=" T " bot=%s note=%s", log_q(tg->username),
 				 log_q("in groups the bot only sees commands, replies to it and mentions"));
@@ -313,8 +318,9 @@ static char *body_move_chat(const char *body, const char *chat)
 	return copy;
 }
 
-/* Appends a sendMessage body for one part. */
-static void part_body(struct strbuf *b, const char *chat, const char *text, size_t len, int html,
+/* Appends a sendMessage body for one part: text is already HTML when
+ * html is 1 (parse_mode HTML), plain text otherwise. */
+static void part_body(struct strbuf *b, const char *chat, const char *text, int html,
 		      json_int_t reply_to, json_int_t thread, json_t *markup)
 {
 	json_t *j = json_object();
@@ -323,13 +329,7 @@ static void part_body(struct strbuf *b, const char *chat, const char *text, size
 	json_object_set_new(j, "chat_id", *end ? json_string(chat) : json_integer(cid));
 	if (thread > 0)
 		json_object_set_new(j, "message_thread_id", json_integer(thread));
-	struct strbuf t = STRBUF_INIT;
-	if (html)
-		strbuf_add_html_escaped(&t, text, len, 0);
-	else
-		strbuf_add(&t, text, len);
-	json_object_set_new(j, "text", json_stringn(t.buf, t.len));
-	strbuf_release(&t);
+	json_object_set_new(j, "text", json_string(text));
 	if (html)
 		json_object_set_new(j, "parse_mode", json_string("HTML"));
 	json_object_set_new(j, "link_preview_options", json_pack("{s:b}", "is_disabled", 1));
@@ -345,18 +345,25 @@ static void part_body(struct strbuf *b, const char *chat, const char *text, size
 	json_decref(j);
 }
 
-/* The inline keyboard of a reply (choices, then the link), or NULL. */
-static json_t *keyboard(const struct reply *r)
+/* The inline keyboard of a reply (👍/👎 under an answer in a private chat,
+ * the choices, then the link), or NULL.  Votes are asked only in private
+ * chats: in a group a row of buttons under every answer clutters the
+ * conversation. */
+static json_t *keyboard(const struct reply *r, int votes)
 {
-	if (!r->n_choices && !r->link_url)
+	votes = votes && r->kind == REPLY_ANSWER && r->entry_id;
+	if (!r->n_choices && !r->link_url && !votes)
 		return NULL;
 	json_t *rows = json_array();
+	if (votes)
+		json_array_append_new(rows, json_pack("[{s:s, s:s}, {s:s, s:s}]", "text", "👍", "callback_data",
+						       "v:1", "text", "👎", "callback_data", "v:-1"));
 	for (size_t i = 0; i < r->n_choices; i++) {
 		char data[80], label[200];
 		snprintf(data, sizeof(data), "a:%s", r->choices[i].id);
-		size_t n = text_split_point(r->choices[i].label, strlen(r->choices[i].label), 60, 1);
-		snprintf(label, sizeof(label), "%.*s%s", (int)n, r->choices[i].label,
-			 n < strlen(r->choices[i].label) ? "…" : "");
+		const char *text = r->choices[i].button ? r->choices[i].button : r->choices[i].label;
+		size_t n = text_split_point(text, strlen(text), 60, 1);
+		snprintf(label, sizeof(label), "%.*s%s", (int)n, text, n < strlen(text) ? "…" : "");
 		json_array_append_new(rows, json_pack("[{s:s, s:s}]", "text", label, "callback_data", data));
 	}
 	if (r->link_url)
@@ -367,32 +374,37 @@ static json_t *keyboard(const struct reply *r)
 }
 
 /* Commits the reply's parts as outbox rows (within the caller's
- * transaction); -1 when the store failed (the transaction is refused). */
+ * transaction); -1 when the store failed (the transaction is refused).
+ * The reply goes as HTML (reply_render: the answer's markup formatted),
+ * cut by markup_split so no part breaks a tag or an entity; each row's
+ * alternative body is the part's plain text, sent when Telegram cannot
+ * parse the HTML.  The link goes as a button, not in the text. */
 static int queue_reply(struct tg *tg, const char *chat, const char *trigger, const struct reply *r,
-			json_int_t reply_to, json_int_t thread)
+			json_int_t reply_to, json_int_t thread, int votes)
 {
-	struct strbuf text = STRBUF_INIT, body = STRBUF_INIT, alt = STRBUF_INIT;
-	strbuf_addstr(&text, r->text);
-	if (r->choices_intro)
-		strbuf_addf(&text, "\n\n%s", r->choices_intro);
-	json_t *markup = keyboard(r);
-	size_t pos = 0;
-	int part = 0, rc = 0;
+	struct strbuf html = STRBUF_INIT, body = STRBUF_INIT, alt = STRBUF_INIT;
+	struct reply shown = *r;
+	shown.link_url = NULL;
+	reply_render(&shown, REPLY_TELEGRAM, &html);
+	size_t n_parts;
+	char **parts = markup_split(html.buf ? html.buf : "", html.len, MAX_PART_UNITS, MARKUP_UTF16_TEXT,
+				    &n_parts);
+	json_t *markup = keyboard(r, votes);
+	int rc = 0;
 	int64_t now = wall_ms();
-	while (pos < text.len || part == 0) {
-		size_t n = text_split_point(text.buf + pos, text.len - pos, MAX_PART_UNITS, 1);
-		int last = pos + n >= text.len;
+	for (size_t part = 0; part < n_parts; part++) {
+		int last = part + 1 == n_parts;
+		char *plain = markup_html_to_plain(parts[part], strlen(parts[part]));
 		strbuf_reset(&body);
 		strbuf_reset(&alt);
-		part_body(&body, chat, text.buf + pos, n, 1, part == 0 ? reply_to : 0, thread,
-			  last ? markup : NULL);
-		part_body(&alt, chat, text.buf + pos, n, 0, part == 0 ? reply_to : 0, thread,
-			  last ? markup : NULL);
+		part_body(&body, chat, parts[part], 1, part == 0 ? reply_to : 0, thread, last ? markup : NULL);
+		part_body(&alt, chat, plain, 0, part == 0 ? reply_to : 0, thread, last ? markup : NULL);
+		free(plain);
 		struct outbox_row row = { 0 };
 		row.transport = T;
 		row.chat = (char *)chat;
 		row.trigger = (char *)trigger;
-		row.part = part;
+		row.part = (int)part;
 		row.method = "sendMessage";
 		row.body = body.buf;
 		row.alt_body = alt.buf;
@@ -404,13 +416,10 @@ static int queue_reply(struct tg *tg, const char *chat, const char *trigger, con
 			rc = -1;
 			break;
 		}
-		pos += n;
-		part++;
-		if (!n)
-			break;
 	}
+	markup_parts_free(parts, n_parts);
 	json_decref(markup);
-	strbuf_release(&text);
+	strbuf_release(&html);
 	strbuf_release(&body);
 	strbuf_release(&alt);
 	return rc;
@@ -421,7 +430,8 @@ static int tg_queue(void *arg, const struct service_msg *m, const struct reply *
 {
 	json_int_t to = reply_to ? strtoll(reply_to, NULL, 10) : 0;
 	json_int_t thread = m->thread ? strtoll(m->thread, NULL, 10) : 0;
-	return queue_reply(arg, m->in.chat, m->trigger, r, to > 0 ? to : 0, thread > 0 ? thread : 0);
+	return queue_reply(arg, m->in.chat, m->trigger, r, to > 0 ? to : 0, thread > 0 ? thread : 0,
+			   m->user && m->in.kind == CHAT_PRIVATE);
 }
 
 /* Is the message addressed to the bot; also cuts "@bot" out of text.
@@ -512,11 +522,14 @@ static void handle_message(struct tg *tg, json_t *msg, int64_t now)
 		strbuf_release(&text);
 		return;
 	}
+	/* the question without the bot's name around it ("FAQ: …", "… @faqbot") */
+	struct bot_identity me = { tg->first_name, NULL, tg->username };
+	size_t q0, qn = bot_strip_mention(text.buf, text.len, &me, &q0);
 	char user[32], reply_to[32], thread[32];
 	chat_key(json_integer_value(json_object_get(from, "id")), user, sizeof(user));
 	chat_key(msg_id, reply_to, sizeof(reply_to));
 	chat_key(json_integer_value(json_object_get(msg, "message_thread_id")), thread, sizeof(thread));
-	struct service_msg m = { { text.buf, text.len, group ? CHAT_GROUP : CHAT_PRIVATE,
+	struct service_msg m = { { text.buf + q0, qn, group ? CHAT_GROUP : CHAT_PRIVATE,
 				   addr || tg->o.group_all, chat, '/' },
 				 user, trigger, date > 0 && date < INT64_MAX / 1000 ? date * 1000 : 0, raw,
 				 group ? reply_to : NULL,
@@ -550,7 +563,7 @@ static void handle_callback(struct tg *tg, json_t *cq, int64_t received, int64_t
 		free(s);
 		json_decref(b);
 	}
-	if (!data || strncmp(data, "a:", 2))
+	if (!data || (strncmp(data, "a:", 2) && strncmp(data, "v:", 2)))
 		return;
 	json_t *msg = json_object_get(cq, "message");
 	json_t *chatj = json_object_get(msg, "chat");
@@ -567,6 +580,15 @@ static void handle_callback(struct tg *tg, json_t *cq, int64_t received, int64_t
 	chat_key(json_integer_value(json_object_get(from, "id")), user, sizeof(user));
 	chat_key(json_integer_value(json_object_get(msg, "message_id")), reply_to, sizeof(reply_to));
 	chat_key(json_integer_value(json_object_get(msg, "message_thread_id")), thread, sizeof(thread));
+	if (data[0] == 'v') {
+		/* 👍/👎 under an answer: the vote is on that message */
+		int value = atoi(data + 2);
+		if (value < -1 || value > 1)
+			return;
+		(void)service_vote(transport_service(tg->t), chat, reply_to, user, value, NULL,
+				   now); /* a store failure refuses the transaction */
+		return;
+	}
 	struct service_msg m = { { "", 0, group ? CHAT_GROUP : CHAT_PRIVATE, 1, chat, '/' },
 				 user, trigger, 0, NULL, group ? reply_to : NULL,
 				 json_is_true(json_object_get(msg, "is_topic_message")) ? thread : NULL,
@@ -930,6 +952,7 @@ static void tg_free(void *self)
 	free(tg->token);
 	free(tg->api_url);
 	free(tg->username);
+	free(tg->first_name);
 	strmap_free(tg->chat_bucket);
 	free(tg->buckets);
 	free(tg);

@@ -69,3 +69,90 @@ class Bot:
             return f.read()
 
 
+
+
+# Answers in the markup subset (README "Formatting answers"): a link, bold,
+# italic and a bullet list; and a long one whose parts must each be valid HTML.
+FORMATTED_ANSWER = ("Pour **souscrire**, lisez [la notice](https://example.org/notice) :\n"
+                    "- un *reçu* fiscal\n- un accès aux résultats")
+LONG_FORMATTED = "\n".join(f"- **Point n°{i}** : voir [le lien {i}](https://example.org/p{i}) "
+                           f"et la suite & le reste du texte." for i in range(400))
+
+
+def add_entries(path, entries):
+    """Appends entries to the FAQ file at path."""
+    with open(path, encoding="utf-8") as f:
+        faq = json.load(f)
+    faq["entries"].extend(entries)
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(faq, f, ensure_ascii=False)
+
+
+FORMATTED_ENTRIES = [
+    {"id": "documents", "questions": ["Comment recevoir les documents de souscription ?"],
+     "answer": FORMATTED_ANSWER},
+    {"id": "points", "questions": ["Quels sont tous les points du règlement ?"],
+     "answer": LONG_FORMATTED},
+]
+
+
+def html_balanced(html):
+    """None when every tag of html is closed in order (void tags aside), else why not."""
+    from html.parser import HTMLParser
+
+    class P(HTMLParser):
+        def __init__(self):
+            super().__init__(convert_charrefs=True)
+            self.stack, self.err = [], None
+
+        def handle_starttag(self, tag, attrs):
+            if tag not in ("br", "hr", "img"):
+                self.stack.append(tag)
+
+        def handle_endtag(self, tag):
+            if not self.stack or self.stack[-1] != tag:
+                self.err = self.err or f"</{tag}> closes {self.stack[-1:] or 'nothing'}"
+            else:
+                self.stack.pop()
+    p = P()
+    p.feed(html)
+    p.close()
+    if p.err:
+        return p.err
+    if p.stack:
+        return f"unclosed {p.stack}"
+    return None
+
+
+def html_text(html):
+    """The text of html with tags dropped and entities decoded."""
+    from html.parser import HTMLParser
+
+    class P(HTMLParser):
+        def __init__(self):
+            super().__init__(convert_charrefs=True)
+            self.out = []
+
+        def handle_data(self, d):
+            self.out.append(d)
+    p = P()
+    p.feed(html)
+    p.close()
+    return "".join(p.out)
+
+
+def reply_verdict(logs, trigger):
+    """(kind, entry, confidence) of the event=reply log line for trigger, or None."""
+    for line in logs.splitlines():
+        if "event=reply" in line and f"trigger={trigger} " in line:
+            f = dict(kv.split("=", 1) for kv in line.split() if "=" in kv)
+            return f.get("kind"), f.get("entry"), f.get("confidence")
+    return None
+
+
+def run_cli(bot, *args):
+    """Runs `faqbot ARGS` with bot's settings: (returncode, stdout, stderr)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FAQBOT_")}
+    env.update({k: str(v) for k, v in bot.env.items()})
+    p = subprocess.run([FAQBOT, *args], env=env, capture_output=True, text=True, timeout=60)
+    return p.returncode, p.stdout, p.stderr

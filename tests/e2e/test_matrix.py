@@ -20,7 +20,8 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "fake"))
-from harness import LOGDIR, Bot, write_faq  # noqa: E402
+from harness import (FORMATTED_ENTRIES, LOGDIR, Bot, add_entries, html_balanced,  # noqa: E402
+                     html_text, reply_verdict, run_cli, write_faq)
 from matrix import BOT, PASSWORD, FakeMatrix  # noqa: E402
 
 ALICE, BOB = "@alice:localhost", "@bob:example.org"
@@ -107,6 +108,41 @@ class Conversation(MatrixCase):
                          "Prix &lt;b&gt;HT&lt;/b&gt; &lt; 10 € &amp; TVA &gt; 0 &quot;incluse&quot;")
         b.stop()
 
+    def test_formatted_answers_and_split_without_breaking_tags(self):
+        add_entries(self.faq, FORMATTED_ENTRIES)
+        dm = self.fake.create_room([ALICE])
+        b = self.bot()
+        self.started(b)
+        self.fake.user_message(dm, ALICE, "comment recevoir les documents de souscription ?")
+        c = self.notices(dm)[0]["content"]
+        self.assertEqual(c["format"], "org.matrix.custom.html")
+        f = c["formatted_body"]
+        self.assertIn("<strong>souscrire</strong>", f)
+        self.assertIn('<a href="https://example.org/notice">la notice</a>', f)
+        self.assertIn("<ul><li>un <em>reçu</em> fiscal</li><li>un accès aux résultats</li></ul>", f)
+        self.assertIsNone(html_balanced(f))
+        self.assertNotIn("<", c["body"])
+        self.assertNotIn("**", c["body"])
+        self.assertIn("https://example.org/notice", c["body"])
+        self.assertIn("reçu fiscal", c["body"])
+        self.fake.user_message(dm, ALICE, "quels sont tous les points du règlement ?")
+        self.assertTrue(self.fake.wait(lambda: any("Point n°399" in x["content"]["body"]
+                                                   for x in self.fake.notices(dm)), 20))
+        parts = [x["content"] for x in self.fake.notices(dm)[1:]]
+        self.assertGreaterEqual(len(parts), 2)
+        for p in parts:
+            self.assertEqual(p["format"], "org.matrix.custom.html")
+            self.assertIsNone(html_balanced(p["formatted_body"]), p["formatted_body"][-300:])
+            self.assertLessEqual(len(p["formatted_body"].encode()), 16000)
+            self.assertNotIn("<", p["body"])
+        text = "\n".join(html_text(p["formatted_body"]) for p in parts)
+        body = "\n".join(p["body"] for p in parts)
+        for i in range(400):
+            self.assertEqual(text.count(f"Point n°{i} :"), 1, i)
+            self.assertEqual(body.count(f"Point n°{i} :"), 1, i)
+        self.assertEqual(sum(p["formatted_body"].count('<a href="https://example.org/p') for p in parts), 400)
+        self.assertEqual(b.stop(), 0)
+
     def test_group_mention_rules_threads_and_bots(self):
         room = self.fake.create_room([ALICE, BOB, "@otherbot:localhost"])
         b = self.bot()
@@ -136,6 +172,61 @@ class Conversation(MatrixCase):
         self.assertEqual(self.fake.replies_to(room, q5)[0]["content"]["body"],
                          "Plusieurs souscripteurs financent l'étude.")
         b.stop()
+
+    def test_the_bots_name_is_cut_before_matching(self):
+        dm = self.fake.create_room([ALICE])
+        room = self.fake.create_room([ALICE, BOB])
+        b = self.bot()
+        self.started(b)
+        bare = self.fake.user_message(dm, ALICE, "à quoi sert cette étude ?")
+        self.notices(dm)
+        named = self.fake.user_message(dm, ALICE, "Assistant FAQ: à quoi sert cette étude ?",
+                                       content={"format": "org.matrix.custom.html",
+                                                "formatted_body": '<a href="https://matrix.to/#/%40faqbot%3Alocalhost">'
+                                                                  'Assistant FAQ</a>: à quoi sert cette étude ?'})
+        # an older client: a pill and no m.mentions, the display name differs from the user name
+        pill = self.fake.user_message(room, BOB, "Assistant FAQ: à quoi sert cette étude ?",
+                                      content={"format": "org.matrix.custom.html",
+                                               "formatted_body": '<a href="https://matrix.to/#/@faqbot:localhost">'
+                                                                 'Assistant FAQ</a>: à quoi sert cette étude ?'})
+        self.notices(dm, 2)
+        self.notices(room, 1)
+        self.assertTrue(self.fake.wait(lambda: reply_verdict(b.logs(), f"e:{pill}"), 10), b.logs())
+        want = reply_verdict(b.logs(), f"e:{bare}")
+        self.assertEqual(want[:2], ("answer", "etude"))
+        self.assertEqual(reply_verdict(b.logs(), f"e:{named}"), want)
+        self.assertEqual(reply_verdict(b.logs(), f"e:{pill}"), want)
+        self.assertEqual(self.fake.replies_to(room, pill)[0]["content"]["body"],
+                         "Plusieurs souscripteurs financent l'étude.")
+        b.stop()
+
+    def test_reactions_and_choices_reach_the_report(self):
+        dm = self.fake.create_room([ALICE])
+        b = self.bot()
+        self.started(b)
+        q = self.fake.user_message(dm, ALICE, "combien ça coûte ?")
+        answer = self.notices(dm)[0]["event_id"]
+        # one user reacting a hundred times: one vote; a withdrawn 👍 counts nothing
+        for _ in range(100):
+            self.fake.reaction(dm, ALICE, answer, "\U0001F44E")
+        up = self.fake.reaction(dm, BOB, answer, "\U0001F44D")
+        self.fake.redact(dm, BOB, up)
+        self.fake.reaction(dm, BOB, q, "\U0001F44E")                # not the bot's reply: ignored
+        self.fake.user_message(dm, ALICE, "où sont les archives ?")
+        self.notices(dm, 2)
+        self.fake.user_message(dm, ALICE, "2")                        # a pick by number
+        c = self.notices(dm, 3)[2]["content"]
+        self.assertIn(c["body"], ("Ici.", "Là."))
+        chosen = "jumeau-a" if c["body"] == "Ici." else "jumeau-b"
+        # the reactions came before the list in the room: handled before the pick was answered
+        self.assertEqual(b.stop(), 0)
+        rc, out, err = run_cli(b, "report")
+        self.assertEqual(rc, 0, err)
+        self.assertRegex(out, r"\n  cout  \U0001F44D 0  \U0001F44E 1\n")
+        self.assertIn('\U0001F44E "combien ça coûte ?"', out)
+        rc, out, err = run_cli(b, "report", "--json")
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(json.loads(out)["add_questions"], {chosen: ["où sont les archives ?"]})
 
     def test_encrypted_room_gets_one_notice(self):
         room = self.fake.create_room([ALICE], encrypted=True)

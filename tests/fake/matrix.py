@@ -188,6 +188,21 @@ class FakeMatrix(Waiting, matrix_e2ee.E2EE):
         with self.lock:
             return self._event(room, sender, "m.room.message", c, **extra)["event_id"]
 
+    def reaction(self, room, sender, event_id, key):
+        """An m.reaction (client-server spec, module "Event annotations and
+        reactions"): an m.annotation relation to event_id with key."""
+        with self.lock:
+            return self._event(room, sender, "m.reaction",
+                               {"m.relates_to": {"rel_type": "m.annotation", "event_id": event_id,
+                                                 "key": key}})["event_id"]
+
+    def redact(self, room, sender, event_id):
+        """An m.room.redaction of event_id: "redacts" at the top level (room
+        versions 1-10) and in content (version 11), as servers send it."""
+        with self.lock:
+            return self._event(room, sender, "m.room.redaction", {"redacts": event_id},
+                               redacts=event_id)["event_id"]
+
     def encrypted_message(self, room, sender):
         with self.lock:
             return self._event(room, sender, "m.room.encrypted",

@@ -101,8 +101,9 @@ class Spec:
 
 
 class FakeTelegram(Waiting):
-    def __init__(self, webhook_url="", check_spec=True, tls=None):
+    def __init__(self, webhook_url="", check_spec=True, tls=None, first_name="FAQ"):
         self.spec = Spec() if check_spec else None
+        self.first_name = first_name  # the bot's display name (getMe)
         self.lock = threading.Condition()
         self.updates = []          # pending updates (not yet confirmed)
         self.next_update_id = 1000
@@ -277,8 +278,8 @@ class FakeTelegram(Waiting):
     # ---- methods -------------------------------------------------------------
 
     def m_getMe(self, p):
-        return 200, {"ok": True, "result": {"id": BOT_ID, "is_bot": True, "first_name": "FAQ",
-                                             "username": BOT_USERNAME,
+        return 200, {"ok": True, "result": {"id": BOT_ID, "is_bot": True,
+                                             "first_name": self.first_name, "username": BOT_USERNAME,
                                              "can_read_all_group_messages": False}}
 
     def m_getWebhookInfo(self, p):
