@@ -102,6 +102,8 @@ STORE_MUST_CHECK int feedback_choice(struct feedback *fb, const char *transport,
  * phrasings are learned, or -1 (store error: the FAQ stays as loaded).
  * Learning also notices a new FAQ by itself at the next choice. */
 int feedback_faq_loaded(struct feedback *fb, int64_t now);
+/* 1 when votes and choices are recorded (feedback_retention_days > 0). */
+int feedback_records(const struct feedback *fb);
 /* Phrasings learned and in service now. */
 size_t feedback_learned_count(const struct feedback *fb);
 

@@ -48,6 +48,7 @@ struct loop_ctx {
 	size_t n_tr;
 	struct store *store;     /* retention runs every LOOP_RETAIN_EVERY_MS, or NULL */
 	struct store_retention retention;
+	struct feedback *feedback; /* borrowed, or NULL: told of every FAQ reloaded (live learning) */
 };
 
 #define LOOP_MAX_FDS HTTP_MAX_EXTRA_FDS /* descriptors registered at once */

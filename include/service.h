@@ -95,6 +95,8 @@ void service_set_feedback(struct service *sv, struct feedback *fb);
  * also when no recorder is set), or -1 when the store failed. */
 int service_vote(struct service *sv, const char *chat, const char *msg_id, const char *user, int value,
 		 const char *reaction, int64_t now);
+/* 1 when votes are recorded (a transport asks for them only then). */
+int service_takes_votes(const struct service *sv);
 /* The redaction of event `reaction` (Matrix): withdraws the vote it cast.
  * 1, 0 (none), or -1 when the store failed. */
 int service_unreact(struct service *sv, const char *reaction);

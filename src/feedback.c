@@ -63,6 +63,11 @@ void feedback_free(struct feedback *fb)
 	free(fb);
 }
 
+int feedback_records(const struct feedback *fb)
+{
+	return fb && fb->o.record;
+}
+
 size_t feedback_learned_count(const struct feedback *fb)
 {
 	return fb->n_learned;

@@ -4,6 +4,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "loop.h"
 #include "faqindex.h"
+#include "feedback.h"
 #include "health.h"
 #include "index.h"
 #include "log.h"
@@ -197,7 +198,12 @@ int loop_reload(struct bot *bot, const char *path, struct strbuf *problems)
 static void reload(struct loop_ctx *ctx)
 {
 	struct strbuf problems = STRBUF_INIT;
-	if (loop_reload(ctx->bot, ctx->faq_path, &problems) < 0) {
+	int rc = loop_reload(ctx->bot, ctx->faq_path, &problems);
+	/* learned phrasings join the new FAQ at once, not at the next choice */
+	if (rc == 0 && ctx->feedback && feedback_faq_loaded(ctx->feedback, wall_ms()) < 0)
+		log_warn("learn_failed", "note=%s",
+			 log_q("learned phrasings could not be read; the FAQ answers as written"));
+	if (rc < 0) {
 		struct strbuf msg = STRBUF_INIT;
 		char *head = bot_text(ctx->bot, "faq_refused", '/');
 		strbuf_addf(&msg, "%s\n%s\n%s", head, ctx->faq_path, problems.buf);

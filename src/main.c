@@ -458,7 +458,7 @@ static int serve(struct config *c)
 		}
 		log_info("metrics", "address=%s", log_q(c->metrics_address));
 	}
-	struct loop_ctx lc = { b, c->faq, c->state_dir, h, tr, n, st, keep };
+	struct loop_ctx lc = { b, c->faq, c->state_dir, h, tr, n, st, keep, fb };
 	int rc = loop_run(&lc);
 	metrics_close();
 	http_free(h);

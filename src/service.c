@@ -185,6 +185,11 @@ int service_vote(struct service *sv, const char *chat, const char *msg_id, const
 	return feedback_vote(sv->fb, sv->transport, chat, msg_id, user, value, reaction, now);
 }
 
+int service_takes_votes(const struct service *sv)
+{
+	return feedback_records(sv->fb);
+}
+
 int service_unreact(struct service *sv, const char *reaction)
 {
 	return sv->fb ? feedback_unreact(sv->fb, sv->transport, reaction) : 0;

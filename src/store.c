@@ -771,11 +771,15 @@ static char *row_chat(struct store *s, int64_t id)
 
 int store_outbox_set(struct store *s, const struct outbox_row *r)
 {
-	/* a finished row keeps only what de-duplication needs: no bodies */
+	/* a finished row keeps only what de-duplication needs: no bodies; and
+	 * a finished row stays finished: a Matrix echo can mark a row sent (and
+	 * empty its body) while a retry of it is in flight, and that retry's
+	 * late failure must not put the row, bodiless, back in the queue */
 	static const char sql[] = "UPDATE outbox SET state=?2, attempts=?3, ambiguous=?4, use_alt=?5,"
 				  " next_at=?6, result=?7, chat=?8,"
 				  " body=CASE WHEN ?2>=2 THEN '' ELSE body END,"
-				  " alt_body=CASE WHEN ?2>=2 THEN NULL ELSE alt_body END WHERE id=?1";
+				  " alt_body=CASE WHEN ?2>=2 THEN NULL ELSE alt_body END"
+				  " WHERE id=?1 AND state<2";
 	char *old = row_chat(s, r->id);
 	sqlite3_stmt *st = stmt(s, sql);
 	sqlite3_bind_int64(st, 1, r->id);

@@ -431,7 +431,8 @@ static int tg_queue(void *arg, const struct service_msg *m, const struct reply *
 	json_int_t to = reply_to ? strtoll(reply_to, NULL, 10) : 0;
 	json_int_t thread = m->thread ? strtoll(m->thread, NULL, 10) : 0;
 	return queue_reply(arg, m->in.chat, m->trigger, r, to > 0 ? to : 0, thread > 0 ? thread : 0,
-			   m->user && m->in.kind == CHAT_PRIVATE);
+			   m->user && m->in.kind == CHAT_PRIVATE &&
+			   service_takes_votes(transport_service(((struct tg *)arg)->t)));
 }
 
 /* Is the message addressed to the bot; also cuts "@bot" out of text.

@@ -207,6 +207,16 @@ class Feedback(TelegramCase):
         self.assertEqual(json.loads(out)["add_questions"], {"jumeau-b": ["où sont les archives ?"]})
 
 
+class NoFeedback(TelegramCase):
+    env = {"FAQBOT_FEEDBACK_RETENTION_DAYS": 0}
+
+    def test_no_vote_buttons_when_votes_are_not_recorded(self):
+        b = self.bot()
+        self.fake.user_message(21, "combien ça coûte ?")
+        self.assertNotIn("reply_markup", self.answer_in(21)[0])
+        self.assertEqual(b.stop(), 0)
+
+
 class Groups(TelegramCase):
     G = -1001234
 

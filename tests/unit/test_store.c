@@ -510,6 +510,33 @@ static void send_as(struct store *s, const char *chat, const char *trigger, cons
 	outbox_row_release(&rows[0]);
 }
 
+/* A row the echo marked sent while its retry was in flight stays sent
+ * when the retry then fails (it was re-sent with an empty body before). */
+static void finished_row_stays_finished(void **state)
+{
+	struct store *s = *state;
+	struct outbox_row r = { 0 };
+	r.transport = "t";
+	r.chat = "A";
+	r.trigger = "A:9";
+	r.method = "send";
+	r.body = "{\"body\":\"x\"}";
+	r.txn = "tx9";
+	r.created_at = 1;
+	int64_t id = store_outbox_add(s, &r);
+	assert_true(id > 0);
+	struct outbox_row rows[4];
+	assert_int_equal(store_outbox_due(s, "t", 10, rows, 4), 1);
+	rows[0].state = OUT_SENDING;
+	assert_int_equal(store_outbox_set(s, &rows[0]), 0);
+	assert_int_equal(store_outbox_mark_sent(s, "t", "tx9", "$ev"), 1); /* the echo */
+	rows[0].state = OUT_PENDING;                                          /* the retry failed */
+	rows[0].next_at = 5;
+	assert_int_equal(store_outbox_set(s, &rows[0]), 0);
+	assert_int_equal(store_outbox_due(s, "t", 100, rows + 1, 3), 0);       /* nothing to send */
+	outbox_row_release(&rows[0]);
+}
+
 static void votes_count_once_per_user_and_answer(void **state)
 {
 	struct store *s = *state;
@@ -701,6 +728,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(version_2_database_is_migrated, setup, teardown),
 		cmocka_unit_test_setup_teardown(votes_count_once_per_user_and_answer, setup, teardown),
 		cmocka_unit_test_setup_teardown(choices_once_per_user_question_and_entry, setup, teardown),
+		cmocka_unit_test_setup_teardown(finished_row_stays_finished, setup, teardown),
 		cmocka_unit_test_setup_teardown(feedback_is_pruned_after_its_window, setup, teardown),
 		cmocka_unit_test_setup_teardown(version_3_database_gets_the_feedback_tables, setup, teardown),
 	};
