@@ -14,7 +14,7 @@
 #include "sender.h"
 #include "store.h"
 
-static char dir[256];
+#include "store_fixture.h"
 
 struct fake {
 	struct send_ctx *sent[64];
@@ -33,24 +33,6 @@ static int64_t fake_throttle(void *arg, const char *chat, int64_t now)
 {
 	(void)now;
 	return strcmp(((struct fake *)arg)->throttled, chat) ? 0 : 3000;
-}
-
-static int setup(void **state)
-{
-	snprintf(dir, sizeof(dir), "/tmp/faqbot-sender-XXXXXX");
-	if (!mkdtemp(dir))
-		return -1;
-	char err[512];
-	*state = store_open(dir, err, sizeof(err));
-	return *state ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-	store_close(*state);
-	char cmd[300];
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	return system(cmd) == 0 ? 0 : -1;
 }
 
 static void queue(struct store *s, const char *chat, const char *trigger, int64_t at)

@@ -15,25 +15,7 @@
 
 #include "store.h"
 
-static char dir[256];
-
-static int setup(void **state)
-{
-	snprintf(dir, sizeof(dir), "/tmp/faqbot-store-XXXXXX");
-	if (!mkdtemp(dir))
-		return -1;
-	char err[512];
-	*state = store_open(dir, err, sizeof(err));
-	return *state ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-	store_close(*state);
-	char cmd[300];
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	return system(cmd) == 0 ? 0 : -1;
-}
+#include "store_fixture.h"
 
 static int64_t add(struct store *s, const char *chat, const char *trigger, int part)
 {
