@@ -38,6 +38,7 @@
 #define LOOP_STOP_GRACE_MS 4500
 #define LOOP_RELOAD_DELAY_MS 300
 #define LOOP_RETAIN_EVERY_MS 60000
+#define LOOP_RETAIN_AGAIN_MS 1000 /* when a run left rows (store_retain_more) */
 
 struct loop_ctx {
 	struct bot *bot;

@@ -152,8 +152,13 @@ void store_rollback(struct store *s);
 int store_active_statements(struct store *s);
 /* The sqlite3 handle, for tests that inject faults (max_page_count). */
 void *store_sqlite_for_tests(struct store *s);
-/* Applies the retention policy above; rows deleted, or -1. */
+/* Applies the retention policy above; rows deleted, or -1.  At most a
+ * batch of rows per table and per call; then gives freed pages back to the
+ * file system beyond STORE_FREE_SLACK_PAGES. */
 STORE_MUST_CHECK int store_retain(struct store *s, int64_t now, const struct store_retention *r);
+/* 1 when the last store_retain stopped at a batch's end: call it again soon. */
+int store_retain_more(const struct store *s);
+#define STORE_FREE_SLACK_PAGES 256 /* 1 MB of free pages kept for new rows */
 
 /* 1 and the value in out when present, 0 when absent, -1 on error. */
 STORE_MUST_CHECK int store_kv_get(struct store *s, const char *key, struct strbuf *out);

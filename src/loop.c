@@ -332,6 +332,8 @@ int loop_run(struct loop_ctx *ctx)
 			/* every minute, or twice per window when it is shorter (tests) */
 			int64_t every = ctx->retention.dedup_ms / 2;
 			retain_at = now + (every > 0 && every < LOOP_RETAIN_EVERY_MS ? every : LOOP_RETAIN_EVERY_MS);
+			if (ctx->store && store_retain_more(ctx->store))
+				retain_at = now + LOOP_RETAIN_AGAIN_MS; /* more rows than a batch: keep pace */
 		}
 		int64_t wake = stop_deadline ? now + 100 : now + 1000;
 		if (fw.reload_at && fw.reload_at < wake)

@@ -426,9 +426,11 @@ static int serve(struct config *c)
 	long ws = w ? strtol(w, NULL, 10) : 0;
 	if (ws > 0 && ws < 86400L * 365) {
 		keep.dedup_ms = keep.recent_ms = keep.feedback_ms = ws * 1000LL;
+		if (keep.unanswered_ms > 0)
+			keep.unanswered_ms = ws * 1000LL;
 		log_warn("test_setting", "name=FAQBOT_TEST_DEDUP_WINDOW_S seconds=%ld msg=%s", ws,
-			 log_q("a test setting shortens de-duplication: a redelivered update may be "
-			       "answered twice; never set it in production"));
+			 log_q("a test setting shortens de-duplication and every retention window: a "
+			       "redelivered update may be answered twice; never set it in production"));
 	}
 	struct transport **tr = xcalloc(n_transport_kinds, sizeof(struct transport *));
 	size_t n = 0;

@@ -44,6 +44,7 @@ struct store {
 	int txn;          /* a transaction opened by store_begin is open */
 	int txn_failed;   /* a statement failed inside it: commit refuses */
 	int disk_full;    /* a statement failed with SQLITE_FULL since the last rollback */
+	int retain_more;  /* the last store_retain left rows to prune */
 	struct {
 		const char *sql;
 		sqlite3_stmt *st;
@@ -296,6 +297,29 @@ fail:
 	return -1;
 }
 
+/* auto_vacuum=INCREMENTAL, so that store_retain can hand freed pages back
+ * (vacuum_some).  A new database gets it before its first page is written
+ * (store_open); one made by an older faqbot is converted once by VACUUM, which needs about its
+ * size again in free disk space: when that fails the database works as
+ * before (its size then stays at its largest) and the next start tries
+ * again. */
+static void auto_vacuum_on(struct store *s)
+{
+	sqlite3_stmt *st = NULL;
+	int mode = -1;
+	if (sqlite3_prepare_v2(s->db, "PRAGMA auto_vacuum", -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		mode = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	if (mode == 2)
+		return;
+	log_info("store_vacuum", "file=%s note=%s", log_q(s->path),
+		 log_q("converting the database to incremental vacuum, once"));
+	if (exec(s, "VACUUM") < 0)
+		log_warn("store_vacuum_failed", "file=%s note=%s", log_q(s->path),
+			 log_q("the database works as before; the conversion is tried at the next start"));
+}
+
 struct store *store_open(const char *dir, char *err, size_t errlen)
 {
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
@@ -320,7 +344,9 @@ struct store *store_open(const char *dir, char *err, size_t errlen)
 	}
 	sqlite3_busy_timeout(s->db, 5000);
 	sqlite3_stmt *st = NULL;
-	int ok = sqlite3_prepare_v2(s->db, "PRAGMA journal_mode=WAL", -1, &st, NULL) == SQLITE_OK &&
+	/* before anything is written, so that a new database is made with it */
+	int ok = exec(s, "PRAGMA auto_vacuum=INCREMENTAL") == 0;
+	ok = ok && sqlite3_prepare_v2(s->db, "PRAGMA journal_mode=WAL", -1, &st, NULL) == SQLITE_OK &&
 		 sqlite3_step(st) == SQLITE_ROW;
 	sqlite3_finalize(st);
 	/* FULL: a commit is on disk when COMMIT returns.  The automatic
@@ -341,6 +367,7 @@ struct store *store_open(const char *dir, char *err, size_t errlen)
 		store_close(s);
 		return NULL;
 	}
+	auto_vacuum_on(s);
 	/* Opening may wait for a lock (5 s above); serving may not: the loop
 	 * is single-threaded, and a 5 s wait froze every request in flight,
 	 * long enough for a send's own timeout to expire after the server
@@ -1318,6 +1345,32 @@ int store_choices_each(struct store *s, int64_t since,
 
 /* ==== Retention ==== */
 
+/* Gives the pages that pruning freed back to the file system, keeping
+ * STORE_FREE_SLACK_PAGES free for the next rows (auto_vacuum=INCREMENTAL,
+ * set at open): the file's size follows what retention keeps, and a burst of
+ * traffic does not leave a large file behind once its rows are pruned. */
+static int vacuum_some(struct store *s)
+{
+	sqlite3_stmt *st = stmt(s, "PRAGMA freelist_count");
+	int rc = step(s, st);
+	long long free_pages = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW)
+		return -1;
+	if (free_pages <= STORE_FREE_SLACK_PAGES)
+		return 0;
+	char sql[64];
+	snprintf(sql, sizeof(sql), "PRAGMA incremental_vacuum(%lld)", free_pages - STORE_FREE_SLACK_PAGES);
+	return exec(s, sql);
+}
+
+/* Each DELETE of store_retain removes at most RETAIN_BATCH rows, so one run
+ * never makes a huge transaction; when one removed that many, more are left
+ * and store_retain_more says so (the loop runs again soon, so retention
+ * keeps pace with any traffic). */
+#define RETAIN_BATCH 5000
+#define RETAIN_BATCH_SQL "5000"
+
 /* Runs a DELETE bound to one time; adds the rows it removed to *n. */
 static int prune(struct store *s, const char *sql, int64_t before, int64_t now, int *n)
 {
@@ -1326,32 +1379,33 @@ static int prune(struct store *s, const char *sql, int64_t before, int64_t now, 
 	sqlite3_bind_int64(st, 2, now);
 	if (run(s, st) < 0)
 		return -1;
-	*n += sqlite3_changes(s->db);
+	int k = sqlite3_changes(s->db);
+	if (k >= RETAIN_BATCH)
+		s->retain_more = 1;
+	*n += k;
 	return 0;
 }
 
 int store_retain(struct store *s, int64_t now, const struct store_retention *r)
 {
-	/* each DELETE is bounded (RETAIN_BATCH rows) so one run never makes a
-	 * huge transaction; the next run takes the rest */
-#define RETAIN_BATCH "5000"
 	static const char ledger[] =
 		"DELETE FROM ledger WHERE (transport, trigger) IN (SELECT transport, trigger FROM ledger"
-		" WHERE handled_at<?1 LIMIT " RETAIN_BATCH ")";
+		" WHERE handled_at<?1 LIMIT " RETAIN_BATCH_SQL ")";
 	static const char outbox[] =
 		"DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE state>=2 AND created_at<?1"
-		" LIMIT " RETAIN_BATCH ")";
+		" LIMIT " RETAIN_BATCH_SQL ")";
 	static const char recent[] =
 		"DELETE FROM recent WHERE (transport, chat, entry) IN (SELECT transport, chat, entry"
-		" FROM recent WHERE at<?1 LIMIT " RETAIN_BATCH ")";
+		" FROM recent WHERE at<?1 LIMIT " RETAIN_BATCH_SQL ")";
 	static const char chats[] =
 		"DELETE FROM chats WHERE parked_until<?2 AND migrated_to IS NULL AND disabled=0"
 		" AND NOT EXISTS (SELECT 1 FROM queue q WHERE q.transport=chats.transport"
 		"  AND q.chat=chats.chat) AND ?1=?1";
 	static const char unanswered[] =
 		"DELETE FROM unanswered WHERE id IN (SELECT id FROM unanswered WHERE at<?1"
-		" LIMIT " RETAIN_BATCH ") AND ?2=?2";
+		" LIMIT " RETAIN_BATCH_SQL ") AND ?2=?2";
 	int n = 0;
+	s->retain_more = 0;
 	if (prune(s, ledger, now - r->dedup_ms, now, &n) < 0 ||
 	    prune(s, outbox, now - r->dedup_ms, now, &n) < 0 ||
 	    prune(s, recent, now - r->recent_ms, now, &n) < 0 ||
@@ -1359,16 +1413,16 @@ int store_retain(struct store *s, int64_t now, const struct store_retention *r)
 		return -1;
 	static const char answered[] =
 		"DELETE FROM answered WHERE (transport, trigger) IN (SELECT transport, trigger"
-		" FROM answered WHERE at<?1 LIMIT " RETAIN_BATCH ") AND ?2=?2";
+		" FROM answered WHERE at<?1 LIMIT " RETAIN_BATCH_SQL ") AND ?2=?2";
 	static const char answered_msg[] =
 		"DELETE FROM answered_msg WHERE (transport, chat, message_id) IN (SELECT transport, chat, message_id"
-		" FROM answered_msg WHERE at<?1 LIMIT " RETAIN_BATCH ") AND ?2=?2";
+		" FROM answered_msg WHERE at<?1 LIMIT " RETAIN_BATCH_SQL ") AND ?2=?2";
 	static const char votes[] =
 		"DELETE FROM votes WHERE (transport, trigger, user) IN (SELECT transport, trigger, user"
-		" FROM votes WHERE at<?1 LIMIT " RETAIN_BATCH ") AND ?2=?2";
+		" FROM votes WHERE at<?1 LIMIT " RETAIN_BATCH_SQL ") AND ?2=?2";
 	static const char choices[] =
 		"DELETE FROM choices WHERE id IN (SELECT id FROM choices WHERE at<?1"
-		" LIMIT " RETAIN_BATCH ") AND ?2=?2";
+		" LIMIT " RETAIN_BATCH_SQL ") AND ?2=?2";
 	/* votes come soon after an answer: its record is kept a week at most */
 	int64_t answered_ms = r->feedback_ms < STORE_ANSWERED_MS ? r->feedback_ms : STORE_ANSWERED_MS;
 	if (prune(s, unanswered, now - r->unanswered_ms, now, &n) < 0 ||
@@ -1377,5 +1431,10 @@ int store_retain(struct store *s, int64_t now, const struct store_retention *r)
 	    prune(s, votes, now - r->feedback_ms, now, &n) < 0 ||
 	    prune(s, choices, now - r->feedback_ms, now, &n) < 0)
 		return -1;
-	return n;
+	return vacuum_some(s) < 0 ? -1 : n;
+}
+
+int store_retain_more(const struct store *s)
+{
+	return s->retain_more;
 }

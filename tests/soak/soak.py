@@ -262,6 +262,16 @@ def main():
               f"(limit {WAL_LIMIT / 1024:.0f} KB); storage faults: "
               f"lock x{storage_faults.get('lock', 0)}, "
               + (f"disk full x{storage_faults.get('diskfull', 0)}" if tmpfs else "no disk full"))
+        try:  # what the database holds at the end: retention, table by table
+            ro = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5)
+            tables = [r[0] for r in ro.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+            rows = {t: ro.execute(f'SELECT COUNT(*) FROM "{t}"').fetchone()[0] for t in tables}
+            free = ro.execute("PRAGMA freelist_count").fetchone()[0]
+            ro.close()
+            print("soak: rows at the end: " + ", ".join(f"{t}={n}" for t, n in sorted(rows.items()))
+                  + f"; free pages {free}")
+        except sqlite3.Error as e:
+            print(f"soak: cannot read the database's row counts: {e}")
         ok = lost_tg == lost_mx == 0 and dup_tg == dup_mx == 0 and (a.valgrind or growth < 1.0) \
             and max_wal <= WAL_LIMIT and db_ok
     finally:

@@ -371,11 +371,11 @@ static void handled_update_id_may_come_again(void **state)
 	assert_int_equal(store_commit(s), 0);
 }
 
-static long count(const char *table)
+/* The first column of sql's first row, read through another connection. */
+static long count_sql(const char *sql)
 {
-	char path[400], sql[200];
+	char path[400];
 	snprintf(path, sizeof(path), "%s/%s", dir, STORE_FILE);
-	snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM %s", table);
 	sqlite3 *db;
 	sqlite3_stmt *st;
 	long n = -1;
@@ -386,6 +386,13 @@ static long count(const char *table)
 	}
 	sqlite3_close(db);
 	return n;
+}
+
+static long count(const char *table)
+{
+	char sql[200];
+	snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM %s", table);
+	return count_sql(sql);
 }
 
 static void retention_keeps_only_what_dedup_needs(void **state)
@@ -468,6 +475,7 @@ static void version_2_database_is_migrated(void **state)
 	assert_non_null(s);
 	*state = s;
 	assert_int_equal(count("inbox"), 1); /* the handled row is gone */
+	assert_int_equal(count_sql("PRAGMA auto_vacuum"), 2); /* converted once (incremental) */
 	struct outbox_row rows[4];
 	assert_int_equal(store_outbox_due(s, "t", 10, rows, 4), 0);   /* A in flight, B parked */
 	assert_int_equal(store_outbox_next_time(s, "t"), 50);
@@ -478,6 +486,46 @@ static void version_2_database_is_migrated(void **state)
 	assert_int_equal(store_outbox_due(s, "t", 60, rows, 4), 2);
 	outbox_row_release(&rows[0]);
 	outbox_row_release(&rows[1]);
+}
+
+/* The file's size follows what retention keeps, not the traffic it saw: a
+ * burst of 12,000 rows is pruned in batches (store_retain_more says when
+ * more are left) and the freed pages go back to the file system (it kept
+ * its largest size before auto_vacuum=INCREMENTAL). */
+static void pruned_pages_are_given_back(void **state)
+{
+	struct store *s = *state;
+	sqlite3 *db = store_sqlite_for_tests(s);
+	assert_int_equal(count_sql("PRAGMA auto_vacuum"), 2); /* a new database: incremental */
+	const int64_t day = 86400000;
+	char text[400];
+	memset(text, 'q', sizeof(text) - 1);
+	text[sizeof(text) - 1] = 0;
+	assert_int_equal(store_begin(s), 0);
+	for (int i = 0; i < 12000; i++)
+		assert_int_equal(store_unanswered_add(s, "t", "A", text, NULL, 0.1, 1), 0);
+	assert_int_equal(store_commit(s), 0);
+	assert_int_equal(sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL), SQLITE_OK);
+	long full = file_size(STORE_FILE);
+	assert_true(full > 4000000);
+	struct store_retention keep = { 2 * day, day, day, day };
+	int runs = 0, pruned = 0, n;
+	do {
+		assert_int_equal(store_begin(s), 0);
+		n = store_retain(s, 3 * day, &keep);
+		assert_true(n >= 0);
+		assert_int_equal(store_commit(s), 0);
+		pruned += n;
+		runs++;
+	} while (store_retain_more(s) && runs < 10);
+	assert_int_equal(pruned, 12000);
+	assert_int_equal(runs, 3); /* 5,000 + 5,000 + 2,000 */
+	assert_int_equal(count("unanswered"), 0);
+	assert_int_equal(sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL), SQLITE_OK);
+	long after = file_size(STORE_FILE);
+	assert_true(after < full / 4);
+	assert_true(after <= (STORE_FREE_SLACK_PAGES + 64) * 4096L);
+	assert_int_equal(store_active_statements(s), 0);
 }
 
 /* Sends the reply of trigger as message id msg, as the sender does. */
@@ -708,6 +756,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(handled_update_id_may_come_again, setup, teardown),
 		cmocka_unit_test_setup_teardown(retention_keeps_only_what_dedup_needs, setup, teardown),
 		cmocka_unit_test_setup_teardown(version_2_database_is_migrated, setup, teardown),
+		cmocka_unit_test_setup_teardown(pruned_pages_are_given_back, setup, teardown),
 		cmocka_unit_test_setup_teardown(votes_count_once_per_user_and_answer, setup, teardown),
 		cmocka_unit_test_setup_teardown(choices_once_per_user_question_and_entry, setup, teardown),
 		cmocka_unit_test_setup_teardown(finished_row_stays_finished, setup, teardown),
