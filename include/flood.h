@@ -31,6 +31,12 @@ void flood_free(struct flood *f);
 /* Counts a question of key sent at at_ms and arriving at now_ms (at_ms 0
  * or after now_ms counts as now_ms; an earlier one as said above). */
 enum flood_verdict flood_check(struct flood *f, const char *key, int64_t at_ms, int64_t now_ms);
+/* The same, for the message msg_id (borrowed; NULL: none): a message
+ * already counted, among the user's last max, is not counted again and gets
+ * its first verdict (OK, or NOTICE when it drew the notice), so a batch
+ * handled again after a failed commit does not pause anyone. */
+enum flood_verdict flood_check_once(struct flood *f, const char *key, const char *msg_id, int64_t at_ms,
+				    int64_t now_ms);
 /* Users currently tracked (for tests). */
 size_t flood_keys(const struct flood *f);
 

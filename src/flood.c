@@ -14,7 +14,9 @@
  * users paused now (up to three quarters of the table) and the most
  * recently active ones, half the table at least, so a stream of new keys
  * cannot lift anyone's pause.  The map hashes with the process key
- * (strmap, util.h): keys are chosen by chat users.
+ * (strmap, util.h): keys are chosen by chat users.  A message counted
+ * once (flood_check_once) gets the same verdict when it comes again: a
+ * batch whose commit failed is handled again, and must not count twice.
  */
 #include "flood.h"
 #include "strmap.h"
@@ -26,7 +28,9 @@
 struct slot {
 	char *key;
 	int64_t *times;   /* ring of the last `max` question times */
+	uint64_t *ids;    /* their messages (hash_keyed of the id; 0: none given) */
 	size_t next;
+	uint64_t notice_id; /* the message that drew the notice, or 0 */
 	int64_t last;     /* latest question time */
 	int64_t paused_until;
 };
@@ -54,6 +58,7 @@ static void slot_release(struct slot *s)
 {
 	free(s->key);
 	free(s->times);
+	free(s->ids);
 }
 
 void flood_free(struct flood *f)
@@ -109,6 +114,26 @@ size_t flood_keys(const struct flood *f)
 
 enum flood_verdict flood_check(struct flood *f, const char *key, int64_t at, int64_t now)
 {
+	return flood_check_once(f, key, NULL, at, now);
+}
+
+/* The verdict a message already counted had: its notice again, or OK
+ * (it was among the last max questions).  -1 when it was not counted. */
+static int counted_before(const struct slot *s, long max, uint64_t id)
+{
+	if (!id)
+		return -1;
+	if (id == s->notice_id)
+		return FLOOD_NOTICE;
+	for (long k = 0; k < max; k++)
+		if (s->ids[k] == id)
+			return FLOOD_OK;
+	return -1;
+}
+
+enum flood_verdict flood_check_once(struct flood *f, const char *key, const char *msg_id, int64_t at,
+				    int64_t now)
+{
 	if (f->max <= 0)
 		return FLOOD_OK;
 	/* a message time from the future (a skewed clock, a forged timestamp)
@@ -134,8 +159,15 @@ enum flood_verdict flood_check(struct flood *f, const char *key, int64_t at, int
 		memset(s, 0, sizeof(*s));
 		s->key = xstrdup(key);
 		s->times = xcalloc((size_t)f->max, sizeof(int64_t));
+		s->ids = xcalloc((size_t)f->max, sizeof(uint64_t));
 	}
 	struct slot *s = &f->slots[i];
+	/* the same message again (its batch was rolled back and is handled
+	 * again) is not counted twice */
+	uint64_t id = msg_id ? hash_keyed(msg_id, strlen(msg_id)) | 1 : 0;
+	int again = counted_before(s, f->max, id);
+	if (again >= 0)
+		return (enum flood_verdict)again;
 	if (at > s->last)
 		s->last = at;
 	if (now < s->paused_until)
@@ -143,9 +175,11 @@ enum flood_verdict flood_check(struct flood *f, const char *key, int64_t at, int
 	/* the oldest of the last max questions: within the window = too many */
 	int64_t oldest = s->times[s->next];
 	s->times[s->next] = at;
+	s->ids[s->next] = id;
 	s->next = (s->next + 1) % (size_t)f->max;
 	if (oldest && at - oldest < f->window && at >= oldest) {
 		s->paused_until = now + f->pause;
+		s->notice_id = id;
 		return FLOOD_NOTICE;
 	}
 	return FLOOD_OK;

@@ -79,7 +79,7 @@ static int flood_step(struct service *sv, const struct service_msg *m, int64_t n
 	snprintf(key, sizeof(key), "%.340s:%.340s", m->in.chat, m->user);
 	/* counted at the time it was sent: a backlog is not a flood; button
 	 * presses count too (a burst of presses must not fill the chat's queue) */
-	int v = (int)flood_check(sv->flood, key, m->sent_ms, now);
+	int v = (int)flood_check_once(sv->flood, key, m->trigger, m->sent_ms, now);
 	if (!v)
 		return (int)kind_of(r->kind);
 	log_warn("flood", "transport=%s chat=%s user=%s trigger=%s verdict=%s", sv->transport,

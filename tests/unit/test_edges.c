@@ -118,6 +118,32 @@ static void backoff_grows_and_is_capped(void **state)
 	}
 }
 
+/* A batch whose commit failed is handled again: its questions were counted
+ * once already and must not pause their user (review finding: they were
+ * counted twice, so 6 questions of a limit of 10 drew the notice). */
+static void flood_counts_a_message_once(void **state)
+{
+	(void)state;
+	struct flood *f = flood_new(3, 10, 60);
+	int64_t t = 1000000;
+	const char *ids[] = { "t:1:100", "t:1:101", "t:1:102" };
+	for (int round = 0; round < 3; round++)
+		for (int i = 0; i < 3; i++)
+			assert_int_equal(flood_check_once(f, "t:1:7", ids[i], t + i * 1000, t + 5000 + round),
+					 FLOOD_OK);
+	assert_int_equal(flood_check_once(f, "t:1:7", "t:1:103", t + 3000, t + 6000), FLOOD_NOTICE);
+	/* handled again: the same notice, not silence (it was rolled back too) */
+	assert_int_equal(flood_check_once(f, "t:1:7", "t:1:103", t + 3000, t + 6500), FLOOD_NOTICE);
+	assert_int_equal(flood_check_once(f, "t:1:7", "t:1:101", t + 1000, t + 6600), FLOOD_OK);
+	assert_int_equal(flood_check_once(f, "t:1:7", "t:1:104", t + 4000, t + 7000), FLOOD_IGNORE);
+	/* without an id every call counts */
+	assert_int_equal(flood_check_once(f, "t:2:7", NULL, t, t), FLOOD_OK);
+	assert_int_equal(flood_check_once(f, "t:2:7", NULL, t, t), FLOOD_OK);
+	assert_int_equal(flood_check_once(f, "t:2:7", NULL, t, t), FLOOD_OK);
+	assert_int_equal(flood_check_once(f, "t:2:7", NULL, t, t), FLOOD_NOTICE);
+	flood_free(f);
+}
+
 static void flood_window_notice_then_silence(void **state)
 {
 	(void)state;
@@ -345,6 +371,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(flood_window_notice_then_silence),
+		cmocka_unit_test(flood_counts_a_message_once),
 		cmocka_unit_test(allow_lists),
 		cmocka_unit_test(secrets_never_reach_a_line),
 		cmocka_unit_test(json_lines),
