@@ -348,7 +348,8 @@ class Scenarios(E2EECase):
         log nor in the database."""
         self.secrets.append(PICKLE_KEY)
         room, b, alice = self.alice_dm(FAQBOT_MATRIX_PICKLE_KEY=PICKLE_KEY)
-        keys_before = dict(self.fake.device_keys)
+        dev = self.bot_device()
+        keys_before = self.fake.device_keys[(BOT, dev)]
         q1 = alice.ask(room, COUT[0])
         self.expect_answers(alice, room, [(q1, COUT[1])])
         self.assertEqual(b.stop(), 0)
@@ -358,15 +359,18 @@ class Scenarios(E2EECase):
         q4 = alice.ask(room, COUT[0])
         b = self.bot(FAQBOT_MATRIX_PICKLE_KEY=PICKLE_KEY)
         self.expect_answers(alice, room, [(q2, ETUDE[1]), (q3, TVA[1]), (q4, COUT[1])])
-        self.assertEqual(self.fake.device_keys, keys_before, "the bot's device keys changed")
+        self.assertEqual(self.fake.devices_of(BOT), [dev], "the bot has another device")
+        self.assertEqual(self.fake.device_keys[(BOT, dev)], keys_before, "the bot's device keys changed")
         devices = [l.get("device_id") for l in self.fake.logins if
-                   (l.get("identifier") or {}).get("user") == "faqbot"]
-        self.assertTrue(all(d == devices[1] for d in devices[1:]) and devices[0] is None, devices)
+                   (l.get("identifier") or {}).get("user") in ("faqbot", BOT)]
+        self.assertTrue(devices and devices[0] is None and all(d == dev for d in devices[1:]),
+                        f"the bot's logins did not keep its device {dev}: {devices}")
         self.assert_no_clear(room)
         self.assertEqual(b.stop(), 0)
-        for name in os.listdir(os.path.join(self.tmp, "state")):
-            with open(os.path.join(self.tmp, "state", name), "rb") as f:
-                self.assertNotIn(PICKLE_KEY.encode(), f.read(), f"the pickle key is written in {name}")
+        for top, _, files in os.walk(os.path.join(self.tmp, "state")):
+            for name in files:
+                with open(os.path.join(top, name), "rb") as f:
+                    self.assertNotIn(PICKLE_KEY.encode(), f.read(), f"the pickle key is written in {name}")
 
     def test_4_member_with_two_devices(self):
         """alice on two devices: both decrypt the bot's replies; a third
