@@ -49,6 +49,9 @@ struct mx_options {
 	const char *admin_room;    /* told about invalid FAQ edits, or NULL */
 	const char *allowed_rooms; /* comma-separated room ids or servers, NULL: all */
 	long flood_max, flood_window_s, flood_pause_s;
+	int encryption;            /* matrix_encryption: answer in encrypted rooms */
+	const void *pickle_key;    /* key of the stored encryption state (copied) */
+	size_t pickle_key_len;
 };
 
 struct config;

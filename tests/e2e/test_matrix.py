@@ -228,22 +228,45 @@ class Conversation(MatrixCase):
         self.assertEqual(rc, 0, err)
         self.assertEqual(json.loads(out)["add_questions"], {chosen: ["où sont les archives ?"]})
 
-    def test_encrypted_room_gets_one_notice(self):
+    def test_encrypted_room_with_encryption_off_stays_silent(self):
+        # before E2EE, a notice went into the encrypted room in clear text
         room = self.fake.create_room([ALICE], encrypted=True)
-        b = self.bot()
+        b = self.bot(FAQBOT_MATRIX_ENCRYPTION="false")
         self.started(b)
         self.fake.encrypted_message(room, ALICE)
         self.fake.encrypted_message(room, ALICE)
-        self.notices(room)
+        self.assertTrue(self.fake.wait(lambda: "event=encrypted_room" in b.logs(), 20), b.logs())
         time.sleep(0.8)
-        self.assertEqual(len(self.fake.notices(room)), 1)
-        self.assertIn("chiffré", self.fake.notices(room)[0]["content"]["body"])
+        self.assertEqual(self.fake.notices(room), [])
+        self.assertEqual(b.logs().count("event=encrypted_room "), 1)
         b.stop()
-        b = self.bot()                        # the flag is persisted
+        b = self.bot(FAQBOT_MATRIX_ENCRYPTION="false")   # the flag is persisted
         self.started(b)
         self.fake.encrypted_message(room, ALICE)
         time.sleep(1.0)
-        self.assertEqual(len(self.fake.notices(room)), 1)
+        self.assertEqual(self.fake.notices(room), [])
+        self.assertNotIn("event=encrypted_room ", b.logs())
+        b.stop()
+
+    def test_undecryptable_message_is_requested_then_given_up_once(self):
+        room = self.fake.create_room([ALICE], encrypted=True)
+        b = self.bot(FAQBOT_TEST_KEY_WAIT_S="2")
+        self.started(b)
+        self.fake.encrypted_message(room, ALICE)          # its key never comes
+        self.fake.encrypted_message(room, ALICE)
+        # the key is asked for once per session, over /sendToDevice
+        key_requests = lambda: [r for r in self.fake.requests  # noqa: E731
+                                if "/sendToDevice/m.room_key_request/" in r[2]]
+        self.assertTrue(self.fake.wait(lambda: key_requests(), 20), b.logs())
+        self.assertEqual(key_requests()[0][4]["messages"][ALICE]["*"]["action"], "request")
+        self.assertTrue(self.fake.wait(lambda: len(self.fake.notices(room)) >= 1, 30), b.logs())
+        time.sleep(1.0)
+        sent = self.fake.notices(room)
+        self.assertEqual(len(sent), 1, sent)             # one notice for the room, not one per message
+        self.assertEqual(sent[0]["type"], "m.room.encrypted")   # never clear text in an encrypted room
+        self.assertNotIn("body", sent[0]["content"])
+        self.assertEqual(b.logs().count("event=undecryptable_given_up"), 2, b.logs())
+        self.assertEqual(len(key_requests()), 1)
         b.stop()
 
     def test_invite_join_hello_and_allow_list(self):
