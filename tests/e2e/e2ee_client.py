@@ -116,7 +116,7 @@ async def proof():
                          if e["type"] == "m.room.message"]
                 print(f"room events: {len(enc)} m.room.encrypted, {len(clear)} in clear text")
                 print("to-device routed: " + ", ".join(f"{s}->{u}/{t}:{ty}"
-                                                         for s, ty, u, t in fake.to_device_log))
+                                                         for s, ty, u, t, _ in fake.to_device_log))
                 ok &= len(enc) == 2 and not clear
 
                 # bob logs in on a second device: alice's sync lists bob in
