@@ -167,10 +167,13 @@ class FakeMatrix(Waiting, matrix_e2ee.E2EE):
                             {"algorithm": "m.megolm.v1.aes-sha2"}, state_key="")
             return rid
 
-    def invite(self, room, inviter):
+    def invite(self, room, inviter, stripped_state=True):
+        """The bot is invited; stripped_state=False: the invite_state
+        carries only the invitation (no m.room.encryption)."""
         with self.lock:
             self.pos += 1
             self.invites[room] = (self.pos, inviter)
+            self.rooms[room]["bare_invite"] = not stripped_state
             self.lock.notify_all()
 
     def user_message(self, room, sender, body, mentions=None, reply_to=None, thread=None,
@@ -427,7 +430,13 @@ class FakeMatrix(Waiting, matrix_e2ee.E2EE):
                     leave[rid] = {"timeline": {"events": []}}
             for rid, (p, inviter) in self.invites.items():
                 if p > s:
-                    invite[rid] = {"invite_state": {"events": [
+                    # stripped state: the spec's list includes m.room.encryption
+                    # (Client-Server API, "Stripped state")
+                    stripped = [{"type": e["type"], "state_key": e["state_key"], "sender": e["sender"],
+                                 "content": e["content"]} for _, e in self.rooms[rid]["events"]
+                                if e["type"] == "m.room.encryption" and
+                                not self.rooms[rid].get("bare_invite")][-1:]
+                    invite[rid] = {"invite_state": {"events": stripped + [
                         {"type": "m.room.member", "state_key": BOT, "sender": inviter,
                          "content": {"membership": "invite"}}]}}
             resp = {"next_batch": f"s{self.pos}",
