@@ -356,8 +356,14 @@ class Scenarios(E2EECase):
         self.expect_answers(alice, room, [(q3, TVA[1])], thread=root)
         q4 = self.fake.user_message(room, alice.id, "faqbot: " + COUT[0], mentions=[BOT])
         self.expect_answers(alice, room, [(q4, COUT[1])])
-        self.assertEqual(len(self.bot_events(room, self.encryption_pos(room))), 3,
-                         "the bot sent something besides the 3 answers after the switch")
+        cmd = alice.ask(room, "!aide")
+        help_reply = self.wire_reply(room, cmd)[0]
+        self.assertEqual(help_reply["type"], "m.room.encrypted", "the !aide reply went in clear")
+        got = alice.decrypted([help_reply["event_id"]])[help_reply["event_id"]]
+        self.assertIsInstance(got, RoomMessageNotice)
+        self.assertIn("!faq", got.body)
+        self.assertEqual(len(self.bot_events(room, self.encryption_pos(room))), 4,
+                         "the bot sent something besides the 4 replies after the switch")
         self.assert_no_clear(room)
         self.assertEqual(b.stop(), 0)
 
@@ -653,6 +659,89 @@ class Scenarios(E2EECase):
         q = alice.ask(room, COUT[0])
         self.expect_answers(alice, room, [(q, COUT[1])])
         self.assertEqual(self.wire_reply_count(room, bad), 0)
+        self.assertEqual(b.stop(), 0)
+
+    def test_10_encryption_known_from_the_sync_state(self):
+        """First start in a group room whose m.room.encryption is older
+        than the first /sync's timeline (50 events): the server gives it
+        in the room's state block only.  The bot must know the room is
+        encrypted: a question sent in clear is answered encrypted (or not
+        at all), never in clear; alice's encrypted question gets an
+        encrypted answer."""
+        alice = User(self, "alice")
+        carol = "@carol:localhost"
+        room = self.fake.create_room([alice.id, carol], encrypted=True)
+        for i in range(60):
+            self.fake.user_message(room, carol, f"bavardage {i}")
+        b = self.bot()
+        self.ready(b)
+        # first a question in clear, before any encrypted event could tell
+        q2 = self.fake.user_message(room, carol, "faqbot: " + ETUDE[0], mentions=[BOT])
+        self.assertTrue(self.fake.wait(lambda: self.fake.bot_synced >= self.pos_of(room, q2), 20))
+        time.sleep(1.5)
+        self.assert_no_clear(room)
+        alice.start()
+        q1 = alice.ask(room, COUT[0], mention=True)
+        self.expect_answers(alice, room, [(q1, COUT[1])])
+        self.assert_no_clear(room)
+        self.assertEqual(b.stop(), 0)
+
+    def test_10b_room_turns_encrypted_while_the_bot_is_down(self):
+        """The room turns encrypted while the bot is stopped, and 60 events
+        follow: the next /sync is limited and m.room.encryption is only in
+        its state block (or in the gap the bot fills).  Questions asked
+        meanwhile get encrypted answers, never clear ones."""
+        alice = User(self, "alice")
+        carol = "@carol:localhost"
+        room = self.fake.create_room([alice.id, carol])
+        b = self.bot()
+        self.ready(b)
+        alice.start()
+        q0 = alice.ask(room, TVA[0], mention=True)
+        self.expect_answers(alice, room, [(q0, TVA[1])], encrypted=False, settle=0)
+        self.assertEqual(b.stop(), 0)
+        self.fake.enable_encryption(room, alice.id)
+        alice.sync()
+        q2 = self.fake.user_message(room, carol, "faqbot: " + ETUDE[0], mentions=[BOT])
+        q1 = alice.ask(room, COUT[0], mention=True)
+        for i in range(60):
+            self.fake.user_message(room, carol, f"bavardage {i}")
+        b = self.bot()
+        self.expect_answers(alice, room, [(q1, COUT[1])])
+        self.assertTrue(self.fake.wait(lambda: self.fake.bot_synced >= self.fake.pos, 20))
+        time.sleep(1.0)
+        self.assertLessEqual(self.wire_reply_count(room, q2), 1)
+        self.assert_no_clear(room)
+        self.assertEqual(b.stop(), 0)
+
+    def test_11_rotation_as_the_room_asks(self):
+        """m.room.encryption's rotation_period_msgs = 2: the bot's Megolm
+        session changes after 2 messages; rotation_period_ms = 1500: it
+        changes when older than 1.5 s."""
+        alice = User(self, "alice")
+        room = self.fake.create_room([alice.id], encrypted=False)
+        self.fake.enable_encryption(room, alice.id, rotation_period_msgs=2)
+        timed = self.fake.create_room([alice.id], encrypted=False)
+        self.fake.enable_encryption(timed, alice.id, rotation_period_ms=1500)
+        b = self.bot()
+        self.ready(b)
+        alice.start()
+        sids = []
+        for q, a in (COUT, ETUDE, TVA):
+            eid = alice.ask(room, q)
+            w = self.expect_answers(alice, room, [(eid, a)], settle=0)
+            sids.append(w[eid]["content"]["session_id"])
+        self.assertEqual(sids[0], sids[1], "rotated before rotation_period_msgs")
+        self.assertNotEqual(sids[1], sids[2], "not rotated after rotation_period_msgs = 2 messages")
+        e1 = alice.ask(timed, COUT[0])
+        w1 = self.expect_answers(alice, timed, [(e1, COUT[1])], settle=0)
+        time.sleep(2.0)
+        e2 = alice.ask(timed, ETUDE[0])
+        w2 = self.expect_answers(alice, timed, [(e2, ETUDE[1])], settle=0)
+        self.assertNotEqual(w1[e1]["content"]["session_id"], w2[e2]["content"]["session_id"],
+                            "not rotated after rotation_period_ms")
+        self.assert_no_clear(room)
+        self.assert_no_clear(timed)
         self.assertEqual(b.stop(), 0)
 
     def test_9_encryption_off_posts_nothing_in_clear(self):
