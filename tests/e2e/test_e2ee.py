@@ -476,6 +476,23 @@ class Scenarios(E2EECase):
         self.assert_no_clear(room)
         self.assertEqual(b.stop(), 0)
 
+    def test_6c_late_key_comes_while_the_bot_is_down(self):
+        """The bot synced a question without its key and is stopped; the key
+        arrives while it is down; after the restart the question is answered
+        once (waiting events survive a restart)."""
+        room, b, alice = self.alice_dm()
+        dev = self.bot_device()
+        self.fake.hold_to_device(dev)
+        q1 = alice.ask(room, COUT[0])
+        self.assertTrue(self.fake.wait(lambda: self.fake.bot_synced >= self.pos_of(room, q1), 20))
+        time.sleep(1.0)
+        self.assertEqual(b.stop(), 0)
+        self.fake.release_to_device(dev)
+        b = self.bot()
+        self.expect_answers(alice, room, [(q1, COUT[1])])
+        self.assertEqual(len(self.bot_events(room)), 1)
+        self.assertEqual(b.stop(), 0)
+
     def test_6b_room_key_never_arrives(self):
         """The room key never reaches the bot: it asks alice's devices for
         it (m.room_key_request, in clear as the spec says, naming the room
@@ -598,6 +615,11 @@ class Scenarios(E2EECase):
             room_event(content)
         # the very question again, under a new event id: a replay
         room_event(dict(real))
+        # and in another room the bot shares with alice (a session is bound
+        # to its room: m.room_key's room_id, and the payload's room_id)
+        other = self.fake.create_room([alice.id], encrypted=True)
+        with self.fake.lock:
+            copied = self.fake._event(other, alice.id, "m.room.encrypted", dict(real))["event_id"]
         # a room key in clear (it must come over Olm) and a message encrypted with it
         ogs = olm.OutboundGroupSession()
         self.fake.inject_to_device(dev, alice.id, "m.room_key", {
@@ -637,6 +659,9 @@ class Scenarios(E2EECase):
         for e in bad_ids:
             self.assertEqual(self.wire_reply_count(room, e), 0,
                              f"the bot answered a bad or forged event {e}")
+        self.assertEqual(self.wire_reply_count(other, copied), 0,
+                         "the bot answered a question copied from another room")
+        self.assert_no_clear(other)
         others = [e for e in self.bot_events(room) if e["event_id"] not in
                   (self.wire_reply(room, q1, 0)[0]["event_id"], self.wire_reply(room, q2, 0)[0]["event_id"])]
         self.assertLessEqual(len(others), 1, f"{len(others)} notices about bad events (at most one)")
@@ -742,6 +767,31 @@ class Scenarios(E2EECase):
                             "not rotated after rotation_period_ms")
         self.assert_no_clear(room)
         self.assert_no_clear(timed)
+        self.assertEqual(b.stop(), 0)
+
+    def test_12_one_time_keys_run_out(self):
+        """Others claimed all of the bot's one-time keys: the bot uploads new
+        ones when /sync says its count fell (device_one_time_keys_count), and
+        a new device still reaches it when they are all gone again (the
+        fallback key, or the keys the bot uploaded meanwhile)."""
+        room, b, alice0 = self.alice_dm()
+        dev = self.bot_device()
+        with self.fake.lock:
+            n = len(self.fake.otks[(BOT, dev)])
+        self.assertGreater(n, 0)
+        for _ in range(n):     # what many new devices opening sessions do
+            with self.fake.lock:
+                pool = self.fake.otks[(BOT, dev)]
+                pool.pop(sorted(pool)[0])
+                self.fake.pos += 1        # a sync reports the count
+                self.fake.lock.notify_all()
+        self.assertTrue(self.fake.wait(lambda: len(self.fake.otks.get((BOT, dev), {})) > 0, 15),
+                        "the bot did not top its one-time keys up")
+        with self.fake.lock:                           # claimed again, all of them
+            self.fake.otks[(BOT, dev)] = {}
+        alice = User(self, "alice").start()          # a new device: gets the fallback key
+        q = alice.ask(room, COUT[0])
+        self.expect_answers(alice, room, [(q, COUT[1])])
         self.assertEqual(b.stop(), 0)
 
     def test_9_encryption_off_posts_nothing_in_clear(self):
