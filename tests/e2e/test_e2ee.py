@@ -534,10 +534,10 @@ class Scenarios(E2EECase):
         self.assertEqual(b.stop(), 0)
 
     def test_7_kill_9_mid_stream(self):
-        """40 encrypted questions while the bot is SIGKILLed 4 times: every
-        one answered exactly once, and every reply decrypts (a Megolm
-        message index used twice after a crash is refused by nio as a
-        replay)."""
+        """40 encrypted questions while the bot is SIGKILLed 4 times, alice
+        sending a new room key every 10 questions: every one answered
+        exactly once, and every reply decrypts (a Megolm message index used
+        twice after a crash is refused by nio as a replay)."""
         room, b, alice = self.alice_dm()
         state = {"bot": b, "kills": 0}
         stop = threading.Event()
@@ -554,6 +554,8 @@ class Scenarios(E2EECase):
         asked = []
         try:
             for i in range(40):
+                if i % 10 == 5:    # a new room key from alice now and then, mid-stream
+                    alice.c.olm.outbound_group_sessions.pop(room, None)
                 q, a = (COUT, ETUDE)[i % 2]
                 asked.append((alice.ask(room, q), a))
                 time.sleep(0.1)
