@@ -260,11 +260,12 @@ int mx_e2ee_load(struct mx_e2ee *e, const char *user_id, const char *device_id, 
 			 "(see store_error)");
 	} else if (rc == 1 && !strcmp(u.buf, user_id) && !strcmp(d.buf, device_id)) {
 		e->acct = mx_account_unpickle(p.buf, e->key, e->keylen, why, sizeof(why));
-		if (!e->acct)
-			snprintf(err, errlen, "the Matrix encryption keys of device %s cannot be opened (%s): "
-				 "set matrix_pickle_key (or restore pickle.key in the state directory) to "
-				 "the key they were saved with, or reset the device with 'faqbot "
-				 "matrix-reset' (README: End-to-end encryption)", device_id, why);
+		if (!e->acct) {
+			log_debug("e2ee_error", "transport=" T " error=%s", log_q(why));
+			snprintf(err, errlen, "the Matrix encryption keys cannot be opened with this pickle "
+				 "key: set matrix_pickle_key (or pickle.key) back to the one they were saved "
+				 "with, or run 'faqbot matrix-reset' for a new device");
+		}
 	} else {
 		int own;
 		if (rc == 1)

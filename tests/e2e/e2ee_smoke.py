@@ -88,6 +88,33 @@ def main():
         check(ev is not None, "a question asked while the bot was down is answered after its restart")
         if ev is None:
             print(bot.logs()[-4000:])
+        # 4. bob joins: the bot's next answer reaches his device too
+        bob_id = fake.add_user("bob", "bob-pw")
+        os.makedirs(os.path.join(tmp, "bob"))
+        bob = E2EEClient(fake.url, bob_id, os.path.join(tmp, "bob"))
+        loop.run_until_complete(bob.start("bob-pw"))
+        fake.add_member(room, bob_id)
+        loop.run_until_complete(bob.sync(timeout=0))
+        loop.run_until_complete(alice.sync(timeout=0))
+        if alice.should_query_keys:
+            loop.run_until_complete(alice.keys_query())
+        r = loop.run_until_complete(alice.send_text(room, "faqbot: combien ça coûte ?"))  # a group now
+        q3 = getattr(r, "event_id", None)
+        ev = loop.run_until_complete(notice_replying_to(bob, room, q3))
+        if not check(ev is not None, "a new member's device gets the room key and decrypts the answer"):
+            print("\n".join(line[:300] for line in bot.logs().splitlines()
+                            if "event=http" not in line)[-8000:])
+        sessions = [e["content"].get("session_id") for e in fake.sent if e["room_id"] == room]
+        # 5. bob leaves: the next answer uses a new session he never got
+        fake.remove_member(room, bob_id)
+        loop.run_until_complete(alice.sync(timeout=0))
+        r = loop.run_until_complete(alice.send_text(room, "combien ça coûte ?"))
+        q4 = getattr(r, "event_id", None)
+        ev = loop.run_until_complete(notice_replying_to(alice, room, q4))
+        check(ev is not None, "alice decrypts the answer after bob left")
+        after = [e["content"].get("session_id") for e in fake.sent if e["room_id"] == room]
+        check(after[-1] not in sessions, "the room key was rotated when a member left")
+        loop.run_until_complete(bob.close())
         clear = [e for e in fake.sent if e["room_id"] == room and e["type"] != "m.room.encrypted"]
         check(not clear, "nothing in clear text in the encrypted room")
         check(not fake.spec_errors, "no spec errors: " + "; ".join(fake.spec_errors))

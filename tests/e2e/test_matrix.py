@@ -269,6 +269,45 @@ class Conversation(MatrixCase):
         self.assertEqual(len(key_requests()), 1)
         b.stop()
 
+    def test_wrong_pickle_key_stops_with_advice_and_reset_makes_a_new_device(self):
+        b = self.bot(FAQBOT_MATRIX_PICKLE_KEY="the-right-key")
+        self.started(b)
+        self.assertTrue(self.fake.wait(lambda: self.fake.key_uploads, 10), b.logs())
+        first_device = self.fake.key_uploads[0][1]
+        b.stop()
+        b = self.bot(FAQBOT_MATRIX_PICKLE_KEY="another-key")
+        self.assertEqual(b.wait_exit(20), 1)
+        self.assertIn("cannot be opened", b.logs())
+        self.assertIn("matrix_pickle_key", b.logs())
+        self.assertIn("matrix-reset", b.logs())
+        self.assertNotIn("another-key", b.logs())
+        rc, out, err = run_cli(b, "matrix-reset")
+        self.assertEqual(rc, 0, err)
+        self.assertIn("new device", out)
+        b = self.bot(FAQBOT_MATRIX_PICKLE_KEY="another-key")
+        self.started(b)
+        self.assertTrue(self.fake.wait(lambda: len({d for _, d, _ in self.fake.key_uploads}) == 2, 10),
+                        b.logs())
+        self.assertNotEqual(self.fake.key_uploads[-1][1], first_device)
+        b.stop()
+
+    def test_pickle_key_file_is_private_and_kept(self):
+        b = self.bot()
+        self.started(b)
+        b.stop()
+        path = os.path.join(self.tmp, "state", "pickle.key")
+        self.assertEqual(os.stat(path).st_mode & 0o777, 0o600)
+        with open(path, "rb") as f:
+            key = f.read()
+        self.assertEqual(len(key), 32)
+        b = self.bot()                        # the same key opens the stored keys
+        self.started(b)
+        b.stop()
+        with open(path, "rb") as f:
+            self.assertEqual(f.read(), key)
+        self.assertEqual(len({d for _, d, _ in self.fake.key_uploads}), 1)
+        self.assertNotIn("event=fatal", b.logs())
+
     def test_invite_join_hello_and_allow_list(self):
         b = self.bot(FAQBOT_MATRIX_INVITE_ALLOW="@alice:localhost, example.org")
         self.started(b)
