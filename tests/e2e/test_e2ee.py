@@ -288,7 +288,7 @@ class E2EECase(unittest.TestCase):
 
 
 class Scenarios(E2EECase):
-    def test_1_dm_encrypted_from_the_start(self):
+    def test_01_dm_encrypted_from_the_start(self):
         """A direct room encrypted from its creation: every question gets
         one encrypted answer; an invitation into another encrypted room is
         greeted with an encrypted hello (never in clear)."""
@@ -311,7 +311,7 @@ class Scenarios(E2EECase):
         self.assertEqual(len(self.bot_events(room)), 3)
         self.assertEqual(b.stop(), 0)
 
-    def test_1b_hello_when_the_invite_does_not_say_encrypted(self):
+    def test_01b_hello_when_the_invite_does_not_say_encrypted(self):
         """The invitation's stripped state need not carry m.room.encryption
         (the spec lists it among the events a server SHOULD include); the
         room is encrypted all the same, and the state of the first /sync
@@ -331,7 +331,7 @@ class Scenarios(E2EECase):
         self.assertIsInstance(got, RoomMessageNotice, "alice cannot decrypt the hello")
         self.assertEqual(b.stop(), 0)
 
-    def test_2_group_room_turns_encryption_on(self):
+    def test_02_group_room_turns_encryption_on(self):
         """A group room in clear, the bot in it; questions in clear get
         answers in clear; then m.room.encryption arrives: later questions
         (and a thread) get encrypted answers, with no "I cannot read this"
@@ -367,7 +367,7 @@ class Scenarios(E2EECase):
         self.assert_no_clear(room)
         self.assertEqual(b.stop(), 0)
 
-    def test_3_restart_with_encrypted_questions_pending(self):
+    def test_03_restart_with_encrypted_questions_pending(self):
         """Questions (and a new room key) sent while the bot is stopped are
         all answered once after its restart; the bot keeps its device and
         identity keys; the pickle key (matrix_pickle_key) is not in the
@@ -398,7 +398,7 @@ class Scenarios(E2EECase):
                 with open(os.path.join(top, name), "rb") as f:
                     self.assertNotIn(PICKLE_KEY.encode(), f.read(), f"the pickle key is written in {name}")
 
-    def test_4_member_with_two_devices(self):
+    def test_04_member_with_two_devices(self):
         """alice on two devices: both decrypt the bot's replies; a third
         device that logs in later decrypts the replies sent after it did."""
         room, b, alice = self.alice_dm()
@@ -415,7 +415,7 @@ class Scenarios(E2EECase):
         self.assert_no_clear(room)
         self.assertEqual(b.stop(), 0)
 
-    def test_5_member_joins_then_leaves(self):
+    def test_05_member_joins_then_leaves(self):
         """bob joins a group room: the bot's next replies decrypt on his
         device, and his own question is answered.  Then bob leaves: the
         next reply uses a new Megolm session (another session_id), and no
@@ -456,7 +456,7 @@ class Scenarios(E2EECase):
         self.assert_no_clear(room)
         self.assertEqual(b.stop(), 0)
 
-    def test_6a_room_key_arrives_after_its_message(self):
+    def test_06a_room_key_arrives_after_its_message(self):
         """The to-device room key reaches the bot only after it synced the
         message: the bot waits for it and answers once (no "cannot
         decrypt" notice meanwhile)."""
@@ -476,7 +476,7 @@ class Scenarios(E2EECase):
         self.assert_no_clear(room)
         self.assertEqual(b.stop(), 0)
 
-    def test_6c_late_key_comes_while_the_bot_is_down(self):
+    def test_06c_late_key_comes_while_the_bot_is_down(self):
         """The bot synced a question without its key and is stopped; the key
         arrives while it is down; after the restart the question is answered
         once (waiting events survive a restart)."""
@@ -493,7 +493,7 @@ class Scenarios(E2EECase):
         self.assertEqual(len(self.bot_events(room)), 1)
         self.assertEqual(b.stop(), 0)
 
-    def test_6b_room_key_never_arrives(self):
+    def test_06b_room_key_never_arrives(self):
         """The room key never reaches the bot: it asks alice's devices for
         it (m.room_key_request, in clear as the spec says, naming the room
         and the session) and, once its wait is over, posts ONE encrypted
@@ -533,7 +533,7 @@ class Scenarios(E2EECase):
         self.assert_no_clear(room)
         self.assertEqual(b.stop(), 0)
 
-    def test_7_kill_9_mid_stream(self):
+    def test_07_kill_9_mid_stream(self):
         """40 encrypted questions while the bot is SIGKILLed 4 times, alice
         sending a new room key every 10 questions: every one answered
         exactly once, and every reply decrypts (a Megolm message index used
@@ -577,7 +577,7 @@ class Scenarios(E2EECase):
                    (((e["content"].get("m.relates_to") or {}).get("m.in_reply_to") or {})
                     .get("event_id")) == q)
 
-    def test_8_bad_input(self):
+    def test_08_bad_input(self):
         """Malformed m.room.encrypted events, one with an unknown session,
         a replayed question (same session and message index, new event id),
         a room key sent in clear (not over Olm) with a message encrypted
@@ -670,7 +670,7 @@ class Scenarios(E2EECase):
         self.assert_no_clear(room)
         self.assertEqual(b.stop(), 0)
 
-    def test_8b_nul_in_an_event_does_not_stop_the_sync(self):
+    def test_08b_nul_in_an_event_does_not_stop_the_sync(self):
         """A \\u0000 escape in one event's ciphertext (valid JSON; a
         malicious or broken client can send it) must cost at most that event.
         Bug (in src/matrix.c, older than the encryption work): the /sync
@@ -839,7 +839,7 @@ class Scenarios(E2EECase):
         self.assert_no_clear(room)
         self.assertEqual(b.stop(), 0)
 
-    def test_9_encryption_off_posts_nothing_in_clear(self):
+    def test_09_encryption_off_posts_nothing_in_clear(self):
         """matrix_encryption = false: nothing in clear in an encrypted room
         (no answer, no hello, no notice), even to a question sent there in
         clear or in a room that turned encrypted; rooms in clear still get
