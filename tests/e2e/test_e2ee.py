@@ -839,6 +839,23 @@ class Scenarios(E2EECase):
         self.assert_no_clear(room)
         self.assertEqual(b.stop(), 0)
 
+    def test_14_another_pickle_key_stops_the_start(self):
+        """The state was pickled with one matrix_pickle_key; a start with
+        another one must stop (exit status not 0) with a sentence naming the
+        setting, and neither make a new device nor post anything."""
+        self.secrets += [PICKLE_KEY, "another-pickle-key-77"]
+        room, b, alice = self.alice_dm(FAQBOT_MATRIX_PICKLE_KEY=PICKLE_KEY)
+        q = alice.ask(room, COUT[0])
+        self.expect_answers(alice, room, [(q, COUT[1])], settle=0)
+        self.assertEqual(b.stop(), 0)
+        keys = dict(self.fake.device_keys)
+        alice.ask(room, ETUDE[0])
+        b = self.bot(FAQBOT_MATRIX_PICKLE_KEY="another-pickle-key-77")
+        self.assertNotEqual(b.wait_exit(20), 0, "the bot ran with another pickle key")
+        self.assertIn("matrix_pickle_key", b.logs())
+        self.assertEqual(self.fake.device_keys, keys, "new device keys were uploaded")
+        self.assertEqual(len(self.bot_events(room)), 1)
+
     def test_09_encryption_off_posts_nothing_in_clear(self):
         """matrix_encryption = false: nothing in clear in an encrypted room
         (no answer, no hello, no notice), even to a question sent there in
