@@ -856,6 +856,37 @@ class Scenarios(E2EECase):
         self.assertEqual(self.fake.device_keys, keys, "new device keys were uploaded")
         self.assertEqual(len(self.bot_events(room)), 1)
 
+    def test_15_relations_only_outside_the_ciphertext(self):
+        """A client may keep m.relates_to only in the clear content of its
+        m.room.encrypted event (the spec puts relations there, so that the
+        server can read them), not in the encrypted payload.  In a group
+        room: a question in a thread is answered in that thread, and a reply
+        to the bot's answer (without mention) is addressed to the bot."""
+        alice = User(self, "alice")
+        carol = "@carol:localhost"
+        room = self.fake.create_room([alice.id, carol], encrypted=True)
+        b = self.bot()
+        self.ready(b)
+        alice.start()
+        root = alice.ask(room, "un fil de discussion")
+
+        def send(body, relation, mention):
+            content = {"msgtype": "m.text", "body": body}
+            if mention:
+                content["m.mentions"] = {"user_ids": [BOT]}
+            _, enc = alice.c.encrypt(room, "m.room.message", content)   # no relation inside
+            enc = dict(enc, **{"m.relates_to": relation})
+            with self.fake.lock:
+                return self.fake._event(room, alice.id, "m.room.encrypted", enc)["event_id"]
+        alice.sync()
+        q1 = send("faqbot: " + COUT[0], {"rel_type": "m.thread", "event_id": root, "is_falling_back": True,
+                                          "m.in_reply_to": {"event_id": root}}, True)
+        w = self.expect_answers(alice, room, [(q1, COUT[1])], thread=root)
+        q2 = send(ETUDE[0], {"m.in_reply_to": {"event_id": w[q1]["event_id"]}}, False)
+        self.expect_answers(alice, room, [(q2, ETUDE[1])])
+        self.assert_no_clear(room)
+        self.assertEqual(b.stop(), 0)
+
     def test_09_encryption_off_posts_nothing_in_clear(self):
         """matrix_encryption = false: nothing in clear in an encrypted room
         (no answer, no hello, no notice), even to a question sent there in
