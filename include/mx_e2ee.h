@@ -44,8 +44,12 @@
 #include "store.h"
 
 /* How long an encrypted event waits for its key before it is given up
- * (recorded, and the room told once). */
+ * (recorded as lost; answered if the key comes before), and how long
+ * before the room is told (once) that messages could not be decrypted: a
+ * sender shares the key before its message, so a key that has not come
+ * after 30 s is most likely lost (it was requested meanwhile). */
 #define MX_KEY_WAIT_MS (10LL * 60 * 1000)
+#define MX_KEY_NOTICE_MS (30LL * 1000)
 
 struct mx_e2ee;
 

@@ -53,7 +53,8 @@
  *                  rotation period and message count)
  *   mx_waiting     encrypted events whose key has not arrived, stored as
  *                  inbox payloads until the key comes (then back in the
- *                  inbox) or give_up_at (recorded, the room told once)
+ *                  inbox) or give_up_at (recorded as lost); the room is
+ *                  told once when one has waited MX_KEY_NOTICE_MS
  *   mx_key_requests  key requests sent (room, session id): one per session
  * New pickles are written in the transaction of the outcome they belong to
  * (the sync batch that carried a key, the inbox row that was decrypted);
@@ -367,6 +368,10 @@ STORE_MUST_CHECK int store_mx_waiting_expired(struct store *s, int64_t now,
 					      int (*fn)(void *arg, const char *event_id, const char *room,
 							const char *payload),
 					      void *arg);
+/* Calls fn with each room that has an event waiting since received_before
+ * or earlier (fn: 0, or -1 to refuse the transaction); how many, or -1. */
+STORE_MUST_CHECK int store_mx_waiting_rooms(struct store *s, int64_t received_before,
+					    int (*fn)(void *arg, const char *room), void *arg);
 /* Events waiting for a key, or -1. */
 STORE_MUST_CHECK int64_t store_mx_waiting_count(struct store *s);
 /* Records a key request for (room, session_id): 1 new, 0 already sent, -1. */

@@ -71,6 +71,7 @@ struct mx {
 	int sync_big, messages_big; /* limit 1 still too big: HTTP_SINGLE_MAX_BODY */
 
 	int64_t limited_until;   /* a 429 holds every send of the account until then */
+	int64_t key_notice_ms;   /* an event waiting this long for its key: the room is told */
 	int64_t sync_started;    /* wall ms the running /sync was asked (poll seconds) */
 	unsigned oversize_fail;  /* /sync answers too large even with one event a room */
 };
@@ -130,7 +131,9 @@ static json_t *parse(const struct http_response *r, const char **errcode, const 
 	*error = r->error ? r->error : "no response";
 	if (r->curl_code || !r->body.len)
 		return NULL;
-	json_t *root = json_loadb(r->body.buf, r->body.len, 0, NULL);
+	/* a string holding \u0000 is valid JSON: refusing the answer would
+	 * refuse the same /sync forever */
+	json_t *root = json_loadb(r->body.buf, r->body.len, JSON_ALLOW_NUL, NULL);
 	if (!json_is_object(root)) {
 		json_decref(root);
 		*error = "the server's answer is not JSON";
@@ -549,11 +552,12 @@ static int handle_invite(struct mx *m, const char *room, const char *sender, con
 	row.created_at = row.next_at = now;
 	if (store_outbox_add(m->store, &row) < 0)
 		return -1;
-	char *hello = bot_text(m->bot, "hello", m->o.prefix);
-	char hello_trigger[700];
+	/* the hello waits for the first sync that shows the room joined: its
+	 * state says whether the room is encrypted (then the hello is too) */
+	char hello_trigger[700], key[600];
 	snprintf(hello_trigger, sizeof(hello_trigger), "hello:%.600s", trigger);
-	int rc = queue_notice(m, room, hello_trigger, "hello", NULL, hello, NULL, NULL, NULL);
-	free(hello);
+	snprintf(key, sizeof(key), "matrix.hello.%.500s", room);
+	int rc = store_kv_set(m->store, key, hello_trigger);
 	if (rc == 0)
 		log_info("invited", "transport=" T " room=%s sender=%s", log_q(room), log_q(sender ? sender : "?"));
 	return rc;
@@ -836,10 +840,31 @@ static int mx_queue(void *arg, const struct service_msg *sm, const struct reply 
 	return queue_notice(arg, sm->in.chat, sm->trigger, "q", r, r->text, sm->user, reply_to, sm->thread);
 }
 
+/* The hello of a room the bot was invited to, once a sync shows it
+ * joined (after the room's state was read).  0, or -1 (store). */
+static int hello_due(struct mx *m, const char *room)
+{
+	char key[600];
+	snprintf(key, sizeof(key), "matrix.hello.%.500s", room);
+	struct strbuf v = STRBUF_INIT;
+	int rc = store_kv_get(m->store, key, &v);
+	if (rc == 1) {
+		char *hello = bot_text(m->bot, "hello", m->o.prefix);
+		rc = queue_notice(m, room, v.buf, "hello", NULL, hello, NULL, NULL, NULL) < 0 ||
+		     store_kv_del(m->store, key) < 0 ? -1 : 0;
+		free(hello);
+	}
+	strbuf_release(&v);
+	return rc < 0 ? -1 : 0;
+}
+
 /* Forgets what the store keeps per room once the bot left it. */
 static int forget_room(struct mx *m, const char *room)
 {
 	char key[600];
+	snprintf(key, sizeof(key), "matrix.hello.%.500s", room);
+	if (store_kv_del(m->store, key) < 0)
+		return -1;
 	snprintf(key, sizeof(key), "matrix.members.%.500s", room);
 	if (store_kv_del(m->store, key) < 0)
 		return -1;
@@ -857,7 +882,7 @@ static int forget_room(struct mx *m, const char *room)
 static int mx_row(void *self, const struct inbox_row *row)
 {
 	struct mx *m = self;
-	json_t *p = json_loads(row->payload, 0, NULL);
+	json_t *p = json_loads(row->payload, JSON_ALLOW_NUL, NULL);
 	const char *kind = json_string_value(json_object_get(p, "kind"));
 	const char *room = json_string_value(json_object_get(p, "room"));
 	int rc = 0;
@@ -958,6 +983,11 @@ static int gave_up(void *arg, const char *event_id, const char *room, const char
 	return undecryptable(arg, room, event_id, "its key did not come in time", wall_ms());
 }
 
+static int still_waiting(void *arg, const char *room)
+{
+	return tell_undecryptable(arg, room);
+}
+
 /* Stores the batch (with gap events filled in) and next_batch in one
  * commit, then pumps.  When the store fails, nothing of it is kept and the
  * same sync is made again. */
@@ -970,7 +1000,8 @@ static void commit_batch(struct mx *m)
 	int first = got == 0;
 	int ok = got >= 0 && store_begin(m->store) == 0;
 	/* keys first: their events waiting in the store go back to the inbox */
-	if (ok && (mx_e2ee_sync(m->e2ee, b, now) < 0 || store_mx_waiting_expired(m->store, now, gave_up, m) < 0))
+	if (ok && (mx_e2ee_sync(m->e2ee, b, now) < 0 || store_mx_waiting_expired(m->store, now, gave_up, m) < 0 ||
+		   store_mx_waiting_rooms(m->store, now - m->key_notice_ms, still_waiting, m) < 0))
 		ok = 0;
 	const char *room;
 	json_t *jr;
@@ -982,7 +1013,8 @@ static void commit_batch(struct mx *m)
 			ok = 0;
 		if (ok && (room_state(m, room, json_object_get(json_object_get(jr, "state"), "events")) < 0 ||
 			   room_state(m, room, json_object_get(m->gap_events, room)) < 0 ||
-			   room_state(m, room, json_object_get(json_object_get(jr, "timeline"), "events")) < 0))
+			   room_state(m, room, json_object_get(json_object_get(jr, "timeline"), "events")) < 0 ||
+			   hello_due(m, room) < 0))
 			ok = 0;
 		if (first || !ok)
 			continue; /* the first sync answers no history */
@@ -1288,7 +1320,10 @@ static int mx_sent(void *self, struct outbox_row *row, const struct http_respons
 		metrics_inc("faqbot_errors_total", "transport=\"" T "\",kind=\"send_failed\"");
 		log_error("send_failed", "transport=" T " room=%s trigger=%s status=%ld errcode=%s error=%s",
 			  log_q(row->chat), log_q(row->trigger), r->status, log_q(*ec ? ec : "-"), log_q(er));
-		if (join && txn && store_outbox_drop_chat(m->store, T, row->chat) < 0) /* no hello without a join */
+		char key[600];
+		snprintf(key, sizeof(key), "matrix.hello.%.500s", row->chat);
+		if (join && txn && (store_outbox_drop_chat(m->store, T, row->chat) < 0 || /* no hello without a join */
+				    store_kv_del(m->store, key) < 0))
 			txn = 0;
 	} else {
 		/* 5xx, network, garbage: the same txnId makes the retry safe */
@@ -1422,10 +1457,13 @@ struct transport *mx_new(const struct mx_options *o, struct bot *bot, struct sto
 					o->flood_window_s, o->flood_pause_s } };
 	m->t = transport_new(&c, &ops, m, bot, store, http);
 	m->e2ee = mx_e2ee_new(store, o->pickle_key, o->pickle_key_len, o->encryption, e2ee_request, m);
+	m->key_notice_ms = MX_KEY_NOTICE_MS;
 	const char *w = getenv("FAQBOT_TEST_KEY_WAIT_S"); /* tests: a short wait for late keys */
 	long ws = w ? strtol(w, NULL, 10) : 0;
 	if (ws > 0 && ws < 86400) {
 		mx_e2ee_set_key_wait(m->e2ee, ws * 1000LL);
+		if (ws * 1000LL < m->key_notice_ms)
+			m->key_notice_ms = ws * 1000LL;
 		log_warn("test_setting", "name=FAQBOT_TEST_KEY_WAIT_S seconds=%ld msg=%s", ws,
 			 log_q("undecryptable messages are given up early; never set it in production"));
 	}

@@ -1788,6 +1788,29 @@ int store_mx_waiting_expired(struct store *s, int64_t now,
 	return waiting_take(s, st, fn, arg);
 }
 
+int store_mx_waiting_rooms(struct store *s, int64_t received_before,
+			   int (*fn)(void *arg, const char *room), void *arg)
+{
+	static const char sql[] = "SELECT DISTINCT room FROM mx_waiting WHERE received_at<=?1 LIMIT 1000";
+	sqlite3_stmt *st = stmt(s, sql);
+	sqlite3_bind_int64(st, 1, received_before);
+	char **rooms = NULL;
+	size_t n = 0;
+	int rc;
+	while ((rc = step(s, st)) == SQLITE_ROW) {
+		rooms = xrealloc(rooms, (n + 1) * sizeof(*rooms));
+		rooms[n++] = col_str(st, 0);
+	}
+	int out = finish(st, rc == SQLITE_DONE ? 0 : -1);
+	for (size_t i = 0; i < n; i++) {
+		if (out == 0 && fn(arg, rooms[i]) < 0)
+			out = -1;
+		free(rooms[i]);
+	}
+	free(rooms);
+	return out < 0 ? -1 : (int)n;
+}
+
 int64_t store_mx_waiting_count(struct store *s)
 {
 	static const char sql[] = "SELECT count(*) FROM mx_waiting";

@@ -740,6 +740,12 @@ static int add_waiting(void *arg, const char *event_id, const char *room, const 
 	return 0;
 }
 
+static int add_room(void *arg, const char *room)
+{
+	strbuf_addf(arg, "%s;", room);
+	return 0;
+}
+
 static void encryption_tables_keep_what_the_transport_needs(void **state)
 {
 	struct store *s = *state;
@@ -812,6 +818,9 @@ static void encryption_tables_keep_what_the_transport_needs(void **state)
 	assert_int_equal(store_mx_waiting_add(s, "$2", "!r", "m8", "P2", 101, 300), 1);
 	assert_int_equal(store_mx_waiting_add(s, "$3", "!q", "m9", "P3", 102, 300), 1);
 	assert_int_equal(store_mx_waiting_count(s), 3);
+	strbuf_reset(&b);
+	assert_int_equal(store_mx_waiting_rooms(s, 101, add_room, &b), 1); /* waited long enough: !r only */
+	assert_string_equal(b.buf, "!r;");
 	strbuf_reset(&b);
 	assert_int_equal(store_mx_waiting_take(s, "!r", "m9", add_waiting, &b), 1);
 	assert_string_equal(b.buf, "$1@!r:P1;");
