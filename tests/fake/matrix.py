@@ -126,6 +126,7 @@ class FakeMatrix(Waiting, matrix_e2ee.E2EE):
         self.filters = []
         self.next_event = 1
         self.bot_synced = 0      # the position the bot's last /sync answer reached
+        self.bot_syncs = 0       # /sync requests the bot made
         self._e2ee_init(BOT)
         self.server = QuietServer(("127.0.0.1", 0), self._handler())
         self.port = self.server.server_address[1]
@@ -398,6 +399,7 @@ class FakeMatrix(Waiting, matrix_e2ee.E2EE):
         if self.user_of(dev) != BOT:
             return self.user_sync(self.user_of(dev), dev, q, f)
         with self.lock:
+            self.bot_syncs += 1
             self.sync_now += 1
             self.sync_peak = max(self.sync_peak, self.sync_now)
         try:
