@@ -23,7 +23,8 @@ PYTHON   ?= $(shell [ -x /usr/bin/python3 ] && echo /usr/bin/python3 || echo pyt
 DEB_PACKAGES = build-essential pkg-config libcurl4-openssl-dev libjansson-dev cppcheck clang-tidy \
 	libstemmer-dev libutf8proc-dev libedit-dev libcmocka-dev libsqlite3-dev libolm-dev \
 	wfrench python3 python3-jsonschema python3-yaml valgrind libxapian-dev \
-	hunspell-fr hunspell-en-us mythes-fr mythes-en-us wordnet-base python3-xapian
+	hunspell-fr hunspell-en-us mythes-fr mythes-en-us wordnet-base python3-xapian \
+	python3-matrix-nio python3-olm
 
 # LIBEDIT=no builds the console without line editing (plain lines on a
 # terminal too), one library less to ship: the container image does that.

@@ -2,8 +2,8 @@
 """A real end-to-end encrypting Matrix client for the E2EE tests: Debian's
 python3-matrix-nio (with python3-olm), pointed at the fake homeserver.
 
-Not wired into tests/run.sh yet (faqbot does not encrypt yet).  Run alone it
-is a proof that the fake routes keys as a homeserver does:
+tests/e2e/test_e2ee.py drives it against faqbot.  Run alone it is a proof
+that the fake routes keys as a homeserver does:
 
     /usr/bin/python3 tests/e2e/e2ee_client.py
 

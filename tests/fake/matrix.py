@@ -126,6 +126,7 @@ class FakeMatrix(Waiting, matrix_e2ee.E2EE):
         self.filters = []
         self.next_event = 1
         self.bot_synced = 0      # the position the bot's last /sync answer reached
+        self.bot_syncs = 0       # /sync requests the bot made
         self._e2ee_init(BOT)
         self.server = QuietServer(("127.0.0.1", 0), self._handler())
         self.port = self.server.server_address[1]
@@ -167,10 +168,13 @@ class FakeMatrix(Waiting, matrix_e2ee.E2EE):
                             {"algorithm": "m.megolm.v1.aes-sha2"}, state_key="")
             return rid
 
-    def invite(self, room, inviter):
+    def invite(self, room, inviter, stripped_state=True):
+        """The bot is invited; stripped_state=False: the invite_state
+        carries only the invitation (no m.room.encryption)."""
         with self.lock:
             self.pos += 1
             self.invites[room] = (self.pos, inviter)
+            self.rooms[room]["bare_invite"] = not stripped_state
             self.lock.notify_all()
 
     def user_message(self, room, sender, body, mentions=None, reply_to=None, thread=None,
@@ -395,6 +399,7 @@ class FakeMatrix(Waiting, matrix_e2ee.E2EE):
         if self.user_of(dev) != BOT:
             return self.user_sync(self.user_of(dev), dev, q, f)
         with self.lock:
+            self.bot_syncs += 1
             self.sync_now += 1
             self.sync_peak = max(self.sync_peak, self.sync_now)
         try:
@@ -427,7 +432,13 @@ class FakeMatrix(Waiting, matrix_e2ee.E2EE):
                     leave[rid] = {"timeline": {"events": []}}
             for rid, (p, inviter) in self.invites.items():
                 if p > s:
-                    invite[rid] = {"invite_state": {"events": [
+                    # stripped state: the spec's list includes m.room.encryption
+                    # (Client-Server API, "Stripped state")
+                    stripped = [{"type": e["type"], "state_key": e["state_key"], "sender": e["sender"],
+                                 "content": e["content"]} for _, e in self.rooms[rid]["events"]
+                                if e["type"] == "m.room.encryption" and
+                                not self.rooms[rid].get("bare_invite")][-1:]
+                    invite[rid] = {"invite_state": {"events": stripped + [
                         {"type": "m.room.member", "state_key": BOT, "sender": inviter,
                          "content": {"membership": "invite"}}]}}
             resp = {"next_batch": f"s{self.pos}",
