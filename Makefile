@@ -23,7 +23,8 @@ PYTHON   ?= $(shell [ -x /usr/bin/python3 ] && echo /usr/bin/python3 || echo pyt
 DEB_PACKAGES = build-essential pkg-config libcurl4-openssl-dev libjansson-dev cppcheck clang-tidy \
 	libstemmer-dev libutf8proc-dev libedit-dev libcmocka-dev libsqlite3-dev libolm-dev \
 	wfrench python3 python3-jsonschema python3-yaml valgrind libxapian-dev \
-	hunspell-fr hunspell-en-us mythes-fr mythes-en-us wordnet-base python3-xapian
+	hunspell-fr hunspell-en-us mythes-fr mythes-en-us wordnet-base python3-xapian \
+	python3-matrix-nio python3-olm
 
 # LIBEDIT=no builds the console without line editing (plain lines on a
 # terminal too), one library less to ship: the container image does that.
@@ -39,12 +40,8 @@ endif
 
 # Lazily expanded: pkg-config runs after `deps` has installed the packages.
 PKG_CFLAGS = $(shell pkg-config --cflags libcurl jansson libutf8proc $(EDIT_PKG) sqlite3 olm 2>/dev/null) $(EDIT_DEF)
-PKG_LIBS   = $(shell pkg-config --libs libcurl jansson libutf8proc $(EDIT_PKG) sqlite3 2>/dev/null) -lstemmer -lm
-# Matrix encryption (src/mx_crypto.c, libolm) is built and tested but not
-# yet used by the Matrix transport: the daemon does not link it (nor load
-# libolm) until it is; unit tests, fuzzers and the bench do.
-CRYPTO_SRCS = src/mx_crypto.c
-OLM_LIBS   = $(shell pkg-config --libs olm 2>/dev/null)
+# libolm: Matrix end-to-end encryption (src/mx_crypto.c, used by src/mx_e2ee.c).
+PKG_LIBS   = $(shell pkg-config --libs libcurl jansson libutf8proc $(EDIT_PKG) sqlite3 olm 2>/dev/null) -lstemmer -lm
 
 WARN     = -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wstrict-prototypes -Wvla
 OPT      = -O2 -g
@@ -56,7 +53,6 @@ LDFLAGS_ALL = $(OPT) $(LDFLAGS)
 
 SRCS     = $(filter-out src/main.c,$(wildcard src/*.c))
 OBJS     = $(SRCS:src/%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/stopwords.o
-DAEMON_OBJS = $(filter-out $(CRYPTO_SRCS:src/%.c=$(BUILD)/obj/%.o),$(OBJS))
 HEADERS  = $(wildcard include/*.h)
 STOPWORDS = $(wildcard faq/stopwords/*.txt)
 CHATWORDS = $(wildcard faq/chat/*.txt)
@@ -103,7 +99,7 @@ $(BUILD)/obj/main.o: $(BUILD)/gen/buildinfo.h
 
 FORCE:
 
-$(BUILD)/faqbot: $(BUILD)/obj/main.o $(DAEMON_OBJS)
+$(BUILD)/faqbot: $(BUILD)/obj/main.o $(OBJS)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS)
 
 $(BUILD)/obj/%.o: src/%.c $(HEADERS) | $(BUILD)/obj
@@ -146,7 +142,7 @@ $(BUILD)/obj $(BUILD)/gen $(BUILD)/tests $(LEXDIR):
 
 $(BUILD)/tests/%: tests/unit/%.c tests/unit/cmocka_filter.c $(OBJS) $(HEADERS) | $(BUILD)/tests
 	$(CC) $(CFLAGS_ALL) -DTEST_DATA_DIR='"tests/data"' -o $@ $< tests/unit/cmocka_filter.c $(OBJS) $(LDFLAGS_ALL) \
-		$(PKG_LIBS) $(OLM_LIBS) $$(pkg-config --libs cmocka)
+		$(PKG_LIBS) $$(pkg-config --libs cmocka)
 
 unit-bins: $(UNIT_BINS) $(BUILD)/faqbot lexicon
 
@@ -180,7 +176,7 @@ bench: all
 	@$(PYTHON) tests/bench/bench_chat.py --faqbot $(BUILD)/faqbot
 
 $(BUILD)/bench: tests/bench/bench.c $(OBJS) $(HEADERS)
-	$(CC) $(CFLAGS_ALL) -o $@ $< $(OBJS) $(LDFLAGS_ALL) $(PKG_LIBS) $(OLM_LIBS)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(OBJS) $(LDFLAGS_ALL) $(PKG_LIBS)
 
 # Xapian C++ on the same FAQ and questions, the yardstick for the matcher's speed.
 CXX ?= c++
@@ -213,7 +209,7 @@ $(BUILD)/fuzz:
 
 $(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(OBJS) $(HEADERS) | $(BUILD)/fuzz
 	@echo "FUZZ $@"
-	@$(CC) $(CFLAGS_ALL) -Itests/fuzz -fsanitize=fuzzer -o $@ $< $(OBJS) $(LDFLAGS_ALL) $(PKG_LIBS) $(OLM_LIBS)
+	@$(CC) $(CFLAGS_ALL) -Itests/fuzz -fsanitize=fuzzer -o $@ $< $(OBJS) $(LDFLAGS_ALL) $(PKG_LIBS)
 
 fuzz-bins: $(FUZZ_TARGETS:%=$(BUILD)/fuzz/fuzz_%)
 

@@ -65,6 +65,8 @@ struct config {
 	char *matrix_password;
 	char *matrix_command_prefix;
 	char *matrix_invite_allow;     /* comma-separated users (@a:hs) or servers (hs) */
+	int matrix_encryption;         /* answer in encrypted rooms (libolm) */
+	char *matrix_pickle_key;       /* NULL: <state_dir>/pickle.key */
 	int matrix_encrypted_notice;
 	long matrix_sync_timeout;      /* seconds */
 };

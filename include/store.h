@@ -36,6 +36,30 @@
  * Users and chats of votes and choices are stored as pseudonyms: 16 hex
  * digits of hash_private(id) (util.h), never the id itself.
  *
+ * Matrix end-to-end encryption (mx_e2ee.h; every pickle is libolm state
+ * encrypted with the pickle key, never stored in clear):
+ *   mx_account     the device's Olm account (identity and one-time keys),
+ *                  with the user and device it belongs to
+ *   mx_olm         Olm sessions by the peer device's curve25519 key
+ *   mx_megolm_in   inbound Megolm sessions (room, session id): decrypt others
+ *   mx_megolm_out  the outbound Megolm session of each room (replies), with
+ *                  member_left (a member left since: rotate before the next
+ *                  message); mx_megolm_shared: the devices (user, device)
+ *                  it was shared with
+ *   mx_users, mx_devices  the device list cache: each tracked user's
+ *                  devices with their curve25519 / ed25519 keys, outdated
+ *                  when /sync's device_lists says they changed
+ *   mx_rooms       rooms that are encrypted (m.room.encryption: algorithm,
+ *                  rotation period and message count)
+ *   mx_waiting     encrypted events whose key has not arrived, stored as
+ *                  inbox payloads until the key comes (then back in the
+ *                  inbox) or give_up_at (recorded as lost); the room is
+ *                  told once when one has waited MX_KEY_NOTICE_MS
+ *   mx_key_requests  key requests sent (room, session id): one per session
+ * New pickles are written in the transaction of the outcome they belong to
+ * (the sync batch that carried a key, the inbox row that was decrypted);
+ * an outbound session's pickle is committed before its ciphertext leaves.
+ *
  * Retention (store_retain, run every minute by the loop, and the inbox as
  * said above): nothing grows with traffic beyond these windows.
  *   ledger    rows older than the de-duplication window (dedup_ms, 48 h by
@@ -50,6 +74,11 @@
  *             disabled, nothing queued)
  *   unanswered  after unanswered_retention_days
  *   votes, choices  after feedback_retention_days (feedback_ms)
+ *   mx_key_requests  after the de-duplication window; mx_waiting rows at
+ *             their give_up_at (the Matrix transport, MX_KEY_WAIT_MS);
+ *             mx_olm and mx_megolm_in sessions unused for
+ *             STORE_MX_SESSION_MS (30 days); mx_megolm_shared rows when
+ *             their room's session is replaced
  *   answered, answered_msg  after STORE_ANSWERED_MS (a week), or
  *             feedback_ms when shorter.  The outbox keeps a sent reply only
  *             48 h, so a vote is matched through answered_msg instead: a
@@ -86,13 +115,14 @@
 
 #include "strbuf.h"
 
-#define STORE_SCHEMA_VERSION 4
+#define STORE_SCHEMA_VERSION 5
 #define STORE_FILE "faqbot.db"
 #define STORE_WAL_CHECKPOINT_PAGES 1000     /* 4 MB of 4 KB pages */
 #define STORE_BUSY_MS 200                   /* longest wait for another program's lock while serving */
 #define STORE_DEDUP_MS (48LL * 3600 * 1000)  /* ledger and finished outbox rows */
 #define STORE_RECENT_MS (24LL * 3600 * 1000) /* the longest group cooldown */
 #define STORE_ANSWERED_MS (7LL * 24 * 3600 * 1000) /* answers that may still get votes */
+#define STORE_MX_SESSION_MS (30LL * 24 * 3600 * 1000) /* Olm / inbound Megolm sessions unused */
 
 /* A store result that is ignored is a lost error: the compiler refuses it. */
 #define STORE_MUST_CHECK __attribute__((warn_unused_result))
@@ -276,6 +306,86 @@ STORE_MUST_CHECK int store_choices_each(struct store *s, int64_t since,
 					void (*fn)(void *arg, const char *entry, const char *question,
 						   const char *user, int64_t at),
 					void *arg);
+
+/* ==== Matrix end-to-end encryption (the mx_* tables above) ==== */
+
+/* 1 and the account's user, device and pickle; 0 when none; -1. */
+STORE_MUST_CHECK int store_mx_account_get(struct store *s, struct strbuf *user_id, struct strbuf *device_id,
+					  struct strbuf *pickle);
+STORE_MUST_CHECK int store_mx_account_set(struct store *s, const char *user_id, const char *device_id,
+					  const char *pickle, int64_t now);
+/* Deletes every mx_* row but mx_rooms (a new device starts afresh);
+ * rows deleted, or -1. */
+STORE_MUST_CHECK int store_mx_reset(struct store *s);
+/* Calls fn with the pickle of each Olm session with peer_key, the most
+ * recently used first; how many, or -1. */
+STORE_MUST_CHECK int store_mx_olm_each(struct store *s, const char *peer_key,
+				       void (*fn)(void *arg, const char *pickle), void *arg);
+STORE_MUST_CHECK int store_mx_olm_set(struct store *s, const char *peer_key, const char *session_id,
+				      const char *pickle, int64_t now);
+/* 1 and the pickle, 0 none, -1. */
+STORE_MUST_CHECK int store_mx_megolm_in_get(struct store *s, const char *room, const char *session_id,
+					    struct strbuf *pickle);
+STORE_MUST_CHECK int store_mx_megolm_in_set(struct store *s, const char *room, const char *session_id,
+					    const char *sender_key, const char *pickle, int64_t now);
+/* 1 with the room's outbound session and whether a member left since it
+ * was made, 0 none, -1. */
+STORE_MUST_CHECK int store_mx_megolm_out_get(struct store *s, const char *room, struct strbuf *pickle,
+					     int *member_left);
+/* Stores the room's outbound session; a new session_id forgets whom the
+ * previous one was shared with and the member_left mark. */
+STORE_MUST_CHECK int store_mx_megolm_out_set(struct store *s, const char *room, const char *session_id,
+					     const char *pickle, int64_t now);
+STORE_MUST_CHECK int store_mx_megolm_out_member_left(struct store *s, const char *room);
+/* 1 when session_id of room was shared with that device, 0, -1. */
+STORE_MUST_CHECK int store_mx_shared_has(struct store *s, const char *room, const char *session_id,
+					 const char *user_id, const char *device_id);
+STORE_MUST_CHECK int store_mx_shared_add(struct store *s, const char *room, const char *session_id,
+					 const char *user_id, const char *device_id);
+/* 1 and fn for each device when user_id's list is cached and not
+ * outdated; 0 (fn not called) when it must be queried; -1. */
+STORE_MUST_CHECK int store_mx_devices_get(struct store *s, const char *user_id,
+					  void (*fn)(void *arg, const char *device_id, const char *curve,
+						     const char *ed),
+					  void *arg);
+/* A fresh device list for user_id follows (store_mx_device_add each). */
+STORE_MUST_CHECK int store_mx_devices_clear(struct store *s, const char *user_id);
+STORE_MUST_CHECK int store_mx_device_add(struct store *s, const char *user_id, const char *device_id,
+					 const char *curve, const char *ed);
+/* device_lists.changed / left: query the user's devices again before use. */
+STORE_MUST_CHECK int store_mx_devices_outdated(struct store *s, const char *user_id);
+/* 1 when room is encrypted (with its rotation settings), 0 not, -1. */
+STORE_MUST_CHECK int store_mx_room_get(struct store *s, const char *room, int64_t *rotation_ms,
+				       int64_t *rotation_msgs);
+STORE_MUST_CHECK int store_mx_room_set(struct store *s, const char *room, const char *algorithm,
+				       int64_t rotation_ms, int64_t rotation_msgs);
+/* The bot left room: its outbound session and waiting events go. */
+STORE_MUST_CHECK int store_mx_room_forget(struct store *s, const char *room);
+/* Keeps an encrypted event (payload: its inbox payload) until its key
+ * comes or give_up_at; 1 added, 0 already waiting, -1. */
+STORE_MUST_CHECK int store_mx_waiting_add(struct store *s, const char *event_id, const char *room,
+					  const char *session_id, const char *payload, int64_t now,
+					  int64_t give_up_at);
+/* Deletes the events waiting for (room, session_id), calling fn with each
+ * (fn returns 0, or -1 to refuse the transaction); how many, or -1. */
+STORE_MUST_CHECK int store_mx_waiting_take(struct store *s, const char *room, const char *session_id,
+					   int (*fn)(void *arg, const char *event_id, const char *room,
+						     const char *payload),
+					   void *arg);
+/* The same for the events whose give_up_at has come. */
+STORE_MUST_CHECK int store_mx_waiting_expired(struct store *s, int64_t now,
+					      int (*fn)(void *arg, const char *event_id, const char *room,
+							const char *payload),
+					      void *arg);
+/* Calls fn with each room that has an event waiting since received_before
+ * or earlier (fn: 0, or -1 to refuse the transaction); how many, or -1. */
+STORE_MUST_CHECK int store_mx_waiting_rooms(struct store *s, int64_t received_before,
+					    int (*fn)(void *arg, const char *room), void *arg);
+/* Events waiting for a key, or -1. */
+STORE_MUST_CHECK int64_t store_mx_waiting_count(struct store *s);
+/* Records a key request for (room, session_id): 1 new, 0 already sent, -1. */
+STORE_MUST_CHECK int store_mx_key_request_add(struct store *s, const char *room, const char *session_id,
+					      int64_t now);
 
 STORE_MUST_CHECK int64_t store_chat_parked(struct store *s, const char *transport, const char *chat);
 STORE_MUST_CHECK int store_chat_park(struct store *s, const char *transport, const char *chat, int64_t until);

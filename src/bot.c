@@ -88,6 +88,12 @@ static const struct {
 	  "chiffré.",
 	  "This room is end-to-end encrypted: I cannot read the messages written in it. Ask me "
 	  "your questions in an unencrypted direct message or in an unencrypted room." },
+	{ "undecryptable",
+	  "Certains messages chiffrés de ce salon n'ont pas pu être déchiffrés (leur clé ne m'est "
+	  "pas parvenue) : je n'ai pas pu y répondre. Reposez votre question si elle est restée "
+	  "sans réponse.",
+	  "Some encrypted messages in this room could not be decrypted (their key never reached "
+	  "me), so I could not answer them. Ask again if your question got no answer." },
 	{ "faq_refused",
 	  "La FAQ modifiée contient des erreurs ; l'ancienne version reste en service.",
 	  "The edited FAQ has errors; the previous version stays in service." },

@@ -98,8 +98,13 @@ static const struct key keys[] = {
 	  "prefix of commands in Matrix rooms (one character)" },
 	{ "matrix_invite_allow", K_STR, F(matrix_invite_allow), NULL, 0, 0, NULL,
 	  "join rooms only when invited by these users or servers (comma-separated); empty: any" },
+	{ "matrix_encryption", K_BOOL, F(matrix_encryption), "true", 0, 0, NULL,
+	  "answer in end-to-end encrypted rooms (off: encrypted rooms are left silent, and logged)" },
+	{ "matrix_pickle_key", K_SECRET, F(matrix_pickle_key), NULL, 0, 0, NULL,
+	  "key that encrypts the Matrix encryption keys in the state database (or "
+	  "matrix_pickle_key_file); empty: a random key in <state_dir>/pickle.key" },
 	{ "matrix_encrypted_notice", K_BOOL, F(matrix_encrypted_notice), "true", 0, 0, NULL,
-	  "post one notice in an encrypted room explaining the bot cannot read it" },
+	  "post one (encrypted) notice in a room where messages could not be decrypted" },
 	{ "matrix_sync_timeout", K_INT, F(matrix_sync_timeout), "30", 0, 120, NULL,
 	  "long-poll timeout of /sync, seconds" },
 };

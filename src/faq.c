@@ -23,7 +23,7 @@
 
 const char *const faq_message_keys[] = {
 	"welcome", "help", "faq_intro", "subscribe", "suggest_intro",
-	"fallback_suggest_intro", "empty_question", "choice_unknown", "link_label", "cooldown", "hello", "encrypted_room", "flood", "faq_refused", NULL
+	"fallback_suggest_intro", "empty_question", "choice_unknown", "link_label", "cooldown", "hello", "encrypted_room", "undecryptable", "flood", "faq_refused", NULL
 };
 
 static const char *const root_keys[] = {

@@ -55,6 +55,7 @@ static const char usage_main[] =
 	"                      (--json: a change to review and apply)\n"
 	"  apply CHANGE.json   apply a reviewed change from 'report --json' to the FAQ file\n"
 	"  health              exit 0 when the running bot polls its chat servers\n"
+	"  matrix-reset        forget the Matrix device and its encryption keys (bot stopped)\n"
 	"\n"
 	"options:\n"
 	"  --help              this help; 'faqbot COMMAND --help' for a command's\n"
@@ -119,6 +120,15 @@ static const char usage_health[] =
 	"Exit 0 when the running bot's last successful poll of every configured chat\n"
 	"server is more recent than health_max_age seconds; otherwise exit 1 with a\n"
 	"sentence saying what is wrong.  The Docker image's HEALTHCHECK.\n";
+
+static const char usage_matrix_reset[] =
+	"usage: faqbot matrix-reset [--config FILE]\n"
+	"\n"
+	"Forgets the Matrix device: its access token, its id and every end-to-end\n"
+	"encryption key and session in the state database (a lost or changed\n"
+	"pickle key).  Run it while faqbot is stopped; the next start logs in with\n"
+	"matrix_user and matrix_password as a new device with new keys.  Messages\n"
+	"encrypted for the old device can no longer be read.\n";
 
 static const char usage_config[] =
 	"usage: faqbot config [--config FILE]\n"
@@ -518,6 +528,39 @@ static int cmd_health(const struct opts *o)
 	return rc ? 1 : 0;
 }
 
+static int cmd_matrix_reset(const struct opts *o)
+{
+	struct config c;
+	if (load_config(o, &c) < 0) {
+		config_release(&c);
+		return 1;
+	}
+	char err[1024];
+	struct store *st = store_open(c.state_dir, err, sizeof(err));
+	int n = -1;
+	if (!st) {
+		fprintf(stderr, "faqbot: %s\n", err);
+	} else if (store_begin(st) == 0) {
+		n = store_mx_reset(st);
+		if (n < 0 || store_kv_del(st, "matrix.access_token") < 0 ||
+		    store_kv_del(st, "matrix.device_id") < 0 || store_kv_del(st, "matrix.e2ee_published") < 0 ||
+		    store_commit(st) < 0)
+			n = -1;
+	}
+	if (st && n < 0) {
+		store_rollback(st);
+		fprintf(stderr, "faqbot: cannot reset the Matrix device in %s (see the log)\n", store_path(st));
+	} else if (st) {
+		printf("faqbot: the Matrix device and its encryption state are forgotten (%d rows); the next "
+		       "start logs in as a new device%s\n", n,
+		       c.matrix_token ? " (matrix_token is set: give faqbot a token of a new device, or "
+					"use matrix_user and matrix_password)" : "");
+	}
+	store_close(st);
+	config_release(&c);
+	return n < 0 ? 1 : 0;
+}
+
 static const char no_credentials[] =
 	"faqbot: no chat credentials, and no terminal for the console chat: set "
 	"FAQBOT_TELEGRAM_TOKEN (or FAQBOT_TELEGRAM_TOKEN_FILE) for Telegram, or "
@@ -575,6 +618,7 @@ static const struct command {
 	{ "config", usage_config, 0, 0, cmd_config },
 	{ "report", usage_report, 0, 0, cmd_report },
 	{ "health", usage_health, 0, 0, cmd_health },
+	{ "matrix-reset", usage_matrix_reset, 0, 0, cmd_matrix_reset },
 };
 
 /* Parses the options, answers --help and a wrong number of operands (to

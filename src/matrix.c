@@ -14,7 +14,9 @@
 #include "log.h"
 #include "markup.h"
 #include "metrics.h"
+#include "mx_e2ee.h"
 #include "sender.h"
+#include "statedir.h"
 #include "service.h"
 #include "text.h"
 #include "util.h"
@@ -36,7 +38,7 @@
 #define GAP_MAX_BYTES (32u << 20) /* gap events held before one commit, at most */
 
 /* start-up steps before the skeleton runs the transport */
-enum step { PH_DISCOVER, PH_LOGIN, PH_WHOAMI, PH_FILTER };
+enum step { PH_DISCOVER, PH_LOGIN, PH_WHOAMI, PH_FILTER, PH_KEYS };
 
 struct gap {
 	char *room, *from, *to;
@@ -46,6 +48,9 @@ struct mx {
 	struct mx_options o;
 	char *base, *token, *user, *password, *allow, *user_id, *localpart, *filter_id;
 	char *display_name;      /* the bot's, from its own m.room.member event, or NULL */
+	char *device_id;         /* from whoami, or the stored login's */
+	struct mx_e2ee *e2ee;    /* encryption (mx_e2ee.h); rooms are tracked even when off */
+	char *e2ee_error;        /* the pickle key could not be read: said at start */
 	struct bot *bot;
 	struct store *store;
 	struct http *http;
@@ -66,6 +71,7 @@ struct mx {
 	int sync_big, messages_big; /* limit 1 still too big: HTTP_SINGLE_MAX_BODY */
 
 	int64_t limited_until;   /* a 429 holds every send of the account until then */
+	int64_t key_notice_ms;   /* an event waiting this long for its key: the room is told */
 	int64_t sync_started;    /* wall ms the running /sync was asked (poll seconds) */
 	unsigned oversize_fail;  /* /sync answers too large even with one event a room */
 };
@@ -125,7 +131,9 @@ static json_t *parse(const struct http_response *r, const char **errcode, const 
 	*error = r->error ? r->error : "no response";
 	if (r->curl_code || !r->body.len)
 		return NULL;
-	json_t *root = json_loadb(r->body.buf, r->body.len, 0, NULL);
+	/* a string holding \u0000 is valid JSON: refusing the answer would
+	 * refuse the same /sync forever */
+	json_t *root = json_loadb(r->body.buf, r->body.len, JSON_ALLOW_NUL, NULL);
 	if (!json_is_object(root)) {
 		json_decref(root);
 		*error = "the server's answer is not JSON";
@@ -263,6 +271,9 @@ static void whoami_done(void *arg, struct http_response *r)
 		m->user_id = xstrdup(uid);
 		free(m->localpart);
 		m->localpart = xstrndup(uid + 1, strcspn(uid + 1, ":"));
+		const char *dev = json_string_value(json_object_get(root, "device_id"));
+		free(m->device_id);
+		m->device_id = dev ? xstrdup(dev) : NULL;
 		m->phase = PH_FILTER;
 		transport_start_next(m->t);
 	} else if (!token_lost(m, r, root, ec)) {
@@ -277,7 +288,66 @@ static void enter_run(struct mx *m)
 {
 	transport_running(m->t);
 	if (transport_running_now(m->t))
-		log_info("started", "transport=" T " user=%s", log_q(m->user_id));
+		log_info("started", "transport=" T " user=%s encryption=%s", log_q(m->user_id),
+			 mx_e2ee_ready(m->e2ee) ? "on" : "off");
+}
+
+/* After the filter: the encryption keys, when encryption is on. */
+static void keys_phase(struct mx *m)
+{
+	if (!m->o.encryption) {
+		enter_run(m);
+		return;
+	}
+	m->phase = PH_KEYS;
+	transport_start_next(m->t);
+}
+
+static void keys_uploaded(void *arg, int ok, long status, const char *error)
+{
+	struct mx *m = arg;
+	if (ok)
+		enter_run(m);
+	else
+		transport_start_retry(m->t, "keys_upload", status, error);
+}
+
+/* PH_KEYS: the device's encryption account (from the store, or new), its
+ * keys uploaded once.  1 when a request is in flight, 0 when done. */
+static int keys_start(struct mx *m)
+{
+	char err[768];
+	if (m->e2ee_error) {
+		fail(m, m->e2ee_error);
+		return 0;
+	}
+	struct strbuf v = STRBUF_INIT;
+	const char *dev = m->device_id;
+	if (!dev && store_kv_get(m->store, "matrix.device_id", &v) == 1 && v.len)
+		dev = v.buf;
+	if (!dev) {
+		log_warn("encryption_off", "transport=" T " note=%s",
+			 log_q("the homeserver did not say which device the access token belongs to "
+			       "(whoami without device_id): encrypted rooms stay silent"));
+		strbuf_release(&v);
+		enter_run(m);
+		return 0;
+	}
+	int rc = mx_e2ee_load(m->e2ee, m->user_id, dev, err, sizeof(err));
+	strbuf_release(&v);
+	if (rc < 0) {
+		fail(m, err);
+		return 0;
+	}
+	if (!mx_e2ee_needs_upload(m->e2ee)) {
+		enter_run(m);
+		return 0;
+	}
+	if (mx_e2ee_upload(m->e2ee, 1, keys_uploaded, m) < 0) {
+		transport_start_retry(m->t, "keys_upload", 0, "the keys could not be prepared (see the log)");
+		return 0;
+	}
+	return 1;
 }
 
 static void filter_done(void *arg, struct http_response *r)
@@ -294,7 +364,7 @@ static void filter_done(void *arg, struct http_response *r)
 			store_rollback(m->store);
 			start_retry(m, "filter", 0, "the state database cannot be written (see store_error)");
 		} else {
-			enter_run(m);
+			keys_phase(m);
 		}
 	} else if (!token_lost(m, r, root, ec)) {
 		start_retry(m, "filter", r->status, er);
@@ -348,8 +418,8 @@ static int mx_start(void *self)
 		    store_kv_get(m->store, "matrix.filter_user", &fu) == 1 && !strcmp(fu.buf, m->user_id)) {
 			free(m->filter_id);
 			m->filter_id = xstrdup(v.buf);
-			enter_run(m);
 			strbuf_release(&fu);
+			keys_phase(m);
 			break;
 		}
 		strbuf_release(&fu);
@@ -363,6 +433,9 @@ static int mx_start(void *self)
 		strbuf_release(&f);
 		break;
 	}
+	case PH_KEYS:
+		issued = keys_start(m);
+		break;
 	default:
 		break;
 	}
@@ -395,6 +468,16 @@ static int queue_notice(struct mx *m, const char *room, const char *trigger, con
 			 const struct reply *r, const char *text, const char *asker,
 			 const char *reply_to, const char *thread_root)
 {
+	/* never clear text into an encrypted room (mx_send checks again, for
+	 * a room that turns encrypted while the reply waits) */
+	int enc = mx_e2ee_room_encrypted(m->e2ee, room);
+	if (enc < 0)
+		return -1;
+	if (enc && !mx_e2ee_ready(m->e2ee)) {
+		log_info("encrypted_room_silent", "transport=" T " room=%s trigger=%s note=%s", log_q(room),
+			 log_q(trigger), log_q("encryption is off: nothing is posted in an encrypted room"));
+		return 0;
+	}
 	struct strbuf all = STRBUF_INIT;
 	if (r)
 		reply_render(r, REPLY_MATRIX, &all);
@@ -469,11 +552,12 @@ static int handle_invite(struct mx *m, const char *room, const char *sender, con
 	row.created_at = row.next_at = now;
 	if (store_outbox_add(m->store, &row) < 0)
 		return -1;
-	char *hello = bot_text(m->bot, "hello", m->o.prefix);
-	char hello_trigger[700];
+	/* the hello waits for the first sync that shows the room joined: its
+	 * state says whether the room is encrypted (then the hello is too) */
+	char hello_trigger[700], key[600];
 	snprintf(hello_trigger, sizeof(hello_trigger), "hello:%.600s", trigger);
-	int rc = queue_notice(m, room, hello_trigger, "hello", NULL, hello, NULL, NULL, NULL);
-	free(hello);
+	snprintf(key, sizeof(key), "matrix.hello.%.500s", room);
+	int rc = store_kv_set(m->store, key, hello_trigger);
 	if (rc == 0)
 		log_info("invited", "transport=" T " room=%s sender=%s", log_q(room), log_q(sender ? sender : "?"));
 	return rc;
@@ -576,9 +660,84 @@ static int handle_vote(struct mx *m, const char *room, json_t *ev, int64_t now)
 	return service_vote(sv, room, target, sender, value, event_id, now) < 0 ? -1 : 0;
 }
 
+/* Says once per room (remembered across restarts, encrypted like every
+ * message there) that some messages could not be decrypted. */
+static int tell_undecryptable(struct mx *m, const char *room)
+{
+	char key[600];
+	snprintf(key, sizeof(key), "matrix.undecryptable_notice.%.500s", room);
+	struct strbuf v = STRBUF_INIT;
+	int rc = m->o.encrypted_notice ? store_kv_get(m->store, key, &v) : 1;
+	if (rc == 0) {
+		char trigger[600];
+		snprintf(trigger, sizeof(trigger), "undecryptable:%.500s", room);
+		char *text = bot_text(m->bot, "undecryptable", m->o.prefix);
+		rc = store_kv_set(m->store, key, "1") < 0 ||
+		     queue_notice(m, room, trigger, "e2ee", NULL, text, NULL, NULL, NULL) < 0 ? -1 : 0;
+		free(text);
+	}
+	strbuf_release(&v);
+	return rc < 0 ? -1 : 0;
+}
+
+/* An encrypted event that will not be decrypted: recorded (ledger, log,
+ * faqbot_events_lost_total) and the room told once.  Never silent. */
+static int undecryptable(struct mx *m, const char *room, const char *event_id, const char *why, int64_t now)
+{
+	char trigger[600];
+	snprintf(trigger, sizeof(trigger), "e:%.500s", event_id);
+	metrics_inc("faqbot_events_lost_total", "transport=\"" T "\",reason=\"undecryptable\"");
+	log_error("undecryptable_given_up", "transport=" T " room=%s event=%s reason=%s", log_q(room),
+		  log_q(event_id), log_q(why));
+	if (store_ledger_add(m->store, T, trigger, now) < 0)
+		return -1;
+	return tell_undecryptable(m, room);
+}
+
+static int handle_event(struct mx *m, const char *room, json_t *ev, long members, const char *payload);
+
+/* An m.room.encrypted event: decrypted, it goes the way of every event;
+ * else it waits for its key (mx_e2ee), or is given up.  With encryption
+ * off nothing is posted in the room (it would be clear text): logged once. */
+static int handle_encrypted(struct mx *m, const char *room, json_t *ev, long members, const char *payload,
+			    const char *trigger, int64_t now)
+{
+	const char *event_id = json_string_value(json_object_get(ev, "event_id"));
+	json_t *plain = NULL;
+	int rc = mx_e2ee_decrypt(m->e2ee, room, ev, payload, &plain, now);
+	if (rc == MX_DECRYPTED) {
+		const char *type = json_string_value(json_object_get(plain, "type"));
+		if (type && !strcmp(type, "m.room.encrypted"))
+			rc = undecryptable(m, room, event_id, "an encrypted event inside an encrypted event", now);
+		else
+			rc = handle_event(m, room, plain, members, payload);
+		json_decref(plain);
+		return rc;
+	}
+	if (rc == MX_WAITING || rc == MX_STORE_FAILED)
+		return rc == MX_WAITING ? 0 : -1;
+	if (rc == MX_UNDECRYPTABLE)
+		return undecryptable(m, room, event_id, "bad ciphertext or session (see undecryptable)", now);
+	if (store_ledger_add(m->store, T, trigger, now) < 0)
+		return -1;
+	char key[600];
+	snprintf(key, sizeof(key), "matrix.e2ee_notice.%.500s", room);
+	struct strbuf v = STRBUF_INIT;
+	rc = store_kv_get(m->store, key, &v);
+	if (rc == 0) {
+		rc = store_kv_set(m->store, key, "1");
+		log_warn("encrypted_room", "transport=" T " room=%s note=%s", log_q(room),
+			 log_q("encrypted messages are not read (matrix_encryption is off, or the device "
+			       "has no keys); nothing is posted in this room"));
+	}
+	strbuf_release(&v);
+	return rc < 0 ? -1 : 0;
+}
+
 /* Handles one event (inside the caller's transaction); -1 when the store
- * failed (the transaction is then refused and the event handled again). */
-static int handle_event(struct mx *m, const char *room, json_t *ev, long members)
+ * failed (the transaction is then refused and the event handled again).
+ * payload: the inbox row's (kept when an encrypted event waits for its key). */
+static int handle_event(struct mx *m, const char *room, json_t *ev, long members, const char *payload)
 {
 	const char *type = json_string_value(json_object_get(ev, "type"));
 	const char *sender = json_string_value(json_object_get(ev, "sender"));
@@ -612,24 +771,8 @@ static int handle_event(struct mx *m, const char *room, json_t *ev, long members
 	if (seen)
 		return seen < 0 ? -1 : 0;
 	int64_t now = wall_ms();
-	if (!strcmp(type, "m.room.encrypted")) {
-		if (store_ledger_add(m->store, T, trigger, now) < 0)
-			return -1;
-		char key[600];
-		snprintf(key, sizeof(key), "matrix.e2ee_notice.%.500s", room);
-		struct strbuf v = STRBUF_INIT;
-		int rc = m->o.encrypted_notice ? store_kv_get(m->store, key, &v) : 1;
-		if (rc == 0) {
-			char *text = bot_text(m->bot, "encrypted_room", m->o.prefix);
-			rc = store_kv_set(m->store, key, "1") < 0 ||
-			     queue_notice(m, room, trigger, "e2ee", NULL, text, NULL, NULL, NULL) < 0 ? -1 : 0;
-			free(text);
-			if (rc == 0)
-				log_info("encrypted_room", "transport=" T " room=%s", log_q(room));
-		}
-		strbuf_release(&v);
-		return rc < 0 ? -1 : 0;
-	}
+	if (!strcmp(type, "m.room.encrypted"))
+		return handle_encrypted(m, room, ev, members, payload, trigger, now);
 	if (!strcmp(type, "m.reaction") || !strcmp(type, "m.room.redaction"))
 		return store_ledger_add(m->store, T, trigger, now) < 0 ? -1 : handle_vote(m, room, ev, now);
 	if (strcmp(type, "m.room.message"))
@@ -697,15 +840,41 @@ static int mx_queue(void *arg, const struct service_msg *sm, const struct reply 
 	return queue_notice(arg, sm->in.chat, sm->trigger, "q", r, r->text, sm->user, reply_to, sm->thread);
 }
 
+/* The hello of a room the bot was invited to, once a sync shows it
+ * joined (after the room's state was read).  0, or -1 (store). */
+static int hello_due(struct mx *m, const char *room)
+{
+	char key[600];
+	snprintf(key, sizeof(key), "matrix.hello.%.500s", room);
+	struct strbuf v = STRBUF_INIT;
+	int rc = store_kv_get(m->store, key, &v);
+	if (rc == 1) {
+		char *hello = bot_text(m->bot, "hello", m->o.prefix);
+		rc = queue_notice(m, room, v.buf, "hello", NULL, hello, NULL, NULL, NULL) < 0 ||
+		     store_kv_del(m->store, key) < 0 ? -1 : 0;
+		free(hello);
+	}
+	strbuf_release(&v);
+	return rc < 0 ? -1 : 0;
+}
+
 /* Forgets what the store keeps per room once the bot left it. */
 static int forget_room(struct mx *m, const char *room)
 {
 	char key[600];
+	snprintf(key, sizeof(key), "matrix.hello.%.500s", room);
+	if (store_kv_del(m->store, key) < 0)
+		return -1;
 	snprintf(key, sizeof(key), "matrix.members.%.500s", room);
 	if (store_kv_del(m->store, key) < 0)
 		return -1;
 	snprintf(key, sizeof(key), "matrix.e2ee_notice.%.500s", room);
-	return store_kv_del(m->store, key);
+	if (store_kv_del(m->store, key) < 0)
+		return -1;
+	snprintf(key, sizeof(key), "matrix.undecryptable_notice.%.500s", room);
+	if (store_kv_del(m->store, key) < 0)
+		return -1;
+	return mx_e2ee_room_left(m->e2ee, room);
 }
 
 /* Handles one inbox row and deletes it (inside the caller's transaction);
@@ -713,14 +882,14 @@ static int forget_room(struct mx *m, const char *room)
 static int mx_row(void *self, const struct inbox_row *row)
 {
 	struct mx *m = self;
-	json_t *p = json_loads(row->payload, 0, NULL);
+	json_t *p = json_loads(row->payload, JSON_ALLOW_NUL, NULL);
 	const char *kind = json_string_value(json_object_get(p, "kind"));
 	const char *room = json_string_value(json_object_get(p, "room"));
 	int rc = 0;
 	if (kind && room) {
 		if (!strcmp(kind, "event")) {
 			rc = handle_event(m, room, json_object_get(p, "event"),
-					  (long)json_integer_value(json_object_get(p, "members")));
+					  (long)json_integer_value(json_object_get(p, "members")), row->payload);
 		} else if (!strcmp(kind, "invite")) {
 			rc = handle_invite(m, room, json_string_value(json_object_get(p, "sender")), row->uid);
 		} else if (!strcmp(kind, "leave")) {
@@ -783,6 +952,42 @@ static void gap_reset(struct mx *m)
 	m->gap_bytes = 0;
 }
 
+/* The events of a room that say it is encrypted or who its members are
+ * (state, gap and timeline, the first sync too).  A room that turns
+ * encrypted while encryption is off loses its queued replies (they would
+ * go in clear).  0, or -1 when the store failed. */
+static int room_state(struct mx *m, const char *room, json_t *events)
+{
+	size_t i;
+	json_t *ev;
+	json_array_foreach(events, i, ev) {
+		int rc = mx_e2ee_room_event(m->e2ee, room, ev, m->user_id);
+		if (rc < 0)
+			return -1;
+		if (rc == 1 && !mx_e2ee_ready(m->e2ee)) {
+			int n = store_outbox_drop_chat(m->store, T, room);
+			if (n < 0)
+				return -1;
+			if (n > 0)
+				log_warn("encrypted_room_dropped", "transport=" T " room=%s dropped=%d note=%s",
+					 log_q(room), n, log_q("the room turned encrypted and encryption is off: "
+							       "its queued replies are not sent in clear"));
+		}
+	}
+	return 0;
+}
+
+static int gave_up(void *arg, const char *event_id, const char *room, const char *payload)
+{
+	(void)payload;
+	return undecryptable(arg, room, event_id, "its key did not come in time", wall_ms());
+}
+
+static int still_waiting(void *arg, const char *room)
+{
+	return tell_undecryptable(arg, room);
+}
+
 /* Stores the batch (with gap events filled in) and next_batch in one
  * commit, then pumps.  When the store fails, nothing of it is kept and the
  * same sync is made again. */
@@ -794,6 +999,10 @@ static void commit_batch(struct mx *m)
 	int got = store_kv_get(m->store, "matrix.next_batch", &since);
 	int first = got == 0;
 	int ok = got >= 0 && store_begin(m->store) == 0;
+	/* keys first: their events waiting in the store go back to the inbox */
+	if (ok && (mx_e2ee_sync(m->e2ee, b, now) < 0 || store_mx_waiting_expired(m->store, now, gave_up, m) < 0 ||
+		   store_mx_waiting_rooms(m->store, now - m->key_notice_ms, still_waiting, m) < 0))
+		ok = 0;
 	const char *room;
 	json_t *jr;
 	json_object_foreach(json_object_get(json_object_get(b, "rooms"), "join"), room, jr) {
@@ -801,6 +1010,11 @@ static void commit_batch(struct mx *m)
 			break;
 		long members = room_members(m, room, jr);
 		if (members < 0)
+			ok = 0;
+		if (ok && (room_state(m, room, json_object_get(json_object_get(jr, "state"), "events")) < 0 ||
+			   room_state(m, room, json_object_get(m->gap_events, room)) < 0 ||
+			   room_state(m, room, json_object_get(json_object_get(jr, "timeline"), "events")) < 0 ||
+			   hello_due(m, room) < 0))
 			ok = 0;
 		if (first || !ok)
 			continue; /* the first sync answers no history */
@@ -826,6 +1040,10 @@ static void commit_batch(struct mx *m)
 		const char *sender = NULL;
 		size_t i;
 		json_t *ev;
+		/* the invite's stripped state says whether the room is encrypted
+		 * before the hello goes */
+		if (ok && room_state(m, room, json_object_get(json_object_get(jr, "invite_state"), "events")) < 0)
+			ok = 0;
 		json_array_foreach(json_object_get(json_object_get(jr, "invite_state"), "events"), i, ev) {
 			const char *t = json_string_value(json_object_get(ev, "type"));
 			const char *sk = json_string_value(json_object_get(ev, "state_key"));
@@ -862,6 +1080,7 @@ static void commit_batch(struct mx *m)
 	m->messages_limit = MESSAGES_LIMIT;
 	m->sync_big = m->messages_big = 0;
 	transport_poll_stored(m->t, (double)(now - m->sync_started) / 1000.0);
+	mx_e2ee_after_sync(m->e2ee);
 }
 
 static void sync_error(struct mx *m, const struct http_response *r, json_t *root, const char *ec,
@@ -1101,7 +1320,10 @@ static int mx_sent(void *self, struct outbox_row *row, const struct http_respons
 		metrics_inc("faqbot_errors_total", "transport=\"" T "\",kind=\"send_failed\"");
 		log_error("send_failed", "transport=" T " room=%s trigger=%s status=%ld errcode=%s error=%s",
 			  log_q(row->chat), log_q(row->trigger), r->status, log_q(*ec ? ec : "-"), log_q(er));
-		if (join && txn && store_outbox_drop_chat(m->store, T, row->chat) < 0) /* no hello without a join */
+		char key[600];
+		snprintf(key, sizeof(key), "matrix.hello.%.500s", row->chat);
+		if (join && txn && (store_outbox_drop_chat(m->store, T, row->chat) < 0 || /* no hello without a join */
+				    store_kv_del(m->store, key) < 0))
 			txn = 0;
 	} else {
 		/* 5xx, network, garbage: the same txnId makes the retry safe */
@@ -1117,9 +1339,22 @@ static int mx_send(void *self, struct send_ctx *x, http_done_fn done)
 {
 	struct mx *m = self;
 	struct strbuf path = STRBUF_INIT;
+	int rc;
+	if (!strcmp(x->row.method, "m.room_key_request")) {
+		strbuf_addstr(&path, "/_matrix/client/v3/sendToDevice/m.room_key_request/");
+		path_escape(&path, x->row.txn ? x->row.txn : "");
+		rc = request(m, "PUT", path.buf, x->row.body, REQ_TIMEOUT_MS, done, x);
+		strbuf_release(&path);
+		return rc;
+	}
+	if (strcmp(x->row.method, "join")) {
+		/* decided now, not when queued: the room may have turned encrypted since */
+		int enc = mx_e2ee_room_encrypted(m->e2ee, x->row.chat);
+		if (enc)
+			return enc < 0 ? -1 : mx_e2ee_send(m->e2ee, x, done); /* never in clear */
+	}
 	strbuf_addstr(&path, "/_matrix/client/v3/rooms/");
 	path_escape(&path, x->row.chat);
-	int rc;
 	if (!strcmp(x->row.method, "join")) {
 		strbuf_addstr(&path, "/join");
 		rc = request(m, "POST", path.buf, "{}", REQ_TIMEOUT_MS, done, x);
@@ -1144,6 +1379,9 @@ static void mx_free(void *self)
 {
 	struct mx *m = self;
 	gap_reset(m);
+	mx_e2ee_free(m->e2ee);
+	free(m->device_id);
+	free(m->e2ee_error);
 	free(m->base);
 	free(m->token);
 	free(m->user);
@@ -1167,10 +1405,20 @@ void mx_feed_sync(struct transport *t, const char *body, size_t len)
 		m->localpart = xstrdup("faqbot");
 		free(m->filter_id);
 		m->filter_id = xstrdup("f1");
+		char err[512];
+		if (m->o.encryption && mx_e2ee_load(m->e2ee, m->user_id, "FEEDDEVICE", err, sizeof(err)) < 0)
+			log_warn("e2ee_error", "transport=" T " error=%s", log_q(err));
 	}
 	if (m->gap_filling)
 		return; /* a gap fill is waiting for /messages */
 	transport_feed(sync_done, m, body, len);
+}
+
+/* mx_e2ee's way to the homeserver. */
+static int e2ee_request(void *arg, const char *method, const char *path, const char *body, http_done_fn done,
+			void *cb_arg)
+{
+	return request(arg, method, path, body, REQ_TIMEOUT_MS, done, cb_arg);
 }
 
 struct transport *mx_new(const struct mx_options *o, struct bot *bot, struct store *store,
@@ -1208,6 +1456,17 @@ struct transport *mx_new(const struct mx_options *o, struct bot *bot, struct sto
 				      { T, 0, o->record_unanswered, o->log_questions, o->flood_max,
 					o->flood_window_s, o->flood_pause_s } };
 	m->t = transport_new(&c, &ops, m, bot, store, http);
+	m->e2ee = mx_e2ee_new(store, o->pickle_key, o->pickle_key_len, o->encryption, e2ee_request, m);
+	m->key_notice_ms = MX_KEY_NOTICE_MS;
+	const char *w = getenv("FAQBOT_TEST_KEY_WAIT_S"); /* tests: a short wait for late keys */
+	long ws = w ? strtol(w, NULL, 10) : 0;
+	if (ws > 0 && ws < 86400) {
+		mx_e2ee_set_key_wait(m->e2ee, ws * 1000LL);
+		if (ws * 1000LL < m->key_notice_ms)
+			m->key_notice_ms = ws * 1000LL;
+		log_warn("test_setting", "name=FAQBOT_TEST_KEY_WAIT_S seconds=%ld msg=%s", ws,
+			 log_q("undecryptable messages are given up early; never set it in production"));
+	}
 	return m->t;
 }
 
@@ -1248,6 +1507,22 @@ struct transport *mx_from_config(const struct config *c, struct bot *bot, struct
 				 c->matrix_invite_allow, c->matrix_encrypted_notice,
 				 c->matrix_sync_timeout, c->unanswered_retention_days > 0,
 				 c->log_questions, c->admin_matrix_room, c->matrix_allowed_rooms,
-				 c->flood_max, c->flood_window, c->flood_pause };
-	return mx_new(&mo, bot, store, http);
+				 c->flood_max, c->flood_window, c->flood_pause, c->matrix_encryption, NULL, 0 };
+	/* the pickle key: the secret setting, else <state_dir>/pickle.key */
+	uint8_t key[STATEDIR_PICKLE_KEY_BYTES];
+	char err[600] = "";
+	if (c->matrix_encryption && c->matrix_pickle_key && *c->matrix_pickle_key) {
+		mo.pickle_key = c->matrix_pickle_key;
+		mo.pickle_key_len = strlen(c->matrix_pickle_key);
+	} else if (c->matrix_encryption && statedir_pickle_key(c->state_dir, key, err, sizeof(err)) == 0) {
+		mo.pickle_key = key;
+		mo.pickle_key_len = sizeof(key);
+	}
+	struct transport *t = mx_new(&mo, bot, store, http);
+	memset(key, 0, sizeof(key));
+	if (err[0]) {
+		struct mx *m = transport_self(t);
+		m->e2ee_error = xstrdup(err);
+	}
+	return t;
 }

@@ -65,42 +65,61 @@ int statedir_secure(const char *dir, char *err, size_t errlen)
 	return rc;
 }
 
-int statedir_key(const char *dir, uint8_t key[16], char *err, size_t errlen)
+/* Reads the n-byte secret of dir/name, creating it (random bytes from the
+ * kernel, written under a temporary name then renamed: never half a key)
+ * on the first start; what it protects is said in the log (note) and in
+ * the error when the file is damaged (lost). */
+static int key_file(const char *dir, const char *name, uint8_t *key, size_t n, const char *note,
+		    const char *lost, char *err, size_t errlen)
 {
 	char path[4096];
-	snprintf(path, sizeof(path), "%s/%s", dir, STATEDIR_KEY_FILE);
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0 && errno == ENOENT) {
-		uint8_t fresh[16];
-		if (random_bytes(fresh, sizeof(fresh)) < 0) {
+		uint8_t fresh[64];
+		if (n > sizeof(fresh) || random_bytes(fresh, n) < 0) {
 			snprintf(err, errlen, "cannot get random bytes from the kernel for %s", path);
 			return -1;
 		}
-		/* written under a temporary name, then renamed: never half a key */
 		char tmp[4200];
 		snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 		int w = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-		if (w < 0 || write(w, fresh, sizeof(fresh)) != (ssize_t)sizeof(fresh) || fsync(w) < 0 ||
-		    close(w) < 0 || rename(tmp, path) < 0) {
+		if (w < 0 || write(w, fresh, n) != (ssize_t)n || fsync(w) < 0 || close(w) < 0 ||
+		    rename(tmp, path) < 0) {
 			snprintf(err, errlen, "%s: cannot create the secret key: %s", path, strerror(errno));
 			if (w >= 0)
 				unlink(tmp);
 			return -1;
 		}
-		log_info("key_created", "path=%s note=%s", log_q(path),
-			 log_q("secret key of the chat pseudonyms in the unanswered table"));
+		log_info("key_created", "path=%s note=%s", log_q(path), log_q(note));
 		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	}
 	if (fd < 0) {
 		snprintf(err, errlen, "%s: cannot read the secret key: %s", path, strerror(errno));
 		return -1;
 	}
-	ssize_t n = read(fd, key, 16);
+	ssize_t got = read(fd, key, n);
 	close(fd);
-	if (n != 16) {
-		snprintf(err, errlen, "%s: the secret key file is damaged (expected 16 bytes); remove it to "
-			 "create a new one (older unanswered questions then lose their grouping by chat)", path);
+	if (got != (ssize_t)n) {
+		snprintf(err, errlen, "%s: the secret key file is damaged (expected %zu bytes); %s", path, n,
+			 lost);
 		return -1;
 	}
 	return 0;
+}
+
+int statedir_key(const char *dir, uint8_t key[16], char *err, size_t errlen)
+{
+	return key_file(dir, STATEDIR_KEY_FILE, key, 16,
+			"secret key of the chat pseudonyms in the unanswered table",
+			"remove it to create a new one (older unanswered questions then lose their "
+			"grouping by chat)", err, errlen);
+}
+
+int statedir_pickle_key(const char *dir, uint8_t key[STATEDIR_PICKLE_KEY_BYTES], char *err, size_t errlen)
+{
+	return key_file(dir, STATEDIR_PICKLE_KEY_FILE, key, STATEDIR_PICKLE_KEY_BYTES,
+			"key of the Matrix encryption keys stored in the database (keep it with the database)",
+			"restore it from a backup, or reset the Matrix device (README: End-to-end "
+			"encryption)", err, errlen);
 }

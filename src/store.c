@@ -35,7 +35,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define MAX_STMTS 96
+#define MAX_STMTS 160
 
 struct store {
 	sqlite3 *db;
@@ -134,8 +134,35 @@ static const char *const schema_v4[] = {
 	NULL
 };
 
+/* v5: Matrix end-to-end encryption (libolm state, pickled with the pickle
+ * key; see store.h's tour). */
+static const char *const schema_v5[] = {
+	"CREATE TABLE mx_account(id INTEGER PRIMARY KEY CHECK(id = 1), user_id TEXT NOT NULL,"
+	" device_id TEXT NOT NULL, pickle TEXT NOT NULL, updated_at INTEGER NOT NULL)",
+	"CREATE TABLE mx_olm(peer_key TEXT NOT NULL, session_id TEXT NOT NULL, pickle TEXT NOT NULL,"
+	" used_at INTEGER NOT NULL, PRIMARY KEY(peer_key, session_id)) WITHOUT ROWID",
+	"CREATE TABLE mx_megolm_in(room TEXT NOT NULL, session_id TEXT NOT NULL, sender_key TEXT NOT NULL,"
+	" pickle TEXT NOT NULL, at INTEGER NOT NULL, PRIMARY KEY(room, session_id)) WITHOUT ROWID",
+	"CREATE TABLE mx_megolm_out(room TEXT PRIMARY KEY, session_id TEXT NOT NULL, pickle TEXT NOT NULL,"
+	" created_at INTEGER NOT NULL, member_left INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID",
+	"CREATE TABLE mx_megolm_shared(room TEXT NOT NULL, session_id TEXT NOT NULL, user_id TEXT NOT NULL,"
+	" device_id TEXT NOT NULL, PRIMARY KEY(room, session_id, user_id, device_id)) WITHOUT ROWID",
+	"CREATE TABLE mx_users(user_id TEXT PRIMARY KEY, outdated INTEGER NOT NULL) WITHOUT ROWID",
+	"CREATE TABLE mx_devices(user_id TEXT NOT NULL, device_id TEXT NOT NULL, curve_key TEXT NOT NULL,"
+	" ed_key TEXT NOT NULL, PRIMARY KEY(user_id, device_id)) WITHOUT ROWID",
+	"CREATE TABLE mx_rooms(room TEXT PRIMARY KEY, algorithm TEXT NOT NULL, rotation_ms INTEGER NOT NULL,"
+	" rotation_msgs INTEGER NOT NULL) WITHOUT ROWID",
+	"CREATE TABLE mx_waiting(event_id TEXT PRIMARY KEY, room TEXT NOT NULL, session_id TEXT NOT NULL,"
+	" payload TEXT NOT NULL, received_at INTEGER NOT NULL, give_up_at INTEGER NOT NULL) WITHOUT ROWID",
+	"CREATE INDEX mx_waiting_session ON mx_waiting(room, session_id)",
+	"CREATE INDEX mx_waiting_give_up ON mx_waiting(give_up_at)",
+	"CREATE TABLE mx_key_requests(room TEXT NOT NULL, session_id TEXT NOT NULL, sent_at INTEGER NOT NULL,"
+	" PRIMARY KEY(room, session_id)) WITHOUT ROWID",
+	NULL
+};
+
 /* Migrations: migrations[v] upgrades a database from version v to v + 1. */
-static const char *const *const migrations[] = { schema_v1, schema_v2, schema_v3, schema_v4 };
+static const char *const *const migrations[] = { schema_v1, schema_v2, schema_v3, schema_v4, schema_v5 };
 
 /* A sentence for the error of the last statement. */
 static const char *why(struct store *s, int rc)
@@ -1425,6 +1452,21 @@ int store_retain(struct store *s, int64_t now, const struct store_retention *r)
 		" LIMIT " RETAIN_BATCH_SQL ") AND ?2=?2";
 	/* votes come soon after an answer: its record is kept a week at most */
 	int64_t answered_ms = r->feedback_ms < STORE_ANSWERED_MS ? r->feedback_ms : STORE_ANSWERED_MS;
+	static const char key_requests[] =
+		"DELETE FROM mx_key_requests WHERE (room, session_id) IN (SELECT room, session_id"
+		" FROM mx_key_requests WHERE sent_at<?1 LIMIT " RETAIN_BATCH ") AND ?2=?2";
+	/* sessions unused for a month: a peer that still had one makes a new
+	 * one (clients do when a message does not decrypt) */
+	static const char olm[] =
+		"DELETE FROM mx_olm WHERE (peer_key, session_id) IN (SELECT peer_key, session_id"
+		" FROM mx_olm WHERE used_at<?1 LIMIT " RETAIN_BATCH ") AND ?2=?2";
+	static const char megolm_in[] =
+		"DELETE FROM mx_megolm_in WHERE (room, session_id) IN (SELECT room, session_id"
+		" FROM mx_megolm_in WHERE at<?1 LIMIT " RETAIN_BATCH ") AND ?2=?2";
+	if (prune(s, key_requests, now - r->dedup_ms, now, &n) < 0 ||
+	    prune(s, olm, now - STORE_MX_SESSION_MS, now, &n) < 0 ||
+	    prune(s, megolm_in, now - STORE_MX_SESSION_MS, now, &n) < 0)
+		return -1;
 	if (prune(s, unanswered, now - r->unanswered_ms, now, &n) < 0 ||
 	    prune(s, answered, now - answered_ms, now, &n) < 0 ||
 	    prune(s, answered_msg, now - answered_ms, now, &n) < 0 ||
@@ -1437,4 +1479,425 @@ int store_retain(struct store *s, int64_t now, const struct store_retention *r)
 int store_retain_more(const struct store *s)
 {
 	return s->retain_more;
+}
+
+/* ==== Matrix end-to-end encryption ==== */
+
+/* One text column of the first row of st (bound by the caller) into out:
+ * 1 found, 0 none, -1 error. */
+static int get_text(struct store *s, sqlite3_stmt *st, struct strbuf *out)
+{
+	int rc = step(s, st);
+	if (rc == SQLITE_ROW) {
+		strbuf_reset(out);
+		const unsigned char *t = sqlite3_column_text(st, 0);
+		strbuf_addstr(out, t ? (const char *)t : "");
+		return finish(st, 1);
+	}
+	return finish(st, rc == SQLITE_DONE ? 0 : -1);
+}
+
+int store_mx_account_get(struct store *s, struct strbuf *user_id, struct strbuf *device_id,
+			 struct strbuf *pickle)
+{
+	static const char sql[] = "SELECT user_id, device_id, pickle FROM mx_account WHERE id=1";
+	sqlite3_stmt *st = stmt(s, sql);
+	int rc = step(s, st);
+	if (rc == SQLITE_ROW) {
+		strbuf_reset(user_id);
+		strbuf_reset(device_id);
+		strbuf_reset(pickle);
+		strbuf_addstr(user_id, (const char *)sqlite3_column_text(st, 0));
+		strbuf_addstr(device_id, (const char *)sqlite3_column_text(st, 1));
+		strbuf_addstr(pickle, (const char *)sqlite3_column_text(st, 2));
+		return finish(st, 1);
+	}
+	return finish(st, rc == SQLITE_DONE ? 0 : -1);
+}
+
+int store_mx_account_set(struct store *s, const char *user_id, const char *device_id,
+			 const char *pickle, int64_t now)
+{
+	static const char sql[] = "INSERT INTO mx_account(id, user_id, device_id, pickle, updated_at)"
+				  " VALUES(1, ?1, ?2, ?3, ?4) ON CONFLICT(id) DO UPDATE SET"
+				  " user_id=excluded.user_id, device_id=excluded.device_id,"
+				  " pickle=excluded.pickle, updated_at=excluded.updated_at";
+	sqlite3_stmt *st = stmt(s, sql);
+	bind_str(st, 1, user_id);
+	bind_str(st, 2, device_id);
+	bind_str(st, 3, pickle);
+	sqlite3_bind_int64(st, 4, now);
+	return run(s, st);
+}
+
+int store_mx_reset(struct store *s)
+{
+	static const char *const sql[] = {
+		"DELETE FROM mx_account", "DELETE FROM mx_olm", "DELETE FROM mx_megolm_in",
+		"DELETE FROM mx_megolm_out", "DELETE FROM mx_megolm_shared", "DELETE FROM mx_users",
+		"DELETE FROM mx_devices", "DELETE FROM mx_waiting", "DELETE FROM mx_key_requests"
+	};
+	int n = 0;
+	for (size_t i = 0; i < sizeof(sql) / sizeof(sql[0]); i++) {
+		if (run(s, stmt(s, sql[i])) < 0)
+			return -1;
+		n += sqlite3_changes(s->db);
+	}
+	return n;
+}
+
+int store_mx_olm_each(struct store *s, const char *peer_key,
+		      void (*fn)(void *arg, const char *pickle), void *arg)
+{
+	static const char sql[] = "SELECT pickle FROM mx_olm WHERE peer_key=?1 ORDER BY used_at DESC";
+	sqlite3_stmt *st = stmt(s, sql);
+	bind_str(st, 1, peer_key);
+	int rc, n = 0;
+	while ((rc = step(s, st)) == SQLITE_ROW) {
+		fn(arg, (const char *)sqlite3_column_text(st, 0));
+		n++;
+	}
+	return finish(st, rc == SQLITE_DONE ? n : -1);
+}
+
+int store_mx_olm_set(struct store *s, const char *peer_key, const char *session_id, const char *pickle,
+		     int64_t now)
+{
+	static const char sql[] = "INSERT INTO mx_olm(peer_key, session_id, pickle, used_at)"
+				  " VALUES(?1, ?2, ?3, ?4) ON CONFLICT(peer_key, session_id) DO UPDATE SET"
+				  " pickle=excluded.pickle, used_at=excluded.used_at";
+	sqlite3_stmt *st = stmt(s, sql);
+	bind_str(st, 1, peer_key);
+	bind_str(st, 2, session_id);
+	bind_str(st, 3, pickle);
+	sqlite3_bind_int64(st, 4, now);
+	return run(s, st);
+}
+
+int store_mx_megolm_in_get(struct store *s, const char *room, const char *session_id,
+			   struct strbuf *pickle)
+{
+	static const char sql[] = "SELECT pickle FROM mx_megolm_in WHERE room=?1 AND session_id=?2";
+	sqlite3_stmt *st = stmt(s, sql);
+	bind_str(st, 1, room);
+	bind_str(st, 2, session_id);
+	return get_text(s, st, pickle);
+}
+
+int store_mx_megolm_in_set(struct store *s, const char *room, const char *session_id,
+			   const char *sender_key, const char *pickle, int64_t now)
+{
+	static const char sql[] = "INSERT INTO mx_megolm_in(room, session_id, sender_key, pickle, at)"
+				  " VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(room, session_id) DO UPDATE SET"
+				  " pickle=excluded.pickle, at=excluded.at";
+	sqlite3_stmt *st = stmt(s, sql);
+	bind_str(st, 1, room);
+	bind_str(st, 2, session_id);
+	bind_str(st, 3, sender_key);
+	bind_str(st, 4, pickle);
+	sqlite3_bind_int64(st, 5, now);
+	return run(s, st);
+}
+
+int store_mx_megolm_out_get(struct store *s, const char *room, struct strbuf *pickle, int *member_left)
+{
+	static const char sql[] = "SELECT pickle, member_left FROM mx_megolm_out WHERE room=?1";
+	sqlite3_stmt *st = stmt(s, sql);
+	bind_str(st, 1, room);
+	int rc = step(s, st);
+	if (rc == SQLITE_ROW) {
+		strbuf_reset(pickle);
+		strbuf_addstr(pickle, (const char *)sqlite3_column_text(st, 0));
+		*member_left = sqlite3_column_int(st, 1);
+		return finish(st, 1);
+	}
+	return finish(st, rc == SQLITE_DONE ? 0 : -1);
+}
+
+int store_mx_megolm_out_set(struct store *s, const char *room, const char *session_id, const char *pickle,
+			    int64_t now)
+{
+	/* a new session starts unshared, with no departure since */
+	static const char del[] = "DELETE FROM mx_megolm_shared WHERE room=?1 AND session_id<>?2";
+	static const char sql[] = "INSERT INTO mx_megolm_out(room, session_id, pickle, created_at)"
+				  " VALUES(?1, ?2, ?3, ?4) ON CONFLICT(room) DO UPDATE SET"
+				  " pickle=excluded.pickle, member_left=CASE WHEN session_id=excluded.session_id"
+				  " THEN member_left ELSE 0 END, created_at=CASE WHEN"
+				  " session_id=excluded.session_id THEN created_at ELSE excluded.created_at END,"
+				  " session_id=excluded.session_id";
+	sqlite3_stmt *st = stmt(s, del);
+	bind_str(st, 1, room);
+	bind_str(st, 2, session_id);
+	if (run(s, st) < 0)
+		return -1;
+	st = stmt(s, sql);
+	bind_str(st, 1, room);
+	bind_str(st, 2, session_id);
+	bind_str(st, 3, pickle);
+	sqlite3_bind_int64(st, 4, now);
+	return run(s, st);
+}
+
+int store_mx_megolm_out_member_left(struct store *s, const char *room)
+{
+	static const char sql[] = "UPDATE mx_megolm_out SET member_left=1 WHERE room=?1";
+	sqlite3_stmt *st = stmt(s, sql);
+	bind_str(st, 1, room);
+	return run(s, st);
+}
+
+int store_mx_shared_has(struct store *s, const char *room, const char *session_id, const char *user_id,
+			const char *device_id)
+{
+	static const char sql[] = "SELECT 1 FROM mx_megolm_shared WHERE room=?1 AND session_id=?2"
+				  " AND user_id=?3 AND device_id=?4";
+	sqlite3_stmt *st = stmt(s, sql);
+	bind_str(st, 1, room);
+	bind_str(st, 2, session_id);
+	bind_str(st, 3, user_id);
+	bind_str(st, 4, device_id);
+	int rc = step(s, st);
+	return finish(st, rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1);
+}
+
+int store_mx_shared_add(struct store *s, const char *room, const char *session_id, const char *user_id,
+			const char *device_id)
+{
+	static const char sql[] = "INSERT OR IGNORE INTO mx_megolm_shared(room, session_id, user_id, device_id)"
+				  " VALUES(?1, ?2, ?3, ?4)";
+	sqlite3_stmt *st = stmt(s, sql);
+	bind_str(st, 1, room);
+	bind_str(st, 2, session_id);
+	bind_str(st, 3, user_id);
+	bind_str(st, 4, device_id);
+	return run(s, st);
+}
+
+int store_mx_devices_get(struct store *s, const char *user_id,
+			 void (*fn)(void *arg, const char *device_id, const char *curve, const char *ed),
+			 void *arg)
+{
+	static const char fresh[] = "SELECT outdated FROM mx_users WHERE user_id=?1";
+	static const char sql[] = "SELECT device_id, curve_key, ed_key FROM mx_devices WHERE user_id=?1"
+				  " ORDER BY device_id";
+	sqlite3_stmt *st = stmt(s, fresh);
+	bind_str(st, 1, user_id);
+	int rc = step(s, st);
+	int known = rc == SQLITE_ROW && sqlite3_column_int(st, 0) == 0;
+	finish(st, 0);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return -1;
+	if (!known)
+		return 0;
+	st = stmt(s, sql);
+	bind_str(st, 1, user_id);
+	while ((rc = step(s, st)) == SQLITE_ROW)
+		fn(arg, (const char *)sqlite3_column_text(st, 0), (const char *)sqlite3_column_text(st, 1),
+		   (const char *)sqlite3_column_text(st, 2));
+	return finish(st, rc == SQLITE_DONE ? 1 : -1);
+}
+
+int store_mx_devices_clear(struct store *s, const char *user_id)
+{
+	static const char del[] = "DELETE FROM mx_devices WHERE user_id=?1";
+	static const char sql[] = "INSERT INTO mx_users(user_id, outdated) VALUES(?1, 0)"
+				  " ON CONFLICT(user_id) DO UPDATE SET outdated=0";
+	sqlite3_stmt *st = stmt(s, del);
+	bind_str(st, 1, user_id);
+	if (run(s, st) < 0)
+		return -1;
+	st = stmt(s, sql);
+	bind_str(st, 1, user_id);
+	return run(s, st);
+}
+
+int store_mx_device_add(struct store *s, const char *user_id, const char *device_id, const char *curve,
+			const char *ed)
+{
+	static const char sql[] = "INSERT OR REPLACE INTO mx_devices(user_id, device_id, curve_key, ed_key)"
+				  " VALUES(?1, ?2, ?3, ?4)";
+	sqlite3_stmt *st = stmt(s, sql);
+	bind_str(st, 1, user_id);
+	bind_str(st, 2, device_id);
+	bind_str(st, 3, curve);
+	bind_str(st, 4, ed);
+	return run(s, st);
+}
+
+int store_mx_devices_outdated(struct store *s, const char *user_id)
+{
+	static const char sql[] = "UPDATE mx_users SET outdated=1 WHERE user_id=?1";
+	sqlite3_stmt *st = stmt(s, sql);
+	bind_str(st, 1, user_id);
+	return run(s, st);
+}
+
+int store_mx_room_get(struct store *s, const char *room, int64_t *rotation_ms, int64_t *rotation_msgs)
+{
+	static const char sql[] = "SELECT rotation_ms, rotation_msgs FROM mx_rooms WHERE room=?1";
+	sqlite3_stmt *st = stmt(s, sql);
+	bind_str(st, 1, room);
+	int rc = step(s, st);
+	if (rc == SQLITE_ROW) {
+		if (rotation_ms)
+			*rotation_ms = sqlite3_column_int64(st, 0);
+		if (rotation_msgs)
+			*rotation_msgs = sqlite3_column_int64(st, 1);
+		return finish(st, 1);
+	}
+	return finish(st, rc == SQLITE_DONE ? 0 : -1);
+}
+
+int store_mx_room_set(struct store *s, const char *room, const char *algorithm, int64_t rotation_ms,
+		      int64_t rotation_msgs)
+{
+	static const char sql[] = "INSERT INTO mx_rooms(room, algorithm, rotation_ms, rotation_msgs)"
+				  " VALUES(?1, ?2, ?3, ?4) ON CONFLICT(room) DO UPDATE SET"
+				  " algorithm=excluded.algorithm, rotation_ms=excluded.rotation_ms,"
+				  " rotation_msgs=excluded.rotation_msgs";
+	sqlite3_stmt *st = stmt(s, sql);
+	bind_str(st, 1, room);
+	bind_str(st, 2, algorithm);
+	sqlite3_bind_int64(st, 3, rotation_ms);
+	sqlite3_bind_int64(st, 4, rotation_msgs);
+	return run(s, st);
+}
+
+int store_mx_room_forget(struct store *s, const char *room)
+{
+	/* the room's encryption is a fact of the room and stays (a rejoin is
+	 * still encrypted); what the bot shared there goes */
+	static const char out[] = "DELETE FROM mx_megolm_out WHERE room=?1";
+	static const char shared[] = "DELETE FROM mx_megolm_shared WHERE room=?1";
+	static const char waiting[] = "DELETE FROM mx_waiting WHERE room=?1";
+	const char *const sql[] = { out, shared, waiting };
+	for (size_t i = 0; i < 3; i++) {
+		sqlite3_stmt *st = stmt(s, sql[i]);
+		bind_str(st, 1, room);
+		if (run(s, st) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+int store_mx_waiting_add(struct store *s, const char *event_id, const char *room, const char *session_id,
+			 const char *payload, int64_t now, int64_t give_up_at)
+{
+	static const char sql[] = "INSERT OR IGNORE INTO mx_waiting(event_id, room, session_id, payload,"
+				  " received_at, give_up_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6)";
+	sqlite3_stmt *st = stmt(s, sql);
+	bind_str(st, 1, event_id);
+	bind_str(st, 2, room);
+	bind_str(st, 3, session_id);
+	bind_str(st, 4, payload);
+	sqlite3_bind_int64(st, 5, now);
+	sqlite3_bind_int64(st, 6, give_up_at);
+	if (run(s, st) < 0)
+		return -1;
+	return sqlite3_changes(s->db) > 0;
+}
+
+/* Calls fn for the rows st selects (event_id, room, payload), then deletes
+ * them with del (bound to the same event ids).  Returns how many, or -1. */
+static int waiting_take(struct store *s, sqlite3_stmt *st,
+			int (*fn)(void *arg, const char *event_id, const char *room, const char *payload),
+			void *arg)
+{
+	static const char del[] = "DELETE FROM mx_waiting WHERE event_id=?1";
+	char **ids = NULL, **rooms = NULL, **payloads = NULL;
+	size_t n = 0;
+	int rc;
+	while ((rc = step(s, st)) == SQLITE_ROW) {
+		ids = xrealloc(ids, (n + 1) * sizeof(*ids));
+		rooms = xrealloc(rooms, (n + 1) * sizeof(*rooms));
+		payloads = xrealloc(payloads, (n + 1) * sizeof(*payloads));
+		ids[n] = col_str(st, 0);
+		rooms[n] = col_str(st, 1);
+		payloads[n] = col_str(st, 2);
+		n++;
+	}
+	int out = finish(st, rc == SQLITE_DONE ? 0 : -1);
+	for (size_t i = 0; i < n && out == 0; i++) {
+		sqlite3_stmt *d = stmt(s, del);
+		bind_str(d, 1, ids[i]);
+		if (run(s, d) < 0 || fn(arg, ids[i], rooms[i], payloads[i]) < 0)
+			out = -1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		free(ids[i]);
+		free(rooms[i]);
+		free(payloads[i]);
+	}
+	free(ids);
+	free(rooms);
+	free(payloads);
+	return out < 0 ? -1 : (int)n;
+}
+
+int store_mx_waiting_take(struct store *s, const char *room, const char *session_id,
+			  int (*fn)(void *arg, const char *event_id, const char *room, const char *payload),
+			  void *arg)
+{
+	static const char sql[] = "SELECT event_id, room, payload FROM mx_waiting WHERE room=?1"
+				  " AND session_id=?2 ORDER BY received_at LIMIT 1000";
+	sqlite3_stmt *st = stmt(s, sql);
+	bind_str(st, 1, room);
+	bind_str(st, 2, session_id);
+	return waiting_take(s, st, fn, arg);
+}
+
+int store_mx_waiting_expired(struct store *s, int64_t now,
+			     int (*fn)(void *arg, const char *event_id, const char *room, const char *payload),
+			     void *arg)
+{
+	static const char sql[] = "SELECT event_id, room, payload FROM mx_waiting WHERE give_up_at<=?1"
+				  " ORDER BY give_up_at LIMIT 1000";
+	sqlite3_stmt *st = stmt(s, sql);
+	sqlite3_bind_int64(st, 1, now);
+	return waiting_take(s, st, fn, arg);
+}
+
+int store_mx_waiting_rooms(struct store *s, int64_t received_before,
+			   int (*fn)(void *arg, const char *room), void *arg)
+{
+	static const char sql[] = "SELECT DISTINCT room FROM mx_waiting WHERE received_at<=?1 LIMIT 1000";
+	sqlite3_stmt *st = stmt(s, sql);
+	sqlite3_bind_int64(st, 1, received_before);
+	char **rooms = NULL;
+	size_t n = 0;
+	int rc;
+	while ((rc = step(s, st)) == SQLITE_ROW) {
+		rooms = xrealloc(rooms, (n + 1) * sizeof(*rooms));
+		rooms[n++] = col_str(st, 0);
+	}
+	int out = finish(st, rc == SQLITE_DONE ? 0 : -1);
+	for (size_t i = 0; i < n; i++) {
+		if (out == 0 && fn(arg, rooms[i]) < 0)
+			out = -1;
+		free(rooms[i]);
+	}
+	free(rooms);
+	return out < 0 ? -1 : (int)n;
+}
+
+int64_t store_mx_waiting_count(struct store *s)
+{
+	static const char sql[] = "SELECT count(*) FROM mx_waiting";
+	sqlite3_stmt *st = stmt(s, sql);
+	int64_t n = step(s, st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+	sqlite3_reset(st);
+	return n;
+}
+
+int store_mx_key_request_add(struct store *s, const char *room, const char *session_id, int64_t now)
+{
+	static const char sql[] = "INSERT OR IGNORE INTO mx_key_requests(room, session_id, sent_at)"
+				  " VALUES(?1, ?2, ?3)";
+	sqlite3_stmt *st = stmt(s, sql);
+	bind_str(st, 1, room);
+	bind_str(st, 2, session_id);
+	sqlite3_bind_int64(st, 3, now);
+	if (run(s, st) < 0)
+		return -1;
+	return sqlite3_changes(s->db) > 0;
 }

@@ -2,8 +2,8 @@
 """A real end-to-end encrypting Matrix client for the E2EE tests: Debian's
 python3-matrix-nio (with python3-olm), pointed at the fake homeserver.
 
-Not wired into tests/run.sh yet (faqbot does not encrypt yet).  Run alone it
-is a proof that the fake routes keys as a homeserver does:
+tests/e2e/test_e2ee.py drives it against faqbot.  Run alone it is a proof
+that the fake routes keys as a homeserver does:
 
     /usr/bin/python3 tests/e2e/e2ee_client.py
 
@@ -116,7 +116,7 @@ async def proof():
                          if e["type"] == "m.room.message"]
                 print(f"room events: {len(enc)} m.room.encrypted, {len(clear)} in clear text")
                 print("to-device routed: " + ", ".join(f"{s}->{u}/{t}:{ty}"
-                                                         for s, ty, u, t in fake.to_device_log))
+                                                         for s, ty, u, t, _ in fake.to_device_log))
                 ok &= len(enc) == 2 and not clear
 
                 # bob logs in on a second device: alice's sync lists bob in

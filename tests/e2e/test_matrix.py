@@ -228,23 +228,85 @@ class Conversation(MatrixCase):
         self.assertEqual(rc, 0, err)
         self.assertEqual(json.loads(out)["add_questions"], {chosen: ["où sont les archives ?"]})
 
-    def test_encrypted_room_gets_one_notice(self):
+    def test_encrypted_room_with_encryption_off_stays_silent(self):
+        # before E2EE, a notice went into the encrypted room in clear text
         room = self.fake.create_room([ALICE], encrypted=True)
-        b = self.bot()
+        b = self.bot(FAQBOT_MATRIX_ENCRYPTION="false")
         self.started(b)
         self.fake.encrypted_message(room, ALICE)
         self.fake.encrypted_message(room, ALICE)
-        self.notices(room)
+        self.assertTrue(self.fake.wait(lambda: "event=encrypted_room" in b.logs(), 20), b.logs())
         time.sleep(0.8)
-        self.assertEqual(len(self.fake.notices(room)), 1)
-        self.assertIn("chiffré", self.fake.notices(room)[0]["content"]["body"])
+        self.assertEqual(self.fake.notices(room), [])
+        self.assertEqual(b.logs().count("event=encrypted_room "), 1)
         b.stop()
-        b = self.bot()                        # the flag is persisted
+        b = self.bot(FAQBOT_MATRIX_ENCRYPTION="false")   # the flag is persisted
         self.started(b)
         self.fake.encrypted_message(room, ALICE)
         time.sleep(1.0)
-        self.assertEqual(len(self.fake.notices(room)), 1)
+        self.assertEqual(self.fake.notices(room), [])
+        self.assertNotIn("event=encrypted_room ", b.logs())
         b.stop()
+
+    def test_undecryptable_message_is_requested_then_given_up_once(self):
+        room = self.fake.create_room([ALICE], encrypted=True)
+        b = self.bot(FAQBOT_TEST_KEY_WAIT_S="2")
+        self.started(b)
+        self.fake.encrypted_message(room, ALICE)          # its key never comes
+        self.fake.encrypted_message(room, ALICE)
+        # the key is asked for once per session, over /sendToDevice
+        key_requests = lambda: [r for r in self.fake.requests  # noqa: E731
+                                if "/sendToDevice/m.room_key_request/" in r[2]]
+        self.assertTrue(self.fake.wait(lambda: key_requests(), 20), b.logs())
+        self.assertEqual(key_requests()[0][4]["messages"][ALICE]["*"]["action"], "request")
+        self.assertTrue(self.fake.wait(lambda: len(self.fake.notices(room)) >= 1, 30), b.logs())
+        time.sleep(1.0)
+        sent = self.fake.notices(room)
+        self.assertEqual(len(sent), 1, sent)             # one notice for the room, not one per message
+        self.assertEqual(sent[0]["type"], "m.room.encrypted")   # never clear text in an encrypted room
+        self.assertNotIn("body", sent[0]["content"])
+        self.assertEqual(b.logs().count("event=undecryptable_given_up"), 2, b.logs())
+        self.assertEqual(len(key_requests()), 1)
+        b.stop()
+
+    def test_wrong_pickle_key_stops_with_advice_and_reset_makes_a_new_device(self):
+        b = self.bot(FAQBOT_MATRIX_PICKLE_KEY="the-right-key")
+        self.started(b)
+        self.assertTrue(self.fake.wait(lambda: self.fake.key_uploads, 10), b.logs())
+        first_device = self.fake.key_uploads[0][1]
+        b.stop()
+        b = self.bot(FAQBOT_MATRIX_PICKLE_KEY="another-key")
+        self.assertEqual(b.wait_exit(20), 1)
+        self.assertIn("cannot be opened", b.logs())
+        self.assertIn("matrix_pickle_key", b.logs())
+        self.assertIn("matrix-reset", b.logs())
+        self.assertNotIn("another-key", b.logs())
+        rc, out, err = run_cli(b, "matrix-reset")
+        self.assertEqual(rc, 0, err)
+        self.assertIn("new device", out)
+        b = self.bot(FAQBOT_MATRIX_PICKLE_KEY="another-key")
+        self.started(b)
+        self.assertTrue(self.fake.wait(lambda: len({d for _, d, _ in self.fake.key_uploads}) == 2, 10),
+                        b.logs())
+        self.assertNotEqual(self.fake.key_uploads[-1][1], first_device)
+        b.stop()
+
+    def test_pickle_key_file_is_private_and_kept(self):
+        b = self.bot()
+        self.started(b)
+        b.stop()
+        path = os.path.join(self.tmp, "state", "pickle.key")
+        self.assertEqual(os.stat(path).st_mode & 0o777, 0o600)
+        with open(path, "rb") as f:
+            key = f.read()
+        self.assertEqual(len(key), 32)
+        b = self.bot()                        # the same key opens the stored keys
+        self.started(b)
+        b.stop()
+        with open(path, "rb") as f:
+            self.assertEqual(f.read(), key)
+        self.assertEqual(len({d for _, d, _ in self.fake.key_uploads}), 1)
+        self.assertNotIn("event=fatal", b.logs())
 
     def test_invite_join_hello_and_allow_list(self):
         b = self.bot(FAQBOT_MATRIX_INVITE_ALLOW="@alice:localhost, example.org")

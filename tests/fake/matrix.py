@@ -43,7 +43,7 @@ class Spec:
                     for op in facts["operations"]]
         self.notice_required = facts["notice_required"]
 
-    def check(self, method, path, query, body):
+    def check(self, method, path, query, body, by_bot=True):
         errors = []
         if path.startswith("/.well-known/"):
             return errors
@@ -77,7 +77,7 @@ class Spec:
                             errors.append(f"{method} {rel}: unknown field {k!r}")
             if "/send/m.room.encrypted/" in rel:
                 errors += matrix_e2ee.check_encrypted_content(body)
-            elif "/send/" in rel and isinstance(body, dict):
+            elif "/send/" in rel and isinstance(body, dict) and by_bot:
                 errors += self.check_notice(body)
         return errors
 
@@ -125,6 +125,8 @@ class FakeMatrix(Waiting, matrix_e2ee.E2EE):
         self.sync_now = self.sync_peak = 0   # the bot's /sync requests in flight, and the most at once
         self.filters = []
         self.next_event = 1
+        self.bot_synced = 0      # the position the bot's last /sync answer reached
+        self.bot_syncs = 0       # /sync requests the bot made
         self._e2ee_init(BOT)
         self.server = QuietServer(("127.0.0.1", 0), self._handler())
         self.port = self.server.server_address[1]
@@ -166,10 +168,13 @@ class FakeMatrix(Waiting, matrix_e2ee.E2EE):
                             {"algorithm": "m.megolm.v1.aes-sha2"}, state_key="")
             return rid
 
-    def invite(self, room, inviter):
+    def invite(self, room, inviter, stripped_state=True):
+        """The bot is invited; stripped_state=False: the invite_state
+        carries only the invitation (no m.room.encryption)."""
         with self.lock:
             self.pos += 1
             self.invites[room] = (self.pos, inviter)
+            self.rooms[room]["bare_invite"] = not stripped_state
             self.lock.notify_all()
 
     def user_message(self, room, sender, body, mentions=None, reply_to=None, thread=None,
@@ -250,9 +255,14 @@ class FakeMatrix(Waiting, matrix_e2ee.E2EE):
                         body = "<not json>"
                 with fake.lock:
                     fake.requests.append((time.time(), method, path, query, body))
-                    if fake.spec:
-                        fake.spec_errors.extend(fake.spec.check(method, path, query, body))
                 token = (self.headers.get("Authorization") or "")[7:]
+                with fake.lock:
+                    if fake.spec:
+                        # the m.notice rules are the bot's; other users (the
+                        # E2EE tests' clients) send m.text
+                        dev = fake.tokens.get(token)
+                        by_bot = dev is None or fake.user_of(dev) == BOT
+                        fake.spec_errors.extend(fake.spec.check(method, path, query, body, by_bot))
                 route = fake.route(method, path)
                 if route is None:
                     return self.reply(404, {"errcode": "M_UNRECOGNIZED", "error": "Unrecognized request"})
@@ -350,7 +360,7 @@ class FakeMatrix(Waiting, matrix_e2ee.E2EE):
             self.filters.append(b)
         return 200, {"filter_id": f"f{len(self.filters)}"}
 
-    def _room_view(self, rid, since, limit, force_keep=None):
+    def _room_view(self, rid, since, limit, force_keep=None, full_state=False):
         r = self.rooms[rid]
         evs = [(p, e) for p, e in r["events"] if p > since]
         limited = False
@@ -358,9 +368,17 @@ class FakeMatrix(Waiting, matrix_e2ee.E2EE):
         if len(evs) > keep:
             evs = evs[-keep:] if keep else []
             limited = True
-        prev = f"s{(evs[0][0] - 1) if evs else self.pos}"
+        start = evs[0][0] if evs else self.pos + 1
+        prev = f"s{start - 1}"
         timeline = {"events": [dict(e) for _, e in evs], "limited": limited, "prev_batch": prev}
-        return {"timeline": timeline, "state": {"events": []},
+        # state: "updates to the state, between the time indicated by the
+        # since parameter, and the start of the timeline" (all of it on an
+        # initial sync or for a room just joined), latest per (type, state_key)
+        state = {}
+        for p, e in r["events"]:
+            if "state_key" in e and p < start and (full_state or p > since):
+                state[(e["type"], e["state_key"])] = dict(e)
+        return {"timeline": timeline, "state": {"events": list(state.values())},
                 "summary": {"m.joined_member_count": len(r["members"])}}
 
     def timeline_limit(self, q):
@@ -381,6 +399,7 @@ class FakeMatrix(Waiting, matrix_e2ee.E2EE):
         if self.user_of(dev) != BOT:
             return self.user_sync(self.user_of(dev), dev, q, f)
         with self.lock:
+            self.bot_syncs += 1
             self.sync_now += 1
             self.sync_peak = max(self.sync_peak, self.sync_now)
         try:
@@ -402,7 +421,8 @@ class FakeMatrix(Waiting, matrix_e2ee.E2EE):
             for rid, r in self.rooms.items():
                 if BOT in r["members"] and (since is None or any(p > s for p, _ in r["events"])):
                     keep = f["keep"] if f and f["kind"] == "limited" else None
-                    join[rid] = self._room_view(rid, s, limit, keep)
+                    join[rid] = self._room_view(rid, s, limit, keep,
+                                                full_state=since is None or r.get("bot_joined", 0) > s)
                     for e in join[rid]["timeline"]["events"]:
                         if e["sender"] == BOT and e.get("_device") == dev:
                             e["unsigned"] = {"transaction_id": e["_txn"]}
@@ -412,12 +432,19 @@ class FakeMatrix(Waiting, matrix_e2ee.E2EE):
                     leave[rid] = {"timeline": {"events": []}}
             for rid, (p, inviter) in self.invites.items():
                 if p > s:
-                    invite[rid] = {"invite_state": {"events": [
+                    # stripped state: the spec's list includes m.room.encryption
+                    # (Client-Server API, "Stripped state")
+                    stripped = [{"type": e["type"], "state_key": e["state_key"], "sender": e["sender"],
+                                 "content": e["content"]} for _, e in self.rooms[rid]["events"]
+                                if e["type"] == "m.room.encryption" and
+                                not self.rooms[rid].get("bare_invite")][-1:]
+                    invite[rid] = {"invite_state": {"events": stripped + [
                         {"type": "m.room.member", "state_key": BOT, "sender": inviter,
                          "content": {"membership": "invite"}}]}}
             resp = {"next_batch": f"s{self.pos}",
                     "rooms": {"join": join, "invite": invite, "leave": leave}}
             resp.update(self.e2ee_sync(dev, since))
+            self.bot_synced = self.pos   # everything up to here was handed to the bot
             return 200, resp
 
     def r_join(self, dev, args, q, b, f):
@@ -425,7 +452,9 @@ class FakeMatrix(Waiting, matrix_e2ee.E2EE):
         with self.lock:
             if rid not in self.rooms or rid not in self.invites and BOT not in self.rooms[rid]["members"]:
                 return 403, {"errcode": "M_FORBIDDEN", "error": "You are not invited to this room."}
-            self.rooms[rid]["members"].add(BOT)
+            if BOT not in self.rooms[rid]["members"]:
+                self._joined(rid, BOT)               # the member event, device-list changes
+                self.rooms[rid]["bot_joined"] = self.pos
             self.invites.pop(rid, None)
             self.joins.append(rid)
             return 200, {"room_id": rid}

@@ -122,6 +122,27 @@ def check_to_device(etype, content):
     errors = []
     if etype in ("m.room_key", "m.forwarded_room_key"):
         return [f"{etype} sent in clear text over /sendToDevice (it must be Olm-encrypted)"]
+    if etype == "m.room_key_request":
+        # event-schemas/schema/m.room_key_request.yaml: sent unencrypted;
+        # action, requesting_device_id, request_id required; body (algorithm,
+        # room_id, session_id) required when action is "request"
+        if not isinstance(content, dict):
+            return ["m.room_key_request: content is not an object"]
+        for k in ("action", "requesting_device_id", "request_id"):
+            if not isinstance(content.get(k), str):
+                errors.append(f"m.room_key_request: {k!r} is missing or not a string")
+        if content.get("action") not in ("request", "request_cancellation"):
+            errors.append(f"m.room_key_request: action {content.get('action')!r} is not request or "
+                          "request_cancellation")
+        if content.get("action") == "request":
+            body = content.get("body")
+            if not isinstance(body, dict):
+                errors.append("m.room_key_request: body is missing (required for action request)")
+            else:
+                for k in ("algorithm", "room_id", "session_id"):
+                    if not isinstance(body.get(k), str):
+                        errors.append(f"m.room_key_request: body.{k} is missing or not a string")
+        return errors
     if etype == "m.room.encrypted":
         if not isinstance(content, dict) or content.get("algorithm") != ALG_OLM:
             return ["to-device m.room.encrypted: algorithm is not " + ALG_OLM]
@@ -175,10 +196,14 @@ class E2EE:
         self.fallback_used = {}      # (user, device) -> set of algorithms
         self.to_device = {}          # device -> [(pos, event)]
         self.to_device_txns = set()  # (device, txnId)
-        self.key_changes = []        # (pos, user): device list changed
+        self.key_changes = []        # (pos, user, audience): device list changed, for everyone
+                                     # sharing a room with user (audience None) or those users
         self.departures = []         # (pos, room, user)
-        self.to_device_log = []      # every to-device message routed: (sender, type, user, device)
+        self.to_device_log = []      # every to-device message routed: (sender, type, user, device, content)
         self.key_uploads = []        # (user, device, body)
+        self.held = {}               # device -> [(sender, type, content)]: to-device messages held back
+        self.holding = set()         # devices whose incoming to-device messages are held
+        self.dropping = set()        # devices whose incoming to-device messages are lost
 
     # ---- scripting ---------------------------------------------------------
 
@@ -194,9 +219,60 @@ class E2EE:
         """user joins room: an m.room.member event, and a device-list change
         for those who now share a room with it."""
         with self.lock:
-            self.rooms[room]["members"].add(user)
-            self._event(room, user, "m.room.member", {"membership": "join"}, state_key=user)
-            self.key_changes.append((self.pos, user))
+            self._joined(room, user)
+
+    def _joined(self, room, user):
+        """user joins room (lock held): the member event and device-list
+        changes both ways (keys.yaml / sync: device_lists.changed lists the
+        users "who now share an encrypted room with the client")."""
+        others = set(self.rooms[room]["members"]) - {user}
+        self.rooms[room]["members"].add(user)
+        self.rooms[room].setdefault("joined_at", {})[user] = self.pos + 1
+        self._event(room, user, "m.room.member", {"membership": "join"}, state_key=user)
+        self.key_changes.append((self.pos, user, None))
+        for m in others:
+            self.key_changes.append((self.pos, m, {user}))
+
+    def enable_encryption(self, room, sender, **params):
+        """An m.room.encryption state event (Megolm) in a room that was in
+        clear; params: rotation_period_ms, rotation_period_msgs."""
+        with self.lock:
+            return self._event(room, sender, "m.room.encryption",
+                               dict(algorithm=ALG_MEGOLM, **params), state_key="")["event_id"]
+
+    def hold_to_device(self, device):
+        """Holds back every to-device message for device (until
+        release_to_device): a room key that arrives after its message."""
+        with self.lock:
+            self.holding.add(device)
+
+    def release_to_device(self, device):
+        with self.lock:
+            self.holding.discard(device)
+            for sender, etype, content in self.held.pop(device, []):
+                self.pos += 1
+                self.to_device.setdefault(device, []).append(
+                    (self.pos, {"type": etype, "sender": sender, "content": content}))
+            self.lock.notify_all()
+
+    def drop_to_device(self, device):
+        """Every to-device message for device is lost from now on (a key
+        that never comes)."""
+        with self.lock:
+            self.dropping.add(device)
+
+    def inject_to_device(self, device, sender, etype, content):
+        """A to-device event for device as if sender had sent it (anything:
+        the tests use it for garbage)."""
+        with self.lock:
+            self.pos += 1
+            self.to_device.setdefault(device, []).append(
+                (self.pos, {"type": etype, "sender": sender, "content": content}))
+            self.lock.notify_all()
+
+    def devices_of(self, user):
+        with self.lock:
+            return sorted(d for (u, d) in self.device_keys if u == user)
 
     def remove_member(self, room, user):
         with self.lock:
@@ -230,7 +306,7 @@ class E2EE:
                 if self.device_keys.get(key) != dk:
                     self.device_keys[key] = dk
                     self.pos += 1
-                    self.key_changes.append((self.pos, user))
+                    self.key_changes.append((self.pos, user, None))
                     self.lock.notify_all()
             ed = ((self.device_keys.get(key) or {}).get("keys") or {}).get(f"ed25519:{dev}")
             mine = self.otks.setdefault(key, {})
@@ -301,10 +377,15 @@ class E2EE:
                         targets += [x for x, u in self.device_user.items()
                                     if u == user and x not in targets]
                     for t in targets:
+                        self.to_device_log.append((sender, etype, user, t, content))
+                        if t in self.dropping:
+                            continue
+                        if t in self.holding:
+                            self.held.setdefault(t, []).append((sender, etype, content))
+                            continue
                         self.pos += 1
                         self.to_device.setdefault(t, []).append(
                             (self.pos, {"type": etype, "sender": sender, "content": content}))
-                        self.to_device_log.append((sender, etype, user, t))
             self.lock.notify_all()
             return 200, {}
 
@@ -332,8 +413,9 @@ class E2EE:
             queue = [(p, e) for p, e in queue if p > since]
             self.to_device[dev] = queue
         events = [dict(e) for p, e in queue if p > s]
-        changed = sorted({u for p, u in self.key_changes
-                          if p > s and since is not None and self.shares_room(user, u)})
+        changed = sorted({u for p, u, aud in self.key_changes
+                          if p > s and since is not None and self.shares_room(user, u)
+                          and (aud is None or user in aud)})
         left = sorted({u for p, r, u in self.departures
                        if p > s and since is not None and u != user and not self.shares_room(user, u)})
         key = (user, dev)
@@ -371,13 +453,20 @@ class E2EE:
                     e.pop("_txn", None)
                     e.pop("room_id", None)
                 state = []
-                if since is None:
+                if since is None or r.get("joined_at", {}).get(user, 0) > s:
+                    # the whole state on a first sync, or of a room joined since
                     state = [{"type": "m.room.create", "state_key": "", "sender": user,
                               "event_id": f"$create-{rid}", "origin_server_ts": 0,
                               "content": {"creator": user}}]
                     state += [{"type": "m.room.member", "state_key": m, "sender": m,
                                "event_id": f"$member-{rid}-{m}", "origin_server_ts": 0,
                                "content": {"membership": "join"}} for m in sorted(r["members"])]
+                    state += [dict(e) for p, e in r["events"] if "state_key" in e and p <= s and
+                              e["type"] != "m.room.member"]
+                    for e in state:
+                        e.pop("_device", None)
+                        e.pop("_txn", None)
+                        e.pop("room_id", None)
                 join[rid] = {"timeline": {"events": evs, "limited": False, "prev_batch": f"s{s}"},
                              "state": {"events": state},
                              "summary": {"m.joined_member_count": len(r["members"])}}

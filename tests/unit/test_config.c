@@ -142,6 +142,37 @@ static void secret_file_and_masking(void **state)
 	clear_env();
 }
 
+/* Matrix encryption is on by default; its pickle key is a secret (env,
+ * *_FILE, masked); an empty pickle key means the state directory's file. */
+static void matrix_encryption_settings(void **state)
+{
+	(void)state;
+	clear_env();
+	struct config c;
+	struct strbuf e = STRBUF_INIT, out = STRBUF_INIT;
+	assert_int_equal(config_load(&c, NULL, &e), 0);
+	assert_true(c.matrix_encryption);
+	assert_null(c.matrix_pickle_key);
+	config_release(&c);
+	const char *secret = write_tmp("pickle-SECRET-key\n");
+	char path[64];
+	snprintf(path, sizeof(path), "%s", secret);
+	setenv("FAQBOT_MATRIX_PICKLE_KEY_FILE", path, 1);
+	setenv("FAQBOT_MATRIX_ENCRYPTION", "false", 1);
+	assert_int_equal(config_load(&c, NULL, &e), 0);
+	assert_false(c.matrix_encryption);
+	assert_string_equal(c.matrix_pickle_key, "pickle-SECRET-key");
+	config_print(&c, &out);
+	assert_non_null(strstr(out.buf, "matrix_pickle_key = ********\n"));
+	assert_null(strstr(out.buf, "SECRET"));
+	config_release(&c);
+	unsetenv("FAQBOT_MATRIX_PICKLE_KEY_FILE");
+	unsetenv("FAQBOT_MATRIX_ENCRYPTION");
+	unlink(path);
+	strbuf_release(&e);
+	strbuf_release(&out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -150,6 +181,7 @@ int main(void)
 		cmocka_unit_test(errors_name_the_key_and_the_place),
 		cmocka_unit_test(secret_file_and_masking),
 		cmocka_unit_test(learning_settings),
+		cmocka_unit_test(matrix_encryption_settings),
 	};
 	return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }

@@ -714,6 +714,10 @@ static void feedback_is_pruned_after_its_window(void **state)
 	assert_int_equal(count("votes"), 0);
 }
 
+#define DROP_V5 " DROP TABLE mx_account; DROP TABLE mx_olm; DROP TABLE mx_megolm_in;" \
+	" DROP TABLE mx_megolm_out; DROP TABLE mx_megolm_shared; DROP TABLE mx_users;" \
+	" DROP TABLE mx_devices; DROP TABLE mx_rooms; DROP TABLE mx_waiting; DROP TABLE mx_key_requests;"
+
 static void version_3_database_gets_the_feedback_tables(void **state)
 {
 	struct store *s = *state;
@@ -725,7 +729,7 @@ static void version_3_database_gets_the_feedback_tables(void **state)
 	sqlite3 *db;
 	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(db, "DROP TABLE answered; DROP TABLE answered_msg; DROP TABLE votes;"
-				      " DROP TABLE choices; PRAGMA user_version=3;", NULL, NULL, NULL),
+				      " DROP TABLE choices;" DROP_V5 " PRAGMA user_version=3;", NULL, NULL, NULL),
 			 SQLITE_OK);
 	sqlite3_close(db);
 	char err[512];
@@ -738,6 +742,170 @@ static void version_3_database_gets_the_feedback_tables(void **state)
 	strbuf_release(&v);
 	assert_int_equal(store_choice_add(s, "t", "A", "alice", "prix", "cout", 3), 1);
 	assert_int_equal(count("choices"), 1);
+}
+
+static void version_4_database_gets_the_encryption_tables(void **state)
+{
+	struct store *s = *state;
+	assert_int_equal(store_kv_set(s, "matrix.device_id", "DEV"), 0);
+	store_close(s);
+	*state = NULL;
+	char path[400];
+	snprintf(path, sizeof(path), "%s/%s", dir, STORE_FILE);
+	sqlite3 *db;
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, DROP_V5 " PRAGMA user_version=4;", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	char err[512];
+	s = store_open(dir, err, sizeof(err));
+	assert_non_null(s);
+	*state = s;
+	assert_int_equal(store_schema_version(s), 5);
+	struct strbuf v = STRBUF_INIT;
+	assert_int_equal(store_kv_get(s, "matrix.device_id", &v), 1); /* the device stays */
+	assert_string_equal(v.buf, "DEV");
+	strbuf_release(&v);
+	assert_int_equal(store_mx_room_set(s, "!r", "m.megolm.v1.aes-sha2", 1000, 10), 0);
+	assert_int_equal(store_mx_room_get(s, "!r", NULL, NULL), 1);
+}
+
+static void add_pickle(void *arg, const char *pickle)
+{
+	struct strbuf *b = arg;
+	strbuf_addf(b, "%s;", pickle);
+}
+
+static void add_device(void *arg, const char *device, const char *curve, const char *ed)
+{
+	struct strbuf *b = arg;
+	strbuf_addf(b, "%s=%s/%s;", device, curve, ed);
+}
+
+static int add_waiting(void *arg, const char *event_id, const char *room, const char *payload)
+{
+	struct strbuf *b = arg;
+	strbuf_addf(b, "%s@%s:%s;", event_id, room, payload);
+	return 0;
+}
+
+static int add_room(void *arg, const char *room)
+{
+	strbuf_addf(arg, "%s;", room);
+	return 0;
+}
+
+static void encryption_tables_keep_what_the_transport_needs(void **state)
+{
+	struct store *s = *state;
+	struct strbuf u = STRBUF_INIT, d = STRBUF_INIT, p = STRBUF_INIT, b = STRBUF_INIT;
+	/* the account: one row, replaced */
+	assert_int_equal(store_mx_account_get(s, &u, &d, &p), 0);
+	assert_int_equal(store_mx_account_set(s, "@bot:hs", "DEV", "P1", 1), 0);
+	assert_int_equal(store_mx_account_set(s, "@bot:hs", "DEV", "P2", 2), 0);
+	assert_int_equal(store_mx_account_get(s, &u, &d, &p), 1);
+	assert_string_equal(u.buf, "@bot:hs");
+	assert_string_equal(d.buf, "DEV");
+	assert_string_equal(p.buf, "P2");
+	/* Olm sessions by peer key, the most recently used first */
+	assert_int_equal(store_mx_olm_set(s, "K", "s1", "o1", 1), 0);
+	assert_int_equal(store_mx_olm_set(s, "K", "s2", "o2", 2), 0);
+	assert_int_equal(store_mx_olm_set(s, "K", "s1", "o1b", 3), 0);
+	assert_int_equal(store_mx_olm_set(s, "L", "s3", "o3", 3), 0);
+	assert_int_equal(store_mx_olm_each(s, "K", add_pickle, &b), 2);
+	assert_string_equal(b.buf, "o1b;o2;");
+	/* inbound Megolm by (room, session) */
+	assert_int_equal(store_mx_megolm_in_get(s, "!r", "m1", &p), 0);
+	assert_int_equal(store_mx_megolm_in_set(s, "!r", "m1", "K", "i1", 1), 0);
+	assert_int_equal(store_mx_megolm_in_set(s, "!r", "m1", "K", "i1b", 2), 0);
+	assert_int_equal(store_mx_megolm_in_get(s, "!r", "m1", &p), 1);
+	assert_string_equal(p.buf, "i1b");
+	assert_int_equal(store_mx_megolm_in_get(s, "!other", "m1", &p), 0);
+	/* outbound: shared set and member_left belong to one session */
+	int left = -1;
+	assert_int_equal(store_mx_megolm_out_get(s, "!r", &p, &left), 0);
+	assert_int_equal(store_mx_megolm_out_set(s, "!r", "o1", "out1", 10), 0);
+	assert_int_equal(store_mx_shared_add(s, "!r", "o1", "@a:hs", "A1"), 0);
+	assert_int_equal(store_mx_shared_add(s, "!r", "o1", "@a:hs", "A1"), 0);
+	assert_int_equal(store_mx_shared_has(s, "!r", "o1", "@a:hs", "A1"), 1);
+	assert_int_equal(store_mx_shared_has(s, "!r", "o1", "@a:hs", "A2"), 0);
+	assert_int_equal(store_mx_megolm_out_member_left(s, "!r"), 0);
+	assert_int_equal(store_mx_megolm_out_set(s, "!r", "o1", "out1b", 11), 0); /* ratchet moved */
+	assert_int_equal(store_mx_megolm_out_get(s, "!r", &p, &left), 1);
+	assert_string_equal(p.buf, "out1b");
+	assert_int_equal(left, 1);
+	assert_int_equal(store_mx_shared_has(s, "!r", "o1", "@a:hs", "A1"), 1);
+	assert_int_equal(store_mx_megolm_out_set(s, "!r", "o2", "out2", 12), 0); /* rotated */
+	assert_int_equal(store_mx_megolm_out_get(s, "!r", &p, &left), 1);
+	assert_int_equal(left, 0);
+	assert_int_equal(store_mx_shared_has(s, "!r", "o1", "@a:hs", "A1"), 0);
+	/* device lists: unknown, fresh, outdated */
+	strbuf_reset(&b);
+	assert_int_equal(store_mx_devices_get(s, "@a:hs", add_device, &b), 0);
+	assert_int_equal(store_mx_devices_clear(s, "@a:hs"), 0);
+	assert_int_equal(store_mx_device_add(s, "@a:hs", "A1", "c1", "e1"), 0);
+	assert_int_equal(store_mx_device_add(s, "@a:hs", "A2", "c2", "e2"), 0);
+	assert_int_equal(store_mx_devices_get(s, "@a:hs", add_device, &b), 1);
+	assert_string_equal(b.buf, "A1=c1/e1;A2=c2/e2;");
+	assert_int_equal(store_mx_devices_outdated(s, "@a:hs"), 0);
+	assert_int_equal(store_mx_devices_get(s, "@a:hs", add_device, &b), 0);
+	assert_int_equal(store_mx_devices_clear(s, "@a:hs"), 0); /* queried again: one device now */
+	assert_int_equal(store_mx_device_add(s, "@a:hs", "A2", "c2", "e2"), 0);
+	strbuf_reset(&b);
+	assert_int_equal(store_mx_devices_get(s, "@a:hs", add_device, &b), 1);
+	assert_string_equal(b.buf, "A2=c2/e2;");
+	/* rooms */
+	int64_t ms = 0, msgs = 0;
+	assert_int_equal(store_mx_room_get(s, "!plain", &ms, &msgs), 0);
+	assert_int_equal(store_mx_room_set(s, "!r", "m.megolm.v1.aes-sha2", 3600000, 5), 0);
+	assert_int_equal(store_mx_room_get(s, "!r", &ms, &msgs), 1);
+	assert_int_equal(ms, 3600000);
+	assert_int_equal(msgs, 5);
+	/* waiting events: back when their key comes, or given up */
+	assert_int_equal(store_mx_waiting_add(s, "$1", "!r", "m9", "P1", 100, 200), 1);
+	assert_int_equal(store_mx_waiting_add(s, "$1", "!r", "m9", "P1", 100, 200), 0);
+	assert_int_equal(store_mx_waiting_add(s, "$2", "!r", "m8", "P2", 101, 300), 1);
+	assert_int_equal(store_mx_waiting_add(s, "$3", "!q", "m9", "P3", 102, 300), 1);
+	assert_int_equal(store_mx_waiting_count(s), 3);
+	strbuf_reset(&b);
+	assert_int_equal(store_mx_waiting_rooms(s, 101, add_room, &b), 1); /* waited long enough: !r only */
+	assert_string_equal(b.buf, "!r;");
+	strbuf_reset(&b);
+	assert_int_equal(store_mx_waiting_take(s, "!r", "m9", add_waiting, &b), 1);
+	assert_string_equal(b.buf, "$1@!r:P1;");
+	strbuf_reset(&b);
+	assert_int_equal(store_mx_waiting_expired(s, 299, add_waiting, &b), 0);
+	assert_int_equal(store_mx_waiting_expired(s, 300, add_waiting, &b), 2);
+	assert_string_equal(b.buf, "$2@!r:P2;$3@!q:P3;");
+	assert_int_equal(store_mx_waiting_count(s), 0);
+	/* key requests: once per session, pruned after the de-duplication window */
+	assert_int_equal(store_mx_key_request_add(s, "!r", "m9", 100), 1);
+	assert_int_equal(store_mx_key_request_add(s, "!r", "m9", 150), 0);
+	struct store_retention keep = { 1000, 1000, 1000, 1000 };
+	assert_true(store_retain(s, 2000, &keep) >= 1);
+	assert_int_equal(store_mx_key_request_add(s, "!r", "m9", 2100), 1);
+	/* sessions go after a month without use; a use keeps them */
+	assert_int_equal(store_mx_megolm_in_set(s, "!r", "m1", "K", "i1c", STORE_MX_SESSION_MS), 0);
+	assert_true(store_retain(s, STORE_MX_SESSION_MS + 100, &keep) >= 2); /* Olm K/s2, L/s3... */
+	assert_int_equal(store_mx_megolm_in_get(s, "!r", "m1", &p), 1);
+	strbuf_reset(&b);
+	assert_int_equal(store_mx_olm_each(s, "K", add_pickle, &b), 0);
+	assert_true(store_retain(s, 2 * STORE_MX_SESSION_MS + 1, &keep) >= 1);
+	assert_int_equal(store_mx_megolm_in_get(s, "!r", "m1", &p), 0);
+	/* leaving a room forgets what was shared there; a reset forgets the device */
+	assert_int_equal(store_mx_waiting_add(s, "$4", "!r", "m9", "P4", 100, 200), 1);
+	assert_int_equal(store_mx_room_forget(s, "!r"), 0);
+	assert_int_equal(store_mx_megolm_out_get(s, "!r", &p, &left), 0);
+	assert_int_equal(store_mx_waiting_count(s), 0);
+	assert_int_equal(store_mx_room_get(s, "!r", NULL, NULL), 1); /* still an encrypted room */
+	assert_true(store_mx_reset(s) > 0);
+	assert_int_equal(store_mx_account_get(s, &u, &d, &p), 0);
+	strbuf_reset(&b);
+	assert_int_equal(store_mx_olm_each(s, "K", add_pickle, &b), 0);
+	assert_int_equal(store_mx_room_get(s, "!r", NULL, NULL), 1);
+	strbuf_release(&u);
+	strbuf_release(&d);
+	strbuf_release(&p);
+	strbuf_release(&b);
 }
 
 int main(void)
@@ -762,6 +930,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(finished_row_stays_finished, setup, teardown),
 		cmocka_unit_test_setup_teardown(feedback_is_pruned_after_its_window, setup, teardown),
 		cmocka_unit_test_setup_teardown(version_3_database_gets_the_feedback_tables, setup, teardown),
+		cmocka_unit_test_setup_teardown(version_4_database_gets_the_encryption_tables, setup, teardown),
+		cmocka_unit_test_setup_teardown(encryption_tables_keep_what_the_transport_needs, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("store", tests, NULL, NULL);
 }
