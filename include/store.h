@@ -76,8 +76,9 @@
  *   votes, choices  after feedback_retention_days (feedback_ms)
  *   mx_key_requests  after the de-duplication window; mx_waiting rows at
  *             their give_up_at (the Matrix transport, MX_KEY_WAIT_MS);
- *             mx_olm and mx_megolm_in sessions unused for
- *             STORE_MX_SESSION_MS (30 days); mx_megolm_shared rows when
+ *             mx_megolm_in sessions unused for STORE_MX_SESSION_MS
+ *             (30 days), mx_olm ones too unless the latest of their peer
+ *             device (kept, it may still send over it); mx_megolm_shared rows when
  *             their room's session is replaced
  *   answered, answered_msg  after STORE_ANSWERED_MS (a week), or
  *             feedback_ms when shorter.  The outbox keeps a sent reply only

@@ -1454,15 +1454,18 @@ int store_retain(struct store *s, int64_t now, const struct store_retention *r)
 	int64_t answered_ms = r->feedback_ms < STORE_ANSWERED_MS ? r->feedback_ms : STORE_ANSWERED_MS;
 	static const char key_requests[] =
 		"DELETE FROM mx_key_requests WHERE (room, session_id) IN (SELECT room, session_id"
-		" FROM mx_key_requests WHERE sent_at<?1 LIMIT " RETAIN_BATCH ") AND ?2=?2";
-	/* sessions unused for a month: a peer that still had one makes a new
-	 * one (clients do when a message does not decrypt) */
+		" FROM mx_key_requests WHERE sent_at<?1 LIMIT " RETAIN_BATCH_SQL ") AND ?2=?2";
+	/* Olm sessions unused for a month when their peer has a newer one:
+	 * each peer's latest is kept whatever its age, since a client goes on
+	 * sending room keys over the session it has (one asked once a month
+	 * would otherwise find the bot unable to read its key) */
 	static const char olm[] =
-		"DELETE FROM mx_olm WHERE (peer_key, session_id) IN (SELECT peer_key, session_id"
-		" FROM mx_olm WHERE used_at<?1 LIMIT " RETAIN_BATCH ") AND ?2=?2";
+		"DELETE FROM mx_olm WHERE (peer_key, session_id) IN (SELECT o.peer_key, o.session_id"
+		" FROM mx_olm o WHERE o.used_at<?1 AND EXISTS (SELECT 1 FROM mx_olm n"
+		"  WHERE n.peer_key=o.peer_key AND n.used_at>o.used_at) LIMIT " RETAIN_BATCH_SQL ") AND ?2=?2";
 	static const char megolm_in[] =
 		"DELETE FROM mx_megolm_in WHERE (room, session_id) IN (SELECT room, session_id"
-		" FROM mx_megolm_in WHERE at<?1 LIMIT " RETAIN_BATCH ") AND ?2=?2";
+		" FROM mx_megolm_in WHERE at<?1 LIMIT " RETAIN_BATCH_SQL ") AND ?2=?2";
 	if (prune(s, key_requests, now - r->dedup_ms, now, &n) < 0 ||
 	    prune(s, olm, now - STORE_MX_SESSION_MS, now, &n) < 0 ||
 	    prune(s, megolm_in, now - STORE_MX_SESSION_MS, now, &n) < 0)
