@@ -344,6 +344,33 @@ static const struct table *registered_table(const char *canon, enum text_data ki
 	return NULL;
 }
 
+/* Folds a table's size and 64 evenly spaced 64-byte samples of its slots
+ * and of its pool into h. */
+static uint64_t table_id(const struct table *tab, uint64_t h)
+{
+	size_t slots_len = ((size_t)tab->mask + 1) * 8;
+	h ^= hash_bytes(&tab->mask, sizeof(tab->mask)) + hash_bytes(&tab->pool_len, sizeof(tab->pool_len));
+	for (size_t i = 0; i < 64; i++) {
+		size_t so = slots_len > 64 ? (slots_len - 64) / 63 * i : 0;
+		size_t po = tab->pool_len > 64 ? (tab->pool_len - 64) / 63 * i : 0;
+		h = h * 1099511628211ULL ^ hash_bytes(tab->slots + so, slots_len < 64 ? slots_len : 64);
+		h = h * 1099511628211ULL ^
+		    hash_bytes(tab->pool + po, tab->pool_len < 64 ? tab->pool_len : 64);
+	}
+	return h;
+}
+
+uint64_t text_tables_id(const char *language)
+{
+	const char *canon = canonical_language(language);
+	const struct table *lex = registered_table(canon, TEXT_LEXICON);
+	const struct table *ths = registered_table(canon, TEXT_THESAURUS);
+	uint64_t h = 0x74616273ULL;
+	h = lex ? table_id(lex, h) : h * 31 + 1;
+	h = ths ? table_id(ths, h * 31 + 2) : h * 31 + 3;
+	return h;
+}
+
 int text_has_lexicon(const struct text *t)
 {
 	return t->lexicon != NULL;

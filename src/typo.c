@@ -23,11 +23,14 @@
 #define SLOT_WHOLE(x) ((uint32_t)(x) & 1)
 
 struct typo {
-	struct strbuf str;      /* source strings, NUL-separated */
+	struct strbuf str;      /* source strings, NUL-separated (while adding) */
 	uint32_t *off, *id;
 	size_t n, alloc;
 	uint64_t *slots;        /* open addressing, linear probing */
 	size_t mask;
+	const char *s;          /* the source strings: str.buf, or borrowed */
+	size_t s_len;
+	int borrowed;           /* off, id, slots and s belong to the caller */
 };
 
 static uint64_t mix(uint64_t h)
@@ -87,6 +90,10 @@ void typo_free(struct typo *t)
 	if (!t)
 		return;
 	strbuf_release(&t->str);
+	if (t->borrowed) {
+		free(t);
+		return;
+	}
 	free(t->off);
 	free(t->id);
 	free(t->slots);
@@ -101,7 +108,7 @@ size_t typo_sources(const struct typo *t)
 void typo_add(struct typo *t, const char *s, uint32_t id)
 {
 	size_t len = strlen(s);
-	if (!eligible(s, len) || t->n >= (1u << 31) - 1)
+	if (t->borrowed || !eligible(s, len) || t->n >= (1u << 31) - 1)
 		return;
 	size_t a2 = t->alloc;
 	xgrow(&t->off, &a2, t->n + 1, sizeof(uint32_t));
@@ -130,6 +137,10 @@ void typo_build(struct typo *t)
 {
 	char dels[TEXT_MAX_TOKEN + 1][TEXT_MAX_TOKEN + 1];
 	size_t keys = 0;
+	if (t->borrowed)
+		return;
+	t->s = t->str.buf;
+	t->s_len = t->str.len + 1; /* with the strbuf's final NUL */
 	for (size_t i = 0; i < t->n; i++)
 		keys += 1 + utf8_chars(t->str.buf + t->off[i]);  /* itself + its deletions */
 	/* at most half full: linear probing's clusters stay short (a miss
@@ -170,7 +181,7 @@ static void probe(const struct typo *t, const char *key, size_t klen, int want, 
 		uint64_t x = t->slots[i];
 		if (SLOT_CHECK(x) != check || (int)SLOT_WHOLE(x) != want)
 			continue;
-		const char *s = t->str.buf + t->off[SLOT_SRC(x)];
+		const char *s = t->s + t->off[SLOT_SRC(x)];
 		if (s[0] == q[0] && text_edit_distance(q, qlen, s, strlen(s), 1) <= 1)
 			add_id(out, n, max, t->id[SLOT_SRC(x)]);
 	}
@@ -192,4 +203,48 @@ size_t typo_lookup(const struct typo *t, const char *q, uint32_t *out, size_t ma
 		probe(t, dels[j], dl, 0, q, qlen, out, &n, max);  /* substitution or swap */
 	}
 	return n;
+}
+
+void typo_parts(const struct typo *t, struct typo_parts *p)
+{
+	p->str = t->s;
+	p->str_len = t->slots ? t->s_len : 0;
+	p->off = t->off;
+	p->id = t->id;
+	p->n = t->slots ? t->n : 0;
+	p->slots = t->slots;
+	p->n_slots = t->slots ? t->mask + 1 : 0;
+}
+
+struct typo *typo_from_parts(const struct typo_parts *p, uint32_t max_id)
+{
+	if (p->n_slots & (p->n_slots - 1))
+		return NULL;
+	if (p->n_slots) {
+		if (!p->str_len || p->str[p->str_len - 1] != '\0')
+			return NULL;
+		for (size_t i = 0; i < p->n; i++)
+			if (p->off[i] >= p->str_len || p->id[i] >= max_id)
+				return NULL;
+		size_t empty = 0;
+		for (size_t i = 0; i < p->n_slots; i++) {
+			if (!p->slots[i])
+				empty++;
+			else if (SLOT_SRC(p->slots[i]) >= p->n)
+				return NULL;
+		}
+		if (!empty) /* a probe must end */
+			return NULL;
+	}
+	struct typo *t = xcalloc(1, sizeof(*t));
+	strbuf_init(&t->str, 0);
+	t->borrowed = 1;
+	t->s = p->str;
+	t->s_len = p->str_len;
+	t->off = (uint32_t *)p->off;
+	t->id = (uint32_t *)p->id;
+	t->n = p->n;
+	t->slots = p->n_slots ? (uint64_t *)p->slots : NULL;
+	t->mask = p->n_slots ? p->n_slots - 1 : 0;
+	return t;
 }
