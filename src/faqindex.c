@@ -123,7 +123,7 @@ static struct index *cache_read(struct faq *f, const char *dir, uint64_t key)
 	struct stat st;
 	void *p = MAP_FAILED;
 	if (!fstat(fd, &st) && st.st_size > 0)
-		p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+		p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
 	close(fd);
 	const char *why = "empty or unreadable";
 	struct index *idx = NULL;

@@ -226,14 +226,14 @@ struct typo *typo_from_parts(const struct typo_parts *p, uint32_t max_id)
 		for (size_t i = 0; i < p->n; i++)
 			if (p->off[i] >= p->str_len || p->id[i] >= max_id)
 				return NULL;
-		size_t empty = 0;
+		/* branch-free: a pass over millions of slots at memory speed */
+		size_t empty = 0, bad = 0;
 		for (size_t i = 0; i < p->n_slots; i++) {
-			if (!p->slots[i])
-				empty++;
-			else if (SLOT_SRC(p->slots[i]) >= p->n)
-				return NULL;
+			uint64_t x = p->slots[i];
+			empty += !x;
+			bad |= (size_t)(x && SLOT_SRC(x) >= p->n);
 		}
-		if (!empty) /* a probe must end */
+		if (bad || !empty) /* a probe must end */
 			return NULL;
 	}
 	struct typo *t = xcalloc(1, sizeof(*t));
