@@ -803,6 +803,15 @@ struct index *index_build(struct faq *faq, struct faq_diags *d)
 			in_questions[b.rp[i].term] = 1;
 	build_lookup(idx, in_questions);
 	free(in_questions);
+	/* a fresh analyzer for the queries: the build's has every FAQ word in
+	 * its stem cache (up to STEM_CACHE_MAX), megabytes that questions
+	 * would miss in the CPU caches (it is only a memo: same stems), and
+	 * what an index mapped from the cache starts with */
+	struct text *fresh = text_new(faq->language);
+	if (fresh) {
+		text_free(idx->text);
+		idx->text = fresh;
+	}
 	alloc_scratch(idx);
 	free(b.rp);
 	free(b.pp_term);
@@ -1101,8 +1110,15 @@ void index_rank(struct index *idx, const char *q, size_t len, struct index_resul
 		if (c.qcov > 1)
 			c.qcov = 1;
 		c.dcov = idx->es[e].dbest;
+		/* evidence <= 1, so the score is at most bound (exactly: the
+		 * rounded product by a factor <= 1 never exceeds the other
+		 * factor); below the last of a full list it could not enter it,
+		 * so the exp and the insertion are skipped: same result */
+		double bound = c.qcov * (A_QCOV + (1 - A_QCOV) * c.dcov);
+		if (out->n_cand == INDEX_MAX_CAND && bound < out->cand[INDEX_MAX_CAND - 1].score)
+			continue;
 		c.evidence = 1 - exp(-idx->es[e].acc / idx->w_ref / E_SCALE);
-		c.score = c.qcov * (A_QCOV + (1 - A_QCOV) * c.dcov) * c.evidence;
+		c.score = bound * c.evidence;
 		insert_cand(out, &c);
 	}
 }

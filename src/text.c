@@ -558,6 +558,8 @@ static size_t fold_all(struct text *t, const char *s, size_t len)
 	return n;
 }
 
+static int emit_word_h(struct text *t, const char *w, size_t wl, size_t ncp, int has_letter,
+		       uint64_t h, struct termlist *out);
 static int emit_word(struct text *t, const char *w, size_t wl, size_t ncp, int has_letter,
 		     struct termlist *out);
 
@@ -629,17 +631,19 @@ static int emit(struct text *t, size_t ncp, int has_letter, struct termlist *out
 	uint32_t off;
 	if (!wl || wl > TEXT_MAX_TOKEN)
 		return 0;
-	if (has_letter && t->chat && strmap_get(t->chat, w, wl, &off))
+	/* one hash for the chat, stopword and stem-cache look-ups of w */
+	uint64_t h = strmap_hash(w, wl);
+	if (has_letter && t->chat && strmap_get_hashed(t->chat, w, wl, h, &off))
 		return emit_chat(t, t->chat_arena.buf + off, out);
 	size_t d = ordinal_digits(w, wl);
 	if (d)
 		return emit_word(t, w, d, d, 0, out);
-	if (has_letter && !(t->stopwords && strmap_get(t->stopwords, w, wl, NULL))) {
+	if (has_letter && !(t->stopwords && strmap_get_hashed(t->stopwords, w, wl, h, NULL))) {
 		size_t k = elision_len(t, w, wl);
 		if (k)
 			return emit_word(t, w + k, wl - k, ncp - k, has_letter, out);
 	}
-	return emit_word(t, w, wl, ncp, has_letter, out);
+	return emit_word_h(t, w, wl, ncp, has_letter, h, out);
 }
 
 /* Emits one word unless it is a stopword or noise. */
@@ -648,16 +652,25 @@ static int emit_word(struct text *t, const char *w, size_t wl, size_t ncp, int h
 {
 	if (!wl || wl > TEXT_MAX_TOKEN)
 		return 0;
+	return emit_word_h(t, w, wl, ncp, has_letter, strmap_hash(w, wl), out);
+}
+
+/* emit_word with h = strmap_hash(w, wl). */
+static int emit_word_h(struct text *t, const char *w, size_t wl, size_t ncp, int has_letter,
+		       uint64_t h, struct termlist *out)
+{
+	if (!wl || wl > TEXT_MAX_TOKEN)
+		return 0;
 	if (ncp < 2 && has_letter)
 		return 0; /* lone letters: elisions, initials */
-	if (t->stopwords && strmap_get(t->stopwords, w, wl, NULL))
+	if (t->stopwords && strmap_get_hashed(t->stopwords, w, wl, h, NULL))
 		return 0;
 	if (!has_letter) {
 		termlist_push(out, w, wl, w, wl);
 		return 1;
 	}
 	uint32_t off;
-	if (strmap_get(t->stem_cache, w, wl, &off)) {
+	if (strmap_get_hashed(t->stem_cache, w, wl, h, &off)) {
 		const char *cached = t->stem_arena.buf + off;
 		termlist_push(out, w, wl, cached, strlen(cached));
 		return 1;

@@ -170,12 +170,12 @@ static void add_id(uint32_t *out, size_t *n, size_t max, uint32_t id)
 		out[(*n)++] = id;
 }
 
-/* Sources whose whole string or one of whose deletions hashes like key
- * (as `want` says: 1 whole, 0 deletion), verified against q. */
-static void probe(const struct typo *t, const char *key, size_t klen, int want, const char *q,
-		  size_t qlen, uint32_t *out, size_t *n, size_t max)
+/* Sources whose whole string or one of whose deletions hashes to h (the
+ * hash of a key; `want` says which: 1 whole, 0 deletion), verified
+ * against q. */
+static void probe(const struct typo *t, uint64_t h, int want, const char *q, size_t qlen,
+		  uint32_t *out, size_t *n, size_t max)
 {
-	uint64_t h = hash_str(key, klen);
 	uint32_t check = check_of(h);
 	for (size_t i = (size_t)(h >> 32) & t->mask; t->slots[i]; i = (i + 1) & t->mask) {
 		uint64_t x = t->slots[i];
@@ -193,14 +193,23 @@ size_t typo_lookup(const struct typo *t, const char *q, uint32_t *out, size_t ma
 	if (!t->slots || !eligible(q, qlen))
 		return 0;
 	char dels[TEXT_MAX_TOKEN + 1][TEXT_MAX_TOKEN + 1];
-	probe(t, q, qlen, 0, q, qlen, out, &n, max);          /* q lacks a letter */
+	uint64_t h[TEXT_MAX_TOKEN + 2];
+	/* every key's hash first, and its slot asked of memory at once: the
+	 * table is large, and the probes then wait for one miss, not one
+	 * each (same probes, same order: the same result) */
 	size_t k = deletions(q, qlen, dels);
+	h[0] = hash_str(q, qlen);
+	for (size_t j = 0; j < k; j++)
+		h[j + 1] = j && !strcmp(dels[j], dels[j - 1]) ? 0 : hash_str(dels[j], strlen(dels[j]));
+	for (size_t j = 0; j <= k; j++)
+		if (h[j])
+			__builtin_prefetch(&t->slots[(size_t)(h[j] >> 32) & t->mask]);
+	probe(t, h[0], 0, q, qlen, out, &n, max);          /* q lacks a letter */
 	for (size_t j = 0; j < k; j++) {
 		if (j && !strcmp(dels[j], dels[j - 1]))
 			continue;
-		size_t dl = strlen(dels[j]);
-		probe(t, dels[j], dl, 1, q, qlen, out, &n, max);  /* q has a letter too many */
-		probe(t, dels[j], dl, 0, q, qlen, out, &n, max);  /* substitution or swap */
+		probe(t, h[j + 1], 1, q, qlen, out, &n, max);  /* q has a letter too many */
+		probe(t, h[j + 1], 0, q, qlen, out, &n, max);  /* substitution or swap */
 	}
 	return n;
 }
