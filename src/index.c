@@ -95,6 +95,8 @@
 #define PREFIX_MIN_LEN 5
 #define PREFIX_MAX_TAIL 4
 #define MAX_TERM_CANDS 3
+/* Postings ahead whose scratch is prefetched in index_rank. */
+#define PREFETCH_AHEAD 6
 
 struct posting {
 	uint32_t entry;
@@ -1056,8 +1058,13 @@ void index_rank(struct index *idx, const char *q, size_t len, struct index_resul
 		for (int c = 0; c < t->ncand; c++) {
 			uint32_t term = t->cand[c];
 			float qual = t->qual[c];
-			for (uint32_t k = idx->e_start[term]; k < idx->e_start[term + 1]; k++) {
+			uint32_t end = idx->e_start[term + 1];
+			for (uint32_t k = idx->e_start[term]; k < end; k++) {
 				const struct posting *p = &idx->epost[k];
+				/* entries are scattered: ask for the scratch of one a
+				 * few postings ahead while this one is added */
+				if (k + PREFETCH_AHEAD < end)
+					__builtin_prefetch(&idx->es[idx->epost[k + PREFETCH_AHEAD].entry], 1);
 				float v = qual * p->sat;
 				struct escratch *x = &idx->es[p->entry];
 				if (x->seen < query_seen) {
@@ -1076,8 +1083,11 @@ void index_rank(struct index *idx, const char *q, size_t len, struct index_resul
 				}
 			}
 			float wv = idx->w[term] * qual;
-			for (uint32_t k = idx->p_start[term]; k < idx->p_start[term + 1]; k++) {
+			uint32_t pend = idx->p_start[term + 1];
+			for (uint32_t k = idx->p_start[term]; k < pend; k++) {
 				uint32_t p = idx->ppost[k];
+				if (k + PREFETCH_AHEAD < pend)
+					__builtin_prefetch(&idx->ps[idx->ppost[k + PREFETCH_AHEAD]], 1);
 				struct pscratch *y = &idx->ps[p];
 				if (y->stamp < query_seen) {
 					y->stamp = s;
