@@ -102,6 +102,13 @@ void *index_image(const struct index *idx, uint64_t key, size_t *len);
 struct index *index_from_image(struct faq *faq, const void *data, size_t len, uint64_t key,
 			       void (*release)(void *arg), void *release_arg, const char **why);
 
+/* 1 when idx was made by index_from_image. */
+int index_mapped(const struct index *idx);
+/* Recomputes the checksum of an image of len bytes (>= its header): for
+ * the tests and the fuzzer, so that damage behind a valid checksum is
+ * shown to be refused by the other checks too. */
+void index_image_seal(void *img, size_t len);
+
 /* Appends the question's analysed terms, space-separated (synonyms
  * applied): used to group similar unanswered questions. */
 void index_terms(struct index *idx, const char *q, size_t len, struct strbuf *out);

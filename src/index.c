@@ -1542,6 +1542,21 @@ void *index_image(const struct index *idx, uint64_t key, size_t *len)
 	return img;
 }
 
+void index_image_seal(void *img, size_t len)
+{
+	struct img_header hd;
+	if (len < sizeof(hd))
+		return;
+	memcpy(&hd, img, sizeof(hd));
+	hd.checksum = img_checksum(img, len);
+	memcpy(img, &hd, sizeof(hd));
+}
+
+int index_mapped(const struct index *idx)
+{
+	return idx->mapped;
+}
+
 /* 1 when a[0..n) never decreases and ends at most at max. */
 static int monotone(const uint32_t *a, size_t n, uint32_t max)
 {
