@@ -13,8 +13,10 @@
  * deleted and rebuilt, never trusted.  It is written atomically (a 0600
  * temporary file, fsync, rename), and a failure to write (disk full,
  * read-only state dir) is logged and changes nothing else: the index
- * built in memory serves.  One file is kept: writing a new one removes the
- * others.  Deleting it is always safe (the next start rebuilds it).
+ * built in memory serves.  One file is kept per role: writing a new one
+ * removes the others ("index" for the editor's FAQ, "learned" for it with
+ * the phrasings live learning added, feedback.c).  Deleting them is always
+ * safe (the next start rebuilds them).
  */
 #define _GNU_SOURCE
 #include "faqindex.h"
@@ -106,17 +108,18 @@ static void unmap(void *arg)
 	free(m);
 }
 
-static void cache_path(char *out, size_t size, const char *dir, uint64_t key, const char *ext)
+static void cache_path(char *out, size_t size, const char *dir, const char *role, uint64_t key,
+		       const char *ext)
 {
-	snprintf(out, size, "%s/index-%016llx%s", dir, (unsigned long long)key, ext);
+	snprintf(out, size, "%s/%s-%016llx%s", dir, role, (unsigned long long)key, ext);
 }
 
 /* The index from dir's cache file for key, or NULL (none, or refused:
  * then the file is deleted and the reason logged). */
-static struct index *cache_read(struct faq *f, const char *dir, uint64_t key)
+static struct index *cache_read(struct faq *f, const char *dir, const char *role, uint64_t key)
 {
 	char path[4096];
-	cache_path(path, sizeof(path), dir, key, ".cache");
+	cache_path(path, sizeof(path), dir, role, key, ".cache");
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return NULL;
@@ -143,16 +146,17 @@ static struct index *cache_read(struct faq *f, const char *dir, uint64_t key)
 	return NULL;
 }
 
-/* Removes dir's index files other than keep (older FAQs, and temporary
+/* Removes dir's files of role other than keep (older FAQs, and temporary
  * files a crash left). */
-static void cache_prune(const char *dir, const char *keep)
+static void cache_prune(const char *dir, const char *role, const char *keep)
 {
 	DIR *d = opendir(dir);
 	struct dirent *e;
 	char path[4096];
+	size_t rl = strlen(role);
 	while (d && (e = readdir(d))) {
 		size_t n = strlen(e->d_name);
-		int ours = !strncmp(e->d_name, "index-", 6) &&
+		int ours = !strncmp(e->d_name, role, rl) && e->d_name[rl] == '-' &&
 			   ((n > 6 && !strcmp(e->d_name + n - 6, ".cache")) || strstr(e->d_name, ".tmp"));
 		if (!ours || !strcmp(e->d_name, keep))
 			continue;
@@ -179,11 +183,11 @@ static int write_all(int fd, const char *p, size_t len)
 
 /* Saves idx's image for key in dir; 0, or -1 (logged; nothing else
  * changes). */
-static int cache_write(const struct index *idx, const char *dir, uint64_t key)
+static int cache_write(const struct index *idx, const char *dir, const char *role, uint64_t key)
 {
 	char path[4096], tmp[4096];
-	cache_path(path, sizeof(path), dir, key, ".cache");
-	cache_path(tmp, sizeof(tmp), dir, key, ".tmpXXXXXX");
+	cache_path(path, sizeof(path), dir, role, key, ".cache");
+	cache_path(tmp, sizeof(tmp), dir, role, key, ".tmpXXXXXX");
 	size_t len;
 	void *img = index_image(idx, key, &len);
 	int fd = mkostemp(tmp, O_CLOEXEC); /* mode 0600 */
@@ -211,24 +215,29 @@ static int cache_write(const struct index *idx, const char *dir, uint64_t key)
 		(void)fsync(dfd); /* the rename survives a crash; harmless if not */
 		close(dfd);
 	}
-	cache_prune(dir, strrchr(path, '/') + 1);
+	cache_prune(dir, role, strrchr(path, '/') + 1);
 	log_debug("index_cache", "file=%s bytes=%zu", log_q(path), len);
 	return 0;
+}
+
+struct index *faqindex_build(struct faq *f, const char *role, struct faq_diags *d)
+{
+	if (!cache_dir)
+		return index_build(f, d);
+	uint64_t key = index_key(f, build_seed());
+	struct index *idx = cache_read(f, cache_dir, role, key);
+	if (idx)
+		return idx;
+	idx = index_build(f, d);
+	if (idx)
+		cache_write(idx, cache_dir, role, key);
+	return idx;
 }
 
 struct index *faqindex_load(const char *path, struct faq_diags *d)
 {
 	struct faq *f = faq_load_file(path, d);
-	if (!f || !cache_dir)
-		return f ? index_build(f, d) : NULL;
-	uint64_t key = index_key(f, build_seed());
-	struct index *idx = cache_read(f, cache_dir, key);
-	if (idx)
-		return idx;
-	idx = index_build(f, d);
-	if (idx)
-		cache_write(idx, cache_dir, key);
-	return idx;
+	return f ? faqindex_build(f, "index", d) : NULL;
 }
 
 /* Asks every phrasing of every entry and warns when it lands elsewhere or

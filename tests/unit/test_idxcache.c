@@ -499,6 +499,53 @@ static void write_failure_is_not_fatal(void **state)
 	index_free(ref);
 }
 
+/* The index with learned phrasings (feedback.c) is kept under its own
+ * role: the editor's file and the learned one live side by side, and a
+ * new learned phrasing replaces only the learned file. */
+static void learned_index_has_its_own_file(void **state)
+{
+	(void)state;
+	write_generated_faq(faq_path, 40);
+	index_free(load(faq_path));
+	struct faq_diags d;
+	faq_diags_init(&d);
+	const char *learned[] = { "sermogna lotiba", "titivi chaque" };
+	char names[2][512];
+	for (int round = 0; round < 2; round++) {
+		struct faq *f = faq_load_file(faq_path, &d);
+		assert_non_null(f);
+		for (int k = 0; k <= round; k++)
+			faq_entry_add_question(&f->entries[k], learned[k]);
+		struct faq *copy = faq_copy(f);
+		struct index *built = faqindex_build(f, "learned", &d);
+		assert_false(index_mapped(built));
+		struct index *mapped = faqindex_build(copy, "learned", &d);
+		assert_true(index_mapped(mapped));
+		assert_same_on_phrasings(built, mapped);
+		index_free(built);
+		index_free(mapped);
+		/* one editor's file and one learned file */
+		DIR *dd = opendir(dir);
+		struct dirent *e;
+		int n_index = 0, n_learned = 0;
+		while (dd && (e = readdir(dd))) {
+			n_index += !strncmp(e->d_name, "index-", 6);
+			if (!strncmp(e->d_name, "learned-", 8)) {
+				n_learned++;
+				snprintf(names[round], sizeof(names[round]), "%.200s", e->d_name);
+			}
+		}
+		closedir(dd);
+		assert_int_equal(n_index, 1);
+		assert_int_equal(n_learned, 1);
+	}
+	assert_string_not_equal(names[0], names[1]);
+	struct index *idx = load(faq_path); /* the editor's is still there */
+	assert_true(index_mapped(idx));
+	index_free(idx);
+	faq_diags_release(&d);
+}
+
 int main(void)
 {
 	log_set_level(LOG_ERROR); /* the cache's warnings are expected here */
@@ -511,6 +558,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(image_checks_hold_bounds, setup, teardown),
 		cmocka_unit_test_setup_teardown(faq_edit_invalidates, setup, teardown),
 		cmocka_unit_test_setup_teardown(write_failure_is_not_fatal, setup, teardown),
+		cmocka_unit_test_setup_teardown(learned_index_has_its_own_file, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
