@@ -54,6 +54,8 @@ static void fold_build_id(struct dl_phdr_info *info, uint64_t *h)
 		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
 		if (ph->p_type != PT_NOTE)
 			continue;
+		/* the loader gives the object's base as a number */
+		/* NOLINTNEXTLINE(performance-no-int-to-ptr) */
 		const unsigned char *p = (const unsigned char *)(info->dlpi_addr + ph->p_vaddr);
 		size_t off = 0, len = ph->p_memsz;
 		while (off + sizeof(ElfW(Nhdr)) <= len) {

@@ -1379,7 +1379,7 @@ static void fh_block(struct fhash *h, const unsigned char *p)
 {
 	for (int i = 0; i < 4; i++) {
 		uint64_t w;
-		memcpy(&w, p + 8 * i, 8);
+		memcpy(&w, p + (size_t)8 * (size_t)i, 8);
 		h->v[i] = fh_round(h->v[i], w);
 	}
 }
@@ -1496,7 +1496,7 @@ void *index_image(const struct index *idx, uint64_t key, size_t *len)
 	};
 	size_t bytes[N_SEC] = {
 		idx->term_str.len + 1, T * 4, T * 4, T * 4, (T + 2) * 4,
-		idx->e_start[T] * sizeof(struct posting), (T + 2) * 4, idx->p_start[T] * 4,
+		idx->e_start[T] * sizeof(struct posting), (T + 2) * 4, (size_t)idx->p_start[T] * 4,
 		idx->n_phr * 4, idx->n_phr * 4, idx->n_syn_terms + 1, idx->n_sorted * 4,
 		rules_words(idx) * 4, tp.str_len, tp.n * 4, tp.n * 4, tp.n_slots * 8,
 	};
@@ -1517,9 +1517,9 @@ void *index_image(const struct index *idx, uint64_t key, size_t *len)
 		const struct syn_rule *ru = &idx->rules[r];
 		*rw++ = ru->nfrom;
 		*rw++ = ru->nto;
-		memcpy(rw, ru->from, ru->nfrom * 4);
+		memcpy(rw, ru->from, (size_t)ru->nfrom * 4);
 		rw += ru->nfrom;
-		memcpy(rw, ru->to, ru->nto * 4);
+		memcpy(rw, ru->to, (size_t)ru->nto * 4);
 		rw += ru->nto;
 	}
 	memcpy(hd.magic, IMG_MAGIC, 8);
@@ -1648,12 +1648,12 @@ struct index *index_from_image(struct faq *faq, const void *data, size_t len, ui
 			bad = "counts do not match the FAQ";
 	}
 	size_t T = bad ? 0 : hd.n_terms;
-	size_t want[N_SEC] = {
+	const size_t want[N_SEC] = {
 		0, T * 4, T * 4, T * 4, (T + 2) * 4, 0, (T + 2) * 4, 0, (size_t)hd.n_phr * 4,
 		(size_t)hd.n_phr * 4, (size_t)hd.n_syn_terms + 1, (size_t)hd.n_sorted * 4, 0, 0, 0,
 		0, 0,
 	};
-	size_t unit[N_SEC] = { 1, 4, 4, 4, 4, sizeof(struct posting), 4, 4, 4, 4, 1, 4, 4, 1, 4, 4, 8 };
+	const size_t unit[N_SEC] = { 1, 4, 4, 4, 4, sizeof(struct posting), 4, 4, 4, 4, 1, 4, 4, 1, 4, 4, 8 };
 	for (int i = 0; !bad && i < N_SEC; i++) {
 		if (hd.sec[i].off < sizeof(hd) || hd.sec[i].off % 8 || hd.sec[i].off > len ||
 		    hd.sec[i].len > len - hd.sec[i].off || hd.sec[i].len % unit[i] ||
@@ -1687,7 +1687,7 @@ struct index *index_from_image(struct faq *faq, const void *data, size_t len, ui
 			*why = bad;
 		return NULL;
 	}
-#define SEC(i) ((void *)(uintptr_t)(img + hd.sec[i].off))
+#define SEC(i) ((void *)(img + hd.sec[i].off)) /* read-only: the index never writes them */
 	struct index *idx = xcalloc(1, sizeof(*idx));
 	idx->mapped = 1;
 	idx->faq = faq;
