@@ -108,6 +108,13 @@ int text_utf8_valid(const char *s, size_t len)
 
 static void add_cp(struct strbuf *out, int32_t cp)
 {
+	if (cp < 0x80 && out->len + 1 < out->alloc && !out->cap) {
+		/* ASCII with room: strbuf_add's job in two stores (a word is
+		 * built one code point at a time, for every word analysed) */
+		out->buf[out->len++] = (char)cp;
+		out->buf[out->len] = '\0';
+		return;
+	}
 	utf8proc_uint8_t b[4];
 	utf8proc_ssize_t n = utf8proc_encode_char(cp, b);
 	strbuf_add(out, b, (size_t)n);
@@ -548,7 +555,8 @@ static size_t fold_all(struct text *t, const char *s, size_t len)
 	while (i < len) {
 		int32_t cp;
 		i += utf8_next(s + i, len - i, &cp);
-		xgrow(&t->cps, &t->cps_alloc, n + FOLD_MAX, sizeof(int32_t));
+		if (n + FOLD_MAX > t->cps_alloc) /* xgrow's own test, without the call per byte */
+			xgrow(&t->cps, &t->cps_alloc, n + FOLD_MAX, sizeof(int32_t));
 		if (cp < 0) {
 			t->cps[n++] = ' ';
 			continue;
