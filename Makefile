@@ -201,7 +201,7 @@ lint: deps
 		>$(BUILD)/clang-tidy.log 2>&1; rc=$$?; grep -v "warnings generated" $(BUILD)/clang-tidy.log; exit $$rc
 
 # Fuzzing (clang's libFuzzer + ASan + UBSan): make fuzz FUZZ_SECONDS=60
-FUZZ_TARGETS = faq match telegram matrix config markup mx_crypto
+FUZZ_TARGETS = faq match telegram matrix config markup mx_crypto idxcache
 FUZZ_SECONDS ?= 60
 
 $(BUILD)/fuzz:

@@ -80,6 +80,35 @@ void index_explain(struct index *idx, const char *q, size_t len,
  * to reach), and rare words an entry's answer uses that no question has. */
 void index_advise(struct index *idx, struct faq_diags *d);
 
+/* ==== The compiled image (faqindex.c keeps it in the state dir) ==== */
+
+/* The key an image of f's index is filed under: a hash of what index_build
+ * reads of f (language, synonyms, every entry's id, phrasings, keywords and
+ * answer), of the language's lexicon and thesaurus tables
+ * (text_tables_id), of the image format's version, and of seed (the
+ * caller's: the binary's build ids, so a new build never trusts an old
+ * image).  Fast: one pass over the FAQ's text. */
+uint64_t index_key(const struct faq *f, uint64_t seed);
+/* The index as one flat block of *len bytes to save (caller frees). */
+void *index_image(const struct index *idx, uint64_t key, size_t *len);
+/* An index over an image made by index_image, borrowed (data must stay
+ * valid and unchanged until index_free, which then calls
+ * release(release_arg)); data must be 8-byte aligned (a mapping is).
+ * Checks everything first (header, key, size, checksum, every offset and
+ * count against faq); on any problem returns NULL with *why saying what
+ * (a short phrase), leaves faq to the caller and does not call release.
+ * On success takes ownership of faq, as index_build does.  Queries give
+ * the same results as on the index the image was made from. */
+struct index *index_from_image(struct faq *faq, const void *data, size_t len, uint64_t key,
+			       void (*release)(void *arg), void *release_arg, const char **why);
+
+/* 1 when idx was made by index_from_image. */
+int index_mapped(const struct index *idx);
+/* Recomputes the checksum of an image of len bytes (>= its header): for
+ * the tests and the fuzzer, so that damage behind a valid checksum is
+ * shown to be refused by the other checks too. */
+void index_image_seal(void *img, size_t len);
+
 /* Appends the question's analysed terms, space-separated (synonyms
  * applied): used to group similar unanswered questions. */
 void index_terms(struct index *idx, const char *q, size_t len, struct strbuf *out);

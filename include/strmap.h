@@ -22,6 +22,12 @@ void strmap_free(struct strmap *m);
 
 /* Returns 1 and sets *value when key is present, else 0. */
 int strmap_get(const struct strmap *m, const char *key, size_t len, uint32_t *value);
+/* The hash strmap_get computes for key (the same for every map of the
+ * process), and strmap_get with it given: one key looked up in several
+ * maps costs one hash. */
+uint64_t strmap_hash(const char *key, size_t len);
+int strmap_get_hashed(const struct strmap *m, const char *key, size_t len, uint64_t h,
+		      uint32_t *value);
 /* Inserts key -> value unless present.  Returns the value now stored for
  * key (the old one when it was present); *added tells which (may be NULL). */
 uint32_t strmap_put(struct strmap *m, const char *key, size_t len, uint32_t value, int *added);

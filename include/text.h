@@ -73,6 +73,11 @@ int text_register(const char *language, enum text_data kind, const void *data, s
 /* Forgets every registered table (for tests; analyzers already created
  * keep pointers into the data). */
 void text_unregister_all(void);
+/* An identity of the tables registered for a language (which are there,
+ * their sizes, and bytes sampled across them): it changes when a table is
+ * rebuilt from other data, so an index cached with other tables is not
+ * trusted (index_key).  Touches a few pages of each table. */
+uint64_t text_tables_id(const char *language);
 /* 1 when the analyzer has a lexicon. */
 int text_has_lexicon(const struct text *t);
 /* 1 when the folded word is a word of the lexicon (0 without one). */

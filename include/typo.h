@@ -35,4 +35,22 @@ void typo_build(struct typo *t);
 size_t typo_lookup(const struct typo *t, const char *q, uint32_t *out, size_t max);
 size_t typo_sources(const struct typo *t);
 
+/* The built tables, to save them (index.c's cached image): borrowed from
+ * t.  All counts are 0 before typo_build. */
+struct typo_parts {
+	const char *str;        /* source strings, NUL-separated */
+	size_t str_len;         /* bytes, the last NUL included */
+	const uint32_t *off, *id;
+	size_t n;               /* sources */
+	const uint64_t *slots;
+	size_t n_slots;         /* a power of two, or 0 */
+};
+void typo_parts(const struct typo *t, struct typo_parts *p);
+/* A built typo index over tables saved by typo_parts, borrowed (they must
+ * outlive it; typo_free frees only the handle).  NULL when they are not
+ * consistent (an offset outside the strings, an id >= max_id, a slot naming
+ * no source, a table with no empty slot): a damaged file never leads to
+ * reading outside it or to an endless probe. */
+struct typo *typo_from_parts(const struct typo_parts *p, uint32_t max_id);
+
 #endif

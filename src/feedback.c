@@ -8,6 +8,7 @@
  * back (loop_reload) is noticed: the bot's index is then the editor's.
  */
 #include "feedback.h"
+#include "faqindex.h"
 #include "log.h"
 #include "match.h"
 #include "metrics.h"
@@ -392,7 +393,7 @@ static struct index *build(struct index *base, const struct learned *l, size_t n
 	}
 	struct faq_diags d;
 	faq_diags_init(&d);
-	struct index *idx = index_build(f, &d);
+	struct index *idx = faqindex_build(f, "learned", &d); /* cached when the daemon runs */
 	faq_diags_release(&d);
 	return idx;
 }

@@ -36,6 +36,7 @@
 #include "util.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -94,6 +95,8 @@
 #define PREFIX_MIN_LEN 5
 #define PREFIX_MAX_TAIL 4
 #define MAX_TERM_CANDS 3
+/* Postings ahead whose scratch is prefetched in index_rank. */
+#define PREFETCH_AHEAD 6
 
 struct posting {
 	uint32_t entry;
@@ -160,6 +163,12 @@ struct index {
 	size_t n_sorted;
 
 	struct strmap *ids;      /* entry id -> entry number */
+
+	/* Mapped from a cached image (index_from_image): the arrays above
+	 * point into it, and release(release_arg) gives it back. */
+	int mapped;
+	void (*release)(void *arg);
+	void *release_arg;
 
 	/* query scratch: one struct per entry and per phrasing, so a posting
 	 * costs one cache miss, not one per array */
@@ -796,6 +805,15 @@ struct index *index_build(struct faq *faq, struct faq_diags *d)
 			in_questions[b.rp[i].term] = 1;
 	build_lookup(idx, in_questions);
 	free(in_questions);
+	/* a fresh analyzer for the queries: the build's has every FAQ word in
+	 * its stem cache (up to STEM_CACHE_MAX), megabytes that questions
+	 * would miss in the CPU caches (it is only a memo: same stems), and
+	 * what an index mapped from the cache starts with */
+	struct text *fresh = text_new(faq->language);
+	if (fresh) {
+		text_free(idx->text);
+		idx->text = fresh;
+	}
 	alloc_scratch(idx);
 	free(b.rp);
 	free(b.pp_term);
@@ -815,6 +833,23 @@ void index_free(struct index *idx)
 	faq_free(idx->faq);
 	text_free(idx->text);
 	strmap_free(idx->vocab);
+	strmap_free(idx->words);
+	typo_free(idx->typo);
+	strmap_free(idx->ids);
+	termlist_release(&idx->tl);
+	termlist_release(&idx->ntl);
+	free(idx->qt);
+	free(idx->es);
+	free(idx->ps);
+	free(idx->touched);
+	free(idx->ptouched);
+	if (idx->mapped) {
+		free(idx->rules);
+		if (idx->release)
+			idx->release(idx->release_arg);
+		free(idx);
+		return;
+	}
 	strbuf_release(&idx->term_str);
 	free(idx->term_off);
 	free(idx->df);
@@ -831,17 +866,7 @@ void index_free(struct index *idx)
 	}
 	free(idx->rules);
 	free(idx->syn_first);
-	strmap_free(idx->words);
-	typo_free(idx->typo);
 	free(idx->sorted);
-	strmap_free(idx->ids);
-	termlist_release(&idx->tl);
-	termlist_release(&idx->ntl);
-	free(idx->qt);
-	free(idx->es);
-	free(idx->ps);
-	free(idx->touched);
-	free(idx->ptouched);
 	free(idx);
 }
 
@@ -1033,8 +1058,13 @@ void index_rank(struct index *idx, const char *q, size_t len, struct index_resul
 		for (int c = 0; c < t->ncand; c++) {
 			uint32_t term = t->cand[c];
 			float qual = t->qual[c];
-			for (uint32_t k = idx->e_start[term]; k < idx->e_start[term + 1]; k++) {
+			uint32_t end = idx->e_start[term + 1];
+			for (uint32_t k = idx->e_start[term]; k < end; k++) {
 				const struct posting *p = &idx->epost[k];
+				/* entries are scattered: ask for the scratch of one a
+				 * few postings ahead while this one is added */
+				if (k + PREFETCH_AHEAD < end)
+					__builtin_prefetch(&idx->es[idx->epost[k + PREFETCH_AHEAD].entry], 1);
 				float v = qual * p->sat;
 				struct escratch *x = &idx->es[p->entry];
 				if (x->seen < query_seen) {
@@ -1053,8 +1083,11 @@ void index_rank(struct index *idx, const char *q, size_t len, struct index_resul
 				}
 			}
 			float wv = idx->w[term] * qual;
-			for (uint32_t k = idx->p_start[term]; k < idx->p_start[term + 1]; k++) {
+			uint32_t pend = idx->p_start[term + 1];
+			for (uint32_t k = idx->p_start[term]; k < pend; k++) {
 				uint32_t p = idx->ppost[k];
+				if (k + PREFETCH_AHEAD < pend)
+					__builtin_prefetch(&idx->ps[idx->ppost[k + PREFETCH_AHEAD]], 1);
 				struct pscratch *y = &idx->ps[p];
 				if (y->stamp < query_seen) {
 					y->stamp = s;
@@ -1087,8 +1120,15 @@ void index_rank(struct index *idx, const char *q, size_t len, struct index_resul
 		if (c.qcov > 1)
 			c.qcov = 1;
 		c.dcov = idx->es[e].dbest;
+		/* evidence <= 1, so the score is at most bound (exactly: the
+		 * rounded product by a factor <= 1 never exceeds the other
+		 * factor); below the last of a full list it could not enter it,
+		 * so the exp and the insertion are skipped: same result */
+		double bound = c.qcov * (A_QCOV + (1 - A_QCOV) * c.dcov);
+		if (out->n_cand == INDEX_MAX_CAND && bound < out->cand[INDEX_MAX_CAND - 1].score)
+			continue;
 		c.evidence = 1 - exp(-idx->es[e].acc / idx->w_ref / E_SCALE);
-		c.score = c.qcov * (A_QCOV + (1 - A_QCOV) * c.dcov) * c.evidence;
+		c.score = bound * c.evidence;
 		insert_cand(out, &c);
 	}
 }
@@ -1258,4 +1298,445 @@ void index_terms(struct index *idx, const char *q, size_t len, struct strbuf *ou
 	for (size_t i = 0; i < nq; i++)
 		strbuf_addf(out, "%s%s", i ? " " : "", s[i]);
 	free(s);
+}
+
+/* ==== The compiled image (the index cache) ====
+ *
+ * Everything index_build computes, as one flat block that can be written
+ * to a file and mapped back read-only: a header, then sections (8-byte
+ * aligned arrays) the index's pointers then point into.  Only the two
+ * string -> number maps (vocabulary, entry ids) are rebuilt on mapping:
+ * they hash with the process's secret key (strmap.c), which no file may
+ * fix.  The FAQ itself is not in the image: the caller parses it anyway
+ * (answers, messages) and the image's key is a hash of what of it the
+ * index reads.
+ *
+ * A mapped image is checked before anything points into it: magic, byte
+ * order, version, key, size, a checksum over every byte after the
+ * checksum field, then every count and offset against the FAQ and the
+ * arrays they index (so a damaged or forged file cannot make a query read
+ * outside it or probe forever).  Cost: one pass over the image (the
+ * checksum), linear in its size. */
+
+#define IMG_MAGIC "FQIDX\0\0\1"
+#define IMG_BOM 0x01020304u
+#define IMG_VERSION 1u
+
+enum img_sec {
+	S_TERM_STR, S_TERM_OFF, S_DF, S_W, S_E_START, S_EPOST, S_P_START, S_PPOST, S_PHR_ENTRY,
+	S_PHR_W, S_SYN_FIRST, S_SORTED, S_RULES, S_TYPO_STR, S_TYPO_OFF, S_TYPO_ID, S_TYPO_SLOTS,
+	N_SEC
+};
+
+struct img_header {
+	char magic[8];
+	uint32_t bom, version;
+	uint64_t key;
+	uint64_t size;      /* the whole image, header included */
+	uint64_t checksum;  /* over bytes [offsetof(fields after it), size) */
+	uint32_t n_entries, n_terms, n_phr, n_sorted, n_syn_terms, n_rules;
+	float w_unknown, w_ref;
+	struct {
+		uint64_t off, len;
+	} sec[N_SEC];
+};
+
+/* A fast 64-bit hash (four lanes of xxHash64's round over 32-byte blocks,
+ * then a murmur finaliser): several GB/s, for the checksum of an image and
+ * the key of an FAQ; not keyed, not for tables of what users send. */
+#define P1 0x9E3779B185EBCA87ULL
+#define P2 0xC2B2AE3D27D4EB4FULL
+#define P3 0x165667B19E3779F9ULL
+
+struct fhash {
+	uint64_t v[4];
+	unsigned char buf[32];
+	size_t n;
+	uint64_t total;
+};
+
+static uint64_t rotl64(uint64_t x, int r)
+{
+	return (x << r) | (x >> (64 - r));
+}
+
+static uint64_t fh_round(uint64_t acc, uint64_t w)
+{
+	return rotl64(acc + w * P2, 31) * P1;
+}
+
+static void fh_init(struct fhash *h, uint64_t seed)
+{
+	h->v[0] = seed + P1 + P2;
+	h->v[1] = seed + P2;
+	h->v[2] = seed;
+	h->v[3] = seed - P1;
+	h->n = 0;
+	h->total = 0;
+}
+
+static void fh_block(struct fhash *h, const unsigned char *p)
+{
+	for (int i = 0; i < 4; i++) {
+		uint64_t w;
+		memcpy(&w, p + (size_t)8 * (size_t)i, 8);
+		h->v[i] = fh_round(h->v[i], w);
+	}
+}
+
+static void fh_add(struct fhash *h, const void *data, size_t len)
+{
+	const unsigned char *p = data;
+	if (!len)
+		return;
+	h->total += len;
+	if (h->n) {
+		size_t k = 32 - h->n < len ? 32 - h->n : len;
+		memcpy(h->buf + h->n, p, k);
+		h->n += k;
+		p += k;
+		len -= k;
+		if (h->n < 32)
+			return;
+		fh_block(h, h->buf);
+		h->n = 0;
+	}
+	for (; len >= 32; p += 32, len -= 32)
+		fh_block(h, p);
+	memcpy(h->buf, p, len);
+	h->n = len;
+}
+
+static void fh_u64(struct fhash *h, uint64_t v)
+{
+	fh_add(h, &v, sizeof(v));
+}
+
+static void fh_str(struct fhash *h, const char *s)
+{
+	size_t len = s ? strlen(s) : 0;
+	fh_u64(h, s ? len : UINT64_MAX);
+	fh_add(h, s, len);
+}
+
+static uint64_t fh_final(struct fhash *h)
+{
+	uint64_t x = rotl64(h->v[0], 1) + rotl64(h->v[1], 7) + rotl64(h->v[2], 12) +
+		     rotl64(h->v[3], 18) + h->total * P3;
+	for (size_t i = 0; i < h->n; i++)
+		x = rotl64(x ^ (h->buf[i] * P1), 11) * P2;
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdULL;
+	x ^= x >> 33;
+	x *= 0xc4ceb9fe1a85ec53ULL;
+	x ^= x >> 33;
+	return x;
+}
+
+uint64_t index_key(const struct faq *f, uint64_t seed)
+{
+	struct fhash h;
+	fh_init(&h, seed);
+	fh_u64(&h, IMG_VERSION);
+	fh_str(&h, f->language);
+	fh_u64(&h, text_tables_id(f->language));
+	fh_u64(&h, f->n_synonyms);
+	for (size_t g = 0; g < f->n_synonyms; g++) {
+		fh_u64(&h, f->synonyms[g].n);
+		for (size_t p = 0; p < f->synonyms[g].n; p++)
+			fh_str(&h, f->synonyms[g].phrases[p]);
+	}
+	fh_u64(&h, f->n_entries);
+	for (size_t e = 0; e < f->n_entries; e++) {
+		const struct faq_entry *en = &f->entries[e];
+		fh_str(&h, en->id);
+		fh_u64(&h, en->n_questions);
+		for (size_t q = 0; q < en->n_questions; q++)
+			fh_str(&h, en->questions[q]);
+		fh_u64(&h, en->n_keywords);
+		for (size_t k = 0; k < en->n_keywords; k++)
+			fh_str(&h, en->keywords[k]);
+		fh_str(&h, en->answer);
+	}
+	return fh_final(&h);
+}
+
+static uint64_t img_checksum(const unsigned char *img, size_t size)
+{
+	size_t from = offsetof(struct img_header, checksum) + sizeof(uint64_t);
+	struct fhash h;
+	fh_init(&h, IMG_VERSION);
+	fh_add(&h, img + from, size - from);
+	return fh_final(&h);
+}
+
+static size_t align8(size_t n)
+{
+	return (n + 7) & ~(size_t)7;
+}
+
+/* The rules as one array: nfrom, nto, from..., to... per rule. */
+static size_t rules_words(const struct index *idx)
+{
+	size_t n = 0;
+	for (size_t r = 0; r < idx->n_rules; r++)
+		n += 2 + idx->rules[r].nfrom + idx->rules[r].nto;
+	return n;
+}
+
+void *index_image(const struct index *idx, uint64_t key, size_t *len)
+{
+	size_t T = idx->n_terms;
+	struct typo_parts tp;
+	typo_parts(idx->typo, &tp);
+	const void *src[N_SEC] = {
+		idx->term_str.buf, idx->term_off, idx->df, idx->w, idx->e_start, idx->epost,
+		idx->p_start, idx->ppost, idx->phr_entry, idx->phr_w, idx->syn_first, idx->sorted,
+		NULL, tp.str, tp.off, tp.id, tp.slots,
+	};
+	size_t bytes[N_SEC] = {
+		idx->term_str.len + 1, T * 4, T * 4, T * 4, (T + 2) * 4,
+		idx->e_start[T] * sizeof(struct posting), (T + 2) * 4, (size_t)idx->p_start[T] * 4,
+		idx->n_phr * 4, idx->n_phr * 4, idx->n_syn_terms + 1, idx->n_sorted * 4,
+		rules_words(idx) * 4, tp.str_len, tp.n * 4, tp.n * 4, tp.n_slots * 8,
+	};
+	struct img_header hd;
+	memset(&hd, 0, sizeof(hd));
+	size_t size = align8(sizeof(hd));
+	for (int i = 0; i < N_SEC; i++) {
+		hd.sec[i].off = size;
+		hd.sec[i].len = bytes[i];
+		size = align8(size + bytes[i]);
+	}
+	unsigned char *img = xcalloc(1, size);
+	for (int i = 0; i < N_SEC; i++)
+		if (src[i] && bytes[i])
+			memcpy(img + hd.sec[i].off, src[i], bytes[i]);
+	uint32_t *rw = (uint32_t *)(void *)(img + hd.sec[S_RULES].off);
+	for (size_t r = 0; r < idx->n_rules; r++) {
+		const struct syn_rule *ru = &idx->rules[r];
+		*rw++ = ru->nfrom;
+		*rw++ = ru->nto;
+		memcpy(rw, ru->from, (size_t)ru->nfrom * 4);
+		rw += ru->nfrom;
+		memcpy(rw, ru->to, (size_t)ru->nto * 4);
+		rw += ru->nto;
+	}
+	memcpy(hd.magic, IMG_MAGIC, 8);
+	hd.bom = IMG_BOM;
+	hd.version = IMG_VERSION;
+	hd.key = key;
+	hd.size = size;
+	hd.n_entries = (uint32_t)idx->faq->n_entries;
+	hd.n_terms = (uint32_t)T;
+	hd.n_phr = (uint32_t)idx->n_phr;
+	hd.n_sorted = (uint32_t)idx->n_sorted;
+	hd.n_syn_terms = (uint32_t)idx->n_syn_terms;
+	hd.n_rules = (uint32_t)idx->n_rules;
+	hd.w_unknown = idx->w_unknown;
+	hd.w_ref = idx->w_ref;
+	memcpy(img, &hd, sizeof(hd));
+	hd.checksum = img_checksum(img, size);
+	memcpy(img, &hd, sizeof(hd));
+	*len = size;
+	return img;
+}
+
+void index_image_seal(void *img, size_t len)
+{
+	struct img_header hd;
+	if (len < sizeof(hd))
+		return;
+	memcpy(&hd, img, sizeof(hd));
+	hd.checksum = img_checksum(img, len);
+	memcpy(img, &hd, sizeof(hd));
+}
+
+int index_mapped(const struct index *idx)
+{
+	return idx->mapped;
+}
+
+/* 1 when a[0..n) never decreases and ends at most at max. */
+static int monotone(const uint32_t *a, size_t n, uint32_t max)
+{
+	for (size_t i = 1; i < n; i++)
+		if (a[i] < a[i - 1])
+			return 0;
+	return !n || (a[0] == 0 && a[n - 1] <= max);
+}
+
+/* Checks the arrays against each other; NULL when fine, else what is wrong. */
+static const char *img_check(const struct img_header *hd, const unsigned char *img)
+{
+	size_t T = hd->n_terms;
+	const uint32_t *term_off = (const void *)(img + hd->sec[S_TERM_OFF].off);
+	const char *term_str = (const char *)img + hd->sec[S_TERM_STR].off;
+	size_t str_len = hd->sec[S_TERM_STR].len;
+	if (!str_len || term_str[str_len - 1])
+		return "term strings not terminated";
+	for (size_t t = 0; t < T; t++)
+		if (term_off[t] >= str_len)
+			return "term offset out of range";
+	size_t n_epost = hd->sec[S_EPOST].len / sizeof(struct posting);
+	size_t n_ppost = hd->sec[S_PPOST].len / 4;
+	const uint32_t *e_start = (const void *)(img + hd->sec[S_E_START].off);
+	const uint32_t *p_start = (const void *)(img + hd->sec[S_P_START].off);
+	if (!monotone(e_start, T + 2, (uint32_t)n_epost) || e_start[T] != n_epost ||
+	    !monotone(p_start, T + 2, (uint32_t)n_ppost) || p_start[T] != n_ppost)
+		return "postings out of range";
+	const struct posting *ep = (const void *)(img + hd->sec[S_EPOST].off);
+	for (size_t i = 0; i < n_epost; i++)
+		if (ep[i].entry >= hd->n_entries)
+			return "posting names no entry";
+	const uint32_t *pp = (const void *)(img + hd->sec[S_PPOST].off);
+	for (size_t i = 0; i < n_ppost; i++)
+		if (pp[i] >= hd->n_phr)
+			return "posting names no phrasing";
+	const uint32_t *pe = (const void *)(img + hd->sec[S_PHR_ENTRY].off);
+	for (size_t i = 0; i < hd->n_phr; i++)
+		if (pe[i] >= hd->n_entries)
+			return "phrasing names no entry";
+	const uint32_t *so = (const void *)(img + hd->sec[S_SORTED].off);
+	for (size_t i = 0; i < hd->n_sorted; i++)
+		if (so[i] >= T)
+			return "sorted term out of range";
+	const uint32_t *rw = (const void *)(img + hd->sec[S_RULES].off);
+	size_t nw = hd->sec[S_RULES].len / 4, k = 0;
+	for (size_t r = 0; r < hd->n_rules; r++) {
+		if (nw - k < 2 || !rw[k] || !rw[k + 1] || rw[k] > nw || rw[k + 1] > nw ||
+		    nw - k - 2 < (size_t)rw[k] + rw[k + 1])
+			return "synonym rules damaged";
+		size_t n = (size_t)rw[k] + rw[k + 1];
+		for (size_t j = 0; j < n; j++)
+			if (rw[k + 2 + j] >= T || (j == 0 && rw[k + 2] >= hd->n_syn_terms))
+				return "synonym rule names no term";
+		k += 2 + n;
+	}
+	if (k != nw)
+		return "synonym rules damaged";
+	return NULL;
+}
+
+struct index *index_from_image(struct faq *faq, const void *data, size_t len, uint64_t key,
+			       void (*release)(void *arg), void *release_arg, const char **why)
+{
+	const unsigned char *img = data;
+	struct img_header hd;
+	memset(&hd, 0, sizeof(hd));
+	const char *bad = NULL;
+	size_t n_phr = 0;
+	for (size_t e = 0; e < faq->n_entries; e++)
+		n_phr += faq->entries[e].n_questions;
+	if (len < sizeof(hd) || ((uintptr_t)data & 7))
+		bad = "too short";
+	else {
+		memcpy(&hd, img, sizeof(hd));
+		if (memcmp(hd.magic, IMG_MAGIC, 8) || hd.bom != IMG_BOM)
+			bad = "not an index image";
+		else if (hd.version != IMG_VERSION)
+			bad = "another version";
+		else if (hd.key != key)
+			bad = "for another FAQ";
+		else if (hd.size != len)
+			bad = "truncated";
+		else if (hd.checksum != img_checksum(img, len))
+			bad = "checksum mismatch";
+		else if (hd.n_entries != faq->n_entries || hd.n_phr != n_phr ||
+			 hd.n_sorted > hd.n_terms || hd.n_syn_terms > hd.n_terms ||
+			 hd.n_terms >= UINT32_MAX - 2)
+			bad = "counts do not match the FAQ";
+	}
+	size_t T = bad ? 0 : hd.n_terms;
+	const size_t want[N_SEC] = {
+		0, T * 4, T * 4, T * 4, (T + 2) * 4, 0, (T + 2) * 4, 0, (size_t)hd.n_phr * 4,
+		(size_t)hd.n_phr * 4, (size_t)hd.n_syn_terms + 1, (size_t)hd.n_sorted * 4, 0, 0, 0,
+		0, 0,
+	};
+	const size_t unit[N_SEC] = { 1, 4, 4, 4, 4, sizeof(struct posting), 4, 4, 4, 4, 1, 4, 4, 1, 4, 4, 8 };
+	for (int i = 0; !bad && i < N_SEC; i++) {
+		if (hd.sec[i].off < sizeof(hd) || hd.sec[i].off % 8 || hd.sec[i].off > len ||
+		    hd.sec[i].len > len - hd.sec[i].off || hd.sec[i].len % unit[i] ||
+		    (want[i] && hd.sec[i].len != want[i]))
+			bad = "section out of range";
+	}
+	if (!bad && (hd.sec[S_TYPO_OFF].len != hd.sec[S_TYPO_ID].len))
+		bad = "typo tables do not match";
+	if (!bad)
+		bad = img_check(&hd, img);
+	struct typo *typo = NULL;
+	if (!bad) {
+		struct typo_parts tp;
+		tp.str = (const char *)img + hd.sec[S_TYPO_STR].off;
+		tp.str_len = hd.sec[S_TYPO_STR].len;
+		tp.off = (const void *)(img + hd.sec[S_TYPO_OFF].off);
+		tp.id = (const void *)(img + hd.sec[S_TYPO_ID].off);
+		tp.n = hd.sec[S_TYPO_OFF].len / 4;
+		tp.slots = (const void *)(img + hd.sec[S_TYPO_SLOTS].off);
+		tp.n_slots = hd.sec[S_TYPO_SLOTS].len / 8;
+		typo = typo_from_parts(&tp, hd.n_terms);
+		if (!typo)
+			bad = "typo tables damaged";
+	}
+	struct text *t = bad ? NULL : text_new(faq->language);
+	if (!bad && !t)
+		bad = "no stemmer for the language";
+	if (bad) {
+		typo_free(typo);
+		if (why)
+			*why = bad;
+		return NULL;
+	}
+#define SEC(i) ((void *)(img + hd.sec[i].off)) /* read-only: the index never writes them */
+	struct index *idx = xcalloc(1, sizeof(*idx));
+	idx->mapped = 1;
+	idx->faq = faq;
+	idx->text = t;
+	idx->term_str.buf = SEC(S_TERM_STR);
+	idx->term_str.len = hd.sec[S_TERM_STR].len - 1;
+	idx->term_off = SEC(S_TERM_OFF);
+	idx->n_terms = T;
+	idx->df = SEC(S_DF);
+	idx->w = SEC(S_W);
+	idx->w_unknown = hd.w_unknown;
+	idx->w_ref = hd.w_ref;
+	idx->e_start = SEC(S_E_START);
+	idx->epost = SEC(S_EPOST);
+	idx->p_start = SEC(S_P_START);
+	idx->ppost = SEC(S_PPOST);
+	idx->phr_entry = SEC(S_PHR_ENTRY);
+	idx->phr_w = SEC(S_PHR_W);
+	idx->n_phr = hd.n_phr;
+	idx->syn_first = SEC(S_SYN_FIRST);
+	idx->n_syn_terms = hd.n_syn_terms;
+	idx->sorted = SEC(S_SORTED);
+	idx->n_sorted = hd.n_sorted;
+	idx->typo = typo;
+	uint32_t *rw = SEC(S_RULES);
+#undef SEC
+	idx->n_rules = hd.n_rules;
+	idx->rules = xcalloc(hd.n_rules + 1, sizeof(*idx->rules));
+	for (size_t r = 0; r < hd.n_rules; r++) {
+		struct syn_rule *ru = &idx->rules[r];
+		ru->nfrom = *rw++;
+		ru->nto = *rw++;
+		ru->from = rw;
+		rw += ru->nfrom;
+		ru->to = rw;
+		rw += ru->nto;
+	}
+	idx->vocab = strmap_new(T);
+	for (size_t i = 0; i < T; i++) {
+		const char *s = term_string(idx, (uint32_t)i);
+		strmap_put(idx->vocab, s, strlen(s), (uint32_t)i, NULL);
+	}
+	idx->ids = strmap_new(faq->n_entries);
+	for (uint32_t e = 0; e < faq->n_entries; e++)
+		strmap_put(idx->ids, faq->entries[e].id, strlen(faq->entries[e].id), e, NULL);
+	termlist_init(&idx->tl);
+	termlist_init(&idx->ntl);
+	alloc_scratch(idx);
+	idx->release = release;
+	idx->release_arg = release_arg;
+	return idx;
 }

@@ -406,18 +406,19 @@ static int serve(struct config *c)
 	log_set_level(c->log_level);
 	log_set_json(c->log_format == CONFIG_LOG_JSON);
 	config_each_secret(c, log_add_secret);
-	struct index *idx = load_index(c->faq);
-	if (!idx)
-		return 1;
 	char err[1024];
 	uint8_t key[16];
 	if (statedir_secure(c->state_dir, err, sizeof(err)) < 0 ||
 	    statedir_key(c->state_dir, key, err, sizeof(err)) < 0) {
 		fprintf(stderr, "faqbot: %s\n", err);
-		index_free(idx);
 		return 1;
 	}
 	hash_set_private_key(key);
+	/* the built index is kept in the state dir: restarts and reloads map it */
+	faqindex_set_cache_dir(c->state_dir);
+	struct index *idx = load_index(c->faq);
+	if (!idx)
+		return 1;
 	struct store *st = store_open(c->state_dir, err, sizeof(err));
 	if (!st) {
 		fprintf(stderr, "faqbot: %s\n", err);
@@ -596,6 +597,7 @@ static int cmd_run(const struct opts *o)
 		bot_free(b);
 	} else {
 		rc = serve(&c);
+		faqindex_set_cache_dir(NULL);
 	}
 	config_release(&c);
 	log_clear_secrets();

@@ -70,6 +70,22 @@ static struct slot *find(const struct strmap *m, const char *key, size_t len, ui
 	}
 }
 
+uint64_t strmap_hash(const char *key, size_t len)
+{
+	return key_hash(key, len);
+}
+
+int strmap_get_hashed(const struct strmap *m, const char *key, size_t len, uint64_t h,
+		      uint32_t *value)
+{
+	const struct slot *s = find(m, key, len, h);
+	if (!s->hash)
+		return 0;
+	if (value)
+		*value = s->value;
+	return 1;
+}
+
 int strmap_get(const struct strmap *m, const char *key, size_t len, uint32_t *value)
 {
 	const struct slot *s = find(m, key, len, key_hash(key, len));

@@ -108,6 +108,13 @@ int text_utf8_valid(const char *s, size_t len)
 
 static void add_cp(struct strbuf *out, int32_t cp)
 {
+	if (cp < 0x80 && out->len + 1 < out->alloc && !out->cap) {
+		/* ASCII with room: strbuf_add's job in two stores (a word is
+		 * built one code point at a time, for every word analysed) */
+		out->buf[out->len++] = (char)cp;
+		out->buf[out->len] = '\0';
+		return;
+	}
 	utf8proc_uint8_t b[4];
 	utf8proc_ssize_t n = utf8proc_encode_char(cp, b);
 	strbuf_add(out, b, (size_t)n);
@@ -344,6 +351,33 @@ static const struct table *registered_table(const char *canon, enum text_data ki
 	return NULL;
 }
 
+/* Folds a table's size and 64 evenly spaced 64-byte samples of its slots
+ * and of its pool into h. */
+static uint64_t table_id(const struct table *tab, uint64_t h)
+{
+	size_t slots_len = ((size_t)tab->mask + 1) * 8;
+	h ^= hash_bytes(&tab->mask, sizeof(tab->mask)) + hash_bytes(&tab->pool_len, sizeof(tab->pool_len));
+	for (size_t i = 0; i < 64; i++) {
+		size_t so = slots_len > 64 ? (slots_len - 64) / 63 * i : 0;
+		size_t po = tab->pool_len > 64 ? (tab->pool_len - 64) / 63 * i : 0;
+		h = h * 1099511628211ULL ^ hash_bytes(tab->slots + so, slots_len < 64 ? slots_len : 64);
+		h = h * 1099511628211ULL ^
+		    hash_bytes(tab->pool + po, tab->pool_len < 64 ? tab->pool_len : 64);
+	}
+	return h;
+}
+
+uint64_t text_tables_id(const char *language)
+{
+	const char *canon = canonical_language(language);
+	const struct table *lex = registered_table(canon, TEXT_LEXICON);
+	const struct table *ths = registered_table(canon, TEXT_THESAURUS);
+	uint64_t h = 0x74616273ULL;
+	h = lex ? table_id(lex, h) : h * 31 + 1;
+	h = ths ? table_id(ths, h * 31 + 2) : h * 31 + 3;
+	return h;
+}
+
 int text_has_lexicon(const struct text *t)
 {
 	return t->lexicon != NULL;
@@ -521,7 +555,8 @@ static size_t fold_all(struct text *t, const char *s, size_t len)
 	while (i < len) {
 		int32_t cp;
 		i += utf8_next(s + i, len - i, &cp);
-		xgrow(&t->cps, &t->cps_alloc, n + FOLD_MAX, sizeof(int32_t));
+		if (n + FOLD_MAX > t->cps_alloc) /* xgrow's own test, without the call per byte */
+			xgrow(&t->cps, &t->cps_alloc, n + FOLD_MAX, sizeof(int32_t));
 		if (cp < 0) {
 			t->cps[n++] = ' ';
 			continue;
@@ -531,6 +566,8 @@ static size_t fold_all(struct text *t, const char *s, size_t len)
 	return n;
 }
 
+static int emit_word_h(struct text *t, const char *w, size_t wl, size_t ncp, int has_letter,
+		       uint64_t h, struct termlist *out);
 static int emit_word(struct text *t, const char *w, size_t wl, size_t ncp, int has_letter,
 		     struct termlist *out);
 
@@ -602,17 +639,19 @@ static int emit(struct text *t, size_t ncp, int has_letter, struct termlist *out
 	uint32_t off;
 	if (!wl || wl > TEXT_MAX_TOKEN)
 		return 0;
-	if (has_letter && t->chat && strmap_get(t->chat, w, wl, &off))
+	/* one hash for the chat, stopword and stem-cache look-ups of w */
+	uint64_t h = strmap_hash(w, wl);
+	if (has_letter && t->chat && strmap_get_hashed(t->chat, w, wl, h, &off))
 		return emit_chat(t, t->chat_arena.buf + off, out);
 	size_t d = ordinal_digits(w, wl);
 	if (d)
 		return emit_word(t, w, d, d, 0, out);
-	if (has_letter && !(t->stopwords && strmap_get(t->stopwords, w, wl, NULL))) {
+	if (has_letter && !(t->stopwords && strmap_get_hashed(t->stopwords, w, wl, h, NULL))) {
 		size_t k = elision_len(t, w, wl);
 		if (k)
 			return emit_word(t, w + k, wl - k, ncp - k, has_letter, out);
 	}
-	return emit_word(t, w, wl, ncp, has_letter, out);
+	return emit_word_h(t, w, wl, ncp, has_letter, h, out);
 }
 
 /* Emits one word unless it is a stopword or noise. */
@@ -621,16 +660,25 @@ static int emit_word(struct text *t, const char *w, size_t wl, size_t ncp, int h
 {
 	if (!wl || wl > TEXT_MAX_TOKEN)
 		return 0;
+	return emit_word_h(t, w, wl, ncp, has_letter, strmap_hash(w, wl), out);
+}
+
+/* emit_word with h = strmap_hash(w, wl). */
+static int emit_word_h(struct text *t, const char *w, size_t wl, size_t ncp, int has_letter,
+		       uint64_t h, struct termlist *out)
+{
+	if (!wl || wl > TEXT_MAX_TOKEN)
+		return 0;
 	if (ncp < 2 && has_letter)
 		return 0; /* lone letters: elisions, initials */
-	if (t->stopwords && strmap_get(t->stopwords, w, wl, NULL))
+	if (t->stopwords && strmap_get_hashed(t->stopwords, w, wl, h, NULL))
 		return 0;
 	if (!has_letter) {
 		termlist_push(out, w, wl, w, wl);
 		return 1;
 	}
 	uint32_t off;
-	if (strmap_get(t->stem_cache, w, wl, &off)) {
+	if (strmap_get_hashed(t->stem_cache, w, wl, h, &off)) {
 		const char *cached = t->stem_arena.buf + off;
 		termlist_push(out, w, wl, cached, strlen(cached));
 		return 1;

@@ -23,11 +23,14 @@
 #define SLOT_WHOLE(x) ((uint32_t)(x) & 1)
 
 struct typo {
-	struct strbuf str;      /* source strings, NUL-separated */
+	struct strbuf str;      /* source strings, NUL-separated (while adding) */
 	uint32_t *off, *id;
 	size_t n, alloc;
 	uint64_t *slots;        /* open addressing, linear probing */
 	size_t mask;
+	const char *s;          /* the source strings: str.buf, or borrowed */
+	size_t s_len;
+	int borrowed;           /* off, id, slots and s belong to the caller */
 };
 
 static uint64_t mix(uint64_t h)
@@ -87,6 +90,10 @@ void typo_free(struct typo *t)
 	if (!t)
 		return;
 	strbuf_release(&t->str);
+	if (t->borrowed) {
+		free(t);
+		return;
+	}
 	free(t->off);
 	free(t->id);
 	free(t->slots);
@@ -101,7 +108,7 @@ size_t typo_sources(const struct typo *t)
 void typo_add(struct typo *t, const char *s, uint32_t id)
 {
 	size_t len = strlen(s);
-	if (!eligible(s, len) || t->n >= (1u << 31) - 1)
+	if (t->borrowed || !eligible(s, len) || t->n >= (1u << 31) - 1)
 		return;
 	size_t a2 = t->alloc;
 	xgrow(&t->off, &a2, t->n + 1, sizeof(uint32_t));
@@ -130,6 +137,10 @@ void typo_build(struct typo *t)
 {
 	char dels[TEXT_MAX_TOKEN + 1][TEXT_MAX_TOKEN + 1];
 	size_t keys = 0;
+	if (t->borrowed)
+		return;
+	t->s = t->str.buf;
+	t->s_len = t->str.len + 1; /* with the strbuf's final NUL */
 	for (size_t i = 0; i < t->n; i++)
 		keys += 1 + utf8_chars(t->str.buf + t->off[i]);  /* itself + its deletions */
 	/* at most half full: linear probing's clusters stay short (a miss
@@ -159,19 +170,50 @@ static void add_id(uint32_t *out, size_t *n, size_t max, uint32_t id)
 		out[(*n)++] = id;
 }
 
-/* Sources whose whole string or one of whose deletions hashes like key
- * (as `want` says: 1 whole, 0 deletion), verified against q. */
-static void probe(const struct typo *t, const char *key, size_t klen, int want, const char *q,
-		  size_t qlen, uint32_t *out, size_t *n, size_t max)
+/* 1 when a and b are at most one edit apart (byte-wise: equal, one byte
+ * inserted, deleted or substituted, or two adjacent bytes swapped): what
+ * text_edit_distance(a, alen, b, blen, 1) <= 1 says, in one pass instead
+ * of its table (a probe verifies many candidates). */
+static int within_one(const char *a, size_t alen, const char *b, size_t blen)
 {
-	uint64_t h = hash_str(key, klen);
+	if (alen > TEXT_MAX_TOKEN || blen > TEXT_MAX_TOKEN)
+		return 0;
+	if (alen < blen) {
+		const char *t = a;
+		a = b;
+		b = t;
+		size_t tl = alen;
+		alen = blen;
+		blen = tl;
+	}
+	size_t i = 0;
+	while (i < blen && a[i] == b[i])
+		i++;
+	if (alen == blen + 1) /* a has one byte more: skip it */
+		return !memcmp(a + i + 1, b + i, blen - i);
+	if (alen != blen)
+		return 0;
+	if (i == alen)
+		return 1;
+	if (!memcmp(a + i + 1, b + i + 1, alen - i - 1))
+		return 1; /* one substitution */
+	return i + 1 < alen && a[i] == b[i + 1] && a[i + 1] == b[i] &&
+	       !memcmp(a + i + 2, b + i + 2, alen - i - 2); /* one swap */
+}
+
+/* Sources whose whole string or one of whose deletions hashes to h (the
+ * hash of a key; `want` says which: 1 whole, 0 deletion), verified
+ * against q. */
+static void probe(const struct typo *t, uint64_t h, int want, const char *q, size_t qlen,
+		  uint32_t *out, size_t *n, size_t max)
+{
 	uint32_t check = check_of(h);
 	for (size_t i = (size_t)(h >> 32) & t->mask; t->slots[i]; i = (i + 1) & t->mask) {
 		uint64_t x = t->slots[i];
 		if (SLOT_CHECK(x) != check || (int)SLOT_WHOLE(x) != want)
 			continue;
-		const char *s = t->str.buf + t->off[SLOT_SRC(x)];
-		if (s[0] == q[0] && text_edit_distance(q, qlen, s, strlen(s), 1) <= 1)
+		const char *s = t->s + t->off[SLOT_SRC(x)];
+		if (s[0] == q[0] && within_one(q, qlen, s, strlen(s)))
 			add_id(out, n, max, t->id[SLOT_SRC(x)]);
 	}
 }
@@ -182,14 +224,67 @@ size_t typo_lookup(const struct typo *t, const char *q, uint32_t *out, size_t ma
 	if (!t->slots || !eligible(q, qlen))
 		return 0;
 	char dels[TEXT_MAX_TOKEN + 1][TEXT_MAX_TOKEN + 1];
-	probe(t, q, qlen, 0, q, qlen, out, &n, max);          /* q lacks a letter */
+	uint64_t h[TEXT_MAX_TOKEN + 2];
+	/* every key's hash first, and its slot asked of memory at once: the
+	 * table is large, and the probes then wait for one miss, not one
+	 * each (same probes, same order: the same result) */
 	size_t k = deletions(q, qlen, dels);
+	h[0] = hash_str(q, qlen);
+	for (size_t j = 0; j < k; j++)
+		h[j + 1] = j && !strcmp(dels[j], dels[j - 1]) ? 0 : hash_str(dels[j], strlen(dels[j]));
+	for (size_t j = 0; j <= k; j++)
+		if (h[j])
+			__builtin_prefetch(&t->slots[(size_t)(h[j] >> 32) & t->mask]);
+	probe(t, h[0], 0, q, qlen, out, &n, max);          /* q lacks a letter */
 	for (size_t j = 0; j < k; j++) {
 		if (j && !strcmp(dels[j], dels[j - 1]))
 			continue;
-		size_t dl = strlen(dels[j]);
-		probe(t, dels[j], dl, 1, q, qlen, out, &n, max);  /* q has a letter too many */
-		probe(t, dels[j], dl, 0, q, qlen, out, &n, max);  /* substitution or swap */
+		probe(t, h[j + 1], 1, q, qlen, out, &n, max);  /* q has a letter too many */
+		probe(t, h[j + 1], 0, q, qlen, out, &n, max);  /* substitution or swap */
 	}
 	return n;
+}
+
+void typo_parts(const struct typo *t, struct typo_parts *p)
+{
+	p->str = t->s;
+	p->str_len = t->slots ? t->s_len : 0;
+	p->off = t->off;
+	p->id = t->id;
+	p->n = t->slots ? t->n : 0;
+	p->slots = t->slots;
+	p->n_slots = t->slots ? t->mask + 1 : 0;
+}
+
+struct typo *typo_from_parts(const struct typo_parts *p, uint32_t max_id)
+{
+	if (p->n_slots & (p->n_slots - 1))
+		return NULL;
+	if (p->n_slots) {
+		if (!p->str_len || p->str[p->str_len - 1] != '\0')
+			return NULL;
+		for (size_t i = 0; i < p->n; i++)
+			if (p->off[i] >= p->str_len || p->id[i] >= max_id)
+				return NULL;
+		/* branch-free: a pass over millions of slots at memory speed */
+		size_t empty = 0, bad = 0;
+		for (size_t i = 0; i < p->n_slots; i++) {
+			uint64_t x = p->slots[i];
+			empty += !x;
+			bad |= (size_t)(x && SLOT_SRC(x) >= p->n);
+		}
+		if (bad || !empty) /* a probe must end */
+			return NULL;
+	}
+	struct typo *t = xcalloc(1, sizeof(*t));
+	strbuf_init(&t->str, 0);
+	t->borrowed = 1;
+	t->s = p->str;
+	t->s_len = p->str_len;
+	t->off = (uint32_t *)p->off;
+	t->id = (uint32_t *)p->id;
+	t->n = p->n;
+	t->slots = p->n_slots ? (uint64_t *)p->slots : NULL;
+	t->mask = p->n_slots ? p->n_slots - 1 : 0;
+	return t;
 }

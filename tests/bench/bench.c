@@ -4,9 +4,13 @@
  *   bench FAQ QUESTIONS [ROUNDS]
  *   bench --store DIR N
  *
- * Prints the median FAQ load time (parse + index) over ROUNDS loads, and
- * the median over ROUNDS passes of the mean time to match one question
- * (analysis, ranking and decision) over every line of QUESTIONS.
+ * Prints the median FAQ load time over ROUNDS loads, cold (parse + build
+ * the index: load_ms) and warm (parse + key + map and check the index
+ * cache faqindex.c keeps in the state dir: load_cached_ms, what a restart
+ * or reload costs), and the median over ROUNDS passes of the mean time to
+ * match one question (analysis, ranking and decision) over every line of
+ * QUESTIONS, on the built index and on the mapped one (with how many
+ * decisions are identical: all of them, or the cache is wrong).
  *
  * --store: N questions through the store as a transport stores them (the
  * polled batch with its offset in one commit; the ledger, the reply and
@@ -22,9 +26,11 @@
 #include <string.h>
 
 #include <dirent.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 #include "faq.h"
+#include "faqindex.h"
 #include "index.h"
 #include "lexfile.h"
 #include "match.h"
@@ -188,6 +194,72 @@ static int bench_store(const char *dir, long n)
 	return 0;
 }
 
+static double median(double *t, int n)
+{
+	qsort(t, (size_t)n, sizeof(double), cmp_double);
+	return t[n / 2];
+}
+
+/* Median of rounds passes of the mean time to match one question; the
+ * decisions of the last pass go to out (nq of them). */
+static double match_all(struct index *idx, char **qs, size_t nq, int rounds, struct match *out,
+			size_t *answered)
+{
+	double *t = xcalloc((size_t)rounds, sizeof(double));
+	for (int r = 0; r < rounds; r++) {
+		*answered = 0;
+		uint64_t t0 = now_ns();
+		for (size_t i = 0; i < nq; i++) {
+			match_question(idx, qs[i], strlen(qs[i]), -1, &out[i]);
+			*answered += out[i].kind != MATCH_FALLBACK;
+		}
+		t[r] = (double)(now_ns() - t0) / 1e3 / (double)(nq ? nq : 1);
+	}
+	double m = median(t, rounds);
+	free(t);
+	return m;
+}
+
+static int same_match(const struct match *a, const struct match *b)
+{
+	if (a->kind != b->kind || a->entry != b->entry || a->confidence != b->confidence ||
+	    a->n_sugg != b->n_sugg || a->ranked.n_cand != b->ranked.n_cand)
+		return 0;
+	for (size_t i = 0; i < a->n_sugg; i++)
+		if (a->sugg[i] != b->sugg[i])
+			return 0;
+	for (size_t i = 0; i < a->ranked.n_cand; i++)
+		if (a->ranked.cand[i].entry != b->ranked.cand[i].entry ||
+		    a->ranked.cand[i].score != b->ranked.cand[i].score)
+			return 0;
+	return 1;
+}
+
+/* Removes the cache files faqindex wrote into dir, then dir. */
+static void remove_dir(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	char path[4096];
+	while (d && (e = readdir(d)))
+		if (e->d_name[0] != '.') {
+			snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+			unlink(path);
+		}
+	if (d)
+		closedir(d);
+	rmdir(dir);
+}
+
+static struct index *load_cached(const char *path)
+{
+	struct faq_diags d;
+	faq_diags_init(&d);
+	struct index *idx = faqindex_load(path, &d);
+	faq_diags_release(&d);
+	return idx;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc == 4 && !strcmp(argv[1], "--store"))
@@ -204,6 +276,7 @@ int main(int argc, char **argv)
 	int tables = lexfile_load("build");
 	printf("lexicon_ms %.2f tables %d\n", (double)(now_ns() - l0) / 1e6, tables);
 
+	/* cold: parse + build, as without a cache (or with a new FAQ) */
 	struct index *idx = NULL;
 	for (int r = 0; r < rounds; r++) {
 		index_free(idx);
@@ -213,9 +286,33 @@ int main(int argc, char **argv)
 		if (!idx)
 			return 1;
 	}
-	qsort(t, (size_t)rounds, sizeof(double), cmp_double);
-	printf("load_ms %.2f entries %zu terms %zu\n", t[rounds / 2], index_faq(idx)->n_entries,
+	printf("load_ms %.2f entries %zu terms %zu\n", median(t, rounds), index_faq(idx)->n_entries,
 	       index_vocabulary_size(idx));
+
+	/* warm: what a restart or a reload costs with the cache written:
+	 * parse + key + map and check the saved index */
+	char dir[] = "/tmp/faqbot-bench-cache-XXXXXX";
+	if (!mkdtemp(dir)) {
+		perror("mkdtemp");
+		return 1;
+	}
+	faqindex_set_cache_dir(dir);
+	uint64_t t0 = now_ns();
+	struct index *cached = load_cached(argv[1]); /* builds and writes the cache */
+	double first_ms = (double)(now_ns() - t0) / 1e6;
+	for (int r = 0; r < rounds; r++) {
+		index_free(cached);
+		t0 = now_ns();
+		cached = load_cached(argv[1]);
+		t[r] = (double)(now_ns() - t0) / 1e6;
+		if (!cached)
+			return 1;
+	}
+	long cache_bytes = dir_bytes(dir);
+	printf("load_cached_ms %.2f first_load_ms %.1f cache_bytes %ld\n", median(t, rounds), first_ms,
+	       cache_bytes);
+	faqindex_set_cache_dir(NULL);
+	remove_dir(dir);
 
 	FILE *fq = fopen(argv[2], "r");
 	if (!fq) {
@@ -232,23 +329,22 @@ int main(int argc, char **argv)
 	}
 	free(line);
 	fclose(fq);
-	size_t answered = 0;
-	for (int r = 0; r < rounds; r++) {
-		answered = 0;
-		uint64_t t0 = now_ns();
-		for (size_t i = 0; i < nq; i++) {
-			struct match m;
-			match_question(idx, qs[i], strlen(qs[i]), -1, &m);
-			answered += m.kind != MATCH_FALLBACK;
-		}
-		t[r] = (double)(now_ns() - t0) / 1e3 / (double)(nq ? nq : 1);
-	}
-	qsort(t, (size_t)rounds, sizeof(double), cmp_double);
-	printf("match_us %.2f questions %zu answered %zu\n", t[rounds / 2], nq, answered);
+	struct match *mb = xcalloc(nq + 1, sizeof(struct match));
+	struct match *mc = xcalloc(nq + 1, sizeof(struct match));
+	size_t answered = 0, answered_c = 0, same = 0;
+	double built_us = match_all(idx, qs, nq, rounds, mb, &answered);
+	double cached_us = match_all(cached, qs, nq, rounds, mc, &answered_c);
+	for (size_t i = 0; i < nq; i++)
+		same += same_match(&mb[i], &mc[i]);
+	printf("match_us %.2f questions %zu answered %zu\n", built_us, nq, answered);
+	printf("match_cached_us %.2f identical %zu\n", cached_us, same);
 	for (size_t i = 0; i < nq; i++)
 		free(qs[i]);
 	free(qs);
+	free(mb);
+	free(mc);
 	free(t);
 	index_free(idx);
+	index_free(cached);
 	return 0;
 }

@@ -293,6 +293,47 @@ class Ops(unittest.TestCase):
         self.assertEqual(os.stat(key).st_mode & 0o777, 0o600)
         self.assertEqual(os.path.getsize(key), 16)
 
+    def cache_files(self):
+        return sorted(n for n in os.listdir(self.state) if n.startswith("index-"))
+
+    def test_index_cache_in_the_state_dir(self):
+        self.assertEqual(self.ask(), "Dix euros.")
+        first = self.cache_files()
+        self.assertEqual(len(first), 1, first)
+        self.assertTrue(first[0].endswith(".cache"))
+        path = os.path.join(self.state, first[0])
+        self.assertEqual(os.stat(path).st_mode & 0o777, 0o600)
+        # an edit: a new index, a new file, the old one gone
+        n = self.b.logs().count("event=reloaded")
+        self.write(faq("Vingt euros."))
+        self.assertTrue(self.wait_log_count("event=reloaded", n + 1))
+        self.assertEqual(self.ask(), "Vingt euros.")
+        second = self.cache_files()
+        self.assertEqual(len(second), 1, second)
+        self.assertNotEqual(first, second)
+        # a damaged file: refused, said, rebuilt, written back
+        path = os.path.join(self.state, second[0])
+        with open(path, "r+b") as f:
+            f.truncate(os.path.getsize(path) // 2)
+        self.restart()
+        self.assertEqual(self.ask(), "Vingt euros.")
+        self.assertIn("event=index_cache", self.b.logs())
+        self.assertEqual(self.cache_files(), second)
+        self.assertGreater(os.path.getsize(path), 1000)
+        # deleting it is safe
+        os.unlink(path)
+        self.restart()
+        self.assertEqual(self.ask(), "Vingt euros.")
+        self.assertEqual(self.cache_files(), second)
+        # the command line tools never write one
+        other = os.path.join(self.tmp, "other-state")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FAQBOT_")}
+        env.update(FAQBOT_STATE_DIR=other, FAQBOT_FAQ=self.faq)
+        for args in (["check"], ["ask", "combien coûte la souscription ?"]):
+            p = subprocess.run([FAQBOT, *args], env=env, capture_output=True, text=True, timeout=30)
+            self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertFalse(os.path.exists(other) and os.listdir(other))
+
     def test_unanswered_chats_are_keyed_pseudonyms(self):
         import sqlite3
         self.ask("comment renouveler mon passeport ?")

@@ -7,7 +7,7 @@ set -u
 dir=$1
 secs=$2
 fail=0
-for t in faq match telegram matrix config markup mx_crypto; do
+for t in faq match telegram matrix config markup mx_crypto idxcache; do
 	bin="$dir/fuzz_$t"
 	work=$(mktemp -d /tmp/faqbot-fuzz-corpus.XXXXXX)
 	mkdir -p "tests/fuzz/regressions/$t"
