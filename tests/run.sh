@@ -188,6 +188,9 @@ if ! wanted "docker image"; then
 elif PYTHON="$PYTHON" sh tests/docker/docker_test.sh >"$log" 2>&1; then
 	passed=$((passed + 1))
 	echo "PASS  docker image (buildah): $(grep 'image size' "$log" | sed 's/docker-test: //')"
+	# the figures: size by part, language data, memory in service
+	awk '/image size/ { after = 1; next } /docker-test: ok/ { next }
+	     after || /memory of the bot/ { sub(/^docker-test: /, ""); print "      " $0 }' "$log"
 else
 	rc=$?
 	if [ $rc = 77 ]; then
