@@ -757,6 +757,36 @@ class Scenarios(E2EECase):
         self.assert_no_clear(room)
         self.assertEqual(b.stop(), 0)
 
+    def test_10c_switch_after_the_question_before_the_reply(self):
+        """The room turns encrypted after a question in clear and before the
+        bot's reply went out: (a) both in one /sync while the bot was down;
+        (b) the reply was refused twice (500) while the switch happened.
+        The reply must go out encrypted (alice decrypts it), never in clear
+        into the now encrypted room."""
+        alice = User(self, "alice")
+        carol = "@carol:localhost"
+        room = self.fake.create_room([alice.id, carol])
+        room2 = self.fake.create_room([alice.id, carol])
+        b = self.bot()
+        self.ready(b)
+        alice.start()
+        self.assertEqual(b.stop(), 0)
+        q1 = alice.ask(room, COUT[0], mention=True)          # in clear
+        self.fake.enable_encryption(room, alice.id)
+        b = self.bot()
+        self.expect_answers(alice, room, [(q1, COUT[1])])
+        # (b) another room in clear, the reply delayed by errors
+        self.fake.fault("send", "status", times=2, status=500, errcode="M_UNKNOWN")
+        q2 = self.fake.user_message(room2, alice.id, "faqbot: " + ETUDE[0], mentions=[BOT])
+        self.assertTrue(self.fake.wait(lambda: not self.fake.faults.get("send"), 20),
+                        "the bot did not try to send")
+        self.fake.enable_encryption(room2, alice.id)
+        alice.sync()
+        self.expect_answers(alice, room2, [(q2, ETUDE[1])])
+        self.assert_no_clear(room)
+        self.assert_no_clear(room2)
+        self.assertEqual(b.stop(), 0)
+
     def test_11_rotation_as_the_room_asks(self):
         """m.room.encryption's rotation_period_msgs = 2: the bot's Megolm
         session changes after 2 messages; rotation_period_ms = 1500: it
