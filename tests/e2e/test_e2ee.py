@@ -540,6 +540,13 @@ class Scenarios(E2EECase):
         time.sleep(2.0)
         self.assertEqual(len(self.bot_events(room)), 1)
         self.assertIsNone(b.proc.poll())
+        self.assertEqual(b.stop(), 0)
+        # the room was told: not again after a restart either
+        b = self.bot(FAQBOT_TEST_KEY_WAIT_S=4)
+        q = alice.ask(room, COUT[0])
+        self.assertTrue(self.fake.wait(lambda: self.fake.bot_synced >= self.pos_of(room, q), 20))
+        time.sleep(5.5)
+        self.assertEqual(len(self.bot_events(room)), 1, "a second notice after a restart")
         self.assert_no_clear(room)
         self.assertEqual(b.stop(), 0)
 
