@@ -17,8 +17,15 @@ and, for each encrypted room, that the bot never posted a plain event there
 room's timeline after m.room.encryption is m.room.encrypted.
 
 The settings used: matrix_encryption (true by default; false in
-test_encryption_off) and matrix_pickle_key (set in the restart scenario;
-elsewhere unset, so the bot generates a key file in its state directory).
+test_09) and matrix_pickle_key (set in test_03 and test_14; elsewhere unset,
+so the bot generates a key file in its state directory), and the bot's test
+knob FAQBOT_TEST_KEY_WAIT_S (test_06b: a key that never comes is given up
+after 4 s instead of 30 s / 10 min).  FAQBOT_FLOOD_MAX=0: one person asks
+many questions here.
+
+The fake can hold back, drop or inject to-device messages, switch a room to
+encryption, add and remove members; nio plays alice, bob... (one store each,
+several devices for one person are several User objects).
 
 Run alone: FAQBOT=build/faqbot /usr/bin/python3 tests/e2e/test_e2ee.py
 (the Python must have nio and olm: tests/run.sh picks one, or skips).
