@@ -53,7 +53,7 @@ except ImportError:
     sys.exit(77)
 
 from e2ee_client import E2EEClient  # noqa: E402
-from harness import LOGDIR, Bot, write_faq  # noqa: E402
+from harness import LOGDIR, Bot, run_cli, write_faq  # noqa: E402
 from matrix import BOT, PASSWORD, FakeMatrix  # noqa: E402
 from matrix_e2ee import ALG_MEGOLM, ALG_OLM  # noqa: E402
 
@@ -902,7 +902,9 @@ class Scenarios(E2EECase):
     def test_14_another_pickle_key_stops_the_start(self):
         """The state was pickled with one matrix_pickle_key; a start with
         another one must stop (exit status not 0) with a sentence naming the
-        setting, and neither make a new device nor post anything."""
+        setting, and neither make a new device nor post anything.  Then
+        `faqbot matrix-reset` and a start make a new device with new keys,
+        which answers alice (the room still known as encrypted)."""
         self.secrets += [PICKLE_KEY, "another-pickle-key-77"]
         room, b, alice = self.alice_dm(FAQBOT_MATRIX_PICKLE_KEY=PICKLE_KEY)
         q = alice.ask(room, COUT[0])
@@ -915,6 +917,24 @@ class Scenarios(E2EECase):
         self.assertIn("matrix_pickle_key", b.logs())
         self.assertEqual(self.fake.device_keys, keys, "new device keys were uploaded")
         self.assertEqual(len(self.bot_events(room)), 1)
+        # the way out (README): faqbot matrix-reset, then a start as a new device
+        old = self.bot_device()
+        rc, out, err = run_cli(b, "matrix-reset")
+        self.assertEqual(rc, 0, out + err)
+        b = self.bot(FAQBOT_MATRIX_PICKLE_KEY="another-pickle-key-77")
+        self.assertTrue(self.fake.wait(lambda: len(self.fake.devices_of(BOT)) == 2, 20),
+                        "no new device after matrix-reset\n" + b.logs()[-2000:])
+        self.ready(b)
+        new = [d for d in self.fake.devices_of(BOT) if d != old][0]
+        self.assertNotEqual(new, old)
+        alice.sync()
+        q2 = alice.ask(room, TVA[0])
+        self.expect_answers(alice, room, [(q2, TVA[1])])
+        with self.fake.lock:
+            used = {t for s_, ty, u, t, _ in self.fake.to_device_log if s_ == alice.id and u == BOT}
+        self.assertIn(new, used, "alice's room key did not reach the new device")
+        self.assert_no_clear(room)
+        self.assertEqual(b.stop(), 0)
 
     def test_15_relations_only_outside_the_ciphertext(self):
         """A client may keep m.relates_to only in the clear content of its
