@@ -20,6 +20,15 @@
  * /sync (unsigned.transaction_id) marks a row sent even when the PUT's
  * answer was lost.  One request in flight per room, parts in order.
  *
+ * Encryption (matrix_encryption, mx_e2ee.h): after the filter the device's
+ * keys are loaded (or made) and uploaded once; each sync's to_device room
+ * keys, device lists and m.room.encryption state are stored with the
+ * batch; m.room.encrypted events are decrypted before the service sees
+ * them (or wait for their key); a reply into an encrypted room is
+ * encrypted when it is sent (after the room key went to every member's
+ * devices), never sent in clear.  An invited room's hello waits for the
+ * sync that shows the room joined, so its state is known.
+ *
  * Protocol only: it runs on the transport skeleton (transport.h), which
  * owns start-up, polls, the pump and the sender; what happens around the
  * bot (flood, cooldown, metrics, the reply log) is the service's

@@ -75,7 +75,10 @@
  *   unanswered  after unanswered_retention_days
  *   votes, choices  after feedback_retention_days (feedback_ms)
  *   mx_key_requests  after the de-duplication window; mx_waiting rows at
- *             their give_up_at (the Matrix transport, MX_KEY_WAIT_MS)
+ *             their give_up_at (the Matrix transport, MX_KEY_WAIT_MS);
+ *             mx_olm and mx_megolm_in sessions unused for
+ *             STORE_MX_SESSION_MS (30 days); mx_megolm_shared rows when
+ *             their room's session is replaced
  *   answered, answered_msg  after STORE_ANSWERED_MS (a week), or
  *             feedback_ms when shorter.  The outbox keeps a sent reply only
  *             48 h, so a vote is matched through answered_msg instead: a
@@ -119,6 +122,7 @@
 #define STORE_DEDUP_MS (48LL * 3600 * 1000)  /* ledger and finished outbox rows */
 #define STORE_RECENT_MS (24LL * 3600 * 1000) /* the longest group cooldown */
 #define STORE_ANSWERED_MS (7LL * 24 * 3600 * 1000) /* answers that may still get votes */
+#define STORE_MX_SESSION_MS (30LL * 24 * 3600 * 1000) /* Olm / inbound Megolm sessions unused */
 
 /* A store result that is ignored is a lost error: the compiler refuses it. */
 #define STORE_MUST_CHECK __attribute__((warn_unused_result))

@@ -149,7 +149,7 @@ static void olm_add(void *arg, const char *pickle)
 		log_warn("e2ee_error", "transport=" T " error=%s", log_q(err));
 		return;
 	}
-	l->s = xrealloc(l->s, (l->n + 1) * sizeof(*l->s));
+	l->s = xrealloc(l->s, (l->n + 1) * sizeof(struct mx_olm_session *));
 	l->s[l->n++] = s;
 }
 

@@ -1401,7 +1401,17 @@ int store_retain(struct store *s, int64_t now, const struct store_retention *r)
 	static const char key_requests[] =
 		"DELETE FROM mx_key_requests WHERE (room, session_id) IN (SELECT room, session_id"
 		" FROM mx_key_requests WHERE sent_at<?1 LIMIT " RETAIN_BATCH ") AND ?2=?2";
-	if (prune(s, key_requests, now - r->dedup_ms, now, &n) < 0)
+	/* sessions unused for a month: a peer that still had one makes a new
+	 * one (clients do when a message does not decrypt) */
+	static const char olm[] =
+		"DELETE FROM mx_olm WHERE (peer_key, session_id) IN (SELECT peer_key, session_id"
+		" FROM mx_olm WHERE used_at<?1 LIMIT " RETAIN_BATCH ") AND ?2=?2";
+	static const char megolm_in[] =
+		"DELETE FROM mx_megolm_in WHERE (room, session_id) IN (SELECT room, session_id"
+		" FROM mx_megolm_in WHERE at<?1 LIMIT " RETAIN_BATCH ") AND ?2=?2";
+	if (prune(s, key_requests, now - r->dedup_ms, now, &n) < 0 ||
+	    prune(s, olm, now - STORE_MX_SESSION_MS, now, &n) < 0 ||
+	    prune(s, megolm_in, now - STORE_MX_SESSION_MS, now, &n) < 0)
 		return -1;
 	if (prune(s, unanswered, now - r->unanswered_ms, now, &n) < 0 ||
 	    prune(s, answered, now - answered_ms, now, &n) < 0 ||
@@ -1520,7 +1530,7 @@ int store_mx_megolm_in_set(struct store *s, const char *room, const char *sessio
 {
 	static const char sql[] = "INSERT INTO mx_megolm_in(room, session_id, sender_key, pickle, at)"
 				  " VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(room, session_id) DO UPDATE SET"
-				  " pickle=excluded.pickle";
+				  " pickle=excluded.pickle, at=excluded.at";
 	sqlite3_stmt *st = stmt(s, sql);
 	bind_str(st, 1, room);
 	bind_str(st, 2, session_id);

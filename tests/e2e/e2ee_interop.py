@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Interoperability proof: faqbot's encryption layer (src/mx_crypto.c)
 against a real Matrix client (Debian's python3-matrix-nio with python3-olm),
-through the fake homeserver.  Not wired into tests/run.sh: faqbot's Matrix
-transport does not call mx_crypto yet, so this script plays the bot's part
-itself, loading mx_crypto.c (compiled here into a shared object) with
-ctypes and doing the HTTP with urllib, in the order the transport will:
+through the fake homeserver.  The transport does all this since
+src/mx_e2ee.c (tests/e2e/test_e2ee.py and e2ee_smoke.py run the real
+binary); this script keeps the protocol proof of the layer alone: it plays
+the bot's part itself, loading mx_crypto.c (compiled here into a shared
+object) with ctypes and doing the HTTP with urllib, in the transport's order:
 
   1. the bot logs in and uploads its signed device keys, one-time keys and
      a fallback key (nio checks the signatures when it queries them);

@@ -835,6 +835,14 @@ static void encryption_tables_keep_what_the_transport_needs(void **state)
 	struct store_retention keep = { 1000, 1000, 1000, 1000 };
 	assert_true(store_retain(s, 2000, &keep) >= 1);
 	assert_int_equal(store_mx_key_request_add(s, "!r", "m9", 2100), 1);
+	/* sessions go after a month without use; a use keeps them */
+	assert_int_equal(store_mx_megolm_in_set(s, "!r", "m1", "K", "i1c", STORE_MX_SESSION_MS), 0);
+	assert_true(store_retain(s, STORE_MX_SESSION_MS + 100, &keep) >= 2); /* Olm K/s2, L/s3... */
+	assert_int_equal(store_mx_megolm_in_get(s, "!r", "m1", &p), 1);
+	strbuf_reset(&b);
+	assert_int_equal(store_mx_olm_each(s, "K", add_pickle, &b), 0);
+	assert_true(store_retain(s, 2 * STORE_MX_SESSION_MS + 1, &keep) >= 1);
+	assert_int_equal(store_mx_megolm_in_get(s, "!r", "m1", &p), 0);
 	/* leaving a room forgets what was shared there; a reset forgets the device */
 	assert_int_equal(store_mx_waiting_add(s, "$4", "!r", "m9", "P4", 100, 200), 1);
 	assert_int_equal(store_mx_room_forget(s, "!r"), 0);
