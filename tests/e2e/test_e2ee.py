@@ -991,6 +991,51 @@ class Scenarios(E2EECase):
         self.assert_no_clear(room)
         self.assertEqual(b.stop(), 0)
 
+    def test_17_lost_olm_session_is_mended(self):
+        """The bot lost its Olm session with alice's device (the bot prunes
+        Olm sessions unused for 30 days; here the rows are deleted while it
+        is stopped, which is what that pruning does).  alice's client still
+        has the session and sends her next room key over it: the bot cannot
+        decrypt that to-device message.  The spec ("Recovering from
+        undecryptable messages") says the receiver then makes a new Olm
+        session with the sender's device and sends an m.dummy over it, so
+        that the sender uses the new session from then on.  Checked: the
+        bot does send a new Olm pre-key message to alice's device, and the
+        room key alice sends after that reaches the bot (her question is
+        answered); the question whose key was lost gets at most one notice."""
+        import sqlite3
+        room, b, alice = self.alice_dm(FAQBOT_TEST_KEY_WAIT_S=4)
+        q1 = alice.ask(room, COUT[0])
+        self.expect_answers(alice, room, [(q1, COUT[1])], settle=0)
+        self.assertEqual(b.stop(), 0)
+        db = sqlite3.connect(os.path.join(self.tmp, "state", "faqbot.db"))
+        n = db.execute("DELETE FROM mx_olm").rowcount
+        db.commit()
+        db.close()
+        self.assertGreater(n, 0)
+        b = self.bot(FAQBOT_TEST_KEY_WAIT_S=4)
+        self.ready(b)
+        with self.fake.lock:
+            mark = len(self.fake.to_device_log)
+        alice.c.olm.outbound_group_sessions.pop(room, None)
+        q2 = alice.ask(room, ETUDE[0])                # its key travels over the lost session
+
+        def prekey_to_alice():
+            with self.fake.lock:
+                return [c for s_, ty, u, t, c in self.fake.to_device_log[mark:]
+                        if s_ == BOT and ty == "m.room.encrypted" and t == alice.device and
+                        any(v.get("type") == 0 for v in (c.get("ciphertext") or {}).values())]
+        self.assertTrue(self.fake.wait(prekey_to_alice, 15),
+                        "the bot made no new Olm session with alice's device after a to-device "
+                        "message it could not decrypt\n" + b.logs()[-2500:])
+        alice.sync()
+        alice.c.olm.outbound_group_sessions.pop(room, None)
+        q3 = alice.ask(room, TVA[0])
+        self.expect_answers(alice, room, [(q3, TVA[1])])
+        self.assertLessEqual(self.wire_reply_count(room, q2), 1)
+        self.assert_no_clear(room)
+        self.assertEqual(b.stop(), 0)
+
     def test_09_encryption_off_posts_nothing_in_clear(self):
         """matrix_encryption = false: nothing in clear in an encrypted room
         (no answer, no hello, no notice), even to a question sent there in
