@@ -1036,6 +1036,63 @@ class Scenarios(E2EECase):
         self.assert_no_clear(room)
         self.assertEqual(b.stop(), 0)
 
+    def test_18_olm_payload_checks(self):
+        """Room keys that come over a good Olm session but whose decrypted
+        payload lies (spec, m.olm.v1.curve25519-aes-sha2: the recipient
+        must check sender, recipient, recipient_keys and keys): sender is
+        not the to-device event's sender; recipient is another user;
+        recipient_keys is not the bot's key; keys.ed25519 is not the sending
+        device's key.  A message encrypted with each such room key must not
+        be answered; the same message with an honest payload is (so the
+        forgery, not the plumbing, is what is refused).
+        Fails (against e2ee-wire 0c75b06): a false keys.ed25519 is accepted;
+        the spec says it must match the ed25519 key /keys/query gives for the
+        device whose curve25519 key is the sender_key.  Low impact while the
+        bot verifies no device, but the key it records for the session is
+        then whatever the sender claimed."""
+        room, b, alice = self.alice_dm()
+        q0 = alice.ask(room, COUT[0])                 # alice and the bot have an Olm session
+        self.expect_answers(alice, room, [(q0, COUT[1])], settle=0)
+        dev = self.bot_device()
+        bk = self.fake.device_keys[(BOT, dev)]["keys"]
+        bot_curve, bot_ed = bk[f"curve25519:{dev}"], bk[f"ed25519:{dev}"]
+        ak = alice.c.olm.account.identity_keys
+        session = alice.c.olm.session_store.get(bot_curve)
+        self.assertIsNotNone(session, "alice's client has no Olm session with the bot")
+        honest = {"sender": alice.id, "sender_device": alice.device, "keys": {"ed25519": ak["ed25519"]},
+                  "recipient": BOT, "recipient_keys": {"ed25519": bot_ed}}
+        lies = {"sender": {"sender": "@bob:localhost"},
+                "recipient": {"recipient": "@mallory:localhost"},
+                "recipient_keys": {"recipient_keys": {"ed25519": ak["ed25519"]}},
+                "keys": {"keys": {"ed25519": bot_ed}}}
+        asked = {}
+        for name, lie in list(lies.items()) + [("honest", {})]:
+            ogs = olm.OutboundGroupSession()
+            payload = dict(honest, **lie)
+            payload.update(type="m.room_key", content={"algorithm": ALG_MEGOLM, "room_id": room,
+                                                       "session_id": ogs.id, "session_key": ogs.session_key})
+            m = session.encrypt(json.dumps(payload))
+            self.fake.inject_to_device(dev, alice.id, "m.room.encrypted", {
+                "algorithm": ALG_OLM, "sender_key": ak["curve25519"],
+                "ciphertext": {bot_curve: {"type": m.message_type, "body": m.ciphertext}}})
+            inner = {"type": "m.room.message", "room_id": room,
+                     "content": {"msgtype": "m.text", "body": ETUDE[0] + " " + name}}
+            with self.fake.lock:
+                asked[name] = self.fake._event(room, alice.id, "m.room.encrypted", {
+                    "algorithm": ALG_MEGOLM, "ciphertext": ogs.encrypt(json.dumps(inner)),
+                    "session_id": ogs.id, "sender_key": ak["curve25519"],
+                    "device_id": alice.device})["event_id"]
+        self.assertTrue(self.fake.wait(lambda: self.wire_reply_count(room, asked["honest"]), 20),
+                        "the honest control was not answered: the test's plumbing is broken\n"
+                        + b.logs()[-2000:])
+        time.sleep(1.0)
+        for name, lie in lies.items():
+            self.assertEqual(self.wire_reply_count(room, asked[name]), 0,
+                             f"answered a message whose room key came with a false {name!r}")
+        self.assert_no_clear(room)
+        self.assertIsNone(b.proc.poll())
+        self.assertEqual(b.stop(), 0)
+
     def test_09_encryption_off_posts_nothing_in_clear(self):
         """matrix_encryption = false: nothing in clear in an encrypted room
         (no answer, no hello, no notice), even to a question sent there in
