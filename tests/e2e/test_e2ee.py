@@ -1044,14 +1044,21 @@ class Scenarios(E2EECase):
         recipient_keys is not the bot's key; keys.ed25519 is not the sending
         device's key.  A message encrypted with each such room key must not
         be answered; the same message with an honest payload is (so the
-        forgery, not the plumbing, is what is refused).
+        forgery, not the plumbing, is what is refused).  With an honest room
+        key: a Megolm payload naming another room, and an event whose sender
+        (bob) is not the user the room key came from (alice): not answered
+        either (an answer would mention bob for alice's words).
         Fails (against e2ee-wire 0c75b06): a false keys.ed25519 is accepted;
         the spec says it must match the ed25519 key /keys/query gives for the
         device whose curve25519 key is the sender_key.  Low impact while the
         bot verifies no device, but the key it records for the session is
         then whatever the sender claimed."""
         room, b, alice = self.alice_dm()
-        q0 = alice.ask(room, COUT[0])                 # alice and the bot have an Olm session
+        bob = "@bob:localhost"
+        self.fake.add_member(room, bob)               # a group room: questions name the bot
+        time.sleep(0.3)
+        alice.sync()
+        q0 = alice.ask(room, COUT[0], mention=True)   # alice and the bot have an Olm session
         self.expect_answers(alice, room, [(q0, COUT[1])], settle=0)
         dev = self.bot_device()
         bk = self.fake.device_keys[(BOT, dev)]["keys"]
@@ -1065,6 +1072,9 @@ class Scenarios(E2EECase):
                 "recipient": {"recipient": "@mallory:localhost"},
                 "recipient_keys": {"recipient_keys": {"ed25519": ak["ed25519"]}},
                 "keys": {"keys": {"ed25519": bot_ed}}}
+        # and two lies of the Megolm payload or event, with an honest key:
+        # the payload names another room; the event claims another sender
+        lies.update({"inner room_id": {}, "event sender": {}})
         asked = {}
         for name, lie in list(lies.items()) + [("honest", {})]:
             ogs = olm.OutboundGroupSession()
@@ -1075,10 +1085,13 @@ class Scenarios(E2EECase):
             self.fake.inject_to_device(dev, alice.id, "m.room.encrypted", {
                 "algorithm": ALG_OLM, "sender_key": ak["curve25519"],
                 "ciphertext": {bot_curve: {"type": m.message_type, "body": m.ciphertext}}})
-            inner = {"type": "m.room.message", "room_id": room,
-                     "content": {"msgtype": "m.text", "body": ETUDE[0] + " " + name}}
+            inner = {"type": "m.room.message",
+                     "room_id": "!elsewhere:localhost" if name == "inner room_id" else room,
+                     "content": {"msgtype": "m.text", "body": f"faqbot: {ETUDE[0]} {name}",
+                                 "m.mentions": {"user_ids": [BOT]}}}
             with self.fake.lock:
-                asked[name] = self.fake._event(room, alice.id, "m.room.encrypted", {
+                asked[name] = self.fake._event(room, bob if name == "event sender" else alice.id,
+                                               "m.room.encrypted", {
                     "algorithm": ALG_MEGOLM, "ciphertext": ogs.encrypt(json.dumps(inner)),
                     "session_id": ogs.id, "sender_key": ak["curve25519"],
                     "device_id": alice.device})["event_id"]
@@ -1086,9 +1099,8 @@ class Scenarios(E2EECase):
                         "the honest control was not answered: the test's plumbing is broken\n"
                         + b.logs()[-2000:])
         time.sleep(1.0)
-        for name, lie in lies.items():
-            self.assertEqual(self.wire_reply_count(room, asked[name]), 0,
-                             f"answered a message whose room key came with a false {name!r}")
+        answered = [name for name in lies if self.wire_reply_count(room, asked[name])]
+        self.assertEqual(answered, [], "answered messages whose key, payload or sender lied")
         self.assert_no_clear(room)
         self.assertIsNone(b.proc.poll())
         self.assertEqual(b.stop(), 0)
