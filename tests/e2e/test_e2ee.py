@@ -509,6 +509,41 @@ class Scenarios(E2EECase):
         self.assertEqual(len(self.bot_events(room)), 1)
         self.assertEqual(b.stop(), 0)
 
+    def test_06d_requested_key_is_forwarded(self):
+        """The room key was lost on the way; the bot asks for it
+        (m.room_key_request) and alice's device answers as clients do, with
+        an m.forwarded_room_key over Olm (the session exported from its
+        first index; alice's own device, so an empty forwarding chain and
+        the original sender key).  The waiting question is then answered,
+        once: asking for a key is of use only if the answer is taken."""
+        room, b, alice = self.alice_dm()
+        dev = self.bot_device()
+        self.fake.drop_to_device(dev)
+        q1 = alice.ask(room, COUT[0])
+        sid = self.event(room, q1)["content"]["session_id"]
+
+        def requested():
+            with self.fake.lock:
+                return [c for s_, ty, u, t, c in self.fake.to_device_log
+                        if s_ == BOT and ty == "m.room_key_request" and
+                        (c.get("body") or {}).get("session_id") == sid]
+        self.assertTrue(self.fake.wait(requested, 20), "no m.room_key_request\n" + b.logs()[-2000:])
+        with self.fake.lock:
+            self.fake.dropping.discard(dev)
+        ak = alice.c.olm.account.identity_keys
+        inbound = alice.c.olm.inbound_group_store.get(room, ak["curve25519"], sid)
+        self.assertIsNotNone(inbound)
+        content = {"algorithm": ALG_MEGOLM, "room_id": room, "sender_key": ak["curve25519"],
+                   "session_id": sid, "session_key": inbound.export_session(inbound.first_known_index),
+                   "sender_claimed_ed25519_key": ak["ed25519"], "forwarding_curve25519_key_chain": []}
+        bot_dev = alice.c.device_store[BOT][dev]
+        session = alice.c.olm.session_store.get(bot_dev.curve25519)
+        olm_dict = alice.c.olm._olm_encrypt(session, bot_dev, "m.forwarded_room_key", content)
+        self.fake.inject_to_device(dev, alice.id, "m.room.encrypted", olm_dict)
+        self.expect_answers(alice, room, [(q1, COUT[1])])
+        self.assertEqual(len(self.bot_events(room)), 1)
+        self.assertEqual(b.stop(), 0)
+
     def test_06b_room_key_never_arrives(self):
         """The room key never reaches the bot: it asks alice's devices for
         it (m.room_key_request, in clear as the spec says, naming the room
