@@ -428,7 +428,8 @@ class Scenarios(E2EECase):
         device, and his own question is answered.  Then bob leaves: the
         next reply uses a new Megolm session (another session_id), and no
         to-device message from the bot reaches bob's device afterwards.
-        bob comes back: the next reply decrypts on his device again."""
+        bob, having logged in on a second device meanwhile, comes back: the
+        next reply decrypts on both his devices."""
         alice = User(self, "alice")
         bob = User(self, "bob")
         carol = "@carol:localhost"
@@ -462,13 +463,18 @@ class Scenarios(E2EECase):
             to_bob = [(t, ty) for s, ty, u, t, _ in self.fake.to_device_log[mark:]
                       if s == BOT and u == bob.id]
         self.assertEqual(to_bob, [], "the bot sent to-device messages to bob after he left")
-        # bob comes back: the replies after his return reach him again
+        # bob, while out, logs in on a second device (the bot shares no room
+        # with him: no device-list change reaches it); he comes back: the
+        # replies after his return reach both his devices
+        bob2 = User(self, "bob").start()
         self.fake.add_member(room, bob.id)
         time.sleep(0.5)
         alice.sync()
         bob.sync()
+        bob2.sync()
         q5 = alice.ask(room, TVA[0], mention=True)
         self.expect_answers(bob, room, [(q5, TVA[1])])
+        self.expect_answers(bob2, room, [(q5, TVA[1])], settle=0)
         self.assert_no_clear(room)
         self.assertEqual(b.stop(), 0)
 
