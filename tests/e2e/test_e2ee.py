@@ -249,7 +249,7 @@ class E2EECase(unittest.TestCase):
                       f"names it; the bot sent there: {sent}\n" + self.bots[-1].logs()[-2500:])
         return got
 
-    def expect_answers(self, user, room, asked, encrypted=True, thread=None, settle=1.0):
+    def expect_answers(self, user, room, asked, encrypted=True, thread=None, settle=0.5):
         """asked: [(question event id, answer)].  Exactly one reply each,
         encrypted (or not) on the wire, decrypted by user's client to the
         answer.  Returns {question id: reply event on the wire}."""
@@ -1066,7 +1066,7 @@ class Scenarios(E2EECase):
                 return [c for s_, ty, u, t, c in self.fake.to_device_log[mark:]
                         if s_ == BOT and ty == "m.room.encrypted" and t == alice.device and
                         any(v.get("type") == 0 for v in (c.get("ciphertext") or {}).values())]
-        self.assertTrue(self.fake.wait(prekey_to_alice, 15),
+        self.assertTrue(self.fake.wait(prekey_to_alice, 10),
                         "the bot made no new Olm session with alice's device after a to-device "
                         "message it could not decrypt\n" + b.logs()[-2500:])
         alice.sync()
