@@ -53,7 +53,7 @@ except ImportError:
     sys.exit(77)
 
 from e2ee_client import E2EEClient  # noqa: E402
-from harness import LOGDIR, Bot, run_cli, write_faq  # noqa: E402
+from harness import FORMATTED_ENTRIES, LOGDIR, Bot, add_entries, run_cli, write_faq  # noqa: E402
 from matrix import BOT, PASSWORD, FakeMatrix  # noqa: E402
 from matrix_e2ee import ALG_MEGOLM, ALG_OLM  # noqa: E402
 
@@ -337,6 +337,31 @@ class Scenarios(E2EECase):
         hello = self.bot_events(r2)[0]
         got = alice.decrypted([hello["event_id"]])[hello["event_id"]]
         self.assertIsInstance(got, RoomMessageNotice, "alice cannot decrypt the hello")
+        self.assertEqual(b.stop(), 0)
+
+    def test_01c_long_answer_in_parts(self):
+        """A long answer (harness.LONG_FORMATTED, 400 formatted lines,
+        split in several events as test_matrix checks in clear) in an
+        encrypted room: every part encrypted, under the event size limit
+        once encrypted (the fake checks 65,536 bytes), decrypted by alice,
+        every line in exactly one part."""
+        add_entries(self.faq, FORMATTED_ENTRIES)
+        room, b, alice = self.alice_dm()
+        alice.ask(room, "quels sont tous les points du règlement ?")
+        self.assertTrue(self.fake.wait(lambda: len(self.bot_events(room)) >= 2, 20),
+                        "the long answer did not come in several parts\n" + b.logs()[-2000:])
+        time.sleep(1.0)
+        parts = self.bot_events(room)
+        self.assertEqual([e["type"] for e in parts], ["m.room.encrypted"] * len(parts))
+        got = alice.decrypted([e["event_id"] for e in parts])
+        bodies = []
+        for e in parts:
+            ev = got[e["event_id"]]
+            self.assertIsInstance(ev, RoomMessageNotice, f"alice cannot decrypt part {e['event_id']}")
+            bodies.append(ev.body)
+        text = "\n".join(bodies)
+        for i in range(400):
+            self.assertEqual(text.count(f"Point n°{i} :"), 1, i)
         self.assertEqual(b.stop(), 0)
 
     def test_02_group_room_turns_encryption_on(self):
