@@ -1171,6 +1171,70 @@ class Scenarios(E2EECase):
         self.assertIsNone(b.proc.poll())
         self.assertEqual(b.stop(), 0)
 
+    def test_19_many_devices(self):
+        """carol has 30 devices (libolm accounts made here, keys signed and
+        uploaded the way clients do); alice asks in the group room: the
+        reply comes, and each of carol's 30 devices got exactly one Olm
+        pre-key message from the bot that it opens (with the one-time key
+        the bot claimed) to an m.room_key for this room and the reply's
+        session, addressed to carol and to that device's ed25519 key (the
+        Olm payload fields of the spec)."""
+        from matrix_e2ee import canonical_json
+        alice = User(self, "alice")
+        carol = self.fake.add_user("carol", "carol-pw")
+        room = self.fake.create_room([alice.id, carol], encrypted=True)
+        accounts = {}
+        with self.fake.lock:
+            for i in range(30):
+                d = f"CAROL{i:02d}"
+                acct = olm.Account()
+                idk = acct.identity_keys
+                dk = {"user_id": carol, "device_id": d, "algorithms": [ALG_OLM, ALG_MEGOLM],
+                      "keys": {f"curve25519:{d}": idk["curve25519"], f"ed25519:{d}": idk["ed25519"]}}
+                dk["signatures"] = {carol: {f"ed25519:{d}": acct.sign(canonical_json(dk))}}
+                acct.generate_one_time_keys(3)      # alice's client claims one too
+                otks = {}
+                for kid, key in acct.one_time_keys["curve25519"].items():
+                    o = {"key": key}
+                    o["signatures"] = {carol: {f"ed25519:{d}": acct.sign(canonical_json(o))}}
+                    otks[f"signed_curve25519:{kid}"] = o
+                acct.mark_keys_as_published()
+                self.fake.device_keys[(carol, d)] = dk
+                self.fake.otks[(carol, d)] = otks
+                accounts[d] = acct
+        b = self.bot()
+        self.ready(b)
+        alice.start()
+        t0 = time.time()
+        q = alice.ask(room, COUT[0], mention=True)
+        w = self.expect_answers(alice, room, [(q, COUT[1])], settle=0)
+        took = time.time() - t0
+        sid = w[q]["content"]["session_id"]
+        dev = self.bot_device()
+        bot_ed = self.fake.device_keys[(BOT, dev)]["keys"][f"ed25519:{dev}"]
+        with self.fake.lock:
+            got = [(t, c) for s_, ty, u, t, c in self.fake.to_device_log
+                   if s_ == BOT and u == carol and ty == "m.room.encrypted"]
+        self.assertEqual(sorted(t for t, _ in got), sorted(accounts), "not one message per device")
+        for d, c in got:
+            acct = accounts[d]
+            ct = c["ciphertext"][acct.identity_keys["curve25519"]]
+            self.assertEqual(ct["type"], 0)
+            msg = olm.OlmPreKeyMessage(ct["body"])
+            session = olm.InboundSession(acct, msg, c["sender_key"])
+            payload = json.loads(session.decrypt(msg))
+            self.assertEqual((payload["type"], payload["sender"], payload["recipient"]),
+                             ("m.room_key", BOT, carol))
+            self.assertEqual(payload["recipient_keys"]["ed25519"], acct.identity_keys["ed25519"])
+            self.assertEqual(payload["keys"]["ed25519"], bot_ed)
+            self.assertEqual((payload["content"]["room_id"], payload["content"]["session_id"]), (room, sid))
+        with self.fake.lock:
+            puts = sum(1 for r in self.fake.requests if "/sendToDevice/" in r[2] and r[1] == "PUT")
+        print(f"\n  31 devices: question to decrypted reply {took:.2f} s, {puts} /sendToDevice requests",
+              file=sys.stderr)
+        self.assert_no_clear(room)
+        self.assertEqual(b.stop(), 0)
+
     def test_09_encryption_off_posts_nothing_in_clear(self):
         """matrix_encryption = false: nothing in clear in an encrypted room
         (no answer, no hello, no notice), even to a question sent there in
