@@ -284,7 +284,22 @@ class E2EECase(unittest.TestCase):
                                          f"{user.id} ({user.device}) cannot decrypt the reply to {q}")
                 self.assertIsInstance(ev, RoomMessageNotice)
                 self.assertEqual(ev.body, answer)
+                self.check_megolm_payload(user, room, wire[q])
         return wire
+
+    def check_megolm_payload(self, user, room, e):
+        """The decrypted Megolm payload of the bot's event e holds type,
+        content and the room's id (spec, m.megolm.v1.aes-sha2), read with
+        the session user's client received."""
+        c = e["content"]
+        sess = user.c.olm.inbound_group_store.get(room, c.get("sender_key"), c["session_id"])
+        if sess is None:             # no sender_key (deprecated): nio's store is keyed by it
+            return
+        plain, _ = sess.decrypt(c["ciphertext"])
+        payload = json.loads(plain)
+        self.assertEqual((payload.get("type"), payload.get("room_id")), ("m.room.message", room),
+                         "the Megolm payload does not name the event type and this room")
+        self.assertEqual(payload["content"].get("msgtype"), "m.notice")
 
     def alice_dm(self, b=None, **env):
         """An encrypted direct room, the bot ready, alice on nio."""
