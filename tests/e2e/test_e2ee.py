@@ -1250,6 +1250,39 @@ class Scenarios(E2EECase):
         self.assert_no_clear(room)
         self.assertEqual(b.stop(), 0)
 
+    def test_20_key_endpoints_fail_for_a_while(self):
+        """/keys/query answers 500 once, /keys/claim 429 (retry_after_ms),
+        /sendToDevice 500 once and one answer lost after it was delivered
+        (the bot's usual send backoff applies: a few seconds), while the bot must reach a new device of alice: every
+        reply still decrypts on both, each question answered once
+        (a reply must not go out before its room key did, or go out with a
+        key that never left)."""
+        room, b, alice = self.alice_dm()
+        q0 = alice.ask(room, TVA[0])                  # the bot has an Olm session with alice's device
+        self.expect_answers(alice, room, [(q0, TVA[1])], settle=0)
+        alice2 = User(self, "alice").start()          # and none with this one: it must query and claim
+        time.sleep(0.5)
+        alice.sync()
+        # alice's client shares its own key with her new device now, before
+        # the faults (an m.notice: the bot ignores it)
+        alice.run(alice.c.room_send(room, "m.room.message", {"msgtype": "m.notice", "body": "."},
+                                    ignore_unverified_devices=True))
+        alice.sync()
+        self.fake.fault("keys_query", "status", status=500, errcode="M_UNKNOWN")
+        self.fake.fault("keys_claim", "status", status=429, errcode="M_LIMIT_EXCEEDED", retry_after_ms=500)
+        self.fake.fault("send_to_device", "status", status=500, errcode="M_UNKNOWN")
+        self.fake.fault("send_to_device", "drop_after")
+        q1 = alice.ask(room, COUT[0])
+        q2 = alice.ask(room, ETUDE[0])
+        self.expect_answers(alice, room, [(q1, COUT[1]), (q2, ETUDE[1])], settle=1.0)
+        self.expect_answers(alice2, room, [(q1, COUT[1]), (q2, ETUDE[1])], settle=0)
+        with self.fake.lock:
+            left = {k: len(v) for k, v in self.fake.faults.items() if v}
+        self.assertEqual(left, {}, "faults the bot never met (the test did not test)")
+        self.assertEqual(len(self.bot_events(room)), 3)
+        self.assert_no_clear(room)
+        self.assertEqual(b.stop(), 0)
+
     def test_09_encryption_off_posts_nothing_in_clear(self):
         """matrix_encryption = false: nothing in clear in an encrypted room
         (no answer, no hello, no notice), even to a question sent there in
