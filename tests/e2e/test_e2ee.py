@@ -17,8 +17,15 @@ and, for each encrypted room, that the bot never posted a plain event there
 room's timeline after m.room.encryption is m.room.encrypted.
 
 The settings used: matrix_encryption (true by default; false in
-test_encryption_off) and matrix_pickle_key (set in the restart scenario;
-elsewhere unset, so the bot generates a key file in its state directory).
+test_09) and matrix_pickle_key (set in test_03 and test_14; elsewhere unset,
+so the bot generates a key file in its state directory), and the bot's test
+knob FAQBOT_TEST_KEY_WAIT_S (test_06b: a key that never comes is given up
+after 4 s instead of 30 s / 10 min).  FAQBOT_FLOOD_MAX=0: one person asks
+many questions here.
+
+The fake can hold back, drop or inject to-device messages, switch a room to
+encryption, add and remove members; nio plays alice, bob... (one store each,
+several devices for one person are several User objects).
 
 Run alone: FAQBOT=build/faqbot /usr/bin/python3 tests/e2e/test_e2ee.py
 (the Python must have nio and olm: tests/run.sh picks one, or skips).
@@ -46,7 +53,7 @@ except ImportError:
     sys.exit(77)
 
 from e2ee_client import E2EEClient  # noqa: E402
-from harness import LOGDIR, Bot, write_faq  # noqa: E402
+from harness import FORMATTED_ENTRIES, LOGDIR, Bot, add_entries, run_cli, write_faq  # noqa: E402
 from matrix import BOT, PASSWORD, FakeMatrix  # noqa: E402
 from matrix_e2ee import ALG_MEGOLM, ALG_OLM  # noqa: E402
 
@@ -242,7 +249,7 @@ class E2EECase(unittest.TestCase):
                       f"names it; the bot sent there: {sent}\n" + self.bots[-1].logs()[-2500:])
         return got
 
-    def expect_answers(self, user, room, asked, encrypted=True, thread=None, settle=1.0):
+    def expect_answers(self, user, room, asked, encrypted=True, thread=None, settle=0.5):
         """asked: [(question event id, answer)].  Exactly one reply each,
         encrypted (or not) on the wire, decrypted by user's client to the
         answer.  Returns {question id: reply event on the wire}."""
@@ -277,7 +284,22 @@ class E2EECase(unittest.TestCase):
                                          f"{user.id} ({user.device}) cannot decrypt the reply to {q}")
                 self.assertIsInstance(ev, RoomMessageNotice)
                 self.assertEqual(ev.body, answer)
+                self.check_megolm_payload(user, room, wire[q])
         return wire
+
+    def check_megolm_payload(self, user, room, e):
+        """The decrypted Megolm payload of the bot's event e holds type,
+        content and the room's id (spec, m.megolm.v1.aes-sha2), read with
+        the session user's client received."""
+        c = e["content"]
+        sess = user.c.olm.inbound_group_store.get(room, c.get("sender_key"), c["session_id"])
+        if sess is None:             # no sender_key (deprecated): nio's store is keyed by it
+            return
+        plain, _ = sess.decrypt(c["ciphertext"])
+        payload = json.loads(plain)
+        self.assertEqual((payload.get("type"), payload.get("room_id")), ("m.room.message", room),
+                         "the Megolm payload does not name the event type and this room")
+        self.assertEqual(payload["content"].get("msgtype"), "m.notice")
 
     def alice_dm(self, b=None, **env):
         """An encrypted direct room, the bot ready, alice on nio."""
@@ -330,6 +352,31 @@ class Scenarios(E2EECase):
         hello = self.bot_events(r2)[0]
         got = alice.decrypted([hello["event_id"]])[hello["event_id"]]
         self.assertIsInstance(got, RoomMessageNotice, "alice cannot decrypt the hello")
+        self.assertEqual(b.stop(), 0)
+
+    def test_01c_long_answer_in_parts(self):
+        """A long answer (harness.LONG_FORMATTED, 400 formatted lines,
+        split in several events as test_matrix checks in clear) in an
+        encrypted room: every part encrypted, under the event size limit
+        once encrypted (the fake checks 65,536 bytes), decrypted by alice,
+        every line in exactly one part."""
+        add_entries(self.faq, FORMATTED_ENTRIES)
+        room, b, alice = self.alice_dm()
+        alice.ask(room, "quels sont tous les points du règlement ?")
+        self.assertTrue(self.fake.wait(lambda: len(self.bot_events(room)) >= 2, 20),
+                        "the long answer did not come in several parts\n" + b.logs()[-2000:])
+        time.sleep(1.0)
+        parts = self.bot_events(room)
+        self.assertEqual([e["type"] for e in parts], ["m.room.encrypted"] * len(parts))
+        got = alice.decrypted([e["event_id"] for e in parts])
+        bodies = []
+        for e in parts:
+            ev = got[e["event_id"]]
+            self.assertIsInstance(ev, RoomMessageNotice, f"alice cannot decrypt part {e['event_id']}")
+            bodies.append(ev.body)
+        text = "\n".join(bodies)
+        for i in range(400):
+            self.assertEqual(text.count(f"Point n°{i} :"), 1, i)
         self.assertEqual(b.stop(), 0)
 
     def test_02_group_room_turns_encryption_on(self):
@@ -421,7 +468,8 @@ class Scenarios(E2EECase):
         device, and his own question is answered.  Then bob leaves: the
         next reply uses a new Megolm session (another session_id), and no
         to-device message from the bot reaches bob's device afterwards.
-        bob comes back: the next reply decrypts on his device again."""
+        bob, having logged in on a second device meanwhile, comes back: the
+        next reply decrypts on both his devices."""
         alice = User(self, "alice")
         bob = User(self, "bob")
         carol = "@carol:localhost"
@@ -455,13 +503,18 @@ class Scenarios(E2EECase):
             to_bob = [(t, ty) for s, ty, u, t, _ in self.fake.to_device_log[mark:]
                       if s == BOT and u == bob.id]
         self.assertEqual(to_bob, [], "the bot sent to-device messages to bob after he left")
-        # bob comes back: the replies after his return reach him again
+        # bob, while out, logs in on a second device (the bot shares no room
+        # with him: no device-list change reaches it); he comes back: the
+        # replies after his return reach both his devices
+        bob2 = User(self, "bob").start()
         self.fake.add_member(room, bob.id)
         time.sleep(0.5)
         alice.sync()
         bob.sync()
+        bob2.sync()
         q5 = alice.ask(room, TVA[0], mention=True)
         self.expect_answers(bob, room, [(q5, TVA[1])])
+        self.expect_answers(bob2, room, [(q5, TVA[1])], settle=0)
         self.assert_no_clear(room)
         self.assertEqual(b.stop(), 0)
 
@@ -498,6 +551,41 @@ class Scenarios(E2EECase):
         self.assertEqual(b.stop(), 0)
         self.fake.release_to_device(dev)
         b = self.bot()
+        self.expect_answers(alice, room, [(q1, COUT[1])])
+        self.assertEqual(len(self.bot_events(room)), 1)
+        self.assertEqual(b.stop(), 0)
+
+    def test_06d_requested_key_is_forwarded(self):
+        """The room key was lost on the way; the bot asks for it
+        (m.room_key_request) and alice's device answers as clients do, with
+        an m.forwarded_room_key over Olm (the session exported from its
+        first index; alice's own device, so an empty forwarding chain and
+        the original sender key).  The waiting question is then answered,
+        once: asking for a key is of use only if the answer is taken."""
+        room, b, alice = self.alice_dm()
+        dev = self.bot_device()
+        self.fake.drop_to_device(dev)
+        q1 = alice.ask(room, COUT[0])
+        sid = self.event(room, q1)["content"]["session_id"]
+
+        def requested():
+            with self.fake.lock:
+                return [c for s_, ty, u, t, c in self.fake.to_device_log
+                        if s_ == BOT and ty == "m.room_key_request" and
+                        (c.get("body") or {}).get("session_id") == sid]
+        self.assertTrue(self.fake.wait(requested, 20), "no m.room_key_request\n" + b.logs()[-2000:])
+        with self.fake.lock:
+            self.fake.dropping.discard(dev)
+        ak = alice.c.olm.account.identity_keys
+        inbound = alice.c.olm.inbound_group_store.get(room, ak["curve25519"], sid)
+        self.assertIsNotNone(inbound)
+        content = {"algorithm": ALG_MEGOLM, "room_id": room, "sender_key": ak["curve25519"],
+                   "session_id": sid, "session_key": inbound.export_session(inbound.first_known_index),
+                   "sender_claimed_ed25519_key": ak["ed25519"], "forwarding_curve25519_key_chain": []}
+        bot_dev = alice.c.device_store[BOT][dev]
+        session = alice.c.olm.session_store.get(bot_dev.curve25519)
+        olm_dict = alice.c.olm._olm_encrypt(session, bot_dev, "m.forwarded_room_key", content)
+        self.fake.inject_to_device(dev, alice.id, "m.room.encrypted", olm_dict)
         self.expect_answers(alice, room, [(q1, COUT[1])])
         self.assertEqual(len(self.bot_events(room)), 1)
         self.assertEqual(b.stop(), 0)
@@ -540,6 +628,13 @@ class Scenarios(E2EECase):
         time.sleep(2.0)
         self.assertEqual(len(self.bot_events(room)), 1)
         self.assertIsNone(b.proc.poll())
+        self.assertEqual(b.stop(), 0)
+        # the room was told: not again after a restart either
+        b = self.bot(FAQBOT_TEST_KEY_WAIT_S=4)
+        q = alice.ask(room, COUT[0])
+        self.assertTrue(self.fake.wait(lambda: self.fake.bot_synced >= self.pos_of(room, q), 20))
+        time.sleep(5.5)
+        self.assertEqual(len(self.bot_events(room)), 1, "a second notice after a restart")
         self.assert_no_clear(room)
         self.assertEqual(b.stop(), 0)
 
@@ -757,6 +852,36 @@ class Scenarios(E2EECase):
         self.assert_no_clear(room)
         self.assertEqual(b.stop(), 0)
 
+    def test_10c_switch_after_the_question_before_the_reply(self):
+        """The room turns encrypted after a question in clear and before the
+        bot's reply went out: (a) both in one /sync while the bot was down;
+        (b) the reply was refused twice (500) while the switch happened.
+        The reply must go out encrypted (alice decrypts it), never in clear
+        into the now encrypted room."""
+        alice = User(self, "alice")
+        carol = "@carol:localhost"
+        room = self.fake.create_room([alice.id, carol])
+        room2 = self.fake.create_room([alice.id, carol])
+        b = self.bot()
+        self.ready(b)
+        alice.start()
+        self.assertEqual(b.stop(), 0)
+        q1 = alice.ask(room, COUT[0], mention=True)          # in clear
+        self.fake.enable_encryption(room, alice.id)
+        b = self.bot()
+        self.expect_answers(alice, room, [(q1, COUT[1])])
+        # (b) another room in clear, the reply delayed by errors
+        self.fake.fault("send", "status", times=2, status=500, errcode="M_UNKNOWN")
+        q2 = self.fake.user_message(room2, alice.id, "faqbot: " + ETUDE[0], mentions=[BOT])
+        self.assertTrue(self.fake.wait(lambda: not self.fake.faults.get("send"), 20),
+                        "the bot did not try to send")
+        self.fake.enable_encryption(room2, alice.id)
+        alice.sync()
+        self.expect_answers(alice, room2, [(q2, ETUDE[1])])
+        self.assert_no_clear(room)
+        self.assert_no_clear(room2)
+        self.assertEqual(b.stop(), 0)
+
     def test_11_rotation_as_the_room_asks(self):
         """m.room.encryption's rotation_period_msgs = 2: the bot's Megolm
         session changes after 2 messages; rotation_period_ms = 1500: it
@@ -858,7 +983,9 @@ class Scenarios(E2EECase):
     def test_14_another_pickle_key_stops_the_start(self):
         """The state was pickled with one matrix_pickle_key; a start with
         another one must stop (exit status not 0) with a sentence naming the
-        setting, and neither make a new device nor post anything."""
+        setting, and neither make a new device nor post anything.  Then
+        `faqbot matrix-reset` and a start make a new device with new keys,
+        which answers alice (the room still known as encrypted)."""
         self.secrets += [PICKLE_KEY, "another-pickle-key-77"]
         room, b, alice = self.alice_dm(FAQBOT_MATRIX_PICKLE_KEY=PICKLE_KEY)
         q = alice.ask(room, COUT[0])
@@ -871,6 +998,24 @@ class Scenarios(E2EECase):
         self.assertIn("matrix_pickle_key", b.logs())
         self.assertEqual(self.fake.device_keys, keys, "new device keys were uploaded")
         self.assertEqual(len(self.bot_events(room)), 1)
+        # the way out (README): faqbot matrix-reset, then a start as a new device
+        old = self.bot_device()
+        rc, out, err = run_cli(b, "matrix-reset")
+        self.assertEqual(rc, 0, out + err)
+        b = self.bot(FAQBOT_MATRIX_PICKLE_KEY="another-pickle-key-77")
+        self.assertTrue(self.fake.wait(lambda: len(self.fake.devices_of(BOT)) == 2, 20),
+                        "no new device after matrix-reset\n" + b.logs()[-2000:])
+        self.ready(b)
+        new = [d for d in self.fake.devices_of(BOT) if d != old][0]
+        self.assertNotEqual(new, old)
+        alice.sync()
+        q2 = alice.ask(room, TVA[0])
+        self.expect_answers(alice, room, [(q2, TVA[1])])
+        with self.fake.lock:
+            used = {t for s_, ty, u, t, _ in self.fake.to_device_log if s_ == alice.id and u == BOT}
+        self.assertIn(new, used, "alice's room key did not reach the new device")
+        self.assert_no_clear(room)
+        self.assertEqual(b.stop(), 0)
 
     def test_15_relations_only_outside_the_ciphertext(self):
         """A client may keep m.relates_to only in the clear content of its
@@ -924,6 +1069,217 @@ class Scenarios(E2EECase):
         for u in people + [bob2]:
             self.expect_answers(u, room, asked, settle=0 if u is not people[0] else 1.0)
         self.assertEqual(len(self.bot_events(room)), len(asked))
+        self.assert_no_clear(room)
+        self.assertEqual(b.stop(), 0)
+
+    def test_17_lost_olm_session_is_mended(self):
+        """The bot lost its Olm session with alice's device (the bot prunes
+        Olm sessions unused for 30 days; here the rows are deleted while it
+        is stopped, which is what that pruning does).  alice's client still
+        has the session and sends her next room key over it: the bot cannot
+        decrypt that to-device message.  The spec ("Recovering from
+        undecryptable messages") says the receiver then makes a new Olm
+        session with the sender's device and sends an m.dummy over it, so
+        that the sender uses the new session from then on.  Checked: the
+        bot does send a new Olm pre-key message to alice's device, and the
+        room key alice sends after that reaches the bot (her question is
+        answered); the question whose key was lost gets at most one notice."""
+        import sqlite3
+        room, b, alice = self.alice_dm(FAQBOT_TEST_KEY_WAIT_S=4)
+        q1 = alice.ask(room, COUT[0])
+        self.expect_answers(alice, room, [(q1, COUT[1])], settle=0)
+        self.assertEqual(b.stop(), 0)
+        db = sqlite3.connect(os.path.join(self.tmp, "state", "faqbot.db"))
+        n = db.execute("DELETE FROM mx_olm").rowcount
+        db.commit()
+        db.close()
+        self.assertGreater(n, 0)
+        b = self.bot(FAQBOT_TEST_KEY_WAIT_S=4)
+        self.ready(b)
+        with self.fake.lock:
+            mark = len(self.fake.to_device_log)
+        alice.c.olm.outbound_group_sessions.pop(room, None)
+        q2 = alice.ask(room, ETUDE[0])                # its key travels over the lost session
+
+        def prekey_to_alice():
+            with self.fake.lock:
+                return [c for s_, ty, u, t, c in self.fake.to_device_log[mark:]
+                        if s_ == BOT and ty == "m.room.encrypted" and t == alice.device and
+                        any(v.get("type") == 0 for v in (c.get("ciphertext") or {}).values())]
+        self.assertTrue(self.fake.wait(prekey_to_alice, 10),
+                        "the bot made no new Olm session with alice's device after a to-device "
+                        "message it could not decrypt\n" + b.logs()[-2500:])
+        alice.sync()
+        alice.c.olm.outbound_group_sessions.pop(room, None)
+        q3 = alice.ask(room, TVA[0])
+        self.expect_answers(alice, room, [(q3, TVA[1])])
+        self.assertLessEqual(self.wire_reply_count(room, q2), 1)
+        self.assert_no_clear(room)
+        self.assertEqual(b.stop(), 0)
+
+    def test_18_olm_payload_checks(self):
+        """Room keys that come over a good Olm session but whose decrypted
+        payload lies (spec, m.olm.v1.curve25519-aes-sha2: the recipient
+        must check sender, recipient, recipient_keys and keys): sender is
+        not the to-device event's sender; recipient is another user;
+        recipient_keys is not the bot's key; keys.ed25519 is not the sending
+        device's key.  A message encrypted with each such room key must not
+        be answered; the same message with an honest payload is (so the
+        forgery, not the plumbing, is what is refused).  With an honest room
+        key: a Megolm payload naming another room, and an event whose sender
+        (bob) is not the user the room key came from (alice): not answered
+        either (an answer would mention bob for alice's words).
+        Fails (against e2ee-wire 0c75b06): a false keys.ed25519 is accepted;
+        the spec says it must match the ed25519 key /keys/query gives for the
+        device whose curve25519 key is the sender_key.  Low impact while the
+        bot verifies no device, but the key it records for the session is
+        then whatever the sender claimed."""
+        room, b, alice = self.alice_dm()
+        bob = "@bob:localhost"
+        self.fake.add_member(room, bob)               # a group room: questions name the bot
+        time.sleep(0.3)
+        alice.sync()
+        q0 = alice.ask(room, COUT[0], mention=True)   # alice and the bot have an Olm session
+        self.expect_answers(alice, room, [(q0, COUT[1])], settle=0)
+        dev = self.bot_device()
+        bk = self.fake.device_keys[(BOT, dev)]["keys"]
+        bot_curve, bot_ed = bk[f"curve25519:{dev}"], bk[f"ed25519:{dev}"]
+        ak = alice.c.olm.account.identity_keys
+        session = alice.c.olm.session_store.get(bot_curve)
+        self.assertIsNotNone(session, "alice's client has no Olm session with the bot")
+        honest = {"sender": alice.id, "sender_device": alice.device, "keys": {"ed25519": ak["ed25519"]},
+                  "recipient": BOT, "recipient_keys": {"ed25519": bot_ed}}
+        lies = {"sender": {"sender": "@bob:localhost"},
+                "recipient": {"recipient": "@mallory:localhost"},
+                "recipient_keys": {"recipient_keys": {"ed25519": ak["ed25519"]}},
+                "keys": {"keys": {"ed25519": bot_ed}}}
+        # and two lies of the Megolm payload or event, with an honest key:
+        # the payload names another room; the event claims another sender
+        lies.update({"inner room_id": {}, "event sender": {}})
+        asked = {}
+        for name, lie in list(lies.items()) + [("honest", {})]:
+            ogs = olm.OutboundGroupSession()
+            payload = dict(honest, **lie)
+            payload.update(type="m.room_key", content={"algorithm": ALG_MEGOLM, "room_id": room,
+                                                       "session_id": ogs.id, "session_key": ogs.session_key})
+            m = session.encrypt(json.dumps(payload))
+            self.fake.inject_to_device(dev, alice.id, "m.room.encrypted", {
+                "algorithm": ALG_OLM, "sender_key": ak["curve25519"],
+                "ciphertext": {bot_curve: {"type": m.message_type, "body": m.ciphertext}}})
+            inner = {"type": "m.room.message",
+                     "room_id": "!elsewhere:localhost" if name == "inner room_id" else room,
+                     "content": {"msgtype": "m.text", "body": f"faqbot: {ETUDE[0]} {name}",
+                                 "m.mentions": {"user_ids": [BOT]}}}
+            with self.fake.lock:
+                asked[name] = self.fake._event(room, bob if name == "event sender" else alice.id,
+                                               "m.room.encrypted", {
+                    "algorithm": ALG_MEGOLM, "ciphertext": ogs.encrypt(json.dumps(inner)),
+                    "session_id": ogs.id, "sender_key": ak["curve25519"],
+                    "device_id": alice.device})["event_id"]
+        self.assertTrue(self.fake.wait(lambda: self.wire_reply_count(room, asked["honest"]), 20),
+                        "the honest control was not answered: the test's plumbing is broken\n"
+                        + b.logs()[-2000:])
+        time.sleep(1.0)
+        answered = [name for name in lies if self.wire_reply_count(room, asked[name])]
+        self.assertEqual(answered, [], "answered messages whose key, payload or sender lied")
+        self.assert_no_clear(room)
+        self.assertIsNone(b.proc.poll())
+        self.assertEqual(b.stop(), 0)
+
+    def test_19_many_devices(self):
+        """carol has 30 devices (libolm accounts made here, keys signed and
+        uploaded the way clients do); alice asks in the group room: the
+        reply comes, and each of carol's 30 devices got exactly one Olm
+        pre-key message from the bot that it opens (with the one-time key
+        the bot claimed) to an m.room_key for this room and the reply's
+        session, addressed to carol and to that device's ed25519 key (the
+        Olm payload fields of the spec)."""
+        from matrix_e2ee import canonical_json
+        alice = User(self, "alice")
+        carol = self.fake.add_user("carol", "carol-pw")
+        room = self.fake.create_room([alice.id, carol], encrypted=True)
+        accounts = {}
+        with self.fake.lock:
+            for i in range(30):
+                d = f"CAROL{i:02d}"
+                acct = olm.Account()
+                idk = acct.identity_keys
+                dk = {"user_id": carol, "device_id": d, "algorithms": [ALG_OLM, ALG_MEGOLM],
+                      "keys": {f"curve25519:{d}": idk["curve25519"], f"ed25519:{d}": idk["ed25519"]}}
+                dk["signatures"] = {carol: {f"ed25519:{d}": acct.sign(canonical_json(dk))}}
+                acct.generate_one_time_keys(3)      # alice's client claims one too
+                otks = {}
+                for kid, key in acct.one_time_keys["curve25519"].items():
+                    o = {"key": key}
+                    o["signatures"] = {carol: {f"ed25519:{d}": acct.sign(canonical_json(o))}}
+                    otks[f"signed_curve25519:{kid}"] = o
+                acct.mark_keys_as_published()
+                self.fake.device_keys[(carol, d)] = dk
+                self.fake.otks[(carol, d)] = otks
+                accounts[d] = acct
+        b = self.bot()
+        self.ready(b)
+        alice.start()
+        t0 = time.time()
+        q = alice.ask(room, COUT[0], mention=True)
+        w = self.expect_answers(alice, room, [(q, COUT[1])], settle=0)
+        took = time.time() - t0
+        sid = w[q]["content"]["session_id"]
+        dev = self.bot_device()
+        bot_ed = self.fake.device_keys[(BOT, dev)]["keys"][f"ed25519:{dev}"]
+        with self.fake.lock:
+            got = [(t, c) for s_, ty, u, t, c in self.fake.to_device_log
+                   if s_ == BOT and u == carol and ty == "m.room.encrypted"]
+        self.assertEqual(sorted(t for t, _ in got), sorted(accounts), "not one message per device")
+        for d, c in got:
+            acct = accounts[d]
+            ct = c["ciphertext"][acct.identity_keys["curve25519"]]
+            self.assertEqual(ct["type"], 0)
+            msg = olm.OlmPreKeyMessage(ct["body"])
+            session = olm.InboundSession(acct, msg, c["sender_key"])
+            payload = json.loads(session.decrypt(msg))
+            self.assertEqual((payload["type"], payload["sender"], payload["recipient"]),
+                             ("m.room_key", BOT, carol))
+            self.assertEqual(payload["recipient_keys"]["ed25519"], acct.identity_keys["ed25519"])
+            self.assertEqual(payload["keys"]["ed25519"], bot_ed)
+            self.assertEqual((payload["content"]["room_id"], payload["content"]["session_id"]), (room, sid))
+        with self.fake.lock:
+            puts = sum(1 for r in self.fake.requests if "/sendToDevice/" in r[2] and r[1] == "PUT")
+        print(f"\n  31 devices: question to decrypted reply {took:.2f} s, {puts} /sendToDevice requests",
+              file=sys.stderr)
+        self.assert_no_clear(room)
+        self.assertEqual(b.stop(), 0)
+
+    def test_20_key_endpoints_fail_for_a_while(self):
+        """/keys/query answers 500 once, /keys/claim 429 (retry_after_ms),
+        /sendToDevice 500 once and one answer lost after it was delivered
+        (the bot's usual send backoff applies: a few seconds), while the bot must reach a new device of alice: every
+        reply still decrypts on both, each question answered once
+        (a reply must not go out before its room key did, or go out with a
+        key that never left)."""
+        room, b, alice = self.alice_dm()
+        q0 = alice.ask(room, TVA[0])                  # the bot has an Olm session with alice's device
+        self.expect_answers(alice, room, [(q0, TVA[1])], settle=0)
+        alice2 = User(self, "alice").start()          # and none with this one: it must query and claim
+        time.sleep(0.5)
+        alice.sync()
+        # alice's client shares its own key with her new device now, before
+        # the faults (an m.notice: the bot ignores it)
+        alice.run(alice.c.room_send(room, "m.room.message", {"msgtype": "m.notice", "body": "."},
+                                    ignore_unverified_devices=True))
+        alice.sync()
+        self.fake.fault("keys_query", "status", status=500, errcode="M_UNKNOWN")
+        self.fake.fault("keys_claim", "status", status=429, errcode="M_LIMIT_EXCEEDED", retry_after_ms=500)
+        self.fake.fault("send_to_device", "status", status=500, errcode="M_UNKNOWN")
+        self.fake.fault("send_to_device", "drop_after")
+        q1 = alice.ask(room, COUT[0])
+        q2 = alice.ask(room, ETUDE[0])
+        self.expect_answers(alice, room, [(q1, COUT[1]), (q2, ETUDE[1])], settle=1.0)
+        self.expect_answers(alice2, room, [(q1, COUT[1]), (q2, ETUDE[1])], settle=0)
+        with self.fake.lock:
+            left = {k: len(v) for k, v in self.fake.faults.items() if v}
+        self.assertEqual(left, {}, "faults the bot never met (the test did not test)")
+        self.assertEqual(len(self.bot_events(room)), 3)
         self.assert_no_clear(room)
         self.assertEqual(b.stop(), 0)
 

@@ -178,6 +178,8 @@ def check_encrypted_content(c):
     for k in ("body", "msgtype", "formatted_body"):
         if k in c:
             errors.append(f"m.room.encrypted content carries {k!r} in clear text")
+    if len(json.dumps(c).encode()) > 65536:   # the whole event must fit in 65,536 bytes
+        errors.append("m.room.encrypted content over 65,536 bytes")
     return errors
 
 
