@@ -19,4 +19,10 @@
  * Logs one line (info when all four are there, warning otherwise). */
 int lexfile_load(const char *datadir);
 
+/* Drops the tables' resident pages (they are clean: a later look-up reads
+ * its page again from the page cache).  Building an index looks up every
+ * word of the FAQ, which leaves megabytes of the tables resident that
+ * answering rarely needs: called after each load of the FAQ. */
+void lexfile_release(void);
+
 #endif

@@ -29,6 +29,20 @@ static int join(char *out, size_t size, const char *a, const char *b, const char
 	return n < 0 || (size_t)n >= size ? -1 : 0;
 }
 
+/* The mappings, for lexfile_release. */
+#define MAX_MAPS 8
+static struct {
+	void *p;
+	size_t len;
+} maps[MAX_MAPS];
+static size_t n_maps;
+
+void lexfile_release(void)
+{
+	for (size_t i = 0; i < n_maps; i++)
+		madvise(maps[i].p, maps[i].len, MADV_DONTNEED);
+}
+
 /* Maps path and registers it; 1 when done, 0 when absent or refused. */
 static int map_one(const char *path, const char *lang, enum text_data kind)
 {
@@ -51,6 +65,10 @@ static int map_one(const char *path, const char *lang, enum text_data kind)
 			 log_q("not a faqbot table (damaged, or from another version): ignored"));
 		munmap(p, (size_t)st.st_size);
 		return 0;
+	}
+	if (n_maps < MAX_MAPS) {
+		maps[n_maps].p = p;
+		maps[n_maps++].len = (size_t)st.st_size;
 	}
 	return 1;
 }

@@ -7,6 +7,7 @@
 #include "feedback.h"
 #include "health.h"
 #include "index.h"
+#include "lexfile.h"
 #include "log.h"
 #include "metrics.h"
 #include "util.h"
@@ -214,6 +215,7 @@ static void reload(struct loop_ctx *ctx)
 	}
 	strbuf_release(&problems);
 	mem_trim();	/* the old index, or the refused one, and the parse */
+	lexfile_release(); /* the table pages the build looked up */
 }
 
 /* Watches the directory of path (not the file: an editor that renames a

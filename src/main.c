@@ -429,6 +429,7 @@ static int serve(struct config *c)
 	struct bot *b = bot_new(idx, &bo);
 	struct http *h = http_new(c->ca_bundle);
 	mem_trim();	/* what parsing the FAQ and building the index freed */
+	lexfile_release(); /* and the table pages the build looked up */
 	/* retention runs in the loop, at start and every minute (store.h) */
 	struct store_retention keep = { STORE_DEDUP_MS, STORE_RECENT_MS,
 					c->unanswered_retention_days * 86400000LL,
