@@ -465,6 +465,21 @@ class Scenarios(E2EECase):
         self.assert_no_clear(room)
         self.assertEqual(b.stop(), 0)
 
+    def test_99_member_event_during_keys_query(self):
+        """REVIEW: a member event synced while /keys/query is in flight."""
+        alice = User(self, "alice")
+        carol = "@carol:localhost"
+        room = self.fake.create_room([alice.id, carol], encrypted=True)
+        b = self.bot()
+        self.ready(b)
+        alice.start()
+        def hook():
+            self.fake.add_member(room, "@dave:localhost")
+            time.sleep(3)
+        self.fake.bot_query_hook = hook
+        q1 = alice.ask(room, COUT[0], mention=True)
+        self.expect_answers(alice, room, [(q1, COUT[1])], settle=5)
+
     def test_06a_room_key_arrives_after_its_message(self):
         """The to-device room key reaches the bot only after it synced the
         message: the bot waits for it and answers once (no "cannot

@@ -332,6 +332,10 @@ class E2EE:
         return counts
 
     def r_keys_query(self, dev, args, q, b, f):
+        hook = getattr(self, "bot_query_hook", None)
+        if hook and self.user_of(dev) == self.bot_id:
+            self.bot_query_hook = None
+            hook()
         with self.lock:
             out = {}
             for user, devices in (b.get("device_keys") or {}).items():
