@@ -480,6 +480,21 @@ class Scenarios(E2EECase):
         q1 = alice.ask(room, COUT[0], mention=True)
         self.expect_answers(alice, room, [(q1, COUT[1])], settle=5)
 
+    def test_98_new_device_while_keys_query_in_flight(self):
+        """REVIEW: device_lists.changed synced while the bot's /keys/query is in flight."""
+        room, b, alice = self.alice_dm()
+        box = {}
+        def post():
+            box["a2"] = User(self, "alice").start()
+            time.sleep(3)
+        self.fake.bot_query_post = post
+        q1 = alice.ask(room, COUT[0])
+        self.expect_answers(alice, room, [(q1, COUT[1])], settle=4)
+        alice2 = box["a2"]
+        time.sleep(1.0)
+        q2 = alice.ask(room, ETUDE[0])
+        self.expect_answers(alice2, room, [(q2, ETUDE[1])])
+
     def test_06a_room_key_arrives_after_its_message(self):
         """The to-device room key reaches the bot only after it synced the
         message: the bot waits for it and answers once (no "cannot

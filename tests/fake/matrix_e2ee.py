@@ -346,6 +346,11 @@ class E2EE:
                         k["unsigned"] = {"device_display_name": self.device_names.get(d, d)}
                         found[d] = k
                 out[user] = found
+        post = getattr(self, "bot_query_post", None)
+        if post and self.user_of(dev) == self.bot_id:
+            self.bot_query_post = None
+            post()
+        with self.lock:
             return 200, {"device_keys": out, "failures": {}}
 
     def r_keys_claim(self, dev, args, q, b, f):
