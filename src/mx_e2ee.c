@@ -198,6 +198,9 @@ struct chain {
 	json_t *targets;          /* [{user, device, curve, ed}] that need the room key */
 	json_t *shared;           /* the targets the /sendToDevice in flight carries */
 	int queried;              /* /keys/query answered in this send */
+	json_t *members;          /* the member list this send uses (its own reference: a member
+				   * event may drop the room's cached list while a request is out) */
+	int member_fetches;       /* joined_members asked in this send */
 };
 
 static void chain_free(struct chain *c)
@@ -205,6 +208,7 @@ static void chain_free(struct chain *c)
 	mx_megolm_out_free(c->out);
 	json_decref(c->targets);
 	json_decref(c->shared);
+	json_decref(c->members);
 	free(c->room);
 	free(c);
 }
@@ -753,6 +757,8 @@ static void members_done(void *arg, struct http_response *r)
 	json_t *v;
 	json_object_foreach(joined, u, v)
 		json_array_append_new(list, json_string(u));
+	json_decref(c->members);
+	c->members = json_incref(list);
 	json_object_set_new(c->e->members, c->room, list);
 	json_decref(root);
 	chain_devices(c);
@@ -760,10 +766,14 @@ static void members_done(void *arg, struct http_response *r)
 
 static void chain_members(struct chain *c)
 {
-	if (json_object_get(c->e->members, c->room)) {
+	json_t *cached = json_object_get(c->e->members, c->room);
+	if (cached) {
+		json_decref(c->members);
+		c->members = json_incref(cached);
 		chain_devices(c);
 		return;
 	}
+	c->member_fetches++;
 	struct strbuf path = STRBUF_INIT;
 	strbuf_addstr(&path, "/_matrix/client/v3/rooms/");
 	path_escape(&path, c->room);
@@ -815,6 +825,13 @@ static void query_done(void *arg, struct http_response *r)
 	}
 	/* users the server could not answer for stay unknown: skipped now */
 	c->queried = 1;
+	if (!json_object_get(e->members, c->room) && c->member_fetches < 2) {
+		/* the membership changed while the query was out: the list is
+		 * fetched again and its new members queried */
+		c->queried = 0;
+		chain_members(c);
+		return;
+	}
 	chain_devices(c);
 }
 
@@ -836,7 +853,11 @@ static void add_target(void *arg, const char *device, const char *curve, const c
 static void chain_devices_step(struct chain *c, int may_query)
 {
 	struct mx_e2ee *e = c->e;
-	json_t *members = json_object_get(e->members, c->room);
+	json_t *members = c->members;
+	if (!members) {
+		chain_members(c);
+		return;
+	}
 	json_t *query = json_object();
 	json_t *all = json_array();
 	size_t i;

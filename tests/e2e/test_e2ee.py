@@ -465,8 +465,10 @@ class Scenarios(E2EECase):
         self.assert_no_clear(room)
         self.assertEqual(b.stop(), 0)
 
-    def test_99_member_event_during_keys_query(self):
-        """REVIEW: a member event synced while /keys/query is in flight."""
+    def test_05b_member_event_during_keys_query(self):
+        """A member event synced while the bot's /keys/query is in flight
+        (it drops the room's cached member list): the reply is still
+        encrypted for alice's device, not for nobody."""
         alice = User(self, "alice")
         carol = "@carol:localhost"
         room = self.fake.create_room([alice.id, carol], encrypted=True)
