@@ -201,6 +201,7 @@ struct chain {
 	json_t *members;          /* the member list this send uses (its own reference: a member
 				   * event may drop the room's cached list while a request is out) */
 	int member_fetches;       /* joined_members asked in this send */
+	json_t *generations;      /* user -> device list generation when the query was sent */
 };
 
 static void chain_free(struct chain *c)
@@ -209,6 +210,7 @@ static void chain_free(struct chain *c)
 	json_decref(c->targets);
 	json_decref(c->shared);
 	json_decref(c->members);
+	json_decref(c->generations);
 	free(c->room);
 	free(c);
 }
@@ -801,7 +803,10 @@ static void query_done(void *arg, struct http_response *r)
 	json_object_foreach(dk, user, devs) {
 		if (!ok || !json_is_object(devs))
 			continue;
-		ok = store_mx_devices_clear(e->st, user) == 0;
+		/* a change synced while the query was out keeps the list
+		 * outdated: the answer may predate a new device */
+		json_t *gen = json_object_get(c->generations, user);
+		ok = store_mx_devices_clear(e->st, user, json_is_integer(gen) ? json_integer_value(gen) : 0) == 0;
 		const char *dev;
 		json_t *keys;
 		json_object_foreach(devs, dev, keys) {
@@ -860,6 +865,8 @@ static void chain_devices_step(struct chain *c, int may_query)
 	}
 	json_t *query = json_object();
 	json_t *all = json_array();
+	json_decref(c->generations);
+	c->generations = json_object();
 	size_t i;
 	json_t *u;
 	int err = 0;
@@ -867,12 +874,19 @@ static void chain_devices_step(struct chain *c, int may_query)
 		const char *user = json_string_value(u);
 		struct targets t = { user, json_array() };
 		int rc = store_mx_devices_get(e->st, user, add_target, &t);
-		if (rc < 0)
+		int64_t gen = 0;
+		if (rc < 0) {
 			err = 1;
-		else if (rc == 0)
+		} else if (rc == 0 && may_query) {
+			if (store_mx_devices_generation(e->st, user, &gen) < 0)
+				err = 1;
 			json_object_set_new(query, user, json_array());
-		else
+			json_object_set_new(c->generations, user, json_integer(gen));
+		} else {
+			/* fresh, or answered in this send and changed since (the
+			 * next send asks again): the devices known now */
 			json_array_extend(all, t.list);
+		}
 		json_decref(t.list);
 	}
 	if (err) {

@@ -482,8 +482,10 @@ class Scenarios(E2EECase):
         q1 = alice.ask(room, COUT[0], mention=True)
         self.expect_answers(alice, room, [(q1, COUT[1])], settle=5)
 
-    def test_98_new_device_while_keys_query_in_flight(self):
-        """REVIEW: device_lists.changed synced while the bot's /keys/query is in flight."""
+    def test_04b_new_device_while_keys_query_in_flight(self):
+        """device_lists.changed (alice's new device) synced while the bot's
+        /keys/query is in flight: the older answer does not mark alice's
+        list up to date, so the next reply reaches the new device."""
         room, b, alice = self.alice_dm()
         box = {}
         def post():
