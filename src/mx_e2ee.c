@@ -37,6 +37,8 @@ struct mx_e2ee {
 	int64_t key_wait_ms;
 
 	struct mx_account *acct;
+	int acct_unsure;          /* the account changed in memory in a transaction that may
+				   * have rolled back: read it again from the store before use */
 	char *user_id, *device_id;
 	json_t *members;          /* room -> [user ids], dropped when membership changes */
 	long long otk_count;      /* the server's signed_curve25519 count (-1: unknown) */
@@ -81,9 +83,14 @@ static int txn_end(struct mx_e2ee *e, int own, int ok)
 		return ok ? 0 : -1;
 	if (!ok) {
 		store_rollback(e->st);
+		e->acct_unsure = 1;
 		return -1;
 	}
-	return store_commit(e->st);
+	if (store_commit(e->st) < 0) {
+		e->acct_unsure = 1;
+		return -1;
+	}
+	return 0;
 }
 
 static void count_error(const char *kind)
@@ -131,6 +138,35 @@ static int save_megolm_out(struct mx_e2ee *e, struct mx_megolm_out *s, int64_t n
 					     p, now) : -1;
 	free(p);
 	return rc;
+}
+
+/* The account as the store has it, when a step that changed it in memory
+ * may have been rolled back since (a sync batch that failed to commit
+ * after a pre-key message spent a one-time key: without this, the same
+ * message, fetched again, no longer decrypts).  Inside a transaction the
+ * store shows its own writes, so this is right whether the step committed
+ * or not.  Keeps the account in memory when the store cannot be read. */
+static void account_fresh(struct mx_e2ee *e)
+{
+	if (!e->acct || !e->acct_unsure)
+		return;
+	struct strbuf u = STRBUF_INIT, d = STRBUF_INIT, p = STRBUF_INIT;
+	char err[256] = "";
+	struct mx_account *a = NULL;
+	if (store_mx_account_get(e->st, &u, &d, &p) == 1 && !strcmp(u.buf, e->user_id) &&
+	    !strcmp(d.buf, e->device_id))
+		a = mx_account_unpickle(p.buf, e->key, e->keylen, err, sizeof(err));
+	if (a) {
+		mx_account_free(e->acct);
+		e->acct = a;
+		e->acct_unsure = 0;
+	} else {
+		log_warn("e2ee_error", "transport=" T " error=%s", log_q(err[0] ? err : "the stored account "
+			 "cannot be read again; the one in memory is kept"));
+	}
+	strbuf_release(&u);
+	strbuf_release(&d);
+	strbuf_release(&p);
 }
 
 /* The Olm sessions stored for a peer key, unpickled. */
@@ -348,6 +384,7 @@ int mx_e2ee_upload(struct mx_e2ee *e, int with_fallback,
 {
 	if (!mx_e2ee_ready(e) || e->upload)
 		return -1;
+	account_fresh(e);
 	int with_device_keys = mx_e2ee_needs_upload(e);
 	if (with_device_keys)
 		with_fallback = 1;
@@ -510,8 +547,11 @@ static int to_device(struct mx_e2ee *e, const json_t *ev, int64_t now)
 			out = save_olm(e, d.new_session, now);
 		else if (d.session_index >= 0 && (size_t)d.session_index < l.n)
 			out = save_olm(e, l.s[d.session_index], now);
-		if (out == 0 && d.account_changed)
+		if (out == 0 && d.account_changed) {
+			/* the batch's transaction may still roll back */
+			e->acct_unsure = 1;
 			out = save_account(e);
+		}
 		struct mx_megolm_in *in = NULL;
 		if (out == 0 && !strcmp(d.type, "m.room_key"))
 			in = mx_megolm_in_new(d.content, d.sender, d.sender_key, d.sender_ed25519, err, sizeof(err));
@@ -544,6 +584,7 @@ int mx_e2ee_sync(struct mx_e2ee *e, const json_t *batch, int64_t now)
 				return -1;
 	if (!mx_e2ee_ready(e))
 		return 0;
+	account_fresh(e);
 	json_array_foreach(json_object_get(json_object_get(batch, "to_device"), "events"), i, v)
 		if (to_device(e, v, now) < 0)
 			return -1;
@@ -1175,6 +1216,7 @@ int mx_e2ee_send(struct mx_e2ee *e, struct send_ctx *x, http_done_fn done)
 {
 	if (!mx_e2ee_ready(e))
 		return -1;
+	account_fresh(e);
 	struct mx_megolm_out *out = outbound(e, x->row.chat, wall_ms());
 	if (!out)
 		return -1;

@@ -225,6 +225,52 @@ static void message_waits_for_its_key_then_decrypts(void **state)
 	mx_e2ee_free(e);
 }
 
+/* A sync batch that carried a pre-key message (alice's first Olm message,
+ * on one of the bot's one-time keys) and then failed to commit: the same
+ * batch, fetched again, still decrypts (the rolled-back step spent the
+ * one-time key in memory only). */
+static void pre_key_message_decrypts_after_a_rolled_back_batch(void **state)
+{
+	struct store *st = *state;
+	char err[512];
+	struct mx_e2ee *e = bot_new(st, key);
+	assert_int_equal(mx_e2ee_upload(e, 1, NULL, NULL), 0);
+	const char *bot_curve, *bot_ed;
+	assert_int_equal(mx_device_keys_check(json_object_get(uploaded, "device_keys"), BOT, "BOTDEV",
+					      &bot_curve, &bot_ed, err, sizeof(err)), 0);
+	struct mx_account *alice = mx_account_new(ALICE, "ALICEDEV", err, sizeof(err));
+	struct mx_megolm_out *out = mx_megolm_out_new(ROOM, 1, err, sizeof(err));
+	json_t *rk = mx_megolm_out_room_key(out, err, sizeof(err));
+	json_t *otk = claimed_key();
+	struct mx_olm_session *olm = mx_olm_session_new_outbound(alice, BOT, "BOTDEV", bot_curve, bot_ed, otk,
+								 err, sizeof(err));
+	assert_non_null(olm);
+	json_t *td = mx_olm_encrypt(alice, olm, BOT, bot_ed, "m.room_key", rk, err, sizeof(err));
+	assert_non_null(td);
+	json_t *batch = json_pack("{s:{s:[{s:s, s:s, s:O}]}}", "to_device", "events", "type",
+				  "m.room.encrypted", "sender", ALICE, "content", td);
+	struct strbuf p = STRBUF_INIT;
+	assert_int_equal(store_begin(st), 0);
+	assert_int_equal(mx_e2ee_sync(e, batch, 300), 0);
+	assert_int_equal(store_mx_megolm_in_get(st, ROOM, mx_megolm_out_session_id(out), &p), 1);
+	store_rollback(st); /* another write of the batch failed */
+	assert_int_equal(store_mx_megolm_in_get(st, ROOM, mx_megolm_out_session_id(out), &p), 0);
+	/* the batch again */
+	assert_int_equal(store_begin(st), 0);
+	assert_int_equal(mx_e2ee_sync(e, batch, 400), 0);
+	assert_int_equal(store_commit(st), 0);
+	assert_int_equal(store_mx_megolm_in_get(st, ROOM, mx_megolm_out_session_id(out), &p), 1);
+	strbuf_release(&p);
+	json_decref(batch);
+	json_decref(td);
+	json_decref(rk);
+	json_decref(otk);
+	mx_olm_session_free(olm);
+	mx_megolm_out_free(out);
+	mx_account_free(alice);
+	mx_e2ee_free(e);
+}
+
 static int teardown_all(void **state)
 {
 	json_decref(uploaded);
@@ -238,6 +284,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(account_is_kept_and_needs_its_key, setup, teardown_all),
 		cmocka_unit_test_setup_teardown(rooms_turn_encrypted, setup, teardown_all),
 		cmocka_unit_test_setup_teardown(message_waits_for_its_key_then_decrypts, setup, teardown_all),
+		cmocka_unit_test_setup_teardown(pre_key_message_decrypts_after_a_rolled_back_batch, setup,
+						teardown_all),
 	};
 	return cmocka_run_group_tests_name("mx_e2ee", tests, NULL, NULL);
 }
