@@ -825,6 +825,46 @@ static void chain_members(struct chain *c)
 	strbuf_release(&path);
 }
 
+struct targets {
+	const char *user;
+	json_t *list;
+};
+
+static void add_target(void *arg, const char *device, const char *curve, const char *ed)
+{
+	struct targets *t = arg;
+	json_array_append_new(t->list, json_pack("{s:s, s:s, s:s, s:s}", "user", t->user, "device", device,
+						 "curve", curve, "ed", ed));
+}
+
+/* Stores one device of a /keys/query answer.  A device already known
+ * under the same id with other keys keeps its old keys: a device's keys
+ * never change (the spec says a client should refuse such an update, as
+ * matrix-sdk-crypto does), so new ones are a homeserver that lies or a
+ * device id reused; logged and counted.  0 or -1 (store). */
+static int device_keep(struct mx_e2ee *e, const char *user, const char *dev, const char *curve,
+		       const char *ed, const json_t *known)
+{
+	size_t i;
+	json_t *k;
+	json_array_foreach(known, i, k) {
+		if (strcmp(json_string_value(json_object_get(k, "device")), dev))
+			continue;
+		const char *old_curve = json_string_value(json_object_get(k, "curve"));
+		const char *old_ed = json_string_value(json_object_get(k, "ed"));
+		if (strcmp(old_curve, curve) || strcmp(old_ed, ed)) {
+			count_error("device_key_changed");
+			log_warn("mx_device_key_changed", "transport=" T " user=%s device=%s ed25519=%s "
+				 "new_ed25519=%s note=%s", log_q(user), log_q(dev), log_q(old_ed), log_q(ed),
+				 log_q("the device's keys changed: the new keys are ignored, the old kept"));
+			curve = old_curve;
+			ed = old_ed;
+		}
+		break;
+	}
+	return store_mx_device_add(e->st, user, dev, curve, ed);
+}
+
 static void query_done(void *arg, struct http_response *r)
 {
 	struct chain *c = arg;
@@ -847,7 +887,9 @@ static void query_done(void *arg, struct http_response *r)
 		/* a change synced while the query was out keeps the list
 		 * outdated: the answer may predate a new device */
 		json_t *gen = json_object_get(c->generations, user);
-		ok = store_mx_devices_clear(e->st, user, json_is_integer(gen) ? json_integer_value(gen) : 0) == 0;
+		struct targets known = { user, json_array() };
+		ok = store_mx_devices_get(e->st, user, add_target, &known) >= 0 &&
+		     store_mx_devices_clear(e->st, user, json_is_integer(gen) ? json_integer_value(gen) : 0) == 0;
 		const char *dev;
 		json_t *keys;
 		json_object_foreach(devs, dev, keys) {
@@ -861,8 +903,9 @@ static void query_done(void *arg, struct http_response *r)
 					 log_q(user), log_q(dev), log_q(err));
 				continue;
 			}
-			ok = store_mx_device_add(e->st, user, dev, curve, ed) == 0;
+			ok = device_keep(e, user, dev, curve, ed, known.list) == 0;
 		}
+		json_decref(known.list);
 	}
 	json_decref(root);
 	if (txn_end(e, own, ok) < 0) {
@@ -881,17 +924,6 @@ static void query_done(void *arg, struct http_response *r)
 	chain_devices(c);
 }
 
-struct targets {
-	const char *user;
-	json_t *list;
-};
-
-static void add_target(void *arg, const char *device, const char *curve, const char *ed)
-{
-	struct targets *t = arg;
-	json_array_append_new(t->list, json_pack("{s:s, s:s, s:s, s:s}", "user", t->user, "device", device,
-						 "curve", curve, "ed", ed));
-}
 
 /* Every device of every member that lacks the session; users whose device
  * list is unknown or outdated are queried first (once: after that a user

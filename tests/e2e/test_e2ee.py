@@ -48,7 +48,7 @@ except ImportError:
 from e2ee_client import E2EEClient  # noqa: E402
 from harness import LOGDIR, Bot, write_faq  # noqa: E402
 from matrix import BOT, PASSWORD, FakeMatrix  # noqa: E402
-from matrix_e2ee import ALG_MEGOLM, ALG_OLM  # noqa: E402
+from matrix_e2ee import ALG_MEGOLM, ALG_OLM, canonical_json  # noqa: E402
 
 # questions of the test FAQ (harness.write_faq) and the answer each gets
 COUT = ("combien ça coûte ?", "Le ticket d'entrée est modeste.")
@@ -498,6 +498,37 @@ class Scenarios(E2EECase):
         time.sleep(1.0)
         q2 = alice.ask(room, ETUDE[0])
         self.expect_answers(alice2, room, [(q2, ETUDE[1])])
+
+    def test_04c_device_keys_swapped_by_the_server(self):
+        """The homeserver hands out other (validly self-signed) keys for
+        alice's known device: the bot keeps the keys it knew, says so in
+        its log (mx_device_key_changed), and the next room key still goes
+        to the real device, which decrypts the reply."""
+        import olm
+        room, b, alice = self.alice_dm()
+        q1 = alice.ask(room, COUT[0])
+        self.expect_answers(alice, room, [(q1, COUT[1])])
+        evil = olm.Account()
+        ids = evil.identity_keys
+        dev = alice.device
+        with self.fake.lock:
+            dk = dict(self.fake.device_keys[(alice.id, dev)])
+            dk.pop("signatures", None)
+            dk.pop("unsigned", None)
+            dk["keys"] = {f"curve25519:{dev}": ids["curve25519"], f"ed25519:{dev}": ids["ed25519"]}
+            dk["signatures"] = {alice.id: {f"ed25519:{dev}": evil.sign(canonical_json(dk))}}
+            self.fake.device_keys[(alice.id, dev)] = dk
+            self.fake.pos += 1
+            self.fake.key_changes.append((self.fake.pos, alice.id, None))
+            self.fake.lock.notify_all()
+        # a member comes and goes: the bot rotates and shares a new room key
+        self.fake.add_member(room, "@bob:localhost")
+        self.fake.remove_member(room, "@bob:localhost")
+        time.sleep(1.5)
+        q2 = alice.ask(room, ETUDE[0])
+        self.expect_answers(alice, room, [(q2, ETUDE[1])])
+        self.assertIn("event=mx_device_key_changed", b.logs())
+        self.assertEqual(b.stop(), 0)
 
     def test_06a_room_key_arrives_after_its_message(self):
         """The to-device room key reaches the bot only after it synced the
