@@ -703,6 +703,11 @@ static int handle_encrypted(struct mx *m, const char *room, json_t *ev, long mem
 			    const char *trigger, int64_t now)
 {
 	const char *event_id = json_string_value(json_object_get(ev, "event_id"));
+	if (json_object_get(json_object_get(ev, "unsigned"), "redacted_because")) {
+		/* redacted: its ciphertext is gone on purpose, nothing was lost */
+		log_debug("redacted_skipped", "transport=" T " room=%s event=%s", log_q(room), log_q(event_id));
+		return store_ledger_add(m->store, T, trigger, now) < 0 ? -1 : 0;
+	}
 	json_t *plain = NULL;
 	int rc = mx_e2ee_decrypt(m->e2ee, room, ev, payload, &plain, now);
 	if (rc == MX_DECRYPTED) {

@@ -751,6 +751,24 @@ class Scenarios(E2EECase):
         self.assert_no_clear(room)
         self.assertEqual(b.stop(), 0)
 
+    def test_08c_redacted_encrypted_event_is_no_loss(self):
+        """A redacted m.room.encrypted event (content {}, the redaction in
+        unsigned.redacted_because) was removed on purpose: no notice in the
+        room, not logged as given up, and the next question is answered."""
+        room, b, alice = self.alice_dm()
+        with self.fake.lock:
+            self.fake._event(room, alice.id, "m.room.encrypted", {}, unsigned={"redacted_because": {
+                "type": "m.room.redaction", "sender": alice.id, "event_id": "$redaction1",
+                "origin_server_ts": int(time.time() * 1000), "content": {}}})
+        self.assertTrue(self.fake.wait(lambda: self.fake.bot_synced >= self.fake.pos, 20))
+        q1 = alice.ask(room, COUT[0])
+        self.expect_answers(alice, room, [(q1, COUT[1])], settle=2.0)
+        reply = self.wire_reply(room, q1, 0)[0]["event_id"]
+        others = [e for e in self.bot_events(room) if e["event_id"] != reply]
+        self.assertEqual(others, [], "the bot posted about a redacted event")
+        self.assertNotIn("undecryptable_given_up", b.logs())
+        self.assertEqual(b.stop(), 0)
+
     def test_08b_nul_in_an_event_does_not_stop_the_sync(self):
         """A \\u0000 escape in one event's ciphertext (valid JSON; a
         malicious or broken client can send it) must cost at most that event.
