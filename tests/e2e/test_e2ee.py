@@ -28,6 +28,7 @@ import json
 import os
 import random
 import shutil
+import sqlite3
 import sys
 import tempfile
 import threading
@@ -838,6 +839,35 @@ class Scenarios(E2EECase):
         time.sleep(1.0)
         self.assertLessEqual(self.wire_reply_count(room, q2), 1)
         self.assert_no_clear(room)
+        self.assertEqual(b.stop(), 0)
+
+    def test_10c_room_encrypted_before_an_upgrade(self):
+        """An install from before encryption support: the room is encrypted
+        but the bot's state does not know it (no mx_rooms row) and no later
+        sync carries the room's state.  A plain question there (an old
+        client) is answered encrypted: before its first send into the room
+        the bot asks the room's m.room.encryption state, once."""
+        alice = User(self, "alice")
+        carol = "@carol:localhost"
+        room = self.fake.create_room([alice.id, carol], encrypted=True)
+        b = self.bot()
+        self.ready(b)
+        alice.start()
+        self.assertEqual(b.stop(), 0)
+        con = sqlite3.connect(os.path.join(self.tmp, "state", "faqbot.db"))
+        con.execute("DELETE FROM mx_rooms")
+        con.execute("DELETE FROM kv WHERE key LIKE 'matrix.enc_checked.%'")
+        con.commit()
+        con.close()
+        b = self.bot()
+        self.ready(b)
+        q1 = self.fake.user_message(room, carol, "faqbot: " + COUT[0], mentions=[BOT])
+        self.expect_answers(alice, room, [(q1, COUT[1])])
+        q2 = self.fake.user_message(room, carol, "faqbot: " + ETUDE[0], mentions=[BOT])
+        self.expect_answers(alice, room, [(q2, ETUDE[1])])
+        self.assert_no_clear(room)
+        self.assertEqual(len([g for g in self.fake.state_gets if g[1] == room]), 1,
+                         "the room's encryption state is asked once")
         self.assertEqual(b.stop(), 0)
 
     def test_11_rotation_as_the_room_asks(self):
