@@ -331,6 +331,10 @@ STORE_MUST_CHECK int store_mx_megolm_in_get(struct store *s, const char *room, c
 					    struct strbuf *pickle);
 STORE_MUST_CHECK int store_mx_megolm_in_set(struct store *s, const char *room, const char *session_id,
 					    const char *sender_key, const char *pickle, int64_t now);
+/* Keeps the keep most recently used inbound sessions of (room, sender_key)
+ * and deletes the others: how many, or -1. */
+STORE_MUST_CHECK int store_mx_megolm_in_trim(struct store *s, const char *room, const char *sender_key,
+					     int keep);
 /* 1 with the room's outbound session and whether a member left since it
  * was made, 0 none, -1. */
 STORE_MUST_CHECK int store_mx_megolm_out_get(struct store *s, const char *room, struct strbuf *pickle,
@@ -393,6 +397,8 @@ STORE_MUST_CHECK int store_mx_waiting_rooms(struct store *s, int64_t received_be
 					    int (*fn)(void *arg, const char *room), void *arg);
 /* Events waiting for a key, or -1. */
 STORE_MUST_CHECK int64_t store_mx_waiting_count(struct store *s);
+/* Events of room waiting for a key, or -1. */
+STORE_MUST_CHECK int64_t store_mx_waiting_room_count(struct store *s, const char *room);
 /* Records a key request for (room, session_id): 1 new, 0 already sent, -1. */
 STORE_MUST_CHECK int store_mx_key_request_add(struct store *s, const char *room, const char *session_id,
 					      int64_t now);

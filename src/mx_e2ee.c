@@ -24,6 +24,15 @@
 #define T "matrix"
 #define OTK_ALG "signed_curve25519"
 #define KEY_QUERY_TIMEOUT_MS 10000
+/* Bounds against a member's device that sends made-up keys or a flood of
+ * messages under made-up sessions: inbound sessions kept per room and
+ * sender device (the least recently used go first), events of one room
+ * waiting for a key (past that an event is given up, recorded). */
+#define MX_SESSIONS_PER_SENDER 100
+#define MX_WAITING_PER_ROOM 1000
+/* Key requests go in their own queue, "keyreq:" and the room: a flood of
+ * them never holds up the room's replies. */
+#define KEYREQ_QUEUE "keyreq:"
 
 struct chain;
 
@@ -511,6 +520,17 @@ static int add_inbound(struct mx_e2ee *e, struct mx_megolm_in *s, int64_t now)
 	if (keep)
 		log_info("room_key", "transport=" T " room=%s session=%s first_index=%u", log_q(room), log_q(sid),
 			 (unsigned)mx_megolm_in_first_index(s));
+	int trimmed = keep ? store_mx_megolm_in_trim(e->st, room, mx_megolm_in_sender_key(s),
+						     MX_SESSIONS_PER_SENDER) : 0;
+	if (trimmed < 0) {
+		mx_megolm_in_free(s);
+		return -1;
+	}
+	if (trimmed > 0)
+		log_warn("room_keys_trimmed", "transport=" T " room=%s sender_key=%s dropped=%d note=%s", log_q(room),
+			 log_q(mx_megolm_in_sender_key(s)), trimmed,
+			 log_q("a device shared more sessions in this room than are kept: the least recently used "
+			       "were dropped"));
 	int n = store_mx_waiting_take(e->st, room, sid, requeue_waiting, e);
 	mx_megolm_in_free(s);
 	return n < 0 ? -1 : 0;
@@ -643,12 +663,13 @@ static int request_key(struct mx_e2ee *e, const char *room, const json_t *ev, co
 	json_t *body = json_pack("{s:{s:{s:o}}}", "messages", sender, "*", c);
 	char *s = json_dumps(body, JSON_COMPACT);
 	json_decref(body);
-	char trigger[600], txn[96];
+	char trigger[600], txn[96], queue[600];
 	snprintf(trigger, sizeof(trigger), "keyreq:%.500s", sid);
+	snprintf(queue, sizeof(queue), KEYREQ_QUEUE "%.500s", room);
 	snprintf(txn, sizeof(txn), "keyreq.%s", id);
 	struct outbox_row row = { 0 };
 	row.transport = T;
-	row.chat = (char *)room;
+	row.chat = queue;
 	row.trigger = trigger;
 	row.method = "m.room_key_request";
 	row.body = s;
@@ -682,6 +703,15 @@ int mx_e2ee_decrypt(struct mx_e2ee *e, const char *room, const json_t *ev, const
 		strbuf_release(&p);
 		if (rc < 0)
 			return MX_STORE_FAILED;
+		int64_t waiting = store_mx_waiting_room_count(e->st, room);
+		if (waiting < 0)
+			return MX_STORE_FAILED;
+		if (waiting >= MX_WAITING_PER_ROOM) {
+			count_error("undecryptable");
+			log_warn("undecryptable", "transport=" T " room=%s event=%s error=%s", log_q(room),
+				 log_q(event_id), log_q("too many messages of this room already wait for their key"));
+			return MX_UNDECRYPTABLE;
+		}
 		int added = store_mx_waiting_add(e->st, event_id, room, sid, payload, now, now + e->key_wait_ms);
 		if (added < 0 || request_key(e, room, ev, sid, now) < 0)
 			return MX_STORE_FAILED;

@@ -1603,6 +1603,18 @@ int store_mx_megolm_in_set(struct store *s, const char *room, const char *sessio
 	return run(s, st);
 }
 
+int store_mx_megolm_in_trim(struct store *s, const char *room, const char *sender_key, int keep)
+{
+	static const char sql[] = "DELETE FROM mx_megolm_in WHERE room=?1 AND sender_key=?2 AND session_id NOT IN"
+				  " (SELECT session_id FROM mx_megolm_in WHERE room=?1 AND sender_key=?2"
+				  " ORDER BY at DESC, session_id LIMIT ?3)";
+	sqlite3_stmt *st = stmt(s, sql);
+	bind_str(st, 1, room);
+	bind_str(st, 2, sender_key);
+	sqlite3_bind_int(st, 3, keep);
+	return run(s, st) < 0 ? -1 : sqlite3_changes(s->db);
+}
+
 int store_mx_megolm_out_get(struct store *s, const char *room, struct strbuf *pickle, int *member_left)
 {
 	static const char sql[] = "SELECT pickle, member_left FROM mx_megolm_out WHERE room=?1";
@@ -1892,6 +1904,16 @@ int store_mx_waiting_rooms(struct store *s, int64_t received_before,
 	}
 	free(rooms);
 	return out < 0 ? -1 : (int)n;
+}
+
+int64_t store_mx_waiting_room_count(struct store *s, const char *room)
+{
+	static const char sql[] = "SELECT count(*) FROM mx_waiting WHERE room=?1";
+	sqlite3_stmt *st = stmt(s, sql);
+	bind_str(st, 1, room);
+	int64_t n = step(s, st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+	sqlite3_reset(st);
+	return n;
 }
 
 int64_t store_mx_waiting_count(struct store *s)
