@@ -290,6 +290,26 @@ void mx_e2ee_set_key_wait(struct mx_e2ee *e, int64_t ms)
 
 /* ==== Start ==== */
 
+static int waiting_reset(void *arg, const char *event_id, const char *room, const char *payload)
+{
+	struct store *st = arg;
+	(void)payload;
+	char trigger[600];
+	snprintf(trigger, sizeof(trigger), "e:%.500s", event_id);
+	metrics_inc("faqbot_events_lost_total", "transport=\"" T "\",reason=\"undecryptable\"");
+	log_error("undecryptable_given_up", "transport=" T " room=%s event=%s reason=%s", log_q(room),
+		  log_q(event_id), log_q("the device was reset: the key it waited for can no longer come"));
+	return store_ledger_add(st, T, trigger, wall_ms()) < 0 ? -1 : 0;
+}
+
+int mx_e2ee_give_up_waiting(struct store *st)
+{
+	int n, total = 0;
+	while ((n = store_mx_waiting_expired(st, INT64_MAX, waiting_reset, st)) > 0)
+		total += n;
+	return n < 0 ? -1 : total;
+}
+
 int mx_e2ee_load(struct mx_e2ee *e, const char *user_id, const char *device_id, char *err,
 		 size_t errlen)
 {
@@ -326,7 +346,8 @@ int mx_e2ee_load(struct mx_e2ee *e, const char *user_id, const char *device_id, 
 		e->acct = mx_account_new(user_id, device_id, why, sizeof(why));
 		if (!e->acct) {
 			snprintf(err, errlen, "cannot create the Matrix encryption keys: %s", why);
-		} else if (txn_begin(e, &own) < 0 || txn_end(e, own, (rc == 0 || store_mx_reset(e->st) >= 0) &&
+		} else if (txn_begin(e, &own) < 0 || txn_end(e, own, (rc == 0 || (mx_e2ee_give_up_waiting(e->st) >= 0 &&
+								       store_mx_reset(e->st) >= 0)) &&
 							  store_kv_del(e->st, "matrix.e2ee_published") == 0 &&
 							  save_account(e) == 0) < 0) {
 			snprintf(err, errlen, "the new Matrix encryption keys cannot be saved (see store_error)");

@@ -363,6 +363,31 @@ static void room_keys_are_capped_per_sender_device(void **state)
 	mx_e2ee_free(e);
 }
 
+/* The device is replaced (another device id: new keys, the encryption
+ * state reset): an event that still waited for its key is recorded as
+ * given up, not silently deleted. */
+static void reset_records_waiting_events_as_given_up(void **state)
+{
+	struct store *st = *state;
+	char err[512];
+	struct mx_e2ee *e = bot_new(st, key);
+	json_t *ev = json_pack("{s:s, s:s, s:s, s:i, s:{s:s, s:s, s:s, s:s, s:s}}", "type", "m.room.encrypted",
+			       "event_id", "$w1", "sender", ALICE, "origin_server_ts", 1, "content", "algorithm",
+			       MX_ALG_MEGOLM, "ciphertext", "AAAA", "session_id", "never-shared", "sender_key", "x",
+			       "device_id", "ALICEDEV");
+	json_t *plain = NULL;
+	assert_int_equal(store_begin(st), 0);
+	assert_int_equal(mx_e2ee_decrypt(e, ROOM, ev, "{}", &plain, 100), MX_WAITING);
+	assert_int_equal(store_commit(st), 0);
+	assert_int_equal(store_mx_waiting_count(st), 1);
+	assert_int_equal(store_ledger_has(st, "matrix", "e:$w1"), 0);
+	assert_int_equal(mx_e2ee_load(e, BOT, "NEWDEV", err, sizeof(err)), 0);
+	assert_int_equal(store_mx_waiting_count(st), 0);
+	assert_int_equal(store_ledger_has(st, "matrix", "e:$w1"), 1);
+	json_decref(ev);
+	mx_e2ee_free(e);
+}
+
 static int teardown_all(void **state)
 {
 	json_decref(uploaded);
@@ -380,6 +405,7 @@ int main(void)
 						teardown_all),
 		cmocka_unit_test_setup_teardown(key_requests_do_not_hold_up_replies, setup, teardown_all),
 		cmocka_unit_test_setup_teardown(room_keys_are_capped_per_sender_device, setup, teardown_all),
+		cmocka_unit_test_setup_teardown(reset_records_waiting_events_as_given_up, setup, teardown_all),
 	};
 	return cmocka_run_group_tests_name("mx_e2ee", tests, NULL, NULL);
 }
