@@ -51,6 +51,7 @@ struct mx {
 	char *device_id;         /* from whoami, or the stored login's */
 	struct mx_e2ee *e2ee;    /* encryption (mx_e2ee.h); rooms are tracked even when off */
 	char *e2ee_error;        /* the pickle key could not be read: said at start */
+	struct enc_check *checks; /* encryption state requests in flight (freed with the transport) */
 	struct bot *bot;
 	struct store *store;
 	struct http *http;
@@ -1351,9 +1352,20 @@ static int mx_send(void *self, struct send_ctx *x, http_done_fn done);
 
 struct enc_check {
 	struct mx *m;
+	struct enc_check *next, *prev;
 	struct send_ctx *x;
 	http_done_fn done;
 };
+
+static void enc_check_unlink(struct enc_check *k)
+{
+	if (k->m->checks == k)
+		k->m->checks = k->next;
+	if (k->prev)
+		k->prev->next = k->next;
+	if (k->next)
+		k->next->prev = k->prev;
+}
 
 static int enc_checked(struct mx *m, const char *room)
 {
@@ -1371,6 +1383,7 @@ static void enc_check_done(void *arg, struct http_response *r)
 	struct mx *m = k->m;
 	struct send_ctx *x = k->x;
 	http_done_fn done = k->done;
+	enc_check_unlink(k);
 	free(k);
 	const char *room = x->row.chat;
 	json_t *content = r->status == 200 && r->body.len ? json_loadb(r->body.buf, r->body.len, 0, NULL) : NULL;
@@ -1409,15 +1422,20 @@ static void enc_check_done(void *arg, struct http_response *r)
 static int enc_check_start(struct mx *m, struct send_ctx *x, http_done_fn done)
 {
 	struct enc_check *k = xcalloc(1, sizeof(*k));
-	*k = (struct enc_check){ m, x, done };
+	*k = (struct enc_check){ m, m->checks, NULL, x, done };
+	if (m->checks)
+		m->checks->prev = k;
+	m->checks = k;
 	struct strbuf path = STRBUF_INIT;
 	strbuf_addstr(&path, "/_matrix/client/v3/rooms/");
 	path_escape(&path, x->row.chat);
 	strbuf_addstr(&path, "/state/m.room.encryption/");
 	int rc = request(m, "GET", path.buf, NULL, REQ_TIMEOUT_MS, enc_check_done, k);
 	strbuf_release(&path);
-	if (rc < 0)
+	if (rc < 0) {
+		enc_check_unlink(k);
 		free(k);
+	}
 	return rc;
 }
 
@@ -1468,6 +1486,11 @@ static void mx_free(void *self)
 {
 	struct mx *m = self;
 	gap_reset(m);
+	while (m->checks) {
+		struct enc_check *k = m->checks;
+		m->checks = k->next;
+		free(k);
+	}
 	mx_e2ee_free(m->e2ee);
 	free(m->device_id);
 	free(m->e2ee_error);
