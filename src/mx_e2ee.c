@@ -993,7 +993,7 @@ static void chain_devices_step(struct chain *c, int may_query)
 	c->generations = json_object();
 	size_t i;
 	json_t *u;
-	int err = 0;
+	int err = 0, unknown = 0;
 	json_array_foreach(members, i, u) {
 		const char *user = json_string_value(u);
 		struct targets t = { user, json_array() };
@@ -1010,6 +1010,8 @@ static void chain_devices_step(struct chain *c, int may_query)
 			/* fresh, or answered in this send and changed since (the
 			 * next send asks again): the devices known now */
 			json_array_extend(all, t.list);
+			if (rc == 0 && !json_array_size(t.list) && user && strcmp(user, e->user_id))
+				unknown++; /* the server did not answer for this member */
 		}
 		json_decref(t.list);
 	}
@@ -1033,16 +1035,28 @@ static void chain_devices_step(struct chain *c, int may_query)
 	json_decref(query);
 	const char *sid = mx_megolm_out_session_id(c->out);
 	c->targets = json_array();
+	size_t others = 0;
 	json_array_foreach(all, i, u) {
 		const char *user = json_string_value(json_object_get(u, "user"));
 		const char *dev = json_string_value(json_object_get(u, "device"));
 		if (!strcmp(user, e->user_id) && !strcmp(dev, e->device_id))
 			continue;
+		others++;
 		int rc = store_mx_shared_has(e->st, c->room, sid, user, dev);
 		if (rc == 0)
 			json_array_append(c->targets, u);
 	}
 	json_decref(all);
+	if (!others && unknown) {
+		/* never a reply that no member could read: asked again later */
+		struct http_response r;
+		memset(&r, 0, sizeof(r));
+		r.status = 503;
+		r.retry_after_s = -1;
+		chain_end(c, &r, "no device of the room's other members is known yet (the homeserver did not "
+			  "answer for them)");
+		return;
+	}
 	if (json_array_size(c->targets))
 		chain_claim(c);
 	else

@@ -483,6 +483,23 @@ class Scenarios(E2EECase):
         q1 = alice.ask(room, COUT[0], mention=True)
         self.expect_answers(alice, room, [(q1, COUT[1])], settle=5)
 
+    def test_05c_member_the_server_did_not_answer_for(self):
+        """The bot's /keys/query comes back without alice (her server did
+        not answer, named in failures): the reply is not encrypted for
+        nobody; it goes later, once alice's devices are known, and she
+        decrypts it."""
+        alice = User(self, "alice")
+        carol = "@carol:localhost"
+        room = self.fake.create_room([alice.id, carol], encrypted=True)
+        b = self.bot()
+        self.ready(b)
+        alice.start()
+        self.fake.query_omit = {alice.id}
+        q1 = alice.ask(room, COUT[0], mention=True)
+        self.expect_answers(alice, room, [(q1, COUT[1])])
+        self.assertEqual(self.fake.query_omit, set(), "the bot's query was not answered without alice")
+        self.assertEqual(b.stop(), 0)
+
     def test_04b_new_device_while_keys_query_in_flight(self):
         """device_lists.changed (alice's new device) synced while the bot's
         /keys/query is in flight: the older answer does not mark alice's

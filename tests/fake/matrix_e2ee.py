@@ -341,7 +341,15 @@ class E2EE:
             hook()
         with self.lock:
             out = {}
+            failures = {}
+            omit = getattr(self, "query_omit", set())
             for user, devices in (b.get("device_keys") or {}).items():
+                if user in omit and self.user_of(dev) == self.bot_id:
+                    # as when the member's server does not answer: the user
+                    # is left out and the server named in failures (once)
+                    omit.discard(user)
+                    failures[user.split(":", 1)[1]] = {"status": 503, "message": "Not ready"}
+                    continue
                 found = {}
                 for (u, d), dk in self.device_keys.items():
                     if u == user and (not devices or d in devices):
@@ -354,7 +362,7 @@ class E2EE:
             self.bot_query_post = None
             post()
         with self.lock:
-            return 200, {"device_keys": out, "failures": {}}
+            return 200, {"device_keys": out, "failures": failures}
 
     def r_keys_claim(self, dev, args, q, b, f):
         with self.lock:
