@@ -75,6 +75,11 @@ void mx_e2ee_set_key_wait(struct mx_e2ee *e, int64_t ms);
  * afresh).  0; -1 with a sentence for the operator (a wrong pickle key). */
 int mx_e2ee_load(struct mx_e2ee *e, const char *user_id, const char *device_id, char *err,
 		 size_t errlen);
+/* Before the encryption state is reset (store_mx_reset: a new device,
+ * `faqbot matrix-reset`): every event still waiting for its key is
+ * recorded as given up (ledger, log, faqbot_events_lost_total), inside
+ * the caller's transaction.  How many, or -1. */
+int mx_e2ee_give_up_waiting(struct store *st);
 /* 1 when this device's keys were never uploaded. */
 int mx_e2ee_needs_upload(struct mx_e2ee *e);
 /* POST /keys/upload: device keys when never published, the one-time keys

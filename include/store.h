@@ -48,7 +48,9 @@
  *                  it was shared with
  *   mx_users, mx_devices  the device list cache: each tracked user's
  *                  devices with their curve25519 / ed25519 keys, outdated
- *                  when /sync's device_lists says they changed
+ *                  when /sync's device_lists says they changed (generation
+ *                  counts those changes: a query answer older than the
+ *                  last change leaves the list outdated)
  *   mx_rooms       rooms that are encrypted (m.room.encryption: algorithm,
  *                  rotation period and message count)
  *   mx_waiting     encrypted events whose key has not arrived, stored as
@@ -329,6 +331,10 @@ STORE_MUST_CHECK int store_mx_megolm_in_get(struct store *s, const char *room, c
 					    struct strbuf *pickle);
 STORE_MUST_CHECK int store_mx_megolm_in_set(struct store *s, const char *room, const char *session_id,
 					    const char *sender_key, const char *pickle, int64_t now);
+/* Keeps the keep most recently used inbound sessions of (room, sender_key)
+ * and deletes the others: how many, or -1. */
+STORE_MUST_CHECK int store_mx_megolm_in_trim(struct store *s, const char *room, const char *sender_key,
+					     int keep);
 /* 1 with the room's outbound session and whether a member left since it
  * was made, 0 none, -1. */
 STORE_MUST_CHECK int store_mx_megolm_out_get(struct store *s, const char *room, struct strbuf *pickle,
@@ -343,14 +349,21 @@ STORE_MUST_CHECK int store_mx_shared_has(struct store *s, const char *room, cons
 					 const char *user_id, const char *device_id);
 STORE_MUST_CHECK int store_mx_shared_add(struct store *s, const char *room, const char *session_id,
 					 const char *user_id, const char *device_id);
-/* 1 and fn for each device when user_id's list is cached and not
- * outdated; 0 (fn not called) when it must be queried; -1. */
+/* fn for each cached device of user_id; 1 when the list is fresh, 0 when
+ * it must be queried (unknown or outdated: fn saw the last answer's
+ * devices, if any); -1. */
 STORE_MUST_CHECK int store_mx_devices_get(struct store *s, const char *user_id,
 					  void (*fn)(void *arg, const char *device_id, const char *curve,
 						     const char *ed),
 					  void *arg);
-/* A fresh device list for user_id follows (store_mx_device_add each). */
-STORE_MUST_CHECK int store_mx_devices_clear(struct store *s, const char *user_id);
+/* user_id's device list generation (0 when never outdated), bumped by
+ * each store_mx_devices_outdated: read before a /keys/query is sent.
+ * 0 or -1. */
+STORE_MUST_CHECK int store_mx_devices_generation(struct store *s, const char *user_id, int64_t *generation);
+/* A fresh device list for user_id follows (store_mx_device_add each),
+ * answered to a query sent at generation: the list stays outdated when a
+ * change was synced since (a device the answer may not have). */
+STORE_MUST_CHECK int store_mx_devices_clear(struct store *s, const char *user_id, int64_t generation);
 STORE_MUST_CHECK int store_mx_device_add(struct store *s, const char *user_id, const char *device_id,
 					 const char *curve, const char *ed);
 /* device_lists.changed / left: query the user's devices again before use. */
@@ -384,6 +397,8 @@ STORE_MUST_CHECK int store_mx_waiting_rooms(struct store *s, int64_t received_be
 					    int (*fn)(void *arg, const char *room), void *arg);
 /* Events waiting for a key, or -1. */
 STORE_MUST_CHECK int64_t store_mx_waiting_count(struct store *s);
+/* Events of room waiting for a key, or -1. */
+STORE_MUST_CHECK int64_t store_mx_waiting_room_count(struct store *s, const char *room);
 /* Records a key request for (room, session_id): 1 new, 0 already sent, -1. */
 STORE_MUST_CHECK int store_mx_key_request_add(struct store *s, const char *room, const char *session_id,
 					      int64_t now);

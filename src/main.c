@@ -24,6 +24,7 @@
 #include "loop.h"
 #include "match.h"
 #include "metrics.h"
+#include "mx_e2ee.h"
 #include "report.h"
 #include "statedir.h"
 #include "store.h"
@@ -543,7 +544,7 @@ static int cmd_matrix_reset(const struct opts *o)
 	if (!st) {
 		fprintf(stderr, "faqbot: %s\n", err);
 	} else if (store_begin(st) == 0) {
-		n = store_mx_reset(st);
+		n = mx_e2ee_give_up_waiting(st) < 0 ? -1 : store_mx_reset(st);
 		if (n < 0 || store_kv_del(st, "matrix.access_token") < 0 ||
 		    store_kv_del(st, "matrix.device_id") < 0 || store_kv_del(st, "matrix.e2ee_published") < 0 ||
 		    store_commit(st) < 0)

@@ -51,6 +51,7 @@ struct mx {
 	char *device_id;         /* from whoami, or the stored login's */
 	struct mx_e2ee *e2ee;    /* encryption (mx_e2ee.h); rooms are tracked even when off */
 	char *e2ee_error;        /* the pickle key could not be read: said at start */
+	struct enc_check *checks; /* encryption state requests in flight (freed with the transport) */
 	struct bot *bot;
 	struct store *store;
 	struct http *http;
@@ -703,6 +704,11 @@ static int handle_encrypted(struct mx *m, const char *room, json_t *ev, long mem
 			    const char *trigger, int64_t now)
 {
 	const char *event_id = json_string_value(json_object_get(ev, "event_id"));
+	if (json_object_get(json_object_get(ev, "unsigned"), "redacted_because")) {
+		/* redacted: its ciphertext is gone on purpose, nothing was lost */
+		log_debug("redacted_skipped", "transport=" T " room=%s event=%s", log_q(room), log_q(event_id));
+		return store_ledger_add(m->store, T, trigger, now) < 0 ? -1 : 0;
+	}
 	json_t *plain = NULL;
 	int rc = mx_e2ee_decrypt(m->e2ee, room, ev, payload, &plain, now);
 	if (rc == MX_DECRYPTED) {
@@ -1335,6 +1341,104 @@ static int mx_sent(void *self, struct outbox_row *row, const struct http_respons
 	return txn;
 }
 
+static int mx_send(void *self, struct send_ctx *x, http_done_fn done);
+
+/* A room whose m.room.encryption state the bot may never have seen (joined
+ * by a version that did not track encryption, whose syncs since carried no
+ * state): GET /rooms/{id}/state/m.room.encryption/ once before the first
+ * send into it; 404 says not encrypted.  Recorded as matrix.enc_checked.*
+ * so it is asked once per room. */
+#define ENC_CHECKED "matrix.enc_checked."
+
+struct enc_check {
+	struct mx *m;
+	struct enc_check *next, *prev;
+	struct send_ctx *x;
+	http_done_fn done;
+};
+
+static void enc_check_unlink(struct enc_check *k)
+{
+	if (k->m->checks == k)
+		k->m->checks = k->next;
+	if (k->prev)
+		k->prev->next = k->next;
+	if (k->next)
+		k->next->prev = k->prev;
+}
+
+static int enc_checked(struct mx *m, const char *room)
+{
+	char key[600];
+	snprintf(key, sizeof(key), ENC_CHECKED "%.500s", room);
+	struct strbuf v = STRBUF_INIT;
+	int rc = store_kv_get(m->store, key, &v);
+	strbuf_release(&v);
+	return rc;
+}
+
+static void enc_check_done(void *arg, struct http_response *r)
+{
+	struct enc_check *k = arg;
+	struct mx *m = k->m;
+	struct send_ctx *x = k->x;
+	http_done_fn done = k->done;
+	enc_check_unlink(k);
+	free(k);
+	const char *room = x->row.chat;
+	json_t *content = r->status == 200 && r->body.len ? json_loadb(r->body.buf, r->body.len, 0, NULL) : NULL;
+	if (r->status != 404 && !json_is_object(content)) {
+		json_decref(content);
+		if (r->status == 200)
+			r->status = 502; /* a malformed answer: asked again later */
+		log_warn("room_encryption_unknown", "transport=" T " room=%s status=%ld note=%s", log_q(room),
+			 r->status, log_q("the room's encryption state could not be read; nothing is sent yet"));
+		done(x, r);
+		return;
+	}
+	char key[600];
+	snprintf(key, sizeof(key), ENC_CHECKED "%.500s", room);
+	json_t *ev = content ? json_pack("{s:s, s:s, s:O}", "type", "m.room.encryption", "state_key", "",
+					 "content", content) : NULL;
+	int ok = store_begin(m->store) == 0 && (!ev || mx_e2ee_room_event(m->e2ee, room, ev, m->user_id) >= 0) &&
+		 store_kv_set(m->store, key, content ? "encrypted" : "plain") == 0 && store_commit(m->store) == 0;
+	json_decref(ev);
+	json_decref(content);
+	if (!ok && store_in_transaction(m->store))
+		store_rollback(m->store);
+	if (ok)
+		log_info("room_encryption_checked", "transport=" T " room=%s state=%s", log_q(room),
+			 log_q(r->status == 404 ? "none" : "m.room.encryption"));
+	if (!ok || mx_send(m, x, done) < 0) {
+		struct http_response f;
+		memset(&f, 0, sizeof(f));
+		f.status = 503;
+		f.retry_after_s = -1;
+		f.error = "the room's encryption state could not be stored";
+		done(x, &f);
+	}
+}
+
+static int enc_check_start(struct mx *m, struct send_ctx *x, http_done_fn done)
+{
+	struct enc_check *k = xcalloc(1, sizeof(*k));
+	*k = (struct enc_check){ m, m->checks, NULL, x, done };
+	if (m->checks)
+		m->checks->prev = k;
+	m->checks = k;
+	struct strbuf path = STRBUF_INIT;
+	strbuf_addstr(&path, "/_matrix/client/v3/rooms/");
+	path_escape(&path, x->row.chat);
+	strbuf_addstr(&path, "/state/m.room.encryption/");
+	int rc = request(m, "GET", path.buf, NULL, REQ_TIMEOUT_MS, enc_check_done, k);
+	strbuf_release(&path);
+	if (rc < 0) {
+		enc_check_unlink(k);
+		free(k);
+	}
+	return rc;
+}
+
 static int mx_send(void *self, struct send_ctx *x, http_done_fn done)
 {
 	struct mx *m = self;
@@ -1352,6 +1456,9 @@ static int mx_send(void *self, struct send_ctx *x, http_done_fn done)
 		int enc = mx_e2ee_room_encrypted(m->e2ee, x->row.chat);
 		if (enc)
 			return enc < 0 ? -1 : mx_e2ee_send(m->e2ee, x, done); /* never in clear */
+		int checked = enc_checked(m, x->row.chat);
+		if (checked <= 0)
+			return checked < 0 ? -1 : enc_check_start(m, x, done);
 	}
 	strbuf_addstr(&path, "/_matrix/client/v3/rooms/");
 	path_escape(&path, x->row.chat);
@@ -1379,6 +1486,11 @@ static void mx_free(void *self)
 {
 	struct mx *m = self;
 	gap_reset(m);
+	while (m->checks) {
+		struct enc_check *k = m->checks;
+		m->checks = k->next;
+		free(k);
+	}
 	mx_e2ee_free(m->e2ee);
 	free(m->device_id);
 	free(m->e2ee_error);

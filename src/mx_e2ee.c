@@ -24,6 +24,15 @@
 #define T "matrix"
 #define OTK_ALG "signed_curve25519"
 #define KEY_QUERY_TIMEOUT_MS 10000
+/* Bounds against a member's device that sends made-up keys or a flood of
+ * messages under made-up sessions: inbound sessions kept per room and
+ * sender device (the least recently used go first), events of one room
+ * waiting for a key (past that an event is given up, recorded). */
+#define MX_SESSIONS_PER_SENDER 100
+#define MX_WAITING_PER_ROOM 1000
+/* Key requests go in their own queue, "keyreq:" and the room: a flood of
+ * them never holds up the room's replies. */
+#define KEYREQ_QUEUE "keyreq:"
 
 struct chain;
 
@@ -37,6 +46,8 @@ struct mx_e2ee {
 	int64_t key_wait_ms;
 
 	struct mx_account *acct;
+	int acct_unsure;          /* the account changed in memory in a transaction that may
+				   * have rolled back: read it again from the store before use */
 	char *user_id, *device_id;
 	json_t *members;          /* room -> [user ids], dropped when membership changes */
 	long long otk_count;      /* the server's signed_curve25519 count (-1: unknown) */
@@ -81,9 +92,14 @@ static int txn_end(struct mx_e2ee *e, int own, int ok)
 		return ok ? 0 : -1;
 	if (!ok) {
 		store_rollback(e->st);
+		e->acct_unsure = 1;
 		return -1;
 	}
-	return store_commit(e->st);
+	if (store_commit(e->st) < 0) {
+		e->acct_unsure = 1;
+		return -1;
+	}
+	return 0;
 }
 
 static void count_error(const char *kind)
@@ -131,6 +147,35 @@ static int save_megolm_out(struct mx_e2ee *e, struct mx_megolm_out *s, int64_t n
 					     p, now) : -1;
 	free(p);
 	return rc;
+}
+
+/* The account as the store has it, when a step that changed it in memory
+ * may have been rolled back since (a sync batch that failed to commit
+ * after a pre-key message spent a one-time key: without this, the same
+ * message, fetched again, no longer decrypts).  Inside a transaction the
+ * store shows its own writes, so this is right whether the step committed
+ * or not.  Keeps the account in memory when the store cannot be read. */
+static void account_fresh(struct mx_e2ee *e)
+{
+	if (!e->acct || !e->acct_unsure)
+		return;
+	struct strbuf u = STRBUF_INIT, d = STRBUF_INIT, p = STRBUF_INIT;
+	char err[256] = "";
+	struct mx_account *a = NULL;
+	if (store_mx_account_get(e->st, &u, &d, &p) == 1 && !strcmp(u.buf, e->user_id) &&
+	    !strcmp(d.buf, e->device_id))
+		a = mx_account_unpickle(p.buf, e->key, e->keylen, err, sizeof(err));
+	if (a) {
+		mx_account_free(e->acct);
+		e->acct = a;
+		e->acct_unsure = 0;
+	} else {
+		log_warn("e2ee_error", "transport=" T " error=%s", log_q(err[0] ? err : "the stored account "
+			 "cannot be read again; the one in memory is kept"));
+	}
+	strbuf_release(&u);
+	strbuf_release(&d);
+	strbuf_release(&p);
 }
 
 /* The Olm sessions stored for a peer key, unpickled. */
@@ -198,6 +243,10 @@ struct chain {
 	json_t *targets;          /* [{user, device, curve, ed}] that need the room key */
 	json_t *shared;           /* the targets the /sendToDevice in flight carries */
 	int queried;              /* /keys/query answered in this send */
+	json_t *members;          /* the member list this send uses (its own reference: a member
+				   * event may drop the room's cached list while a request is out) */
+	int member_fetches;       /* joined_members asked in this send */
+	json_t *generations;      /* user -> device list generation when the query was sent */
 };
 
 static void chain_free(struct chain *c)
@@ -205,6 +254,8 @@ static void chain_free(struct chain *c)
 	mx_megolm_out_free(c->out);
 	json_decref(c->targets);
 	json_decref(c->shared);
+	json_decref(c->members);
+	json_decref(c->generations);
 	free(c->room);
 	free(c);
 }
@@ -238,6 +289,26 @@ void mx_e2ee_set_key_wait(struct mx_e2ee *e, int64_t ms)
 }
 
 /* ==== Start ==== */
+
+static int waiting_reset(void *arg, const char *event_id, const char *room, const char *payload)
+{
+	struct store *st = arg;
+	(void)payload;
+	char trigger[600];
+	snprintf(trigger, sizeof(trigger), "e:%.500s", event_id);
+	metrics_inc("faqbot_events_lost_total", "transport=\"" T "\",reason=\"undecryptable\"");
+	log_error("undecryptable_given_up", "transport=" T " room=%s event=%s reason=%s", log_q(room),
+		  log_q(event_id), log_q("the device was reset: the key it waited for can no longer come"));
+	return store_ledger_add(st, T, trigger, wall_ms()) < 0 ? -1 : 0;
+}
+
+int mx_e2ee_give_up_waiting(struct store *st)
+{
+	int n, total = 0;
+	while ((n = store_mx_waiting_expired(st, INT64_MAX, waiting_reset, st)) > 0)
+		total += n;
+	return n < 0 ? -1 : total;
+}
 
 int mx_e2ee_load(struct mx_e2ee *e, const char *user_id, const char *device_id, char *err,
 		 size_t errlen)
@@ -275,7 +346,8 @@ int mx_e2ee_load(struct mx_e2ee *e, const char *user_id, const char *device_id, 
 		e->acct = mx_account_new(user_id, device_id, why, sizeof(why));
 		if (!e->acct) {
 			snprintf(err, errlen, "cannot create the Matrix encryption keys: %s", why);
-		} else if (txn_begin(e, &own) < 0 || txn_end(e, own, (rc == 0 || store_mx_reset(e->st) >= 0) &&
+		} else if (txn_begin(e, &own) < 0 || txn_end(e, own, (rc == 0 || (mx_e2ee_give_up_waiting(e->st) >= 0 &&
+								       store_mx_reset(e->st) >= 0)) &&
 							  store_kv_del(e->st, "matrix.e2ee_published") == 0 &&
 							  save_account(e) == 0) < 0) {
 			snprintf(err, errlen, "the new Matrix encryption keys cannot be saved (see store_error)");
@@ -342,6 +414,7 @@ int mx_e2ee_upload(struct mx_e2ee *e, int with_fallback,
 {
 	if (!mx_e2ee_ready(e) || e->upload)
 		return -1;
+	account_fresh(e);
 	int with_device_keys = mx_e2ee_needs_upload(e);
 	if (with_device_keys)
 		with_fallback = 1;
@@ -468,6 +541,17 @@ static int add_inbound(struct mx_e2ee *e, struct mx_megolm_in *s, int64_t now)
 	if (keep)
 		log_info("room_key", "transport=" T " room=%s session=%s first_index=%u", log_q(room), log_q(sid),
 			 (unsigned)mx_megolm_in_first_index(s));
+	int trimmed = keep ? store_mx_megolm_in_trim(e->st, room, mx_megolm_in_sender_key(s),
+						     MX_SESSIONS_PER_SENDER) : 0;
+	if (trimmed < 0) {
+		mx_megolm_in_free(s);
+		return -1;
+	}
+	if (trimmed > 0)
+		log_warn("room_keys_trimmed", "transport=" T " room=%s sender_key=%s dropped=%d note=%s", log_q(room),
+			 log_q(mx_megolm_in_sender_key(s)), trimmed,
+			 log_q("a device shared more sessions in this room than are kept: the least recently used "
+			       "were dropped"));
 	int n = store_mx_waiting_take(e->st, room, sid, requeue_waiting, e);
 	mx_megolm_in_free(s);
 	return n < 0 ? -1 : 0;
@@ -504,8 +588,11 @@ static int to_device(struct mx_e2ee *e, const json_t *ev, int64_t now)
 			out = save_olm(e, d.new_session, now);
 		else if (d.session_index >= 0 && (size_t)d.session_index < l.n)
 			out = save_olm(e, l.s[d.session_index], now);
-		if (out == 0 && d.account_changed)
+		if (out == 0 && d.account_changed) {
+			/* the batch's transaction may still roll back */
+			e->acct_unsure = 1;
 			out = save_account(e);
+		}
 		struct mx_megolm_in *in = NULL;
 		if (out == 0 && !strcmp(d.type, "m.room_key"))
 			in = mx_megolm_in_new(d.content, d.sender, d.sender_key, d.sender_ed25519, err, sizeof(err));
@@ -538,6 +625,7 @@ int mx_e2ee_sync(struct mx_e2ee *e, const json_t *batch, int64_t now)
 				return -1;
 	if (!mx_e2ee_ready(e))
 		return 0;
+	account_fresh(e);
 	json_array_foreach(json_object_get(json_object_get(batch, "to_device"), "events"), i, v)
 		if (to_device(e, v, now) < 0)
 			return -1;
@@ -596,12 +684,13 @@ static int request_key(struct mx_e2ee *e, const char *room, const json_t *ev, co
 	json_t *body = json_pack("{s:{s:{s:o}}}", "messages", sender, "*", c);
 	char *s = json_dumps(body, JSON_COMPACT);
 	json_decref(body);
-	char trigger[600], txn[96];
+	char trigger[600], txn[96], queue[600];
 	snprintf(trigger, sizeof(trigger), "keyreq:%.500s", sid);
+	snprintf(queue, sizeof(queue), KEYREQ_QUEUE "%.500s", room);
 	snprintf(txn, sizeof(txn), "keyreq.%s", id);
 	struct outbox_row row = { 0 };
 	row.transport = T;
-	row.chat = (char *)room;
+	row.chat = queue;
 	row.trigger = trigger;
 	row.method = "m.room_key_request";
 	row.body = s;
@@ -635,6 +724,15 @@ int mx_e2ee_decrypt(struct mx_e2ee *e, const char *room, const json_t *ev, const
 		strbuf_release(&p);
 		if (rc < 0)
 			return MX_STORE_FAILED;
+		int64_t waiting = store_mx_waiting_room_count(e->st, room);
+		if (waiting < 0)
+			return MX_STORE_FAILED;
+		if (waiting >= MX_WAITING_PER_ROOM) {
+			count_error("undecryptable");
+			log_warn("undecryptable", "transport=" T " room=%s event=%s error=%s", log_q(room),
+				 log_q(event_id), log_q("too many messages of this room already wait for their key"));
+			return MX_UNDECRYPTABLE;
+		}
 		int added = store_mx_waiting_add(e->st, event_id, room, sid, payload, now, now + e->key_wait_ms);
 		if (added < 0 || request_key(e, room, ev, sid, now) < 0)
 			return MX_STORE_FAILED;
@@ -753,6 +851,8 @@ static void members_done(void *arg, struct http_response *r)
 	json_t *v;
 	json_object_foreach(joined, u, v)
 		json_array_append_new(list, json_string(u));
+	json_decref(c->members);
+	c->members = json_incref(list);
 	json_object_set_new(c->e->members, c->room, list);
 	json_decref(root);
 	chain_devices(c);
@@ -760,16 +860,60 @@ static void members_done(void *arg, struct http_response *r)
 
 static void chain_members(struct chain *c)
 {
-	if (json_object_get(c->e->members, c->room)) {
+	json_t *cached = json_object_get(c->e->members, c->room);
+	if (cached) {
+		json_decref(c->members);
+		c->members = json_incref(cached);
 		chain_devices(c);
 		return;
 	}
+	c->member_fetches++;
 	struct strbuf path = STRBUF_INIT;
 	strbuf_addstr(&path, "/_matrix/client/v3/rooms/");
 	path_escape(&path, c->room);
 	strbuf_addstr(&path, "/joined_members");
 	chain_request(c, "GET", path.buf, NULL, members_done);
 	strbuf_release(&path);
+}
+
+struct targets {
+	const char *user;
+	json_t *list;
+};
+
+static void add_target(void *arg, const char *device, const char *curve, const char *ed)
+{
+	struct targets *t = arg;
+	json_array_append_new(t->list, json_pack("{s:s, s:s, s:s, s:s}", "user", t->user, "device", device,
+						 "curve", curve, "ed", ed));
+}
+
+/* Stores one device of a /keys/query answer.  A device already known
+ * under the same id with other keys keeps its old keys: a device's keys
+ * never change (the spec says a client should refuse such an update, as
+ * matrix-sdk-crypto does), so new ones are a homeserver that lies or a
+ * device id reused; logged and counted.  0 or -1 (store). */
+static int device_keep(struct mx_e2ee *e, const char *user, const char *dev, const char *curve,
+		       const char *ed, const json_t *known)
+{
+	size_t i;
+	json_t *k;
+	json_array_foreach(known, i, k) {
+		if (strcmp(json_string_value(json_object_get(k, "device")), dev))
+			continue;
+		const char *old_curve = json_string_value(json_object_get(k, "curve"));
+		const char *old_ed = json_string_value(json_object_get(k, "ed"));
+		if (strcmp(old_curve, curve) || strcmp(old_ed, ed)) {
+			count_error("device_key_changed");
+			log_warn("mx_device_key_changed", "transport=" T " user=%s device=%s ed25519=%s "
+				 "new_ed25519=%s note=%s", log_q(user), log_q(dev), log_q(old_ed), log_q(ed),
+				 log_q("the device's keys changed: the new keys are ignored, the old kept"));
+			curve = old_curve;
+			ed = old_ed;
+		}
+		break;
+	}
+	return store_mx_device_add(e->st, user, dev, curve, ed);
 }
 
 static void query_done(void *arg, struct http_response *r)
@@ -791,7 +935,12 @@ static void query_done(void *arg, struct http_response *r)
 	json_object_foreach(dk, user, devs) {
 		if (!ok || !json_is_object(devs))
 			continue;
-		ok = store_mx_devices_clear(e->st, user) == 0;
+		/* a change synced while the query was out keeps the list
+		 * outdated: the answer may predate a new device */
+		json_t *gen = json_object_get(c->generations, user);
+		struct targets known = { user, json_array() };
+		ok = store_mx_devices_get(e->st, user, add_target, &known) >= 0 &&
+		     store_mx_devices_clear(e->st, user, json_is_integer(gen) ? json_integer_value(gen) : 0) == 0;
 		const char *dev;
 		json_t *keys;
 		json_object_foreach(devs, dev, keys) {
@@ -805,8 +954,9 @@ static void query_done(void *arg, struct http_response *r)
 					 log_q(user), log_q(dev), log_q(err));
 				continue;
 			}
-			ok = store_mx_device_add(e->st, user, dev, curve, ed) == 0;
+			ok = device_keep(e, user, dev, curve, ed, known.list) == 0;
 		}
+		json_decref(known.list);
 	}
 	json_decref(root);
 	if (txn_end(e, own, ok) < 0) {
@@ -815,20 +965,16 @@ static void query_done(void *arg, struct http_response *r)
 	}
 	/* users the server could not answer for stay unknown: skipped now */
 	c->queried = 1;
+	if (!json_object_get(e->members, c->room) && c->member_fetches < 2) {
+		/* the membership changed while the query was out: the list is
+		 * fetched again and its new members queried */
+		c->queried = 0;
+		chain_members(c);
+		return;
+	}
 	chain_devices(c);
 }
 
-struct targets {
-	const char *user;
-	json_t *list;
-};
-
-static void add_target(void *arg, const char *device, const char *curve, const char *ed)
-{
-	struct targets *t = arg;
-	json_array_append_new(t->list, json_pack("{s:s, s:s, s:s, s:s}", "user", t->user, "device", device,
-						 "curve", curve, "ed", ed));
-}
 
 /* Every device of every member that lacks the session; users whose device
  * list is unknown or outdated are queried first (once: after that a user
@@ -836,22 +982,37 @@ static void add_target(void *arg, const char *device, const char *curve, const c
 static void chain_devices_step(struct chain *c, int may_query)
 {
 	struct mx_e2ee *e = c->e;
-	json_t *members = json_object_get(e->members, c->room);
+	json_t *members = c->members;
+	if (!members) {
+		chain_members(c);
+		return;
+	}
 	json_t *query = json_object();
 	json_t *all = json_array();
+	json_decref(c->generations);
+	c->generations = json_object();
 	size_t i;
 	json_t *u;
-	int err = 0;
+	int err = 0, unknown = 0;
 	json_array_foreach(members, i, u) {
 		const char *user = json_string_value(u);
 		struct targets t = { user, json_array() };
 		int rc = store_mx_devices_get(e->st, user, add_target, &t);
-		if (rc < 0)
+		int64_t gen = 0;
+		if (rc < 0) {
 			err = 1;
-		else if (rc == 0)
+		} else if (rc == 0 && may_query) {
+			if (store_mx_devices_generation(e->st, user, &gen) < 0)
+				err = 1;
 			json_object_set_new(query, user, json_array());
-		else
+			json_object_set_new(c->generations, user, json_integer(gen));
+		} else {
+			/* fresh, or answered in this send and changed since (the
+			 * next send asks again): the devices known now */
 			json_array_extend(all, t.list);
+			if (rc == 0 && !json_array_size(t.list) && user && strcmp(user, e->user_id))
+				unknown++; /* the server did not answer for this member */
+		}
 		json_decref(t.list);
 	}
 	if (err) {
@@ -874,16 +1035,28 @@ static void chain_devices_step(struct chain *c, int may_query)
 	json_decref(query);
 	const char *sid = mx_megolm_out_session_id(c->out);
 	c->targets = json_array();
+	size_t others = 0;
 	json_array_foreach(all, i, u) {
 		const char *user = json_string_value(json_object_get(u, "user"));
 		const char *dev = json_string_value(json_object_get(u, "device"));
 		if (!strcmp(user, e->user_id) && !strcmp(dev, e->device_id))
 			continue;
+		others++;
 		int rc = store_mx_shared_has(e->st, c->room, sid, user, dev);
 		if (rc == 0)
 			json_array_append(c->targets, u);
 	}
 	json_decref(all);
+	if (!others && unknown) {
+		/* never a reply that no member could read: asked again later */
+		struct http_response r;
+		memset(&r, 0, sizeof(r));
+		r.status = 503;
+		r.retry_after_s = -1;
+		chain_end(c, &r, "no device of the room's other members is known yet (the homeserver did not "
+			  "answer for them)");
+		return;
+	}
 	if (json_array_size(c->targets))
 		chain_claim(c);
 	else
@@ -1140,6 +1313,7 @@ int mx_e2ee_send(struct mx_e2ee *e, struct send_ctx *x, http_done_fn done)
 {
 	if (!mx_e2ee_ready(e))
 		return -1;
+	account_fresh(e);
 	struct mx_megolm_out *out = outbound(e, x->row.chat, wall_ms());
 	if (!out)
 		return -1;

@@ -147,7 +147,8 @@ static const char *const schema_v5[] = {
 	" created_at INTEGER NOT NULL, member_left INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID",
 	"CREATE TABLE mx_megolm_shared(room TEXT NOT NULL, session_id TEXT NOT NULL, user_id TEXT NOT NULL,"
 	" device_id TEXT NOT NULL, PRIMARY KEY(room, session_id, user_id, device_id)) WITHOUT ROWID",
-	"CREATE TABLE mx_users(user_id TEXT PRIMARY KEY, outdated INTEGER NOT NULL) WITHOUT ROWID",
+	"CREATE TABLE mx_users(user_id TEXT PRIMARY KEY, outdated INTEGER NOT NULL,"
+	" generation INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID",
 	"CREATE TABLE mx_devices(user_id TEXT NOT NULL, device_id TEXT NOT NULL, curve_key TEXT NOT NULL,"
 	" ed_key TEXT NOT NULL, PRIMARY KEY(user_id, device_id)) WITHOUT ROWID",
 	"CREATE TABLE mx_rooms(room TEXT PRIMARY KEY, algorithm TEXT NOT NULL, rotation_ms INTEGER NOT NULL,"
@@ -1602,6 +1603,18 @@ int store_mx_megolm_in_set(struct store *s, const char *room, const char *sessio
 	return run(s, st);
 }
 
+int store_mx_megolm_in_trim(struct store *s, const char *room, const char *sender_key, int keep)
+{
+	static const char sql[] = "DELETE FROM mx_megolm_in WHERE room=?1 AND sender_key=?2 AND session_id NOT IN"
+				  " (SELECT session_id FROM mx_megolm_in WHERE room=?1 AND sender_key=?2"
+				  " ORDER BY at DESC, session_id LIMIT ?3)";
+	sqlite3_stmt *st = stmt(s, sql);
+	bind_str(st, 1, room);
+	bind_str(st, 2, sender_key);
+	sqlite3_bind_int(st, 3, keep);
+	return run(s, st) < 0 ? -1 : sqlite3_changes(s->db);
+}
+
 int store_mx_megolm_out_get(struct store *s, const char *room, struct strbuf *pickle, int *member_left)
 {
 	static const char sql[] = "SELECT pickle, member_left FROM mx_megolm_out WHERE room=?1";
@@ -1690,27 +1703,36 @@ int store_mx_devices_get(struct store *s, const char *user_id,
 	finish(st, 0);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		return -1;
-	if (!known)
-		return 0;
 	st = stmt(s, sql);
 	bind_str(st, 1, user_id);
 	while ((rc = step(s, st)) == SQLITE_ROW)
 		fn(arg, (const char *)sqlite3_column_text(st, 0), (const char *)sqlite3_column_text(st, 1),
 		   (const char *)sqlite3_column_text(st, 2));
-	return finish(st, rc == SQLITE_DONE ? 1 : -1);
+	return finish(st, rc == SQLITE_DONE ? known : -1);
 }
 
-int store_mx_devices_clear(struct store *s, const char *user_id)
+int store_mx_devices_generation(struct store *s, const char *user_id, int64_t *generation)
+{
+	static const char sql[] = "SELECT generation FROM mx_users WHERE user_id=?1";
+	sqlite3_stmt *st = stmt(s, sql);
+	bind_str(st, 1, user_id);
+	int rc = step(s, st);
+	*generation = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+	return finish(st, rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1);
+}
+
+int store_mx_devices_clear(struct store *s, const char *user_id, int64_t generation)
 {
 	static const char del[] = "DELETE FROM mx_devices WHERE user_id=?1";
-	static const char sql[] = "INSERT INTO mx_users(user_id, outdated) VALUES(?1, 0)"
-				  " ON CONFLICT(user_id) DO UPDATE SET outdated=0";
+	static const char sql[] = "INSERT INTO mx_users(user_id, outdated, generation) VALUES(?1, 0, ?2)"
+				  " ON CONFLICT(user_id) DO UPDATE SET outdated=(generation <> ?2)";
 	sqlite3_stmt *st = stmt(s, del);
 	bind_str(st, 1, user_id);
 	if (run(s, st) < 0)
 		return -1;
 	st = stmt(s, sql);
 	bind_str(st, 1, user_id);
+	sqlite3_bind_int64(st, 2, generation);
 	return run(s, st);
 }
 
@@ -1729,7 +1751,8 @@ int store_mx_device_add(struct store *s, const char *user_id, const char *device
 
 int store_mx_devices_outdated(struct store *s, const char *user_id)
 {
-	static const char sql[] = "UPDATE mx_users SET outdated=1 WHERE user_id=?1";
+	static const char sql[] = "INSERT INTO mx_users(user_id, outdated, generation) VALUES(?1, 1, 1)"
+				  " ON CONFLICT(user_id) DO UPDATE SET outdated=1, generation=generation+1";
 	sqlite3_stmt *st = stmt(s, sql);
 	bind_str(st, 1, user_id);
 	return run(s, st);
@@ -1881,6 +1904,16 @@ int store_mx_waiting_rooms(struct store *s, int64_t received_before,
 	}
 	free(rooms);
 	return out < 0 ? -1 : (int)n;
+}
+
+int64_t store_mx_waiting_room_count(struct store *s, const char *room)
+{
+	static const char sql[] = "SELECT count(*) FROM mx_waiting WHERE room=?1";
+	sqlite3_stmt *st = stmt(s, sql);
+	bind_str(st, 1, room);
+	int64_t n = step(s, st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+	sqlite3_reset(st);
+	return n;
 }
 
 int64_t store_mx_waiting_count(struct store *s)

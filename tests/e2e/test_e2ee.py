@@ -35,6 +35,7 @@ import json
 import os
 import random
 import shutil
+import sqlite3
 import sys
 import tempfile
 import threading
@@ -55,7 +56,7 @@ except ImportError:
 from e2ee_client import E2EEClient  # noqa: E402
 from harness import FORMATTED_ENTRIES, LOGDIR, Bot, add_entries, run_cli, write_faq  # noqa: E402
 from matrix import BOT, PASSWORD, FakeMatrix  # noqa: E402
-from matrix_e2ee import ALG_MEGOLM, ALG_OLM  # noqa: E402
+from matrix_e2ee import ALG_MEGOLM, ALG_OLM, canonical_json  # noqa: E402
 
 # questions of the test FAQ (harness.write_faq) and the answer each gets
 COUT = ("combien ça coûte ?", "Le ticket d'entrée est modeste.")
@@ -518,6 +519,88 @@ class Scenarios(E2EECase):
         self.assert_no_clear(room)
         self.assertEqual(b.stop(), 0)
 
+    def test_05b_member_event_during_keys_query(self):
+        """A member event synced while the bot's /keys/query is in flight
+        (it drops the room's cached member list): the reply is still
+        encrypted for alice's device, not for nobody."""
+        alice = User(self, "alice")
+        carol = "@carol:localhost"
+        room = self.fake.create_room([alice.id, carol], encrypted=True)
+        b = self.bot()
+        self.ready(b)
+        alice.start()
+        def hook():
+            self.fake.add_member(room, "@dave:localhost")
+            time.sleep(3)
+        self.fake.bot_query_hook = hook
+        q1 = alice.ask(room, COUT[0], mention=True)
+        self.expect_answers(alice, room, [(q1, COUT[1])], settle=5)
+
+    def test_05c_member_the_server_did_not_answer_for(self):
+        """The bot's /keys/query comes back without alice (her server did
+        not answer, named in failures): the reply is not encrypted for
+        nobody; it goes later, once alice's devices are known, and she
+        decrypts it."""
+        alice = User(self, "alice")
+        carol = "@carol:localhost"
+        room = self.fake.create_room([alice.id, carol], encrypted=True)
+        b = self.bot()
+        self.ready(b)
+        alice.start()
+        self.fake.query_omit = {alice.id}
+        q1 = alice.ask(room, COUT[0], mention=True)
+        self.expect_answers(alice, room, [(q1, COUT[1])])
+        self.assertEqual(self.fake.query_omit, set(), "the bot's query was not answered without alice")
+        self.assertEqual(b.stop(), 0)
+
+    def test_04b_new_device_while_keys_query_in_flight(self):
+        """device_lists.changed (alice's new device) synced while the bot's
+        /keys/query is in flight: the older answer does not mark alice's
+        list up to date, so the next reply reaches the new device."""
+        room, b, alice = self.alice_dm()
+        box = {}
+        def post():
+            box["a2"] = User(self, "alice").start()
+            time.sleep(3)
+        self.fake.bot_query_post = post
+        q1 = alice.ask(room, COUT[0])
+        self.expect_answers(alice, room, [(q1, COUT[1])], settle=4)
+        alice2 = box["a2"]
+        time.sleep(1.0)
+        q2 = alice.ask(room, ETUDE[0])
+        self.expect_answers(alice2, room, [(q2, ETUDE[1])])
+
+    def test_04c_device_keys_swapped_by_the_server(self):
+        """The homeserver hands out other (validly self-signed) keys for
+        alice's known device: the bot keeps the keys it knew, says so in
+        its log (mx_device_key_changed), and the next room key still goes
+        to the real device, which decrypts the reply."""
+        import olm
+        room, b, alice = self.alice_dm()
+        q1 = alice.ask(room, COUT[0])
+        self.expect_answers(alice, room, [(q1, COUT[1])])
+        evil = olm.Account()
+        ids = evil.identity_keys
+        dev = alice.device
+        with self.fake.lock:
+            dk = dict(self.fake.device_keys[(alice.id, dev)])
+            dk.pop("signatures", None)
+            dk.pop("unsigned", None)
+            dk["keys"] = {f"curve25519:{dev}": ids["curve25519"], f"ed25519:{dev}": ids["ed25519"]}
+            dk["signatures"] = {alice.id: {f"ed25519:{dev}": evil.sign(canonical_json(dk))}}
+            self.fake.device_keys[(alice.id, dev)] = dk
+            self.fake.pos += 1
+            self.fake.key_changes.append((self.fake.pos, alice.id, None))
+            self.fake.lock.notify_all()
+        # a member comes and goes: the bot rotates and shares a new room key
+        self.fake.add_member(room, "@bob:localhost")
+        self.fake.remove_member(room, "@bob:localhost")
+        time.sleep(1.5)
+        q2 = alice.ask(room, ETUDE[0])
+        self.expect_answers(alice, room, [(q2, ETUDE[1])])
+        self.assertIn("event=mx_device_key_changed", b.logs())
+        self.assertEqual(b.stop(), 0)
+
     def test_06a_room_key_arrives_after_its_message(self):
         """The to-device room key reaches the bot only after it synced the
         message: the bot waits for it and answers once (no "cannot
@@ -781,6 +864,24 @@ class Scenarios(E2EECase):
         self.assert_no_clear(room)
         self.assertEqual(b.stop(), 0)
 
+    def test_08c_redacted_encrypted_event_is_no_loss(self):
+        """A redacted m.room.encrypted event (content {}, the redaction in
+        unsigned.redacted_because) was removed on purpose: no notice in the
+        room, not logged as given up, and the next question is answered."""
+        room, b, alice = self.alice_dm()
+        with self.fake.lock:
+            self.fake._event(room, alice.id, "m.room.encrypted", {}, unsigned={"redacted_because": {
+                "type": "m.room.redaction", "sender": alice.id, "event_id": "$redaction1",
+                "origin_server_ts": int(time.time() * 1000), "content": {}}})
+        self.assertTrue(self.fake.wait(lambda: self.fake.bot_synced >= self.fake.pos, 20))
+        q1 = alice.ask(room, COUT[0])
+        self.expect_answers(alice, room, [(q1, COUT[1])], settle=2.0)
+        reply = self.wire_reply(room, q1, 0)[0]["event_id"]
+        others = [e for e in self.bot_events(room) if e["event_id"] != reply]
+        self.assertEqual(others, [], "the bot posted about a redacted event")
+        self.assertNotIn("undecryptable_given_up", b.logs())
+        self.assertEqual(b.stop(), 0)
+
     def test_08b_nul_in_an_event_does_not_stop_the_sync(self):
         """A \\u0000 escape in one event's ciphertext (valid JSON; a
         malicious or broken client can send it) must cost at most that event.
@@ -880,6 +981,35 @@ class Scenarios(E2EECase):
         self.expect_answers(alice, room2, [(q2, ETUDE[1])])
         self.assert_no_clear(room)
         self.assert_no_clear(room2)
+        self.assertEqual(b.stop(), 0)
+
+    def test_10d_room_encrypted_before_an_upgrade(self):
+        """An install from before encryption support: the room is encrypted
+        but the bot's state does not know it (no mx_rooms row) and no later
+        sync carries the room's state.  A plain question there (an old
+        client) is answered encrypted: before its first send into the room
+        the bot asks the room's m.room.encryption state, once."""
+        alice = User(self, "alice")
+        carol = "@carol:localhost"
+        room = self.fake.create_room([alice.id, carol], encrypted=True)
+        b = self.bot()
+        self.ready(b)
+        alice.start()
+        self.assertEqual(b.stop(), 0)
+        con = sqlite3.connect(os.path.join(self.tmp, "state", "faqbot.db"))
+        con.execute("DELETE FROM mx_rooms")
+        con.execute("DELETE FROM kv WHERE key LIKE 'matrix.enc_checked.%'")
+        con.commit()
+        con.close()
+        b = self.bot()
+        self.ready(b)
+        q1 = self.fake.user_message(room, carol, "faqbot: " + COUT[0], mentions=[BOT])
+        self.expect_answers(alice, room, [(q1, COUT[1])])
+        q2 = self.fake.user_message(room, carol, "faqbot: " + ETUDE[0], mentions=[BOT])
+        self.expect_answers(alice, room, [(q2, ETUDE[1])])
+        self.assert_no_clear(room)
+        self.assertEqual(len([g for g in self.fake.state_gets if g[1] == room]), 1,
+                         "the room's encryption state is asked once")
         self.assertEqual(b.stop(), 0)
 
     def test_11_rotation_as_the_room_asks(self):

@@ -5,7 +5,8 @@ Serves the Client-Server API on 127.0.0.1: /.well-known/matrix/client,
 /versions, /login (device_id reuse), /account/whoami, /user/{id}/filter,
 /sync (long poll, since, invites, leaves, limited timelines), /rooms/{id}/join,
 /rooms/{id}/send/{type}/{txnId} (deduplicated per device and txnId, echoed in
-/sync with unsigned.transaction_id) and /rooms/{id}/messages.  Every request
+/sync with unsigned.transaction_id), /rooms/{id}/messages and
+/rooms/{id}/state/{type}/{stateKey} (recorded in state_gets).  Every request
 is checked against the Client-Server API (path, method, query parameters,
 required body fields; sent contents against m.room.message / m.notice), read
 from ../shared/specs/matrix/ when it is beside the repository, else from the
@@ -119,6 +120,7 @@ class FakeMatrix(Waiting, matrix_e2ee.E2EE):
         self.txns = {}           # (device, room, txn) -> event_id
         self.sent = []           # bot events
         self.joins = []
+        self.state_gets = []     # (user, room, event type, state key) of GET /rooms/{id}/state/...
         self.requests = []
         self.spec_errors = []
         self.faults = {}
@@ -314,13 +316,14 @@ class FakeMatrix(Waiting, matrix_e2ee.E2EE):
         ("POST", r"^/_matrix/client/v3/rooms/([^/]+)/join$", "join"),
         ("PUT", r"^/_matrix/client/v3/rooms/([^/]+)/send/([^/]+)/([^/]+)$", "send"),
         ("GET", r"^/_matrix/client/v3/rooms/([^/]+)/messages$", "messages"),
+        ("GET", r"^/_matrix/client/v3/rooms/([^/]+)/state/([^/]+)(?:/([^/]*))?$", "room_state"),
     ] + matrix_e2ee.ROUTES
 
     def route(self, method, path):
         for m, rx, name in self.ROUTES:
             mt = re.match(rx, path)
             if m == method and mt:
-                return name, [unquote(g) for g in mt.groups()]
+                return name, [None if g is None else unquote(g) for g in mt.groups()]
         return None
 
     # ---- endpoints -----------------------------------------------------------
@@ -446,6 +449,26 @@ class FakeMatrix(Waiting, matrix_e2ee.E2EE):
             resp.update(self.e2ee_sync(dev, since))
             self.bot_synced = self.pos   # everything up to here was handed to the bot
             return 200, resp
+
+    def r_room_state(self, dev, args, q, b, f):
+        """GET /rooms/{roomId}/state/{eventType}/{stateKey} (the trailing
+        slash optional for an empty state key): the content of the room's
+        current state event, 404 M_NOT_FOUND when there is none, 403 to a
+        user who is not a member (Client-Server API, "Getting events for a
+        room")."""
+        rid, etype, skey = args[0], args[1], args[2] or ""
+        user = self.user_of(dev)
+        with self.lock:
+            self.state_gets.append((user, rid, etype, skey))
+            if rid not in self.rooms or user not in self.rooms[rid]["members"]:
+                return 403, {"errcode": "M_FORBIDDEN", "error": "You aren't a member of the room."}
+            found = None
+            for _, ev in self.rooms[rid]["events"]:
+                if ev.get("type") == etype and ev.get("state_key") == skey:
+                    found = ev
+            if found is None:
+                return 404, {"errcode": "M_NOT_FOUND", "error": "Event not found."}
+            return 200, found["content"]
 
     def r_join(self, dev, args, q, b, f):
         rid = args[0]

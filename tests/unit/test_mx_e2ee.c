@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sqlite3.h>
+
 #include "mx_crypto.h"
 #include "mx_e2ee.h"
 #include "store.h"
@@ -225,6 +227,167 @@ static void message_waits_for_its_key_then_decrypts(void **state)
 	mx_e2ee_free(e);
 }
 
+/* A sync batch that carried a pre-key message (alice's first Olm message,
+ * on one of the bot's one-time keys) and then failed to commit: the same
+ * batch, fetched again, still decrypts (the rolled-back step spent the
+ * one-time key in memory only). */
+static void pre_key_message_decrypts_after_a_rolled_back_batch(void **state)
+{
+	struct store *st = *state;
+	char err[512];
+	struct mx_e2ee *e = bot_new(st, key);
+	assert_int_equal(mx_e2ee_upload(e, 1, NULL, NULL), 0);
+	const char *bot_curve, *bot_ed;
+	assert_int_equal(mx_device_keys_check(json_object_get(uploaded, "device_keys"), BOT, "BOTDEV",
+					      &bot_curve, &bot_ed, err, sizeof(err)), 0);
+	struct mx_account *alice = mx_account_new(ALICE, "ALICEDEV", err, sizeof(err));
+	struct mx_megolm_out *out = mx_megolm_out_new(ROOM, 1, err, sizeof(err));
+	json_t *rk = mx_megolm_out_room_key(out, err, sizeof(err));
+	json_t *otk = claimed_key();
+	struct mx_olm_session *olm = mx_olm_session_new_outbound(alice, BOT, "BOTDEV", bot_curve, bot_ed, otk,
+								 err, sizeof(err));
+	assert_non_null(olm);
+	json_t *td = mx_olm_encrypt(alice, olm, BOT, bot_ed, "m.room_key", rk, err, sizeof(err));
+	assert_non_null(td);
+	json_t *batch = json_pack("{s:{s:[{s:s, s:s, s:O}]}}", "to_device", "events", "type",
+				  "m.room.encrypted", "sender", ALICE, "content", td);
+	struct strbuf p = STRBUF_INIT;
+	assert_int_equal(store_begin(st), 0);
+	assert_int_equal(mx_e2ee_sync(e, batch, 300), 0);
+	assert_int_equal(store_mx_megolm_in_get(st, ROOM, mx_megolm_out_session_id(out), &p), 1);
+	store_rollback(st); /* another write of the batch failed */
+	assert_int_equal(store_mx_megolm_in_get(st, ROOM, mx_megolm_out_session_id(out), &p), 0);
+	/* the batch again */
+	assert_int_equal(store_begin(st), 0);
+	assert_int_equal(mx_e2ee_sync(e, batch, 400), 0);
+	assert_int_equal(store_commit(st), 0);
+	assert_int_equal(store_mx_megolm_in_get(st, ROOM, mx_megolm_out_session_id(out), &p), 1);
+	strbuf_release(&p);
+	json_decref(batch);
+	json_decref(td);
+	json_decref(rk);
+	json_decref(otk);
+	mx_olm_session_free(olm);
+	mx_megolm_out_free(out);
+	mx_account_free(alice);
+	mx_e2ee_free(e);
+}
+
+/* Encrypted messages under made-up sessions: each waits (with one key
+ * request) up to 1000 in a room, past that it is given up; the key
+ * requests have their own queue, so a reply to the room is not held up
+ * behind them. */
+static void key_requests_do_not_hold_up_replies(void **state)
+{
+	struct store *st = *state;
+	struct mx_e2ee *e = bot_new(st, key);
+	assert_int_equal(mx_e2ee_upload(e, 1, NULL, NULL), 0);
+	json_t *plain = NULL;
+	assert_int_equal(store_begin(st), 0);
+	for (int i = 0; i <= 1000; i++) {
+		char sid[32], id[32];
+		snprintf(sid, sizeof(sid), "made-up-%d", i);
+		snprintf(id, sizeof(id), "$f%d", i);
+		json_t *ev = json_pack("{s:s, s:s, s:s, s:i, s:{s:s, s:s, s:s, s:s, s:s}}", "type",
+				       "m.room.encrypted", "event_id", id, "sender", ALICE, "origin_server_ts", 1,
+				       "content", "algorithm", MX_ALG_MEGOLM, "ciphertext", "AAAA", "session_id", sid,
+				       "sender_key", "x", "device_id", "ALICEDEV");
+		assert_int_equal(mx_e2ee_decrypt(e, ROOM, ev, "{}", &plain, 100),
+				 i < 1000 ? MX_WAITING : MX_UNDECRYPTABLE);
+		json_decref(ev);
+	}
+	assert_int_equal(store_commit(st), 0);
+	assert_int_equal(store_mx_waiting_count(st), 1000);
+	/* a reply to the room, queued after the 1000 key requests */
+	struct outbox_row row = { 0 };
+	row.transport = "matrix";
+	row.chat = ROOM;
+	row.trigger = "e:$real";
+	row.method = "m.room.message";
+	row.body = "{}";
+	row.txn = "t1";
+	row.created_at = row.next_at = 200;
+	assert_true(store_outbox_add(st, &row) > 0);
+	struct outbox_row due[4];
+	int n = store_outbox_due(st, "matrix", 300, due, 4);
+	int reply_due = 0;
+	for (int i = 0; i < n; i++) {
+		reply_due |= !strcmp(due[i].method, "m.room.message") && !strcmp(due[i].chat, ROOM);
+		outbox_row_release(&due[i]);
+	}
+	assert_true(reply_due);
+	mx_e2ee_free(e);
+}
+
+/* A device that shares more than 100 sessions in one room (made-up keys):
+ * only the 100 most recently used of that device and room are kept. */
+static void room_keys_are_capped_per_sender_device(void **state)
+{
+	struct store *st = *state;
+	char err[512];
+	struct mx_e2ee *e = bot_new(st, key);
+	assert_int_equal(mx_e2ee_upload(e, 1, NULL, NULL), 0);
+	const char *bot_curve, *bot_ed;
+	assert_int_equal(mx_device_keys_check(json_object_get(uploaded, "device_keys"), BOT, "BOTDEV",
+					      &bot_curve, &bot_ed, err, sizeof(err)), 0);
+	struct mx_account *alice = mx_account_new(ALICE, "ALICEDEV", err, sizeof(err));
+	json_t *otk = claimed_key();
+	struct mx_olm_session *olm = mx_olm_session_new_outbound(alice, BOT, "BOTDEV", bot_curve, bot_ed, otk,
+								 err, sizeof(err));
+	assert_non_null(olm);
+	json_t *events = json_array();
+	for (int i = 0; i < 101; i++) {
+		struct mx_megolm_out *out = mx_megolm_out_new(ROOM, 1, err, sizeof(err));
+		json_t *rk = mx_megolm_out_room_key(out, err, sizeof(err));
+		json_t *td = mx_olm_encrypt(alice, olm, BOT, bot_ed, "m.room_key", rk, err, sizeof(err));
+		assert_non_null(td);
+		json_array_append_new(events, json_pack("{s:s, s:s, s:o}", "type", "m.room.encrypted", "sender",
+							ALICE, "content", td));
+		json_decref(rk);
+		mx_megolm_out_free(out);
+	}
+	json_t *batch = json_pack("{s:{s:o}}", "to_device", "events", events);
+	assert_int_equal(store_begin(st), 0);
+	assert_int_equal(mx_e2ee_sync(e, batch, 300), 0);
+	assert_int_equal(store_commit(st), 0);
+	sqlite3_stmt *q;
+	assert_int_equal(sqlite3_prepare_v2(store_sqlite_for_tests(st), "SELECT count(*) FROM mx_megolm_in",
+					    -1, &q, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(q, 0), 100);
+	sqlite3_finalize(q);
+	json_decref(batch);
+	json_decref(otk);
+	mx_olm_session_free(olm);
+	mx_account_free(alice);
+	mx_e2ee_free(e);
+}
+
+/* The device is replaced (another device id: new keys, the encryption
+ * state reset): an event that still waited for its key is recorded as
+ * given up, not silently deleted. */
+static void reset_records_waiting_events_as_given_up(void **state)
+{
+	struct store *st = *state;
+	char err[512];
+	struct mx_e2ee *e = bot_new(st, key);
+	json_t *ev = json_pack("{s:s, s:s, s:s, s:i, s:{s:s, s:s, s:s, s:s, s:s}}", "type", "m.room.encrypted",
+			       "event_id", "$w1", "sender", ALICE, "origin_server_ts", 1, "content", "algorithm",
+			       MX_ALG_MEGOLM, "ciphertext", "AAAA", "session_id", "never-shared", "sender_key", "x",
+			       "device_id", "ALICEDEV");
+	json_t *plain = NULL;
+	assert_int_equal(store_begin(st), 0);
+	assert_int_equal(mx_e2ee_decrypt(e, ROOM, ev, "{}", &plain, 100), MX_WAITING);
+	assert_int_equal(store_commit(st), 0);
+	assert_int_equal(store_mx_waiting_count(st), 1);
+	assert_int_equal(store_ledger_has(st, "matrix", "e:$w1"), 0);
+	assert_int_equal(mx_e2ee_load(e, BOT, "NEWDEV", err, sizeof(err)), 0);
+	assert_int_equal(store_mx_waiting_count(st), 0);
+	assert_int_equal(store_ledger_has(st, "matrix", "e:$w1"), 1);
+	json_decref(ev);
+	mx_e2ee_free(e);
+}
+
 static int teardown_all(void **state)
 {
 	json_decref(uploaded);
@@ -238,6 +401,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(account_is_kept_and_needs_its_key, setup, teardown_all),
 		cmocka_unit_test_setup_teardown(rooms_turn_encrypted, setup, teardown_all),
 		cmocka_unit_test_setup_teardown(message_waits_for_its_key_then_decrypts, setup, teardown_all),
+		cmocka_unit_test_setup_teardown(pre_key_message_decrypts_after_a_rolled_back_batch, setup,
+						teardown_all),
+		cmocka_unit_test_setup_teardown(key_requests_do_not_hold_up_replies, setup, teardown_all),
+		cmocka_unit_test_setup_teardown(room_keys_are_capped_per_sender_device, setup, teardown_all),
+		cmocka_unit_test_setup_teardown(reset_records_waiting_events_as_given_up, setup, teardown_all),
 	};
 	return cmocka_run_group_tests_name("mx_e2ee", tests, NULL, NULL);
 }

@@ -841,18 +841,47 @@ static void encryption_tables_keep_what_the_transport_needs(void **state)
 	/* device lists: unknown, fresh, outdated */
 	strbuf_reset(&b);
 	assert_int_equal(store_mx_devices_get(s, "@a:hs", add_device, &b), 0);
-	assert_int_equal(store_mx_devices_clear(s, "@a:hs"), 0);
+	int64_t gen = -1;
+	assert_int_equal(store_mx_devices_generation(s, "@a:hs", &gen), 0);
+	assert_int_equal(gen, 0);
+	assert_int_equal(store_mx_devices_clear(s, "@a:hs", gen), 0);
 	assert_int_equal(store_mx_device_add(s, "@a:hs", "A1", "c1", "e1"), 0);
 	assert_int_equal(store_mx_device_add(s, "@a:hs", "A2", "c2", "e2"), 0);
 	assert_int_equal(store_mx_devices_get(s, "@a:hs", add_device, &b), 1);
 	assert_string_equal(b.buf, "A1=c1/e1;A2=c2/e2;");
 	assert_int_equal(store_mx_devices_outdated(s, "@a:hs"), 0);
 	assert_int_equal(store_mx_devices_get(s, "@a:hs", add_device, &b), 0);
-	assert_int_equal(store_mx_devices_clear(s, "@a:hs"), 0); /* queried again: one device now */
+	assert_int_equal(store_mx_devices_generation(s, "@a:hs", &gen), 0);
+	assert_int_equal(store_mx_devices_clear(s, "@a:hs", gen), 0); /* queried again: one device now */
 	assert_int_equal(store_mx_device_add(s, "@a:hs", "A2", "c2", "e2"), 0);
 	strbuf_reset(&b);
 	assert_int_equal(store_mx_devices_get(s, "@a:hs", add_device, &b), 1);
 	assert_string_equal(b.buf, "A2=c2/e2;");
+	/* a change synced while a query is out: its answer leaves the list
+	 * outdated (it may predate a new device) */
+	assert_int_equal(store_mx_devices_generation(s, "@a:hs", &gen), 0);
+	assert_int_equal(store_mx_devices_outdated(s, "@a:hs"), 0);
+	assert_int_equal(store_mx_devices_clear(s, "@a:hs", gen), 0);
+	assert_int_equal(store_mx_device_add(s, "@a:hs", "A2", "c2", "e2"), 0);
+	assert_int_equal(store_mx_devices_get(s, "@a:hs", add_device, &b), 0);
+	/* the same for a user never queried before (no row yet) */
+	assert_int_equal(store_mx_devices_generation(s, "@n:hs", &gen), 0);
+	assert_int_equal(store_mx_devices_outdated(s, "@n:hs"), 0);
+	assert_int_equal(store_mx_devices_clear(s, "@n:hs", gen), 0);
+	assert_int_equal(store_mx_devices_get(s, "@n:hs", add_device, &b), 0);
+	/* inbound sessions of one sender device in a room: the least recently
+	 * used beyond the cap go */
+	assert_int_equal(store_mx_megolm_in_set(s, "!t", "t1", "skA", "p1", 1), 0);
+	assert_int_equal(store_mx_megolm_in_set(s, "!t", "t2", "skA", "p2", 3), 0);
+	assert_int_equal(store_mx_megolm_in_set(s, "!t", "t3", "skA", "p3", 2), 0);
+	assert_int_equal(store_mx_megolm_in_set(s, "!t", "t4", "skB", "p4", 0), 0);
+	assert_int_equal(store_mx_megolm_in_trim(s, "!t", "skA", 2), 1);
+	assert_int_equal(store_mx_megolm_in_get(s, "!t", "t1", &p), 0);
+	assert_int_equal(store_mx_megolm_in_get(s, "!t", "t2", &p), 1);
+	assert_int_equal(store_mx_megolm_in_get(s, "!t", "t3", &p), 1);
+	assert_int_equal(store_mx_megolm_in_get(s, "!t", "t4", &p), 1); /* another device's */
+	assert_int_equal(store_mx_megolm_in_trim(s, "!t", "skA", 2), 0);
+	assert_int_equal(store_mx_waiting_room_count(s, "!t"), 0);
 	/* rooms */
 	int64_t ms = 0, msgs = 0;
 	assert_int_equal(store_mx_room_get(s, "!plain", &ms, &msgs), 0);
