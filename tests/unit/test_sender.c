@@ -246,7 +246,7 @@ static void sending_rows_never_exceed_max_in_flight(void **state)
 	struct sender *snd = sender_new(s, "t", 3, &ops, &f);
 	for (int r = 0; r < 2; r++)
 		for (int c = 0; c < 10; c++) {
-			char chat[8], trig[16];
+			char chat[16], trig[32];
 			snprintf(chat, sizeof(chat), "c%d", c);
 			snprintf(trig, sizeof(trig), "c%d-%d", c, r);
 			queue(s, chat, trig, 1);

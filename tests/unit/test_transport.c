@@ -182,7 +182,7 @@ static void answers_of_one_turn_are_committed_together(void **state)
 	int64_t now = wall_ms();
 	assert_int_equal(store_begin(w->store), 0);
 	for (int i = 0; i < 4; i++) {
-		char uid[8], payload[80];
+		char uid[16], payload[96];
 		snprintf(uid, sizeof(uid), "u%d", i);
 		snprintf(payload, sizeof(payload), "c%d|user%d|combien coûte la souscription", i, i);
 		assert_int_equal(store_inbox_add(w->store, "fake", uid, payload, now), 1);
