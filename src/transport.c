@@ -224,6 +224,11 @@ void transport_fail(struct transport *t, const char *why)
 	t->phase = PH_FAILED;
 	t->start_in_flight = 0;
 	log_error("fatal", "transport=%s error=%s", t->name, log_q(why));
+	/* the loop stops at once: the answers kept for the next pump are
+	 * written now (no new send starts), or by the pump running this */
+	sender_stop(t->sender);
+	if (!store_in_transaction(t->store) && sender_unrecorded(t->sender))
+		transport_pump(t, wall_ms());
 }
 
 /* ==== Poll ==== */

@@ -287,12 +287,36 @@ static void failures_back_off_and_admins_are_told(void **state)
 	assert_int_equal(w->f.polls, 1); /* stopped: no new poll */
 }
 
+/* A transport that fails (the loop then stops at once) writes the answers
+ * it kept for the next pump, and starts no new send. */
+static void a_failure_writes_the_answers_kept(void **state)
+{
+	struct world *w = *state;
+	struct transport *t = w->f.t;
+	transport_running(t);
+	int64_t now = wall_ms();
+	assert_int_equal(store_begin(w->store), 0);
+	assert_int_equal(store_inbox_add(w->store, "fake", "u1", "c1|alice|combien coûte la souscription", now), 1);
+	assert_int_equal(store_inbox_add(w->store, "fake", "u2", "c2|bob|combien coûte la souscription", now), 1);
+	assert_int_equal(store_commit(w->store), 0);
+	transport_poll_stored(t, 0.1);
+	transport_tick(t, wall_ms() + 10);
+	assert_int_equal(w->f.n_all, 1); /* max_in_flight 1 here */
+	answer(w, 200);
+	assert_int_equal(store_outbox_count(w->store, "fake", OUT_SENT), 0);
+	transport_fail(t, "a test");
+	assert_int_equal(store_outbox_count(w->store, "fake", OUT_SENT), 1);
+	assert_int_equal(store_outbox_count(w->store, "fake", OUT_SENDING), 0);
+	assert_int_equal(w->f.n_all, 1); /* nothing new went out */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(a_question_goes_all_the_way, setup, teardown),
 		cmocka_unit_test_setup_teardown(failures_back_off_and_admins_are_told, setup, teardown),
 		cmocka_unit_test_setup_teardown(answers_of_one_turn_are_committed_together, setup, teardown),
+		cmocka_unit_test_setup_teardown(a_failure_writes_the_answers_kept, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
