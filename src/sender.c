@@ -204,16 +204,16 @@ void sender_start(struct sender *s, int64_t now, int rollback)
 		return;
 	}
 	/* the outcomes written by sender_pick are committed now */
-	for (struct send_ctx *o = s->outcomes, *next; o; o = next) {
-		next = o->next;
-		if (!o->written)
+	struct send_ctx **p = &s->outcomes;
+	while (*p) {
+		struct send_ctx *o = *p;
+		if (!o->written) {
+			p = &o->next;
 			continue;
-		if (o->prev)
-			o->prev->next = next;
-		else
-			s->outcomes = next;
-		if (next)
-			next->prev = o->prev;
+		}
+		*p = o->next;
+		if (o->next)
+			o->next->prev = o->prev;
 		s->n_outcomes--;
 		ctx_free(o);
 	}
