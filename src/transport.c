@@ -383,6 +383,10 @@ void transport_stop(struct transport *t)
 {
 	t->stopping = 1;
 	sender_stop(t->sender);
+	/* the loop ticks no more: answers kept for the next pump are written
+	 * now (those still to come are written as they arrive, see sent) */
+	if (!store_in_transaction(t->store) && sender_unrecorded(t->sender))
+		transport_pump(t, wall_ms());
 }
 
 int64_t transport_last_poll(const struct transport *t)

@@ -287,9 +287,10 @@ static void failures_back_off_and_admins_are_told(void **state)
 	assert_int_equal(w->f.polls, 1); /* stopped: no new poll */
 }
 
-/* A transport that fails (the loop then stops at once) writes the answers
- * it kept for the next pump, and starts no new send. */
-static void a_failure_writes_the_answers_kept(void **state)
+/* A transport that fails (the loop then stops at once), or is stopped (the
+ * loop then ticks no more), writes the answers it kept for the next pump,
+ * and starts no new send: a graceful stop leaves nothing "sending". */
+static void stop_or_failure(void **state, int fail)
 {
 	struct world *w = *state;
 	struct transport *t = w->f.t;
@@ -304,10 +305,24 @@ static void a_failure_writes_the_answers_kept(void **state)
 	assert_int_equal(w->f.n_all, 1); /* max_in_flight 1 here */
 	answer(w, 200);
 	assert_int_equal(store_outbox_count(w->store, "fake", OUT_SENT), 0);
-	transport_fail(t, "a test");
+	if (fail)
+		transport_fail(t, "a test");
+	else
+		transport_stop(t);
 	assert_int_equal(store_outbox_count(w->store, "fake", OUT_SENT), 1);
 	assert_int_equal(store_outbox_count(w->store, "fake", OUT_SENDING), 0);
 	assert_int_equal(w->f.n_all, 1); /* nothing new went out */
+	assert_int_equal(transport_busy(t), 0);
+}
+
+static void a_failure_writes_the_answers_kept(void **state)
+{
+	stop_or_failure(state, 1);
+}
+
+static void a_stop_writes_the_answers_kept(void **state)
+{
+	stop_or_failure(state, 0);
 }
 
 int main(void)
@@ -317,6 +332,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(failures_back_off_and_admins_are_told, setup, teardown),
 		cmocka_unit_test_setup_teardown(answers_of_one_turn_are_committed_together, setup, teardown),
 		cmocka_unit_test_setup_teardown(a_failure_writes_the_answers_kept, setup, teardown),
+		cmocka_unit_test_setup_teardown(a_stop_writes_the_answers_kept, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
