@@ -58,6 +58,7 @@ struct config {
 	long telegram_poll_timeout;    /* seconds */
 	long telegram_send_timeout;    /* seconds */
 	int telegram_rate_limits;
+	long telegram_parallel_sends;  /* sends at once across chats */
 
 	char *matrix_homeserver;       /* base URL, or a server name to discover */
 	char *matrix_token;

@@ -14,12 +14,14 @@
  * as outbox rows (exact request bytes) with their ledger entry.  The sender
  * sends outbox rows per chat in order, one at a time per chat, within
  * Telegram's rate limits (token buckets: 1/s per chat, 20/min per group,
- * 25/s overall), and records each outcome at once.
+ * 25/s overall), up to parallel_sends chats at once; the outcomes that
+ * arrive together are committed together, before the chat's next send.
  *
  * Delivery policy: Telegram has no idempotency key, so a send whose outcome
  * is unknown (timeout or connection lost after the body went out, 500, 502,
  * 504, or a crash while sending) is sent again and logged as
- * event=ambiguous_resend; everything else is sent exactly once.
+ * event=ambiguous_resend; everything else is sent exactly once.  A crash
+ * leaves at most parallel_sends sends with an unknown outcome.
  *
  * Protocol only: it runs on the transport skeleton (transport.h), which
  * owns start-up, polls, the pump and the sender; what happens around the
@@ -53,7 +55,14 @@ struct tg_options {
 	const char *admin_chat;    /* told about invalid FAQ edits, or NULL */
 	const char *allowed_chats; /* comma-separated chat ids, NULL: all */
 	long flood_max, flood_window_s, flood_pause_s;
+	long parallel_sends;       /* sends at once across chats; 0: TG_PARALLEL_SENDS */
 };
+
+/* Sends at once by default (telegram_parallel_sends): each in a different
+ * chat.  Telegram has no idempotency key, so every send in flight (or
+ * answered but not yet committed) when the process dies is a possible
+ * duplicate after the restart: a crash duplicates at most this many. */
+#define TG_PARALLEL_SENDS 6
 
 struct config;
 /* The transport_kinds row (transport.h): telegram_token set; the

@@ -14,9 +14,10 @@
  *   - the poll: when to start one (after the last answer, a backoff, a
  *     server-given wait), what a stored answer counts (faqbot_polls_total,
  *     faqbot_poll_seconds_total), what a failed one logs and counts;
- *   - the pump: one commit with what the caller wrote, the replies to
- *     pending inbox rows (the row hook, through the service) and the sends
- *     picked next; a store error waits a second;
+ *   - the pump: one commit with what the caller wrote, the outcomes of
+ *     the sends answered since the last pump (group commit), the replies
+ *     to pending inbox rows (the row hook, through the service) and the
+ *     sends picked next; a store error waits a second;
  *   - the sender (sender.h) and the service (service.h) of the transport,
  *     the prologue and epilogue of every send's answer, next_wake, stop,
  *     busy, failed, the heartbeat's last poll and the admin notices.
@@ -63,7 +64,9 @@ struct transport_ops {
 	/* Classifies a send's answer into row (state, result, retry time,
 	 * sender_retry_later...) and writes what else it changes when txn is
 	 * 1 (a transaction is open).  Returns txn, or 0 when one of its own
-	 * writes failed. */
+	 * writes failed.  Called by the pump after the answer arrived (group
+	 * commit: the answers of one loop turn in one transaction), with a
+	 * copy of the answer. */
 	int (*sent)(void *self, struct outbox_row *row, const struct http_response *r, int txn);
 	/* ms chat must wait before its next send (rate limits), 0 = go; may be NULL. */
 	int64_t (*throttle)(void *self, const char *chat, int64_t now);

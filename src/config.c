@@ -86,6 +86,9 @@ static const struct key keys[] = {
 	  "seconds a send may take before its outcome counts as unknown (it is then sent again)" },
 	{ "telegram_rate_limits", K_BOOL, F(telegram_rate_limits), "true", 0, 0, NULL,
 	  "respect Telegram's published send limits (turn off only against a test server)" },
+	{ "telegram_parallel_sends", K_INT, F(telegram_parallel_sends), "6", 1, 16, NULL,
+	  "replies sent at once to different chats (one at a time per chat); a crash may "
+	  "duplicate at most this many replies (1: one at a time)" },
 	{ "matrix_homeserver", K_STR, F(matrix_homeserver), NULL, 0, 0, NULL,
 	  "Matrix homeserver: base URL (https://matrix.example.org) or server name to discover" },
 	{ "matrix_token", K_SECRET, F(matrix_token), NULL, 0, 0, NULL,

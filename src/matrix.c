@@ -994,6 +994,23 @@ static int still_waiting(void *arg, const char *room)
 	return tell_undecryptable(arg, room);
 }
 
+/* The bot's own message echo with its transaction id: marks that reply
+ * sent at once, in the batch's commit (it would only do that from the
+ * inbox).  1 handled, 0 not an own message echo, -1 store error. */
+static int own_echo(struct mx *m, const char *room, json_t *ev)
+{
+	const char *sender = json_string_value(json_object_get(ev, "sender"));
+	const char *txn = json_string_value(json_object_get(json_object_get(ev, "unsigned"), "transaction_id"));
+	const char *event_id = json_string_value(json_object_get(ev, "event_id"));
+	if (!sender || !m->user_id || strcmp(sender, m->user_id) || !txn || !event_id ||
+	    json_object_get(ev, "state_key"))
+		return 0;
+	int rc = store_outbox_mark_sent(m->store, T, txn, event_id);
+	if (rc == 1)
+		log_info("echo_confirmed", "transport=" T " room=%s txn=%s", log_q(room), log_q(txn));
+	return rc < 0 ? -1 : 1;
+}
+
 /* Stores the batch (with gap events filled in) and next_batch in one
  * commit, then pumps.  When the store fails, nothing of it is kept and the
  * same sync is made again. */
@@ -1033,6 +1050,12 @@ static void commit_batch(struct mx *m)
 			const char *id = json_string_value(json_object_get(ev, "event_id"));
 			if (!id)
 				continue;
+			int own = own_echo(m, room, ev);
+			if (own != 0) {
+				if (own < 0)
+					ok = 0;
+				continue;
+			}
 			json_t *p = json_pack("{s:s, s:s, s:O, s:I}", "kind", "event", "room", room, "event", ev,
 					      "members", (json_int_t)members);
 			if (add_inbox(m, id, p, now) < 0)

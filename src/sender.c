@@ -8,6 +8,13 @@
  * Outcomes are kept in memory until they are committed: a send whose
  * outcome cannot be written (disk full, database locked) is neither left
  * "sending" for good nor sent again; the next pump writes it again.
+ *
+ * Group commit: answers are classified and written by the next pump, so
+ * the answers of one loop turn share one commit (one fsync), and that
+ * commit also marks the sends that go next.  The in-flight count drops
+ * when an answer arrives, but the rows picked in its place are only marked
+ * in the transaction that writes that answer's outcome: the rows "sending"
+ * in the database never exceed max_in_flight.
  */
 #include "sender.h"
 #include "http.h"
@@ -61,6 +68,7 @@ static void unlink_ctx(struct sender *s, struct send_ctx *x)
 static void ctx_free(struct send_ctx *x)
 {
 	outbox_row_release(&x->row);
+	strbuf_release(&x->resp.body);
 	free(x);
 }
 
@@ -100,19 +108,35 @@ int64_t sender_backoff(const struct outbox_row *row)
 	return (int64_t)http_backoff_ms((unsigned)(row->attempts > 0 ? row->attempts - 1 : 0));
 }
 
-/* Writes the outcomes not yet committed (inside the open transaction). */
-static void record_outcomes(struct sender *s)
+int sender_record(struct sender *s)
 {
-	for (struct send_ctx *x = s->outcomes; x; x = x->next) {
+	int rc = 0;
+	/* oldest answer first (the list is newest first): a chat's state
+	 * changes (a 429's park, a migration) apply in the order they came */
+	struct send_ctx *last = s->outcomes;
+	while (last && last->next)
+		last = last->next;
+	for (struct send_ctx *x = last; x; x = x->prev) {
+		if (!x->answered)
+			continue;
+		x->answered = 0; /* classified once, even if this transaction fails */
+		if (s->ops.outcome(s->arg, x) < 0)
+			rc = -1;
+		strbuf_release(&x->resp.body);
+	}
+	for (struct send_ctx *x = last; x; x = x->prev) {
+		if (x->written)
+			continue;
 		if (store_outbox_set(s->store, &x->row) < 0)
-			return; /* the transaction is refused; all are written again next time */
+			return -1; /* the transaction is refused; all are written again next time */
 		x->written = 1;
 	}
+	return rc;
 }
 
 void sender_pick(struct sender *s, int64_t now)
 {
-	record_outcomes(s);
+	(void)sender_record(s); /* a failure refuses the transaction: the commit says so */
 	int room = s->max_in_flight - s->in_flight - (int)s->n_picked;
 	if (s->stopped || room <= 0)
 		return;
@@ -154,12 +178,15 @@ void sender_pick(struct sender *s, int64_t now)
 	}
 }
 
-/* Keeps x's outcome to be written by the next sender_pick. */
+/* Keeps x's outcome to be written by the next sender_pick.  The list is
+ * doubly linked, newest first. */
 static void keep_outcome(struct sender *s, struct send_ctx *x)
 {
 	x->written = 0;
 	x->prev = NULL;
 	x->next = s->outcomes;
+	if (s->outcomes)
+		s->outcomes->prev = x;
 	s->outcomes = x;
 	s->n_outcomes++;
 }
@@ -179,14 +206,16 @@ void sender_start(struct sender *s, int64_t now, int rollback)
 	/* the outcomes written by sender_pick are committed now */
 	struct send_ctx **p = &s->outcomes;
 	while (*p) {
-		struct send_ctx *x = *p;
-		if (x->written) {
-			*p = x->next;
-			s->n_outcomes--;
-			ctx_free(x);
-		} else {
-			p = &x->next;
+		struct send_ctx *o = *p;
+		if (!o->written) {
+			p = &o->next;
+			continue;
 		}
+		*p = o->next;
+		if (o->next)
+			o->next->prev = o->prev;
+		s->n_outcomes--;
+		ctx_free(o);
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct send_ctx *x = s->picked[i];
@@ -213,6 +242,17 @@ void sender_done(struct sender *s, struct send_ctx *x)
 	unlink_ctx(s, x);
 	keep_outcome(s, x);
 	s->wake = 0; /* something changed: look at the outbox again */
+}
+
+void sender_answered(struct sender *s, struct send_ctx *x, const struct http_response *r)
+{
+	strbuf_release(&x->resp.body);
+	x->resp = *r;
+	strbuf_init(&x->resp.body, 0);
+	if (r->body.len)
+		(void)strbuf_add(&x->resp.body, r->body.buf, r->body.len); /* no cap: 0 */
+	x->answered = 1;
+	sender_done(s, x);
 }
 
 size_t sender_unrecorded(const struct sender *s)

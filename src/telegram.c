@@ -26,10 +26,6 @@
 
 #define T "telegram"
 #define MAX_PART_UNITS 4000      /* Telegram allows 4096 UTF-16 units a message */
-/* One send at a time: Telegram has no idempotency key, so every send in
- * flight when the process dies is a possible duplicate after restart.  One
- * at a time bounds duplicates by the number of crashes. */
-#define MAX_IN_FLIGHT 1
 #define CALLBACK_MAX_AGE_MS 15000 /* answerCallbackQuery is useless after this */
 #define POLL_SLACK_MS 15000      /* curl timeout = long-poll timeout + this */
 #define POLL_LIMIT 100           /* getUpdates batch size, the API's maximum */
@@ -993,7 +989,11 @@ struct transport *tg_new(const struct tg_options *o, struct bot *bot, struct sto
 	tg->chat_bucket = strmap_new(1024);
 	static const struct transport_ops ops = { tg_start, tg_poll, tg_row, tg_queue, tg_send, tg_sent,
 						  tg_throttle, tg_free };
-	struct transport_config c = { T, "poll", MAX_IN_FLIGHT, 0, o->admin_chat,
+	/* several chats at once, one send at a time per chat (the sender);
+	 * Telegram has no idempotency key: a crash may duplicate each send
+	 * in flight, so their number is the operator's choice */
+	int in_flight = o->parallel_sends > 0 ? (int)o->parallel_sends : TG_PARALLEL_SENDS;
+	struct transport_config c = { T, "poll", in_flight, 0, o->admin_chat,
 				      { T, o->cooldown_s, o->record_unanswered, o->log_questions, o->flood_max,
 					o->flood_window_s, o->flood_pause_s } };
 	tg->t = transport_new(&c, &ops, tg, bot, store, http);
@@ -1030,6 +1030,6 @@ struct transport *tg_from_config(const struct config *c, struct bot *bot, struct
 				 c->telegram_rate_limits, c->unanswered_retention_days > 0,
 				 c->log_questions, c->admin_telegram_chat,
 				 c->telegram_allowed_chats, c->flood_max, c->flood_window,
-				 c->flood_pause };
+				 c->flood_pause, c->telegram_parallel_sends };
 	return tg_new(&to, bot, store, http);
 }

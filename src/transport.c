@@ -44,22 +44,31 @@ struct transport {
 
 /* ==== Sends: the sender's hooks, each answer's prologue and epilogue ==== */
 
+/* A send's answer: kept for the next pump (group commit: every answer of
+ * this loop turn is classified and written in one transaction, with the
+ * sends picked next).  The loop pumps at its next turn; once stopping it
+ * ticks no more, so the answer is written at once. */
 static void sent(void *arg, struct http_response *r)
 {
 	struct send_ctx *x = arg;
 	struct transport *t = x->arg;
-	/* the outcome itself is written by the sender with the next sends
-	 * picked (and kept until committed); what the transport writes
-	 * besides goes in this transaction, when one can be opened */
-	int txn = store_begin(t->store) == 0;
-	txn = t->ops->sent(t->self, &x->row, r, txn);
-	if (!txn)
-		log_warn("store_error", "transport=%s chat=%s trigger=%s note=%s", t->name, log_q(x->row.chat),
-			 log_q(x->row.trigger),
-			 log_q("what this outcome changes besides the reply itself was not saved; "
-			       "the reply's outcome is kept and saved with the next commit"));
-	sender_done(t->sender, x);
-	transport_pump(t, wall_ms());
+	sender_answered(t->sender, x, r);
+	if (t->stopping)
+		transport_pump(t, wall_ms());
+}
+
+/* The sender's outcome hook: the transport's sent hook classifies the
+ * answer and writes what else it changes, inside the pump's transaction. */
+static int sender_outcome(void *arg, struct send_ctx *x)
+{
+	struct transport *t = arg;
+	if (t->ops->sent(t->self, &x->row, &x->resp, 1))
+		return 0;
+	log_warn("store_error", "transport=%s chat=%s trigger=%s note=%s", t->name, log_q(x->row.chat),
+		 log_q(x->row.trigger),
+		 log_q("what this outcome changes besides the reply itself was not saved; "
+		       "the reply's outcome is kept and saved with the next commit"));
+	return -1;
 }
 
 static int sender_send(void *arg, struct send_ctx *x)
@@ -96,7 +105,7 @@ struct transport *transport_new(const struct transport_config *c, const struct t
 	t->store = store;
 	t->http = http;
 	snprintf(t->labels, sizeof(t->labels), "transport=\"%.60s\"", t->name);
-	static const struct sender_ops sops = { sender_send, sender_throttle };
+	static const struct sender_ops sops = { sender_send, sender_throttle, sender_outcome };
 	t->sender = sender_new(store, t->name, c->max_in_flight, &sops, t);
 	static const struct service_ops vops = { service_queue };
 	struct service_options so = c->service;
@@ -215,6 +224,11 @@ void transport_fail(struct transport *t, const char *why)
 	t->phase = PH_FAILED;
 	t->start_in_flight = 0;
 	log_error("fatal", "transport=%s error=%s", t->name, log_q(why));
+	/* the loop stops at once: the answers kept for the next pump are
+	 * written now (no new send starts), or by the pump running this */
+	sender_stop(t->sender);
+	if (!store_in_transaction(t->store) && sender_unrecorded(t->sender))
+		transport_pump(t, wall_ms());
 }
 
 /* ==== Poll ==== */
@@ -304,6 +318,9 @@ void transport_pump(struct transport *t, int64_t now)
 		sender_start(t->sender, now, 1);
 		return;
 	}
+	/* the answers of sends first: a chat's new state (parked, migrated,
+	 * forbidden) is known to the replies queued after them */
+	(void)sender_record(t->sender); /* a failure refuses the transaction */
 	if (t->phase == PH_RUN)
 		process_inbox(t);
 	sender_pick(t->sender, now);
@@ -366,6 +383,10 @@ void transport_stop(struct transport *t)
 {
 	t->stopping = 1;
 	sender_stop(t->sender);
+	/* the loop ticks no more: answers kept for the next pump are written
+	 * now (those still to come are written as they arrive, see sent) */
+	if (!store_in_transaction(t->store) && sender_unrecorded(t->sender))
+		transport_pump(t, wall_ms());
 }
 
 int64_t transport_last_poll(const struct transport *t)

@@ -513,13 +513,59 @@ class Webhook(TelegramCase):
         b.stop()
 
 
+QUESTIONS = ["combien ça coûte ?", "c'est quoi une étude en souscription",
+             "quelle est la TVA", "comment renouveler mon passeport"]
+
+
 class Crashes(TelegramCase):
     # one user asks 20 questions per chat here: no flood limit
     env = {"FAQBOT_TELEGRAM_GROUP_MODE": "all", "FAQBOT_TELEGRAM_COOLDOWN": 0, "FAQBOT_FLOOD_MAX": 0}
 
+    def first_replies_in_order(self, asked):
+        """Per chat, the first reply to each question came in the order asked
+        (a resend after a crash may repeat one, never overtake it)."""
+        for chat in {c for c, _ in asked}:
+            firsts = []
+            for m in self.fake.sent_to(chat):
+                mid = (m.get("reply_parameters") or {}).get("message_id")
+                if mid not in firsts:
+                    firsts.append(mid)
+            self.assertEqual(firsts, [m for c, m in asked if c == chat], f"chat {chat} out of order")
+
+    def test_kill_9_during_parallel_sends(self):
+        """A kill -9 while several chats' replies are in flight: nothing is
+        lost, and only the replies in flight go twice (at most
+        telegram_parallel_sends, 6 by default)."""
+        self.fake.send_delay = 0.5
+        b = self.bot()
+        chats = [-3000 - i for i in range(12)]
+        asked = [(c, self.fake.user_message(c, QUESTIONS[r], chat_type="group"))
+                 for r in range(2) for c in chats]
+        self.assertTrue(self.fake.wait(lambda: sum(self.fake.sending.values()) >= 4, 20),
+                        "the replies did not go out in parallel")
+        b.kill()
+        # the dead bot's requests finish on the server's side (their replies
+        # are delivered: these are the duplicates to come), then a new bot
+        self.assertTrue(self.fake.wait(lambda: sum(self.fake.sending.values()) == 0, 10))
+        self.assertEqual(self.fake.max_sending_chat, 1, "two sends to one chat at once")
+        self.fake.max_sending_chat = 0
+        b = self.bot()
+        ok = self.fake.wait(lambda: all(self.fake.replies_to(c, m) for c, m in asked), 60)
+        self.assertTrue(ok, f"unanswered: {[(c, m) for c, m in asked if not self.fake.replies_to(c, m)]}")
+        dup = sum(len(self.fake.replies_to(c, m)) - 1 for c, m in asked)
+        self.assertGreaterEqual(dup, 1, "the sends in flight at the kill were not sent again")
+        self.assertLessEqual(dup, 6, "more duplicates than sends in flight")
+        self.assertEqual(self.fake.max_sending_chat, 1, "two sends to one chat at once")
+        self.first_replies_in_order(asked)
+        self.assertIn("ambiguous_resend", b.logs())
+        print(f"\n  kill -9 during parallel sends: {len(asked)} questions answered, {dup} duplicate(s)",
+              file=sys.stderr)
+        self.assertEqual(b.stop(), 0)
+
     def test_kill_9_loses_nothing(self):
-        questions = ["combien ça coûte ?", "c'est quoi une étude en souscription",
-                     "quelle est la TVA", "comment renouveler mon passeport"]
+        # one send at a time: each crash duplicates at most one reply
+        self.env = dict(self.env, FAQBOT_TELEGRAM_PARALLEL_SENDS=1)
+        questions = QUESTIONS
         chats = [-2000 - i for i in range(10)]
         asked = []
         rnd = random.Random(7)
@@ -551,7 +597,26 @@ class Crashes(TelegramCase):
         self.assertTrue(ok, f"unanswered after {kills} kills: {missing[:10]} ({len(missing)})")
         dup = sum(len(self.fake.replies_to(c, m)) - 1 for c, m in asked)
         self.assertLessEqual(dup, kills, "more duplicates than kills")
+        self.assertEqual(self.fake.max_sending, 1, "telegram_parallel_sends = 1 sent two at once")
+        self.first_replies_in_order(asked)
         print(f"\n  kill -9 x{kills}: 200 questions answered, {dup} duplicate(s)", file=sys.stderr)
+        self.assertEqual(b.stop(), 0)
+
+    def test_chats_go_in_parallel_each_chat_in_order(self):
+        """Replies to different chats are sent at once (at most
+        telegram_parallel_sends); one chat's replies one at a time, in order."""
+        self.fake.send_delay = 0.2
+        b = self.bot(FAQBOT_TELEGRAM_PARALLEL_SENDS=4)
+        chats = [-4000 - i for i in range(8)]
+        asked = [(c, self.fake.user_message(c, QUESTIONS[r], chat_type="group"))
+                 for r in range(3) for c in chats]
+        ok = self.fake.wait(lambda: all(self.fake.replies_to(c, m) for c, m in asked), 60)
+        self.assertTrue(ok, "unanswered questions")
+        self.assertGreater(self.fake.max_sending, 1, "chats were served one at a time")
+        self.assertLessEqual(self.fake.max_sending, 4, "more sends at once than telegram_parallel_sends")
+        self.assertEqual(self.fake.max_sending_chat, 1, "two sends to one chat at once")
+        self.first_replies_in_order(asked)
+        self.assertEqual(sum(len(self.fake.replies_to(c, m)) for c, m in asked), len(asked))
         self.assertEqual(b.stop(), 0)
 
 

@@ -363,9 +363,19 @@ class FakeMatrix(Waiting, matrix_e2ee.E2EE):
             self.filters.append(b)
         return 200, {"filter_id": f"f{len(self.filters)}"}
 
+    @staticmethod
+    def _events_after(r, since):
+        """A room's (pos, event) after since: they are kept in pos order, so
+        only the new ones are looked at (not the whole history each sync)."""
+        evs = r["events"]
+        i = len(evs)
+        while i and evs[i - 1][0] > since:
+            i -= 1
+        return evs[i:]
+
     def _room_view(self, rid, since, limit, force_keep=None, full_state=False):
         r = self.rooms[rid]
-        evs = [(p, e) for p, e in r["events"] if p > since]
+        evs = self._events_after(r, since)
         limited = False
         keep = force_keep if force_keep is not None else limit
         if len(evs) > keep:
@@ -422,7 +432,7 @@ class FakeMatrix(Waiting, matrix_e2ee.E2EE):
             s = since or 0
             join, invite, leave = {}, {}, {}
             for rid, r in self.rooms.items():
-                if BOT in r["members"] and (since is None or any(p > s for p, _ in r["events"])):
+                if BOT in r["members"] and (since is None or (r["events"] and r["events"][-1][0] > s)):
                     keep = f["keep"] if f and f["kind"] == "limited" else None
                     join[rid] = self._room_view(rid, s, limit, keep,
                                                 full_state=since is None or r.get("bot_joined", 0) > s)

@@ -19,7 +19,9 @@ Faults are scripted per method with `fault(method, kind, times=1, **opts)`:
   slow        sleep `seconds`, then answer normally
   big         answer 200 with a 5 MB body
 Tests push user activity with user_message() / callback() and read what the
-bot sent from `sent` (sendMessage calls, in arrival order).
+bot sent from `sent` (sendMessage calls, in arrival order).  `send_delay`
+makes each sendMessage take that long; `max_sending` and `max_sending_chat`
+record the most sendMessage requests answered at once, in all and to one chat.
 """
 import json
 import threading
@@ -118,6 +120,10 @@ class FakeTelegram(Waiting):
         self.delete_webhook_calls = []
         self.commands = None
         self.delivered_at = {}     # update_id -> time it was first returned by getUpdates
+        self.send_delay = 0.0      # seconds each sendMessage takes (parallel sends show)
+        self.sending = {}          # chat_id -> sendMessage requests being answered now
+        self.max_sending = 0       # most sendMessage requests at once, all chats
+        self.max_sending_chat = 0  # most at once to one chat
         self.chat_types = {}
         self.server = QuietServer(("127.0.0.1", 0), self._handler())
         self.port = self.server.server_address[1]
@@ -316,6 +322,20 @@ class FakeTelegram(Waiting):
             return 200, {"ok": True, "result": batch}
 
     def m_sendMessage(self, p):
+        chat_id = p.get("chat_id")
+        with self.lock:
+            self.sending[chat_id] = self.sending.get(chat_id, 0) + 1
+            self.max_sending = max(self.max_sending, sum(self.sending.values()))
+            self.max_sending_chat = max(self.max_sending_chat, self.sending[chat_id])
+        try:
+            if self.send_delay:
+                time.sleep(self.send_delay)
+            return self._send_message(p)
+        finally:
+            with self.lock:
+                self.sending[chat_id] -= 1
+
+    def _send_message(self, p):
         with self.lock:
             self.bot_message_id += 1
             m = dict(p)

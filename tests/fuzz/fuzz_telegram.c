@@ -20,7 +20,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fuzz_state("tg", &st, &b);
 	struct http *h = http_new(NULL);
 	struct tg_options o = { "1:fuzz", "http://127.0.0.1:9", 0, 0, 60, 300, 0, 1, 1, 1, 1, 0, NULL,
-				NULL, 10, 30, 300 };
+				NULL, 10, 30, 300, 0 };
 	struct transport *t = tg_new(&o, b, st, h);
 	tg_feed_updates(t, (const char *)data, size);
 	http_free(h);

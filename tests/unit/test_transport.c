@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,8 @@ struct fake {
 	struct transport *t;
 	int starts, polls;
 	struct send_ctx *in_flight;
+	struct send_ctx *all[8]; /* every send in flight, in start order */
+	int n_all;
 	http_done_fn done;
 	char sent[4][200];
 	int n_sent;
@@ -77,6 +80,8 @@ static int fake_send(void *self, struct send_ctx *x, http_done_fn done)
 	struct fake *f = self;
 	f->in_flight = x;
 	f->done = done;
+	if (f->n_all < 8)
+		f->all[f->n_all++] = x;
 	return 0;
 }
 
@@ -135,17 +140,70 @@ static int teardown(void **state)
 	return system(cmd) == 0 ? 0 : -1;
 }
 
-static void answer(struct world *w, int status)
+static void answer_ctx(struct world *w, struct send_ctx *x, int status)
 {
 	struct http_response r;
 	memset(&r, 0, sizeof(r));
 	r.status = status;
 	r.retry_after_s = -1;
 	strbuf_init(&r.body, 0);
-	struct send_ctx *x = w->f.in_flight;
-	w->f.in_flight = NULL;
+	if (w->f.in_flight == x)
+		w->f.in_flight = NULL;
 	w->f.done(x, &r);
 	strbuf_release(&r.body);
+}
+
+static void answer(struct world *w, int status)
+{
+	answer_ctx(w, w->f.in_flight, status);
+}
+
+static int commits;
+
+static int count_commit(void *arg)
+{
+	(void)arg;
+	commits++;
+	return 0;
+}
+
+/* Group commit: questions from four chats go out at once (max_in_flight
+ * 4); their four answers, arriving in one loop turn, are classified and
+ * committed by the next tick in one transaction, not one commit each. */
+static void answers_of_one_turn_are_committed_together(void **state)
+{
+	struct world *w = *state;
+	transport_free(w->f.t);
+	struct transport_config c = { "fake", "poll", 4, 1, NULL, { "fake", 0, 0, 0, 0, 30, 300 } };
+	memset(&w->f, 0, sizeof(w->f));
+	w->f.t = transport_new(&c, &ops, &w->f, w->bot, w->store, NULL);
+	struct transport *t = w->f.t;
+	transport_running(t);
+	int64_t now = wall_ms();
+	assert_int_equal(store_begin(w->store), 0);
+	for (int i = 0; i < 4; i++) {
+		char uid[16], payload[96];
+		snprintf(uid, sizeof(uid), "u%d", i);
+		snprintf(payload, sizeof(payload), "c%d|user%d|combien coûte la souscription", i, i);
+		assert_int_equal(store_inbox_add(w->store, "fake", uid, payload, now), 1);
+	}
+	assert_int_equal(store_commit(w->store), 0);
+	transport_poll_stored(t, 0.1);
+	transport_tick(t, wall_ms() + 10);
+	assert_int_equal(w->f.n_all, 4); /* four chats in parallel */
+	assert_int_equal(transport_busy(t), 4);
+	sqlite3_commit_hook(store_sqlite_for_tests(w->store), count_commit, NULL);
+	commits = 0;
+	for (int i = 0; i < 4; i++)
+		answer_ctx(w, w->f.all[i], 200);
+	assert_int_equal(commits, 0);    /* the callbacks only keep the answers */
+	assert_int_equal(w->f.n_sent, 0);
+	transport_tick(t, wall_ms());
+	assert_int_equal(commits, 1);    /* one transaction for the four */
+	assert_int_equal(w->f.n_sent, 4);
+	sqlite3_commit_hook(store_sqlite_for_tests(w->store), NULL, NULL);
+	assert_int_equal(store_outbox_count(w->store, "fake", OUT_SENT), 4);
+	assert_int_equal(transport_busy(t), 0);
 }
 
 /* Start-up, a poll, the question through the service, the send and its
@@ -178,9 +236,15 @@ static void a_question_goes_all_the_way(void **state)
 	transport_tick(t, wall_ms() + 10);
 	assert_non_null(w->f.in_flight);
 	assert_int_equal(transport_busy(t), 1);
-	answer(w, 503);                   /* the sent hook asks for a retry */
+	answer(w, 503);
+	/* group commit: the answer is kept until the loop's next tick, which
+	 * classifies it (the sent hook asks for a retry) and commits it */
+	assert_int_equal(store_outbox_count(w->store, "fake", OUT_SENDING), 1);
+	assert_true(transport_next_wake(t, wall_ms()) <= wall_ms());
+	transport_tick(t, wall_ms());
 	assert_int_equal(w->f.n_sent, 0);
 	assert_int_equal(store_outbox_count(w->store, "fake", OUT_PENDING), 1);
+	assert_int_equal(store_outbox_count(w->store, "fake", OUT_SENDING), 0);
 	assert_int_equal(transport_busy(t), 0);
 
 	struct strbuf out = STRBUF_INIT;
@@ -215,6 +279,7 @@ static void failures_back_off_and_admins_are_told(void **state)
 	transport_tick(t, wall_ms() + 10);
 	assert_non_null(w->f.in_flight);
 	answer(w, 200);
+	transport_tick(t, wall_ms());
 	assert_int_equal(w->f.n_sent, 1);
 	assert_string_equal(w->f.sent[0], "admin-room La FAQ a des erreurs.");
 	transport_stop(t);
@@ -222,11 +287,52 @@ static void failures_back_off_and_admins_are_told(void **state)
 	assert_int_equal(w->f.polls, 1); /* stopped: no new poll */
 }
 
+/* A transport that fails (the loop then stops at once), or is stopped (the
+ * loop then ticks no more), writes the answers it kept for the next pump,
+ * and starts no new send: a graceful stop leaves nothing "sending". */
+static void stop_or_failure(void **state, int fail)
+{
+	struct world *w = *state;
+	struct transport *t = w->f.t;
+	transport_running(t);
+	int64_t now = wall_ms();
+	assert_int_equal(store_begin(w->store), 0);
+	assert_int_equal(store_inbox_add(w->store, "fake", "u1", "c1|alice|combien coûte la souscription", now), 1);
+	assert_int_equal(store_inbox_add(w->store, "fake", "u2", "c2|bob|combien coûte la souscription", now), 1);
+	assert_int_equal(store_commit(w->store), 0);
+	transport_poll_stored(t, 0.1);
+	transport_tick(t, wall_ms() + 10);
+	assert_int_equal(w->f.n_all, 1); /* max_in_flight 1 here */
+	answer(w, 200);
+	assert_int_equal(store_outbox_count(w->store, "fake", OUT_SENT), 0);
+	if (fail)
+		transport_fail(t, "a test");
+	else
+		transport_stop(t);
+	assert_int_equal(store_outbox_count(w->store, "fake", OUT_SENT), 1);
+	assert_int_equal(store_outbox_count(w->store, "fake", OUT_SENDING), 0);
+	assert_int_equal(w->f.n_all, 1); /* nothing new went out */
+	assert_int_equal(transport_busy(t), 0);
+}
+
+static void a_failure_writes_the_answers_kept(void **state)
+{
+	stop_or_failure(state, 1);
+}
+
+static void a_stop_writes_the_answers_kept(void **state)
+{
+	stop_or_failure(state, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(a_question_goes_all_the_way, setup, teardown),
 		cmocka_unit_test_setup_teardown(failures_back_off_and_admins_are_told, setup, teardown),
+		cmocka_unit_test_setup_teardown(answers_of_one_turn_are_committed_together, setup, teardown),
+		cmocka_unit_test_setup_teardown(a_failure_writes_the_answers_kept, setup, teardown),
+		cmocka_unit_test_setup_teardown(a_stop_writes_the_answers_kept, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
