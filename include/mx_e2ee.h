@@ -121,4 +121,14 @@ int mx_e2ee_decrypt(struct mx_e2ee *e, const char *room, const json_t *ev, const
  * 0 started, -1 not. */
 int mx_e2ee_send(struct mx_e2ee *e, struct send_ctx *x, http_done_fn done);
 
+/* Sends an outbox row of method "olm_mend" (queued by mx_e2ee_sync when an
+ * Olm message could not be decrypted; body {"user", "curve"}): the device
+ * whose curve25519 key is curve (/keys/query when unknown) gets a new Olm
+ * session (/keys/claim, stored before anything leaves) and an m.dummy over
+ * it (PUT /sendToDevice under the row's txnId), as the spec's "Recovering
+ * from undecryptable messages" asks.  done(x, answer) once, as above; a
+ * device the server does not list reads as a 404 (the row is dropped).
+ * 0 started, -1 not. */
+int mx_e2ee_mend(struct mx_e2ee *e, struct send_ctx *x, http_done_fn done);
+
 #endif

@@ -1347,6 +1347,8 @@ static int mx_send(void *self, struct send_ctx *x, http_done_fn done)
 		strbuf_release(&path);
 		return rc;
 	}
+	if (!strcmp(x->row.method, "olm_mend"))
+		return mx_e2ee_mend(m->e2ee, x, done);
 	if (strcmp(x->row.method, "join")) {
 		/* decided now, not when queued: the room may have turned encrypted since */
 		int enc = mx_e2ee_room_encrypted(m->e2ee, x->row.chat);

@@ -24,6 +24,7 @@
 #define T "matrix"
 #define OTK_ALG "signed_curve25519"
 #define KEY_QUERY_TIMEOUT_MS 10000
+#define OLM_MEND_EVERY_MS (3600LL * 1000) /* a new Olm session per peer device at most hourly */
 
 struct chain;
 
@@ -188,12 +189,25 @@ struct mx_e2ee *mx_e2ee_new(struct store *st, const void *key, size_t keylen, in
 	return e;
 }
 
+/* A chain of requests: CHAIN_ROOM_KEY shares a room's key then sends a
+ * reply (mx_e2ee_send); CHAIN_MEND makes a new Olm session with one device
+ * and sends it an m.dummy (mx_e2ee_mend; room is then the peer's user id);
+ * CHAIN_QUERY only refreshes device lists before a sync batch is stored
+ * (mx_e2ee_prepare). */
+enum { CHAIN_ROOM_KEY, CHAIN_MEND, CHAIN_QUERY };
+
 struct chain {
 	struct mx_e2ee *e;
 	struct chain *next, *prev;
+	int kind;
 	struct send_ctx *x;
 	http_done_fn done;
 	char *room;
+	char *peer_curve;         /* CHAIN_MEND: the device's curve25519 key */
+	char *mend_sid;           /* CHAIN_MEND: the session claim_done made */
+	json_t *users;            /* CHAIN_QUERY: the users asked for */
+	void (*ready)(void *arg); /* CHAIN_QUERY: called once, answered or not */
+	void *ready_arg;
 	struct mx_megolm_out *out;
 	json_t *targets;          /* [{user, device, curve, ed}] that need the room key */
 	json_t *shared;           /* the targets the /sendToDevice in flight carries */
@@ -205,7 +219,10 @@ static void chain_free(struct chain *c)
 	mx_megolm_out_free(c->out);
 	json_decref(c->targets);
 	json_decref(c->shared);
+	json_decref(c->users);
 	free(c->room);
+	free(c->peer_curve);
+	free(c->mend_sid);
 	free(c);
 }
 
@@ -473,6 +490,52 @@ static int add_inbound(struct mx_e2ee *e, struct mx_megolm_in *s, int64_t now)
 	return n < 0 ? -1 : 0;
 }
 
+/* An Olm message from the device sender_key of sender could not be
+ * decrypted: its session with us is lost or broken.  The spec ("Recovering
+ * from undecryptable messages") has the receiver make a new session and
+ * send an m.dummy over it, so the sender uses that one from then on.  An
+ * outbox row (chat: the sender's user id, method "olm_mend") does it after
+ * the commit, with retries; at most one per device per OLM_MEND_EVERY_MS,
+ * remembered in the kv table in this same transaction (so it survives a
+ * restart and rolls back with the batch).  0 or -1 (store). */
+static int mend_request(struct mx_e2ee *e, const char *sender, const char *sender_key, int64_t now)
+{
+	char key[200];
+	snprintf(key, sizeof(key), "matrix.olm_mend.%.150s", sender_key);
+	struct strbuf v = STRBUF_INIT;
+	int rc = store_kv_get(e->st, key, &v);
+	int64_t last = rc == 1 ? strtoll(v.buf, NULL, 10) : 0;
+	strbuf_release(&v);
+	if (rc < 0)
+		return -1;
+	if (rc == 1 && now >= last && now - last < OLM_MEND_EVERY_MS)
+		return 0;
+	json_t *body = json_pack("{s:s, s:s}", "user", sender, "curve", sender_key);
+	char *s = body ? json_dumps(body, JSON_COMPACT) : NULL;
+	json_decref(body);
+	if (!s)
+		return 0; /* not UTF-8: no such device to mend */
+	char trigger[300], txn[96], at[32];
+	uint64_t h = hash_bytes(sender_key, strlen(sender_key));
+	snprintf(trigger, sizeof(trigger), "olmmend:%.150s:%lld", sender_key, (long long)now);
+	snprintf(txn, sizeof(txn), "mend.%016llx.%lld", (unsigned long long)h, (long long)now);
+	snprintf(at, sizeof(at), "%lld", (long long)now);
+	struct outbox_row row = { 0 };
+	row.transport = T;
+	row.chat = (char *)sender;
+	row.trigger = trigger;
+	row.method = "olm_mend";
+	row.body = s;
+	row.txn = txn;
+	row.created_at = row.next_at = now;
+	int ok = store_outbox_add(e->st, &row) >= 0 && store_kv_set(e->st, key, at) == 0;
+	free(s);
+	if (ok)
+		log_info("olm_mend_queued", "transport=" T " user=%s curve25519=%s", log_q(sender),
+			 log_q(sender_key));
+	return ok ? 0 : -1;
+}
+
 /* One to-device event: 0 (handled or skipped, logged), -1 store error. */
 static int to_device(struct mx_e2ee *e, const json_t *ev, int64_t now)
 {
@@ -499,6 +562,8 @@ static int to_device(struct mx_e2ee *e, const json_t *ev, int64_t now)
 		const char *sender = json_string_value(json_object_get(ev, "sender"));
 		log_warn("to_device_undecryptable", "transport=" T " sender=%s error=%s",
 			 log_q(sender ? sender : "?"), log_q(err));
+		if (sender)
+			out = mend_request(e, sender, sender_key, now);
 	} else {
 		if (d.new_session)
 			out = save_olm(e, d.new_session, now);
@@ -666,6 +731,19 @@ int mx_e2ee_decrypt(struct mx_e2ee *e, const char *room, const json_t *ev, const
 
 /* ==== Send: share the room key, then encrypt ==== */
 
+static void query_finish(struct chain *c, int answered);
+
+static void chain_unlink(struct chain *c)
+{
+	struct mx_e2ee *e = c->e;
+	if (e->chains == c)
+		e->chains = c->next;
+	if (c->prev)
+		c->prev->next = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+}
+
 static void chain_end(struct chain *c, struct http_response *r, const char *why)
 {
 	struct mx_e2ee *e = c->e;
@@ -676,14 +754,13 @@ static void chain_end(struct chain *c, struct http_response *r, const char *why)
 			r->status = 502;
 		r->error = why;
 		log_warn("e2ee_send_failed", "transport=" T " room=%s trigger=%s error=%s", log_q(c->room),
-			 log_q(c->x->row.trigger), log_q(why));
+			 log_q(c->x ? c->x->row.trigger : "-"), log_q(why));
 	}
-	if (e->chains == c)
-		e->chains = c->next;
-	if (c->prev)
-		c->prev->next = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
+	chain_unlink(c);
+	if (c->kind == CHAIN_QUERY) {
+		query_finish(c, 0);
+		return;
+	}
 	struct send_ctx *x = c->x;
 	http_done_fn done = c->done;
 	chain_free(c);
@@ -890,8 +967,63 @@ static void chain_devices_step(struct chain *c, int may_query)
 		chain_encrypt(c);
 }
 
+/* A permanent failure of a chain that is no reply: its row is dropped. */
+static void chain_give_up(struct chain *c, const char *why)
+{
+	struct http_response r;
+	memset(&r, 0, sizeof(r));
+	r.status = 404;
+	r.retry_after_s = -1;
+	chain_end(c, &r, why);
+}
+
+/* CHAIN_MEND: the peer device by its curve25519 key, from the device list
+ * (queried once when unknown); then a one-time key is claimed whatever
+ * sessions exist, since the ones we have are the ones that failed. */
+static void mend_devices(struct chain *c)
+{
+	struct mx_e2ee *e = c->e;
+	struct targets t = { c->room, json_array() };
+	int rc = store_mx_devices_get(e->st, c->room, add_target, &t);
+	if (rc == 0 && !c->queried) {
+		json_decref(t.list);
+		json_t *body = json_pack("{s:{s:[]}, s:i}", "device_keys", c->room, "timeout", KEY_QUERY_TIMEOUT_MS);
+		chain_request(c, "POST", "/_matrix/client/v3/keys/query", body, query_done);
+		json_decref(body);
+		return;
+	}
+	size_t i;
+	json_t *u;
+	json_decref(c->targets);
+	c->targets = json_array();
+	json_array_foreach(t.list, i, u)
+		if (!strcmp(json_string_value(json_object_get(u, "curve")), c->peer_curve))
+			json_array_append(c->targets, u);
+	json_decref(t.list);
+	if (rc < 0) {
+		struct http_response r;
+		memset(&r, 0, sizeof(r));
+		r.status = 503;
+		r.retry_after_s = -1;
+		chain_end(c, &r, "the device list cannot be read (see store_error)");
+	} else if (!json_array_size(c->targets)) {
+		chain_give_up(c, "the device is not among the ones the server lists for its user");
+	} else {
+		chain_claim(c);
+	}
+}
+
 static void chain_devices(struct chain *c)
 {
+	if (c->kind == CHAIN_QUERY) {
+		chain_unlink(c);
+		query_finish(c, 1);
+		return;
+	}
+	if (c->kind == CHAIN_MEND) {
+		mend_devices(c);
+		return;
+	}
 	/* after a query answered, do not query again in this send */
 	chain_devices_step(c, !c->queried);
 }
@@ -925,6 +1057,10 @@ static void claim_done(void *arg, struct http_response *r)
 			continue;
 		}
 		ok = save_olm(e, s, now) == 0;
+		if (c->kind == CHAIN_MEND) {
+			free(c->mend_sid);
+			c->mend_sid = xstrdup(mx_olm_session_id(s));
+		}
 		mx_olm_session_free(s);
 	}
 	json_decref(root);
@@ -951,7 +1087,7 @@ static void chain_claim(struct chain *c)
 			chain_end(c, &r, "the Olm sessions cannot be read (see store_error)");
 			return;
 		}
-		if (!l.n) {
+		if (!l.n || c->kind == CHAIN_MEND) {
 			const char *user = json_string_value(json_object_get(t, "user"));
 			json_t *per = json_object_get(want, user);
 			if (!per) {
@@ -978,6 +1114,12 @@ static void share_done(void *arg, struct http_response *r)
 	struct mx_e2ee *e = c->e;
 	if (chain_failed(c, r, "send_to_device"))
 		return;
+	if (c->kind == CHAIN_MEND) {
+		log_info("olm_session_mended", "transport=" T " user=%s curve25519=%s session=%s", log_q(c->room),
+			 log_q(c->peer_curve), log_q(c->mend_sid));
+		chain_end(c, r, NULL);
+		return;
+	}
 	const char *sid = mx_megolm_out_session_id(c->out);
 	int own, ok = txn_begin(e, &own) == 0;
 	size_t i;
@@ -999,7 +1141,8 @@ static void chain_share(struct chain *c)
 {
 	struct mx_e2ee *e = c->e;
 	char err[256];
-	json_t *key = mx_megolm_out_room_key(c->out, err, sizeof(err));
+	int mend = c->kind == CHAIN_MEND;
+	json_t *key = mend ? json_object() : mx_megolm_out_room_key(c->out, err, sizeof(err));
 	json_t *messages = json_object();
 	struct strbuf ids = STRBUF_INIT;
 	int64_t now = wall_ms();
@@ -1018,10 +1161,14 @@ static void chain_share(struct chain *c)
 			ok = 0;
 			break;
 		}
-		json_t *enc = l.n ? mx_olm_encrypt(e->acct, l.s[0], user, json_string_value(json_object_get(t, "ed")),
-						   "m.room_key", key, err, sizeof(err)) : NULL;
+		struct mx_olm_session *use = l.n && !mend ? l.s[0] : NULL;
+		for (size_t k = 0; mend && c->mend_sid && k < l.n; k++)
+			if (!strcmp(mx_olm_session_id(l.s[k]), c->mend_sid))
+				use = l.s[k]; /* the new session, not the ones that failed */
+		json_t *enc = use ? mx_olm_encrypt(e->acct, use, user, json_string_value(json_object_get(t, "ed")),
+						   mend ? "m.dummy" : "m.room_key", key, err, sizeof(err)) : NULL;
 		if (enc) {
-			ok = save_olm(e, l.s[0], now) == 0;
+			ok = save_olm(e, use, now) == 0;
 			json_t *per = json_object_get(messages, user);
 			if (!per) {
 				per = json_object();
@@ -1033,7 +1180,7 @@ static void chain_share(struct chain *c)
 		} else {
 			log_warn("room_key_not_shared", "transport=" T " room=%s user=%s device=%s reason=%s",
 				 log_q(c->room), log_q(user), log_q(dev),
-				 log_q(l.n ? err : "the device has no one-time key left"));
+				 log_q(use ? err : "the device has no one-time key left"));
 		}
 		olm_release(&l);
 	}
@@ -1050,17 +1197,25 @@ static void chain_share(struct chain *c)
 	if (!json_array_size(c->shared)) {
 		json_decref(messages);
 		strbuf_release(&ids);
-		chain_encrypt(c);
+		if (mend)
+			chain_give_up(c, "no new Olm session could be made with the device");
+		else
+			chain_encrypt(c);
 		return;
 	}
 	/* the same session and devices give the same txnId: a retry after a
 	 * lost answer is deduplicated by the server */
-	const char *sid = mx_megolm_out_session_id(c->out);
+	const char *sid = mend ? "" : mx_megolm_out_session_id(c->out);
 	strbuf_addstr(&ids, sid);
 	uint64_t h = hash_bytes(ids.buf, ids.len), h2 = hash_bytes(sid, strlen(sid));
 	struct strbuf path = STRBUF_INIT;
-	strbuf_addf(&path, "/_matrix/client/v3/sendToDevice/m.room.encrypted/rk.%016llx%016llx",
-		    (unsigned long long)h, (unsigned long long)h2);
+	if (mend) { /* the row's txnId: a retry is the same transaction */
+		strbuf_addstr(&path, "/_matrix/client/v3/sendToDevice/m.room.encrypted/");
+		path_escape(&path, c->x->row.txn ? c->x->row.txn : "");
+	} else {
+		strbuf_addf(&path, "/_matrix/client/v3/sendToDevice/m.room.encrypted/rk.%016llx%016llx",
+			    (unsigned long long)h, (unsigned long long)h2);
+	}
 	json_t *body = json_pack("{s:o}", "messages", messages);
 	chain_request(c, "PUT", path.buf, body, share_done);
 	json_decref(body);
@@ -1136,6 +1291,67 @@ static struct mx_megolm_out *outbound(struct mx_e2ee *e, const char *room, int64
 	return s;
 }
 
+/* CHAIN_QUERY's end (c unlinked): the users whose lists could not be had
+ * are marked outdated (their devices count as unknown); then the batch
+ * goes on, answered or not. */
+static void query_finish(struct chain *c, int answered)
+{
+	struct mx_e2ee *e = c->e;
+	if (!answered) {
+		int own, ok = txn_begin(e, &own) == 0;
+		size_t i;
+		json_t *u;
+		json_array_foreach(c->users, i, u)
+			if (ok)
+				ok = store_mx_devices_outdated(e->st, json_string_value(u)) == 0;
+		(void)txn_end(e, own, ok);
+	}
+	void (*ready)(void *) = c->ready;
+	void *arg = c->ready_arg;
+	chain_free(c);
+	if (e->starting)
+		e->start_failed = 1; /* mx_e2ee_prepare returns 1: the caller goes on */
+	else
+		ready(arg);
+}
+
+static struct chain *chain_add(struct mx_e2ee *e, int kind, struct send_ctx *x, http_done_fn done,
+			       const char *room)
+{
+	struct chain *c = xcalloc(1, sizeof(*c));
+	c->e = e;
+	c->kind = kind;
+	c->x = x;
+	c->done = done;
+	c->room = xstrdup(room);
+	c->next = e->chains;
+	if (e->chains)
+		e->chains->prev = c;
+	e->chains = c;
+	return c;
+}
+
+int mx_e2ee_mend(struct mx_e2ee *e, struct send_ctx *x, http_done_fn done)
+{
+	if (!mx_e2ee_ready(e))
+		return -1;
+	json_t *body = json_loads(x->row.body ? x->row.body : "", 0, NULL);
+	const char *user = json_string_value(json_object_get(body, "user"));
+	const char *curve = json_string_value(json_object_get(body, "curve"));
+	if (!user || !curve) {
+		json_decref(body);
+		return -1;
+	}
+	struct chain *c = chain_add(e, CHAIN_MEND, x, done, user);
+	c->peer_curve = xstrdup(curve);
+	json_decref(body);
+	e->starting = 1;
+	e->start_failed = 0;
+	chain_devices(c);
+	e->starting = 0;
+	return e->start_failed ? -1 : 0;
+}
+
 int mx_e2ee_send(struct mx_e2ee *e, struct send_ctx *x, http_done_fn done)
 {
 	if (!mx_e2ee_ready(e))
@@ -1143,16 +1359,8 @@ int mx_e2ee_send(struct mx_e2ee *e, struct send_ctx *x, http_done_fn done)
 	struct mx_megolm_out *out = outbound(e, x->row.chat, wall_ms());
 	if (!out)
 		return -1;
-	struct chain *c = xcalloc(1, sizeof(*c));
-	c->e = e;
-	c->x = x;
-	c->done = done;
-	c->room = xstrdup(x->row.chat);
+	struct chain *c = chain_add(e, CHAIN_ROOM_KEY, x, done, x->row.chat);
 	c->out = out;
-	c->next = e->chains;
-	if (e->chains)
-		e->chains->prev = c;
-	e->chains = c;
 	e->starting = 1;
 	e->start_failed = 0;
 	chain_members(c);
