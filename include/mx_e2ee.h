@@ -89,8 +89,16 @@ int mx_e2ee_upload(struct mx_e2ee *e, int with_fallback,
 /* A state or timeline event of joined room: 1 when it made the room
  * encrypted just now, 0, -1 store error. */
 int mx_e2ee_room_event(struct mx_e2ee *e, const char *room, const json_t *ev, const char *own_user);
-/* to_device events, device_lists, key counts of the batch; -1 store error
- * (bad events are logged, counted and skipped). */
+/* Before the batch's transaction: when a to-device Olm message comes from
+ * a user whose device list is unknown, outdated, changed in this batch or
+ * without the sending device, POSTs /keys/query for those users (their
+ * room keys are checked against it) and returns 0: ready(arg) is called
+ * once it is answered or failed (a failed list counts as unknown).  1:
+ * nothing to ask (or it could not start), go on now. */
+int mx_e2ee_prepare(struct mx_e2ee *e, const json_t *batch, void (*ready)(void *arg), void *arg);
+/* to_device events (a room key whose Olm payload names another ed25519
+ * key than the sending device's is refused), device_lists, key counts of
+ * the batch; -1 store error (bad events are logged, counted and skipped). */
 int mx_e2ee_sync(struct mx_e2ee *e, const json_t *batch, int64_t now);
 /* After the commit: uploads keys when the server runs short. */
 void mx_e2ee_after_sync(struct mx_e2ee *e);

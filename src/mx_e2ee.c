@@ -536,6 +536,61 @@ static int mend_request(struct mx_e2ee *e, const char *sender, const char *sende
 	return ok ? 0 : -1;
 }
 
+struct device_find {
+	const char *curve;
+	char *ed;                 /* the listed ed25519 key of the device with curve */
+};
+
+static void device_find_fn(void *arg, const char *device, const char *curve, const char *ed)
+{
+	struct device_find *f = arg;
+	(void)device;
+	if (!f->ed && !strcmp(curve, f->curve))
+		f->ed = xstrdup(ed);
+}
+
+/* The device of user whose curve25519 key is curve, in the cached device
+ * list: 1 and *ed (caller frees), 0 listed but not there, 2 the list is
+ * unknown or outdated, -1 store error. */
+static int device_find(struct mx_e2ee *e, const char *user, const char *curve, char **ed)
+{
+	struct device_find f = { curve, NULL };
+	int rc = store_mx_devices_get(e->st, user, device_find_fn, &f);
+	*ed = f.ed;
+	return rc < 0 ? -1 : rc == 0 ? 2 : f.ed ? 1 : 0;
+}
+
+/* The spec (m.olm.v1.curve25519-aes-sha2): the payload's keys.ed25519
+ * must be the ed25519 key /keys/query gave for the device whose curve25519
+ * key is the sender_key.  mx_e2ee_prepare queried the sender's devices
+ * before this batch: a device the server does not list, or another key, is
+ * refused.  When the list could not be had (the query failed), the key is
+ * taken on the payload's word, as before (logged).  1 accept, 0 refuse
+ * (logged, counted), -1 store error. */
+static int sender_device_check(struct mx_e2ee *e, const struct mx_olm_decrypted *d)
+{
+	char *ed = NULL;
+	int rc = device_find(e, d->sender, d->sender_key, &ed);
+	const char *why = NULL;
+	if (rc == 0)
+		why = "the sending device is not among the devices the server lists for its user";
+	else if (rc == 1 && (!d->sender_ed25519 || strcmp(ed, d->sender_ed25519)))
+		why = "the payload's ed25519 key is not the one the server lists for the sending device";
+	else if (rc == 2)
+		log_info("sender_device_unknown", "transport=" T " sender=%s curve25519=%s note=%s",
+			 log_q(d->sender), log_q(d->sender_key),
+			 log_q("its device list could not be had: its keys are taken as sent"));
+	free(ed);
+	if (rc < 0)
+		return -1;
+	if (why) {
+		count_error("room_key_refused");
+		log_warn("room_key_refused", "transport=" T " sender=%s type=%s curve25519=%s error=%s",
+			 log_q(d->sender), log_q(d->type), log_q(d->sender_key), log_q(why));
+	}
+	return why ? 0 : 1;
+}
+
 /* One to-device event: 0 (handled or skipped, logged), -1 store error. */
 static int to_device(struct mx_e2ee *e, const json_t *ev, int64_t now)
 {
@@ -571,8 +626,14 @@ static int to_device(struct mx_e2ee *e, const json_t *ev, int64_t now)
 			out = save_olm(e, l.s[d.session_index], now);
 		if (out == 0 && d.account_changed)
 			out = save_account(e);
+		int keys_ok = out == 0 && (!strcmp(d.type, "m.room_key") || !strcmp(d.type, "m.forwarded_room_key"))
+			      ? sender_device_check(e, &d) : 1;
+		if (keys_ok < 0)
+			out = -1;
 		struct mx_megolm_in *in = NULL;
-		if (out == 0 && !strcmp(d.type, "m.room_key"))
+		if (out == 0 && !keys_ok)
+			err[0] = '\0'; /* refused, logged */
+		else if (out == 0 && !strcmp(d.type, "m.room_key"))
 			in = mx_megolm_in_new(d.content, d.sender, d.sender_key, d.sender_ed25519, err, sizeof(err));
 		else if (out == 0 && !strcmp(d.type, "m.forwarded_room_key"))
 			in = mx_megolm_in_from_forwarded(d.content, d.sender, d.sender_key, err, sizeof(err));
@@ -595,6 +656,12 @@ int mx_e2ee_sync(struct mx_e2ee *e, const json_t *batch, int64_t now)
 {
 	size_t i;
 	json_t *v;
+	/* to_device first: mx_e2ee_prepare refreshed its senders' device
+	 * lists, which this batch's device_lists may mark outdated next */
+	if (mx_e2ee_ready(e))
+		json_array_foreach(json_object_get(json_object_get(batch, "to_device"), "events"), i, v)
+			if (to_device(e, v, now) < 0)
+				return -1;
 	json_t *lists = json_object_get(batch, "device_lists");
 	const char *const which[] = { "changed", "left" };
 	for (size_t k = 0; k < 2; k++)
@@ -603,9 +670,6 @@ int mx_e2ee_sync(struct mx_e2ee *e, const json_t *batch, int64_t now)
 				return -1;
 	if (!mx_e2ee_ready(e))
 		return 0;
-	json_array_foreach(json_object_get(json_object_get(batch, "to_device"), "events"), i, v)
-		if (to_device(e, v, now) < 0)
-			return -1;
 	json_t *counts = json_object_get(batch, "device_one_time_keys_count");
 	if (json_is_object(counts)) {
 		json_t *n = json_object_get(counts, OTK_ALG);
@@ -1329,6 +1393,54 @@ static struct chain *chain_add(struct mx_e2ee *e, int kind, struct send_ctx *x, 
 		e->chains->prev = c;
 	e->chains = c;
 	return c;
+}
+
+int mx_e2ee_prepare(struct mx_e2ee *e, const json_t *batch, void (*ready)(void *arg), void *arg)
+{
+	if (!mx_e2ee_ready(e))
+		return 1;
+	json_t *changed = json_object_get(json_object_get(batch, "device_lists"), "changed");
+	json_t *want = json_object();
+	size_t i, k;
+	json_t *v, *u;
+	json_array_foreach(json_object_get(json_object_get(batch, "to_device"), "events"), i, v) {
+		const char *type = json_string_value(json_object_get(v, "type"));
+		const char *sender = json_string_value(json_object_get(v, "sender"));
+		json_t *content = json_object_get(v, "content");
+		const char *alg = json_string_value(json_object_get(content, "algorithm"));
+		const char *curve = json_string_value(json_object_get(content, "sender_key"));
+		if (!type || strcmp(type, "m.room.encrypted") || !sender || !curve || !alg || strcmp(alg, MX_ALG_OLM) ||
+		    json_object_get(want, sender))
+			continue;
+		int stale = 0;
+		json_array_foreach(changed, k, u)
+			stale |= json_is_string(u) && !strcmp(json_string_value(u), sender);
+		char *ed = NULL;
+		int rc = stale ? 2 : device_find(e, sender, curve, &ed);
+		free(ed);
+		if (rc != 1)  /* unknown, outdated, changed, or without that device: ask */
+			json_object_set_new(want, sender, json_array());
+	}
+	if (!json_object_size(want)) {
+		json_decref(want);
+		return 1;
+	}
+	struct chain *c = chain_add(e, CHAIN_QUERY, NULL, NULL, "-");
+	c->users = json_array();
+	const char *user;
+	json_object_foreach(want, user, u)
+		json_array_append_new(c->users, json_string(user));
+	c->ready = ready;
+	c->ready_arg = arg;
+	log_info("keys_query_first", "transport=" T " users=%zu note=%s", json_object_size(want),
+		 log_q("device lists of Olm senders, before their keys are checked"));
+	json_t *body = json_pack("{s:o, s:i}", "device_keys", want, "timeout", KEY_QUERY_TIMEOUT_MS);
+	e->starting = 1;
+	e->start_failed = 0;
+	chain_request(c, "POST", "/_matrix/client/v3/keys/query", body, query_done);
+	e->starting = 0;
+	json_decref(body);
+	return e->start_failed ? 1 : 0;
 }
 
 int mx_e2ee_mend(struct mx_e2ee *e, struct send_ctx *x, http_done_fn done)

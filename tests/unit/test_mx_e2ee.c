@@ -372,6 +372,121 @@ static void lost_olm_session_is_mended(void **state)
 	mx_e2ee_free(e);
 }
 
+static void set_flag(void *arg)
+{
+	(*(int *)arg)++;
+}
+
+/* A to-device batch with one m.room_key from alice's Olm session olm for
+ * a new room session (its id in *sid, caller frees). */
+static json_t *room_key_batch(struct mx_account *alice, struct mx_olm_session *olm, const char *bot_ed,
+			      char **sid)
+{
+	char err[512];
+	struct mx_megolm_out *out = mx_megolm_out_new(ROOM, 1, err, sizeof(err));
+	json_t *rk = mx_megolm_out_room_key(out, err, sizeof(err));
+	json_t *td = mx_olm_encrypt(alice, olm, BOT, bot_ed, "m.room_key", rk, err, sizeof(err));
+	assert_non_null(td);
+	json_t *b = json_pack("{s:{s:[{s:s, s:s, s:o}]}}", "to_device", "events", "type", "m.room.encrypted",
+			      "sender", ALICE, "content", td);
+	*sid = strdup(mx_megolm_out_session_id(out));
+	json_decref(rk);
+	mx_megolm_out_free(out);
+	return b;
+}
+
+/* 1 when the bot stored the room session sid, 0 not. */
+static int have_session(struct store *st, const char *sid)
+{
+	struct strbuf p = STRBUF_INIT;
+	int rc = store_mx_megolm_in_get(st, ROOM, sid, &p);
+	strbuf_release(&p);
+	assert_true(rc >= 0);
+	return rc;
+}
+
+static void sync_batch(struct store *st, struct mx_e2ee *e, json_t *batch, int64_t now)
+{
+	assert_int_equal(store_begin(st), 0);
+	assert_int_equal(mx_e2ee_sync(e, batch, now), 0);
+	assert_int_equal(store_commit(st), 0);
+}
+
+static void room_key_must_name_the_sending_devices_key(void **state)
+{
+	struct store *st = *state;
+	char err[512];
+	struct mx_e2ee *e = mx_e2ee_new(st, key, strlen(key), 1, record, NULL);
+	assert_int_equal(mx_e2ee_load(e, BOT, "BOTDEV", err, sizeof(err)), 0);
+	assert_int_equal(mx_e2ee_upload(e, 1, NULL, NULL), 0);
+	const char *bot_curve, *bot_ed;
+	assert_int_equal(mx_device_keys_check(json_object_get(uploaded, "device_keys"), BOT, "BOTDEV", &bot_curve,
+					      &bot_ed, err, sizeof(err)), 0);
+	struct mx_account *alice = mx_account_new(ALICE, "ALICEDEV", err, sizeof(err));
+	json_t *dk = mx_account_device_keys(alice, err, sizeof(err));
+	const char *a_curve = mx_account_curve25519(alice);
+	json_t *otk = claimed_key();
+	struct mx_olm_session *olm = mx_olm_session_new_outbound(alice, BOT, "BOTDEV", bot_curve, bot_ed, otk,
+								 err, sizeof(err));
+	assert_non_null(olm);
+	char *sid;
+	int ready = 0;
+	/* alice's devices are unknown: asked first, the batch waits for them */
+	json_t *b = room_key_batch(alice, olm, bot_ed, &sid);
+	assert_int_equal(mx_e2ee_prepare(e, b, set_flag, &ready), 0);
+	assert_string_equal(req.path, "/_matrix/client/v3/keys/query");
+	assert_non_null(json_object_get(json_object_get(req.body, "device_keys"), ALICE));
+	json_t *ans = json_pack("{s:{s:{s:O}}}", "device_keys", ALICE, "ALICEDEV", dk);
+	char *as = json_dumps(ans, JSON_COMPACT);
+	answer_req(200, as);
+	free(as);
+	assert_int_equal(ready, 1);
+	assert_int_equal(mx_e2ee_prepare(e, b, set_flag, &ready), 1); /* known now */
+	sync_batch(st, e, b, 100);
+	assert_int_equal(have_session(st, sid), 1);                 /* honest: kept */
+	json_decref(b);
+	free(sid);
+	/* the server lists another ed25519 key for that curve25519 key: refused */
+	assert_int_equal(store_begin(st), 0);
+	assert_int_equal(store_mx_devices_clear(st, ALICE), 0);
+	assert_int_equal(store_mx_device_add(st, ALICE, "ALICEDEV", a_curve, "bm90IGFsaWNlJ3Mga2V5IGF0IGFsbCBubyBubw"),
+			 0);
+	assert_int_equal(store_commit(st), 0);
+	b = room_key_batch(alice, olm, bot_ed, &sid);
+	assert_int_equal(mx_e2ee_prepare(e, b, set_flag, &ready), 1);
+	sync_batch(st, e, b, 200);
+	assert_int_equal(have_session(st, sid), 0);
+	json_decref(b);
+	free(sid);
+	/* a device the server does not list (asked again, still absent): refused */
+	b = room_key_batch(alice, olm, bot_ed, &sid);
+	assert_int_equal(store_begin(st), 0);
+	assert_int_equal(store_mx_devices_clear(st, ALICE), 0);
+	assert_int_equal(store_commit(st), 0);
+	assert_int_equal(mx_e2ee_prepare(e, b, set_flag, &ready), 0);
+	answer_req(200, "{\"device_keys\":{\"" ALICE "\":{}}}");
+	assert_int_equal(ready, 2);
+	sync_batch(st, e, b, 300);
+	assert_int_equal(have_session(st, sid), 0);
+	json_decref(b);
+	free(sid);
+	/* the query fails: the list stays unknown, the key is taken as sent */
+	b = room_key_batch(alice, olm, bot_ed, &sid);
+	assert_int_equal(mx_e2ee_prepare(e, b, set_flag, &ready), 0);
+	answer_req(500, "{}");
+	assert_int_equal(ready, 3);
+	sync_batch(st, e, b, 400);
+	assert_int_equal(have_session(st, sid), 1);
+	json_decref(b);
+	free(sid);
+	json_decref(ans);
+	json_decref(dk);
+	json_decref(otk);
+	mx_olm_session_free(olm);
+	mx_account_free(alice);
+	mx_e2ee_free(e);
+}
+
 static int teardown_all(void **state)
 {
 	json_decref(uploaded);
@@ -388,6 +503,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(rooms_turn_encrypted, setup, teardown_all),
 		cmocka_unit_test_setup_teardown(message_waits_for_its_key_then_decrypts, setup, teardown_all),
 		cmocka_unit_test_setup_teardown(lost_olm_session_is_mended, setup, teardown_all),
+		cmocka_unit_test_setup_teardown(room_key_must_name_the_sending_devices_key, setup, teardown_all),
 	};
 	return cmocka_run_group_tests_name("mx_e2ee", tests, NULL, NULL);
 }
