@@ -5,7 +5,9 @@
  *
  *   start   mx_e2ee_load (the device's account, from the store or new) and
  *           mx_e2ee_upload (device keys, one-time keys, a fallback key);
- *   sync    inside the batch's transaction: mx_e2ee_room_event for every
+ *   sync    before the batch's transaction, mx_e2ee_prepare queries the
+ *           device lists of to-device Olm senders it does not know; then,
+ *           inside the batch's transaction: mx_e2ee_room_event for every
  *           state and timeline event of a joined room (m.room.encryption
  *           marks the room encrypted, m.room.member changes who gets the
  *           room key), mx_e2ee_sync for to_device (Olm -> m.room_key /
@@ -19,7 +21,9 @@
  *   send    mx_e2ee_send: a reply to an encrypted room is Megolm-encrypted
  *           with the room's outbound session, shared first (joined_members,
  *           /keys/query, /keys/claim, /sendToDevice) with every device of
- *           every joined member that does not have it yet.
+ *           every joined member that does not have it yet; mx_e2ee_mend
+ *           sends the "olm_mend" rows mx_e2ee_sync queues (a new Olm
+ *           session and an m.dummy for a device whose message failed).
  *
  * Persistence (see mx_crypto.h): pickles that a sync or an inbox row
  * changes are written in that step's transaction; the outbound session is
