@@ -5,7 +5,9 @@
  *
  *   start   mx_e2ee_load (the device's account, from the store or new) and
  *           mx_e2ee_upload (device keys, one-time keys, a fallback key);
- *   sync    inside the batch's transaction: mx_e2ee_room_event for every
+ *   sync    before the batch's transaction, mx_e2ee_prepare queries the
+ *           device lists of to-device Olm senders it does not know; then,
+ *           inside the batch's transaction: mx_e2ee_room_event for every
  *           state and timeline event of a joined room (m.room.encryption
  *           marks the room encrypted, m.room.member changes who gets the
  *           room key), mx_e2ee_sync for to_device (Olm -> m.room_key /
@@ -19,7 +21,9 @@
  *   send    mx_e2ee_send: a reply to an encrypted room is Megolm-encrypted
  *           with the room's outbound session, shared first (joined_members,
  *           /keys/query, /keys/claim, /sendToDevice) with every device of
- *           every joined member that does not have it yet.
+ *           every joined member that does not have it yet; mx_e2ee_mend
+ *           sends the "olm_mend" rows mx_e2ee_sync queues (a new Olm
+ *           session and an m.dummy for a device whose message failed).
  *
  * Persistence (see mx_crypto.h): pickles that a sync or an inbox row
  * changes are written in that step's transaction; the outbound session is
@@ -94,8 +98,16 @@ int mx_e2ee_upload(struct mx_e2ee *e, int with_fallback,
 /* A state or timeline event of joined room: 1 when it made the room
  * encrypted just now, 0, -1 store error. */
 int mx_e2ee_room_event(struct mx_e2ee *e, const char *room, const json_t *ev, const char *own_user);
-/* to_device events, device_lists, key counts of the batch; -1 store error
- * (bad events are logged, counted and skipped). */
+/* Before the batch's transaction: when a to-device Olm message comes from
+ * a user whose device list is unknown, outdated, changed in this batch or
+ * without the sending device, POSTs /keys/query for those users (their
+ * room keys are checked against it) and returns 0: ready(arg) is called
+ * once it is answered or failed (a failed list counts as unknown).  1:
+ * nothing to ask (or it could not start), go on now. */
+int mx_e2ee_prepare(struct mx_e2ee *e, const json_t *batch, void (*ready)(void *arg), void *arg);
+/* to_device events (a room key whose Olm payload names another ed25519
+ * key than the sending device's is refused), device_lists, key counts of
+ * the batch; -1 store error (bad events are logged, counted and skipped). */
 int mx_e2ee_sync(struct mx_e2ee *e, const json_t *batch, int64_t now);
 /* After the commit: uploads keys when the server runs short. */
 void mx_e2ee_after_sync(struct mx_e2ee *e);
@@ -125,5 +137,15 @@ int mx_e2ee_decrypt(struct mx_e2ee *e, const char *room, const json_t *ev, const
  * failed (a malformed answer or a store error reads as a 5xx: retried).
  * 0 started, -1 not. */
 int mx_e2ee_send(struct mx_e2ee *e, struct send_ctx *x, http_done_fn done);
+
+/* Sends an outbox row of method "olm_mend" (queued by mx_e2ee_sync when an
+ * Olm message could not be decrypted; body {"user", "curve"}): the device
+ * whose curve25519 key is curve (/keys/query when unknown) gets a new Olm
+ * session (/keys/claim, stored before anything leaves) and an m.dummy over
+ * it (PUT /sendToDevice under the row's txnId), as the spec's "Recovering
+ * from undecryptable messages" asks.  done(x, answer) once, as above; a
+ * device the server does not list reads as a 404 (the row is dropped).
+ * 0 started, -1 not. */
+int mx_e2ee_mend(struct mx_e2ee *e, struct send_ctx *x, http_done_fn done);
 
 #endif

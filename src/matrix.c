@@ -58,6 +58,8 @@ struct mx {
 	struct transport *t;     /* the skeleton this runs on */
 	enum step phase;
 	int gap_filling;         /* a /sync waits for /messages pages (mx_feed_sync: busy) */
+	int keys_waiting;        /* ... or for the device lists of its Olm senders (mx_e2ee_prepare) */
+	int feeding;             /* mx_feed_sync: no request is ever answered */
 
 	/* a sync batch waiting for its gaps to be filled before the commit */
 	json_t *batch;
@@ -943,6 +945,7 @@ static long room_members(struct mx *m, const char *room, json_t *jr)
  * again: next_batch was not stored). */
 static void gap_reset(struct mx *m)
 {
+	m->keys_waiting = 0;
 	json_decref(m->batch);
 	m->batch = NULL;
 	json_decref(m->gap_events);
@@ -1207,9 +1210,27 @@ static void messages_done(void *arg, struct http_response *r)
 	fill_next_gap(m);
 }
 
+/* The device lists mx_e2ee_prepare asked for came (or failed): the batch
+ * goes on, unless it was dropped meanwhile. */
+static void batch_keys_ready(void *arg)
+{
+	struct mx *m = arg;
+	if (!m->keys_waiting || !m->batch)
+		return;
+	m->keys_waiting = 0;
+	m->gap_filling = 0;
+	commit_batch(m);
+}
+
 static void fill_next_gap(struct mx *m)
 {
 	if (m->gap_next >= m->n_gaps) {
+		/* the senders of its Olm messages must have known devices (their
+		 * keys are checked against them): queried first when not */
+		if (!m->feeding && !m->keys_waiting && mx_e2ee_prepare(m->e2ee, m->batch, batch_keys_ready, m) == 0) {
+			m->keys_waiting = 1;
+			return;
+		}
 		m->gap_filling = 0;
 		commit_batch(m);
 		return;
@@ -1474,6 +1495,8 @@ static int mx_send(void *self, struct send_ctx *x, http_done_fn done)
 		strbuf_release(&path);
 		return rc;
 	}
+	if (!strcmp(x->row.method, "olm_mend"))
+		return mx_e2ee_mend(m->e2ee, x, done);
 	if (strcmp(x->row.method, "join")) {
 		/* decided now, not when queued: the room may have turned encrypted since */
 		int enc = mx_e2ee_room_encrypted(m->e2ee, x->row.chat);
@@ -1532,6 +1555,7 @@ static void mx_free(void *self)
 void mx_feed_sync(struct transport *t, const char *body, size_t len)
 {
 	struct mx *m = transport_self(t);
+	m->feeding = 1;
 	if (!transport_running_now(t)) {
 		transport_running(t);
 		free(m->user_id);

@@ -33,6 +33,7 @@
 /* Key requests go in their own queue, "keyreq:" and the room: a flood of
  * them never holds up the room's replies. */
 #define KEYREQ_QUEUE "keyreq:"
+#define OLM_MEND_EVERY_MS (3600LL * 1000) /* a new Olm session per peer device at most hourly */
 
 struct chain;
 
@@ -233,12 +234,25 @@ struct mx_e2ee *mx_e2ee_new(struct store *st, const void *key, size_t keylen, in
 	return e;
 }
 
+/* A chain of requests: CHAIN_ROOM_KEY shares a room's key then sends a
+ * reply (mx_e2ee_send); CHAIN_MEND makes a new Olm session with one device
+ * and sends it an m.dummy (mx_e2ee_mend; room is then the peer's user id);
+ * CHAIN_QUERY only refreshes device lists before a sync batch is stored
+ * (mx_e2ee_prepare). */
+enum { CHAIN_ROOM_KEY, CHAIN_MEND, CHAIN_QUERY };
+
 struct chain {
 	struct mx_e2ee *e;
 	struct chain *next, *prev;
+	int kind;
 	struct send_ctx *x;
 	http_done_fn done;
 	char *room;
+	char *peer_curve;         /* CHAIN_MEND: the device's curve25519 key */
+	char *mend_sid;           /* CHAIN_MEND: the session claim_done made */
+	json_t *users;            /* CHAIN_QUERY: the users asked for */
+	void (*ready)(void *arg); /* CHAIN_QUERY: called once, answered or not */
+	void *ready_arg;
 	struct mx_megolm_out *out;
 	json_t *targets;          /* [{user, device, curve, ed}] that need the room key */
 	json_t *shared;           /* the targets the /sendToDevice in flight carries */
@@ -256,7 +270,10 @@ static void chain_free(struct chain *c)
 	json_decref(c->shared);
 	json_decref(c->members);
 	json_decref(c->generations);
+	json_decref(c->users);
 	free(c->room);
+	free(c->peer_curve);
+	free(c->mend_sid);
 	free(c);
 }
 
@@ -557,6 +574,107 @@ static int add_inbound(struct mx_e2ee *e, struct mx_megolm_in *s, int64_t now)
 	return n < 0 ? -1 : 0;
 }
 
+/* An Olm message from the device sender_key of sender could not be
+ * decrypted: its session with us is lost or broken.  The spec ("Recovering
+ * from undecryptable messages") has the receiver make a new session and
+ * send an m.dummy over it, so the sender uses that one from then on.  An
+ * outbox row (chat: the sender's user id, method "olm_mend") does it after
+ * the commit, with retries; at most one per device per OLM_MEND_EVERY_MS,
+ * remembered in the kv table in this same transaction (so it survives a
+ * restart and rolls back with the batch).  0 or -1 (store). */
+static int mend_request(struct mx_e2ee *e, const char *sender, const char *sender_key, int64_t now)
+{
+	char key[200];
+	snprintf(key, sizeof(key), "matrix.olm_mend.%.150s", sender_key);
+	struct strbuf v = STRBUF_INIT;
+	int rc = store_kv_get(e->st, key, &v);
+	int64_t last = rc == 1 ? strtoll(v.buf, NULL, 10) : 0;
+	strbuf_release(&v);
+	if (rc < 0)
+		return -1;
+	if (rc == 1 && now >= last && now - last < OLM_MEND_EVERY_MS)
+		return 0;
+	json_t *body = json_pack("{s:s, s:s}", "user", sender, "curve", sender_key);
+	char *s = body ? json_dumps(body, JSON_COMPACT) : NULL;
+	json_decref(body);
+	if (!s)
+		return 0; /* not UTF-8: no such device to mend */
+	char trigger[300], txn[96], at[32];
+	uint64_t h = hash_bytes(sender_key, strlen(sender_key));
+	snprintf(trigger, sizeof(trigger), "olmmend:%.150s:%lld", sender_key, (long long)now);
+	snprintf(txn, sizeof(txn), "mend.%016llx.%lld", (unsigned long long)h, (long long)now);
+	snprintf(at, sizeof(at), "%lld", (long long)now);
+	struct outbox_row row = { 0 };
+	row.transport = T;
+	row.chat = (char *)sender;
+	row.trigger = trigger;
+	row.method = "olm_mend";
+	row.body = s;
+	row.txn = txn;
+	row.created_at = row.next_at = now;
+	int ok = store_outbox_add(e->st, &row) >= 0 && store_kv_set(e->st, key, at) == 0;
+	free(s);
+	if (ok)
+		log_info("olm_mend_queued", "transport=" T " user=%s curve25519=%s", log_q(sender),
+			 log_q(sender_key));
+	return ok ? 0 : -1;
+}
+
+struct device_find {
+	const char *curve;
+	char *ed;                 /* the listed ed25519 key of the device with curve */
+};
+
+static void device_find_fn(void *arg, const char *device, const char *curve, const char *ed)
+{
+	struct device_find *f = arg;
+	(void)device;
+	if (!f->ed && !strcmp(curve, f->curve))
+		f->ed = xstrdup(ed);
+}
+
+/* The device of user whose curve25519 key is curve, in the cached device
+ * list: 1 and *ed (caller frees), 0 listed but not there, 2 the list is
+ * unknown or outdated, -1 store error. */
+static int device_find(struct mx_e2ee *e, const char *user, const char *curve, char **ed)
+{
+	struct device_find f = { curve, NULL };
+	int rc = store_mx_devices_get(e->st, user, device_find_fn, &f);
+	*ed = f.ed;
+	return rc < 0 ? -1 : rc == 0 ? 2 : f.ed ? 1 : 0;
+}
+
+/* The spec (m.olm.v1.curve25519-aes-sha2): the payload's keys.ed25519
+ * must be the ed25519 key /keys/query gave for the device whose curve25519
+ * key is the sender_key.  mx_e2ee_prepare queried the sender's devices
+ * before this batch: a device the server does not list, or another key, is
+ * refused.  When the list could not be had (the query failed), the key is
+ * taken on the payload's word, as before (logged).  1 accept, 0 refuse
+ * (logged, counted), -1 store error. */
+static int sender_device_check(struct mx_e2ee *e, const struct mx_olm_decrypted *d)
+{
+	char *ed = NULL;
+	int rc = device_find(e, d->sender, d->sender_key, &ed);
+	const char *why = NULL;
+	if (rc == 0)
+		why = "the sending device is not among the devices the server lists for its user";
+	else if (rc == 1 && (!d->sender_ed25519 || strcmp(ed, d->sender_ed25519)))
+		why = "the payload's ed25519 key is not the one the server lists for the sending device";
+	else if (rc == 2)
+		log_info("sender_device_unknown", "transport=" T " sender=%s curve25519=%s note=%s",
+			 log_q(d->sender), log_q(d->sender_key),
+			 log_q("its device list could not be had: its keys are taken as sent"));
+	free(ed);
+	if (rc < 0)
+		return -1;
+	if (why) {
+		count_error("room_key_refused");
+		log_warn("room_key_refused", "transport=" T " sender=%s type=%s curve25519=%s error=%s",
+			 log_q(d->sender), log_q(d->type), log_q(d->sender_key), log_q(why));
+	}
+	return why ? 0 : 1;
+}
+
 /* One to-device event: 0 (handled or skipped, logged), -1 store error. */
 static int to_device(struct mx_e2ee *e, const json_t *ev, int64_t now)
 {
@@ -583,6 +701,8 @@ static int to_device(struct mx_e2ee *e, const json_t *ev, int64_t now)
 		const char *sender = json_string_value(json_object_get(ev, "sender"));
 		log_warn("to_device_undecryptable", "transport=" T " sender=%s error=%s",
 			 log_q(sender ? sender : "?"), log_q(err));
+		if (sender)
+			out = mend_request(e, sender, sender_key, now);
 	} else {
 		if (d.new_session)
 			out = save_olm(e, d.new_session, now);
@@ -593,8 +713,14 @@ static int to_device(struct mx_e2ee *e, const json_t *ev, int64_t now)
 			e->acct_unsure = 1;
 			out = save_account(e);
 		}
+		int keys_ok = out == 0 && (!strcmp(d.type, "m.room_key") || !strcmp(d.type, "m.forwarded_room_key"))
+			      ? sender_device_check(e, &d) : 1;
+		if (keys_ok < 0)
+			out = -1;
 		struct mx_megolm_in *in = NULL;
-		if (out == 0 && !strcmp(d.type, "m.room_key"))
+		if (out == 0 && !keys_ok)
+			err[0] = '\0'; /* refused, logged */
+		else if (out == 0 && !strcmp(d.type, "m.room_key"))
 			in = mx_megolm_in_new(d.content, d.sender, d.sender_key, d.sender_ed25519, err, sizeof(err));
 		else if (out == 0 && !strcmp(d.type, "m.forwarded_room_key"))
 			in = mx_megolm_in_from_forwarded(d.content, d.sender, d.sender_key, err, sizeof(err));
@@ -617,6 +743,14 @@ int mx_e2ee_sync(struct mx_e2ee *e, const json_t *batch, int64_t now)
 {
 	size_t i;
 	json_t *v;
+	/* to_device first: mx_e2ee_prepare refreshed its senders' device
+	 * lists, which this batch's device_lists may mark outdated next */
+	if (mx_e2ee_ready(e)) {
+		account_fresh(e);
+		json_array_foreach(json_object_get(json_object_get(batch, "to_device"), "events"), i, v)
+			if (to_device(e, v, now) < 0)
+				return -1;
+	}
 	json_t *lists = json_object_get(batch, "device_lists");
 	const char *const which[] = { "changed", "left" };
 	for (size_t k = 0; k < 2; k++)
@@ -625,10 +759,6 @@ int mx_e2ee_sync(struct mx_e2ee *e, const json_t *batch, int64_t now)
 				return -1;
 	if (!mx_e2ee_ready(e))
 		return 0;
-	account_fresh(e);
-	json_array_foreach(json_object_get(json_object_get(batch, "to_device"), "events"), i, v)
-		if (to_device(e, v, now) < 0)
-			return -1;
 	json_t *counts = json_object_get(batch, "device_one_time_keys_count");
 	if (json_is_object(counts)) {
 		json_t *n = json_object_get(counts, OTK_ALG);
@@ -764,6 +894,19 @@ int mx_e2ee_decrypt(struct mx_e2ee *e, const char *room, const json_t *ev, const
 
 /* ==== Send: share the room key, then encrypt ==== */
 
+static void query_finish(struct chain *c, int answered);
+
+static void chain_unlink(struct chain *c)
+{
+	struct mx_e2ee *e = c->e;
+	if (e->chains == c)
+		e->chains = c->next;
+	if (c->prev)
+		c->prev->next = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+}
+
 static void chain_end(struct chain *c, struct http_response *r, const char *why)
 {
 	struct mx_e2ee *e = c->e;
@@ -774,14 +917,13 @@ static void chain_end(struct chain *c, struct http_response *r, const char *why)
 			r->status = 502;
 		r->error = why;
 		log_warn("e2ee_send_failed", "transport=" T " room=%s trigger=%s error=%s", log_q(c->room),
-			 log_q(c->x->row.trigger), log_q(why));
+			 log_q(c->x ? c->x->row.trigger : "-"), log_q(why));
 	}
-	if (e->chains == c)
-		e->chains = c->next;
-	if (c->prev)
-		c->prev->next = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
+	chain_unlink(c);
+	if (c->kind == CHAIN_QUERY) {
+		query_finish(c, 0);
+		return;
+	}
 	struct send_ctx *x = c->x;
 	http_done_fn done = c->done;
 	chain_free(c);
@@ -965,7 +1107,7 @@ static void query_done(void *arg, struct http_response *r)
 	}
 	/* users the server could not answer for stay unknown: skipped now */
 	c->queried = 1;
-	if (!json_object_get(e->members, c->room) && c->member_fetches < 2) {
+	if (c->kind == CHAIN_ROOM_KEY && !json_object_get(e->members, c->room) && c->member_fetches < 2) {
 		/* the membership changed while the query was out: the list is
 		 * fetched again and its new members queried */
 		c->queried = 0;
@@ -1063,8 +1205,104 @@ static void chain_devices_step(struct chain *c, int may_query)
 		chain_encrypt(c);
 }
 
+/* A permanent failure of a chain that is no reply: its row is dropped. */
+static void chain_give_up(struct chain *c, const char *why)
+{
+	struct http_response r;
+	memset(&r, 0, sizeof(r));
+	r.status = 404;
+	r.retry_after_s = -1;
+	chain_end(c, &r, why);
+}
+
+/* Notes in c->generations the device-list generation of each user of
+ * users (a JSON object or array of user ids) before a /keys/query is sent,
+ * so that query_done keeps a list outdated that changed meanwhile.  0, or
+ * -1 when the store failed. */
+static int note_generations(struct chain *c, const json_t *users)
+{
+	json_decref(c->generations);
+	c->generations = json_object();
+	const char *user;
+	json_t *v;
+	size_t i;
+	int64_t gen;
+	if (json_is_object(users)) {
+		json_object_foreach((json_t *)users, user, v) {
+			if (store_mx_devices_generation(c->e->st, user, &gen) < 0)
+				return -1;
+			json_object_set_new(c->generations, user, json_integer(gen));
+		}
+	}
+	json_array_foreach(users, i, v) {
+		user = json_string_value(v);
+		if (!user)
+			continue;
+		if (store_mx_devices_generation(c->e->st, user, &gen) < 0)
+			return -1;
+		json_object_set_new(c->generations, user, json_integer(gen));
+	}
+	return 0;
+}
+
+/* CHAIN_MEND: the peer device by its curve25519 key, from the device list
+ * (queried once when unknown); then a one-time key is claimed whatever
+ * sessions exist, since the ones we have are the ones that failed. */
+static void mend_devices(struct chain *c)
+{
+	struct mx_e2ee *e = c->e;
+	struct targets t = { c->room, json_array() };
+	int rc = store_mx_devices_get(e->st, c->room, add_target, &t);
+	if (rc == 0 && !c->queried) {
+		json_decref(t.list);
+		json_t *who = json_pack("[s]", c->room);
+		int bad = note_generations(c, who);
+		json_decref(who);
+		if (bad) {
+			struct http_response r;
+			memset(&r, 0, sizeof(r));
+			r.status = 503; /* a store error: the row is tried again */
+			r.retry_after_s = -1;
+			chain_end(c, &r, "the device list could not be read");
+			return;
+		}
+		json_t *body = json_pack("{s:{s:[]}, s:i}", "device_keys", c->room, "timeout", KEY_QUERY_TIMEOUT_MS);
+		chain_request(c, "POST", "/_matrix/client/v3/keys/query", body, query_done);
+		json_decref(body);
+		return;
+	}
+	size_t i;
+	json_t *u;
+	json_decref(c->targets);
+	c->targets = json_array();
+	json_array_foreach(t.list, i, u)
+		if (!strcmp(json_string_value(json_object_get(u, "curve")), c->peer_curve))
+			json_array_append(c->targets, u);
+	json_decref(t.list);
+	if (rc < 0) {
+		struct http_response r;
+		memset(&r, 0, sizeof(r));
+		r.status = 503;
+		r.retry_after_s = -1;
+		chain_end(c, &r, "the device list cannot be read (see store_error)");
+	} else if (!json_array_size(c->targets)) {
+		chain_give_up(c, "the device is not among the ones the server lists for its user");
+	} else {
+		chain_claim(c);
+	}
+}
+
 static void chain_devices(struct chain *c)
 {
+	if (c->kind == CHAIN_QUERY) {
+		chain_unlink(c);
+		query_finish(c, 1);
+		return;
+	}
+	if (c->kind == CHAIN_MEND) {
+		mend_devices(c);
+		return;
+	}
 	/* after a query answered, do not query again in this send */
 	chain_devices_step(c, !c->queried);
 }
@@ -1098,6 +1336,10 @@ static void claim_done(void *arg, struct http_response *r)
 			continue;
 		}
 		ok = save_olm(e, s, now) == 0;
+		if (c->kind == CHAIN_MEND) {
+			free(c->mend_sid);
+			c->mend_sid = xstrdup(mx_olm_session_id(s));
+		}
 		mx_olm_session_free(s);
 	}
 	json_decref(root);
@@ -1124,7 +1366,7 @@ static void chain_claim(struct chain *c)
 			chain_end(c, &r, "the Olm sessions cannot be read (see store_error)");
 			return;
 		}
-		if (!l.n) {
+		if (!l.n || c->kind == CHAIN_MEND) {
 			const char *user = json_string_value(json_object_get(t, "user"));
 			json_t *per = json_object_get(want, user);
 			if (!per) {
@@ -1151,6 +1393,12 @@ static void share_done(void *arg, struct http_response *r)
 	struct mx_e2ee *e = c->e;
 	if (chain_failed(c, r, "send_to_device"))
 		return;
+	if (c->kind == CHAIN_MEND) {
+		log_info("olm_session_mended", "transport=" T " user=%s curve25519=%s session=%s", log_q(c->room),
+			 log_q(c->peer_curve), log_q(c->mend_sid));
+		chain_end(c, r, NULL);
+		return;
+	}
 	const char *sid = mx_megolm_out_session_id(c->out);
 	int own, ok = txn_begin(e, &own) == 0;
 	size_t i;
@@ -1172,7 +1420,8 @@ static void chain_share(struct chain *c)
 {
 	struct mx_e2ee *e = c->e;
 	char err[256];
-	json_t *key = mx_megolm_out_room_key(c->out, err, sizeof(err));
+	int mend = c->kind == CHAIN_MEND;
+	json_t *key = mend ? json_object() : mx_megolm_out_room_key(c->out, err, sizeof(err));
 	json_t *messages = json_object();
 	struct strbuf ids = STRBUF_INIT;
 	int64_t now = wall_ms();
@@ -1191,10 +1440,14 @@ static void chain_share(struct chain *c)
 			ok = 0;
 			break;
 		}
-		json_t *enc = l.n ? mx_olm_encrypt(e->acct, l.s[0], user, json_string_value(json_object_get(t, "ed")),
-						   "m.room_key", key, err, sizeof(err)) : NULL;
+		struct mx_olm_session *use = l.n && !mend ? l.s[0] : NULL;
+		for (size_t k = 0; mend && c->mend_sid && k < l.n; k++)
+			if (!strcmp(mx_olm_session_id(l.s[k]), c->mend_sid))
+				use = l.s[k]; /* the new session, not the ones that failed */
+		json_t *enc = use ? mx_olm_encrypt(e->acct, use, user, json_string_value(json_object_get(t, "ed")),
+						   mend ? "m.dummy" : "m.room_key", key, err, sizeof(err)) : NULL;
 		if (enc) {
-			ok = save_olm(e, l.s[0], now) == 0;
+			ok = save_olm(e, use, now) == 0;
 			json_t *per = json_object_get(messages, user);
 			if (!per) {
 				per = json_object();
@@ -1206,7 +1459,7 @@ static void chain_share(struct chain *c)
 		} else {
 			log_warn("room_key_not_shared", "transport=" T " room=%s user=%s device=%s reason=%s",
 				 log_q(c->room), log_q(user), log_q(dev),
-				 log_q(l.n ? err : "the device has no one-time key left"));
+				 log_q(use ? err : "the device has no one-time key left"));
 		}
 		olm_release(&l);
 	}
@@ -1223,17 +1476,25 @@ static void chain_share(struct chain *c)
 	if (!json_array_size(c->shared)) {
 		json_decref(messages);
 		strbuf_release(&ids);
-		chain_encrypt(c);
+		if (mend)
+			chain_give_up(c, "no new Olm session could be made with the device");
+		else
+			chain_encrypt(c);
 		return;
 	}
 	/* the same session and devices give the same txnId: a retry after a
 	 * lost answer is deduplicated by the server */
-	const char *sid = mx_megolm_out_session_id(c->out);
+	const char *sid = mend ? "" : mx_megolm_out_session_id(c->out);
 	strbuf_addstr(&ids, sid);
 	uint64_t h = hash_bytes(ids.buf, ids.len), h2 = hash_bytes(sid, strlen(sid));
 	struct strbuf path = STRBUF_INIT;
-	strbuf_addf(&path, "/_matrix/client/v3/sendToDevice/m.room.encrypted/rk.%016llx%016llx",
-		    (unsigned long long)h, (unsigned long long)h2);
+	if (mend) { /* the row's txnId: a retry is the same transaction */
+		strbuf_addstr(&path, "/_matrix/client/v3/sendToDevice/m.room.encrypted/");
+		path_escape(&path, c->x->row.txn ? c->x->row.txn : "");
+	} else {
+		strbuf_addf(&path, "/_matrix/client/v3/sendToDevice/m.room.encrypted/rk.%016llx%016llx",
+			    (unsigned long long)h, (unsigned long long)h2);
+	}
 	json_t *body = json_pack("{s:o}", "messages", messages);
 	chain_request(c, "PUT", path.buf, body, share_done);
 	json_decref(body);
@@ -1309,6 +1570,119 @@ static struct mx_megolm_out *outbound(struct mx_e2ee *e, const char *room, int64
 	return s;
 }
 
+/* CHAIN_QUERY's end (c unlinked): the users whose lists could not be had
+ * are marked outdated (their devices count as unknown); then the batch
+ * goes on, answered or not. */
+static void query_finish(struct chain *c, int answered)
+{
+	struct mx_e2ee *e = c->e;
+	if (!answered) {
+		int own, ok = txn_begin(e, &own) == 0;
+		size_t i;
+		json_t *u;
+		json_array_foreach(c->users, i, u)
+			if (ok)
+				ok = store_mx_devices_outdated(e->st, json_string_value(u)) == 0;
+		(void)txn_end(e, own, ok);
+	}
+	void (*ready)(void *) = c->ready;
+	void *arg = c->ready_arg;
+	chain_free(c);
+	if (e->starting)
+		e->start_failed = 1; /* mx_e2ee_prepare returns 1: the caller goes on */
+	else
+		ready(arg);
+}
+
+static struct chain *chain_add(struct mx_e2ee *e, int kind, struct send_ctx *x, http_done_fn done,
+			       const char *room)
+{
+	struct chain *c = xcalloc(1, sizeof(*c));
+	c->e = e;
+	c->kind = kind;
+	c->x = x;
+	c->done = done;
+	c->room = xstrdup(room);
+	c->next = e->chains;
+	if (e->chains)
+		e->chains->prev = c;
+	e->chains = c;
+	return c;
+}
+
+int mx_e2ee_prepare(struct mx_e2ee *e, const json_t *batch, void (*ready)(void *arg), void *arg)
+{
+	if (!mx_e2ee_ready(e))
+		return 1;
+	json_t *changed = json_object_get(json_object_get(batch, "device_lists"), "changed");
+	json_t *want = json_object();
+	size_t i, k;
+	json_t *v, *u;
+	json_array_foreach(json_object_get(json_object_get(batch, "to_device"), "events"), i, v) {
+		const char *type = json_string_value(json_object_get(v, "type"));
+		const char *sender = json_string_value(json_object_get(v, "sender"));
+		json_t *content = json_object_get(v, "content");
+		const char *alg = json_string_value(json_object_get(content, "algorithm"));
+		const char *curve = json_string_value(json_object_get(content, "sender_key"));
+		if (!type || strcmp(type, "m.room.encrypted") || !sender || !curve || !alg || strcmp(alg, MX_ALG_OLM) ||
+		    json_object_get(want, sender))
+			continue;
+		int stale = 0;
+		json_array_foreach(changed, k, u)
+			stale |= json_is_string(u) && !strcmp(json_string_value(u), sender);
+		char *ed = NULL;
+		int rc = stale ? 2 : device_find(e, sender, curve, &ed);
+		free(ed);
+		if (rc != 1)  /* unknown, outdated, changed, or without that device: ask */
+			json_object_set_new(want, sender, json_array());
+	}
+	if (!json_object_size(want)) {
+		json_decref(want);
+		return 1;
+	}
+	struct chain *c = chain_add(e, CHAIN_QUERY, NULL, NULL, "-");
+	c->users = json_array();
+	const char *user;
+	json_object_foreach(want, user, u)
+		json_array_append_new(c->users, json_string(user));
+	c->ready = ready;
+	c->ready_arg = arg;
+	if (note_generations(c, want) < 0) { /* then the answer counts as of generation 0 */
+		json_decref(c->generations);
+		c->generations = NULL;
+	}
+	log_info("keys_query_first", "transport=" T " users=%zu note=%s", json_object_size(want),
+		 log_q("device lists of Olm senders, before their keys are checked"));
+	json_t *body = json_pack("{s:o, s:i}", "device_keys", want, "timeout", KEY_QUERY_TIMEOUT_MS);
+	e->starting = 1;
+	e->start_failed = 0;
+	chain_request(c, "POST", "/_matrix/client/v3/keys/query", body, query_done);
+	e->starting = 0;
+	json_decref(body);
+	return e->start_failed ? 1 : 0;
+}
+
+int mx_e2ee_mend(struct mx_e2ee *e, struct send_ctx *x, http_done_fn done)
+{
+	if (!mx_e2ee_ready(e))
+		return -1;
+	json_t *body = json_loads(x->row.body ? x->row.body : "", 0, NULL);
+	const char *user = json_string_value(json_object_get(body, "user"));
+	const char *curve = json_string_value(json_object_get(body, "curve"));
+	if (!user || !curve) {
+		json_decref(body);
+		return -1;
+	}
+	struct chain *c = chain_add(e, CHAIN_MEND, x, done, user);
+	c->peer_curve = xstrdup(curve);
+	json_decref(body);
+	e->starting = 1;
+	e->start_failed = 0;
+	chain_devices(c);
+	e->starting = 0;
+	return e->start_failed ? -1 : 0;
+}
+
 int mx_e2ee_send(struct mx_e2ee *e, struct send_ctx *x, http_done_fn done)
 {
 	if (!mx_e2ee_ready(e))
@@ -1317,16 +1691,8 @@ int mx_e2ee_send(struct mx_e2ee *e, struct send_ctx *x, http_done_fn done)
 	struct mx_megolm_out *out = outbound(e, x->row.chat, wall_ms());
 	if (!out)
 		return -1;
-	struct chain *c = xcalloc(1, sizeof(*c));
-	c->e = e;
-	c->x = x;
-	c->done = done;
-	c->room = xstrdup(x->row.chat);
+	struct chain *c = chain_add(e, CHAIN_ROOM_KEY, x, done, x->row.chat);
 	c->out = out;
-	c->next = e->chains;
-	if (e->chains)
-		e->chains->prev = c;
-	e->chains = c;
 	e->starting = 1;
 	e->start_failed = 0;
 	chain_members(c);

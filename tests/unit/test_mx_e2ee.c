@@ -388,10 +388,274 @@ static void reset_records_waiting_events_as_given_up(void **state)
 	mx_e2ee_free(e);
 }
 
+/* A scripted homeserver: the request in flight, answered by the test. */
+static struct {
+	char method[8], path[600];
+	json_t *body;
+	http_done_fn done;
+	void *cb_arg;
+	int n;
+} req;
+
+static int record(void *arg, const char *method, const char *path, const char *body, http_done_fn done,
+		  void *cb_arg)
+{
+	(void)arg;
+	if (!strcmp(path, "/_matrix/client/v3/keys/upload")) {
+		json_decref(uploaded);
+		uploaded = json_loads(body, 0, NULL);
+		return 0;
+	}
+	snprintf(req.method, sizeof(req.method), "%s", method);
+	snprintf(req.path, sizeof(req.path), "%s", path);
+	json_decref(req.body);
+	req.body = body ? json_loads(body, 0, NULL) : NULL;
+	req.done = done;
+	req.cb_arg = cb_arg;
+	req.n++;
+	return 0;
+}
+
+/* Answers the request in flight with status and body (a JSON text). */
+static void answer_req(long status, const char *body)
+{
+	struct http_response r;
+	memset(&r, 0, sizeof(r));
+	r.status = status;
+	r.retry_after_s = -1;
+	struct strbuf b = STRBUF_INIT;
+	assert_int_equal(strbuf_addstr(&b, body), 0);
+	r.body = b;
+	http_done_fn done = req.done;
+	req.done = NULL;
+	done(req.cb_arg, &r);
+	strbuf_release(&r.body);
+}
+
+static struct http_response sent;
+static int sent_n;
+
+static void row_done(void *arg, struct http_response *r)
+{
+	(void)arg;
+	sent.status = r->status;
+	sent_n++;
+}
+
+static void count_olm(void *arg, const char *pickle)
+{
+	(void)pickle;
+	(*(int *)arg)++;
+}
+
+static void lost_olm_session_is_mended(void **state)
+{
+	struct store *st = *state;
+	char err[512];
+	struct mx_e2ee *e = mx_e2ee_new(st, key, strlen(key), 1, record, NULL);
+	assert_int_equal(mx_e2ee_load(e, BOT, "BOTDEV", err, sizeof(err)), 0);
+	assert_int_equal(mx_e2ee_upload(e, 1, NULL, NULL), 0);
+	const char *bot_curve, *bot_ed;
+	assert_int_equal(mx_device_keys_check(json_object_get(uploaded, "device_keys"), BOT, "BOTDEV", &bot_curve,
+					      &bot_ed, err, sizeof(err)), 0);
+	/* alice's device, known from an earlier /keys/query, with one-time keys */
+	struct mx_account *alice = mx_account_new(ALICE, "ALICEDEV", err, sizeof(err));
+	json_t *up = mx_account_keys_upload_body(alice, 1, 0, err, sizeof(err));
+	const char *a_curve, *a_ed;
+	assert_int_equal(mx_device_keys_check(json_object_get(up, "device_keys"), ALICE, "ALICEDEV", &a_curve, &a_ed,
+					      err, sizeof(err)), 0);
+	assert_int_equal(store_begin(st), 0);
+	assert_int_equal(store_mx_devices_clear(st, ALICE, 0), 0);
+	assert_int_equal(store_mx_device_add(st, ALICE, "ALICEDEV", a_curve, a_ed), 0);
+	assert_int_equal(store_commit(st), 0);
+	/* two Olm messages over a session the bot does not have (type 1) */
+	json_t *lost = json_pack("{s:s, s:s, s:{s:s, s:s, s:{s:{s:i, s:s}}}}", "type", "m.room.encrypted",
+				 "sender", ALICE, "content", "algorithm", MX_ALG_OLM, "sender_key", a_curve,
+				 "ciphertext", bot_curve, "type", 1, "body", "AwogAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+	json_t *batch = json_pack("{s:{s:[O, O]}}", "to_device", "events", lost, lost);
+	assert_int_equal(store_begin(st), 0);
+	assert_int_equal(mx_e2ee_sync(e, batch, 1000), 0);
+	assert_int_equal(mx_e2ee_sync(e, batch, 2000), 0);          /* within the hour: no second */
+	assert_int_equal(store_commit(st), 0);
+	assert_int_equal(store_outbox_count(st, "matrix", OUT_PENDING), 1);
+	struct send_ctx x;
+	memset(&x, 0, sizeof(x));
+	assert_int_equal(store_outbox_due(st, "matrix", 3000, &x.row, 1), 1);
+	assert_string_equal(x.row.method, "olm_mend");
+	assert_string_equal(x.row.chat, ALICE);
+	assert_non_null(x.row.txn);
+	/* sent: a one-time key claimed for that device (sessions or not) ... */
+	assert_int_equal(mx_e2ee_mend(e, &x, row_done), 0);
+	assert_string_equal(req.path, "/_matrix/client/v3/keys/claim");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(json_object_get(req.body,
+			    "one_time_keys"), ALICE), "ALICEDEV")), "signed_curve25519");
+	const char *kid;
+	json_t *k, *otk = json_object();
+	json_object_foreach(json_object_get(up, "one_time_keys"), kid, k) {
+		json_object_set(otk, kid, k);
+		break;
+	}
+	json_t *claim = json_pack("{s:{s:{s:O}}}", "one_time_keys", ALICE, "ALICEDEV", otk);
+	char *cs = json_dumps(claim, JSON_COMPACT);
+	answer_req(200, cs);
+	free(cs);
+	/* ... the new session stored before anything leaves ... */
+	int n = 0;
+	assert_int_equal(store_mx_olm_each(st, a_curve, count_olm, &n), 1);
+	/* ... and an m.dummy over it, a pre-key message, under the row's txnId */
+	char want[700];
+	snprintf(want, sizeof(want), "/_matrix/client/v3/sendToDevice/m.room.encrypted/%s", x.row.txn);
+	assert_string_equal(req.method, "PUT");
+	assert_string_equal(req.path, want);
+	json_t *c = json_object_get(json_object_get(json_object_get(req.body, "messages"), ALICE), "ALICEDEV");
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(json_object_get(c, "ciphertext"),
+								    a_curve), "type")), 0);
+	json_t *td = json_pack("{s:s, s:s, s:O}", "type", "m.room.encrypted", "sender", BOT, "content", c);
+	struct mx_olm_decrypted d;
+	assert_int_equal(mx_olm_decrypt(alice, NULL, 0, td, &d, err, sizeof(err)), 0);
+	assert_string_equal(d.type, "m.dummy");
+	mx_olm_decrypted_release(&d);
+	assert_int_equal(sent_n, 0);
+	answer_req(200, "{}");
+	assert_int_equal(sent_n, 1);
+	assert_int_equal(sent.status, 200);
+	/* an hour later, another loss is mended again */
+	assert_int_equal(store_begin(st), 0);
+	assert_int_equal(mx_e2ee_sync(e, batch, 1000 + 3600 * 1000 + 1), 0);
+	assert_int_equal(store_commit(st), 0);
+	assert_int_equal(store_outbox_count(st, "matrix", OUT_PENDING), 2);
+	outbox_row_release(&x.row);
+	json_decref(td);
+	json_decref(claim);
+	json_decref(otk);
+	json_decref(batch);
+	json_decref(lost);
+	json_decref(up);
+	mx_account_free(alice);
+	mx_e2ee_free(e);
+}
+
+static void set_flag(void *arg)
+{
+	(*(int *)arg)++;
+}
+
+/* A to-device batch with one m.room_key from alice's Olm session olm for
+ * a new room session (its id in *sid, caller frees). */
+static json_t *room_key_batch(struct mx_account *alice, struct mx_olm_session *olm, const char *bot_ed,
+			      char **sid)
+{
+	char err[512];
+	struct mx_megolm_out *out = mx_megolm_out_new(ROOM, 1, err, sizeof(err));
+	json_t *rk = mx_megolm_out_room_key(out, err, sizeof(err));
+	json_t *td = mx_olm_encrypt(alice, olm, BOT, bot_ed, "m.room_key", rk, err, sizeof(err));
+	assert_non_null(td);
+	json_t *b = json_pack("{s:{s:[{s:s, s:s, s:o}]}}", "to_device", "events", "type", "m.room.encrypted",
+			      "sender", ALICE, "content", td);
+	*sid = strdup(mx_megolm_out_session_id(out));
+	json_decref(rk);
+	mx_megolm_out_free(out);
+	return b;
+}
+
+/* 1 when the bot stored the room session sid, 0 not. */
+static int have_session(struct store *st, const char *sid)
+{
+	struct strbuf p = STRBUF_INIT;
+	int rc = store_mx_megolm_in_get(st, ROOM, sid, &p);
+	strbuf_release(&p);
+	assert_true(rc >= 0);
+	return rc;
+}
+
+static void sync_batch(struct store *st, struct mx_e2ee *e, json_t *batch, int64_t now)
+{
+	assert_int_equal(store_begin(st), 0);
+	assert_int_equal(mx_e2ee_sync(e, batch, now), 0);
+	assert_int_equal(store_commit(st), 0);
+}
+
+static void room_key_must_name_the_sending_devices_key(void **state)
+{
+	struct store *st = *state;
+	char err[512];
+	struct mx_e2ee *e = mx_e2ee_new(st, key, strlen(key), 1, record, NULL);
+	assert_int_equal(mx_e2ee_load(e, BOT, "BOTDEV", err, sizeof(err)), 0);
+	assert_int_equal(mx_e2ee_upload(e, 1, NULL, NULL), 0);
+	const char *bot_curve, *bot_ed;
+	assert_int_equal(mx_device_keys_check(json_object_get(uploaded, "device_keys"), BOT, "BOTDEV", &bot_curve,
+					      &bot_ed, err, sizeof(err)), 0);
+	struct mx_account *alice = mx_account_new(ALICE, "ALICEDEV", err, sizeof(err));
+	json_t *dk = mx_account_device_keys(alice, err, sizeof(err));
+	const char *a_curve = mx_account_curve25519(alice);
+	json_t *otk = claimed_key();
+	struct mx_olm_session *olm = mx_olm_session_new_outbound(alice, BOT, "BOTDEV", bot_curve, bot_ed, otk,
+								 err, sizeof(err));
+	assert_non_null(olm);
+	char *sid;
+	int ready = 0;
+	/* alice's devices are unknown: asked first, the batch waits for them */
+	json_t *b = room_key_batch(alice, olm, bot_ed, &sid);
+	assert_int_equal(mx_e2ee_prepare(e, b, set_flag, &ready), 0);
+	assert_string_equal(req.path, "/_matrix/client/v3/keys/query");
+	assert_non_null(json_object_get(json_object_get(req.body, "device_keys"), ALICE));
+	json_t *ans = json_pack("{s:{s:{s:O}}}", "device_keys", ALICE, "ALICEDEV", dk);
+	char *as = json_dumps(ans, JSON_COMPACT);
+	answer_req(200, as);
+	free(as);
+	assert_int_equal(ready, 1);
+	assert_int_equal(mx_e2ee_prepare(e, b, set_flag, &ready), 1); /* known now */
+	sync_batch(st, e, b, 100);
+	assert_int_equal(have_session(st, sid), 1);                 /* honest: kept */
+	json_decref(b);
+	free(sid);
+	/* the server lists another ed25519 key for that curve25519 key: refused */
+	assert_int_equal(store_begin(st), 0);
+	assert_int_equal(store_mx_devices_clear(st, ALICE, 0), 0);
+	assert_int_equal(store_mx_device_add(st, ALICE, "ALICEDEV", a_curve, "bm90IGFsaWNlJ3Mga2V5IGF0IGFsbCBubyBubw"),
+			 0);
+	assert_int_equal(store_commit(st), 0);
+	b = room_key_batch(alice, olm, bot_ed, &sid);
+	assert_int_equal(mx_e2ee_prepare(e, b, set_flag, &ready), 1);
+	sync_batch(st, e, b, 200);
+	assert_int_equal(have_session(st, sid), 0);
+	json_decref(b);
+	free(sid);
+	/* a device the server does not list (asked again, still absent): refused */
+	b = room_key_batch(alice, olm, bot_ed, &sid);
+	assert_int_equal(store_begin(st), 0);
+	assert_int_equal(store_mx_devices_clear(st, ALICE, 0), 0);
+	assert_int_equal(store_commit(st), 0);
+	assert_int_equal(mx_e2ee_prepare(e, b, set_flag, &ready), 0);
+	answer_req(200, "{\"device_keys\":{\"" ALICE "\":{}}}");
+	assert_int_equal(ready, 2);
+	sync_batch(st, e, b, 300);
+	assert_int_equal(have_session(st, sid), 0);
+	json_decref(b);
+	free(sid);
+	/* the query fails: the list stays unknown, the key is taken as sent */
+	b = room_key_batch(alice, olm, bot_ed, &sid);
+	assert_int_equal(mx_e2ee_prepare(e, b, set_flag, &ready), 0);
+	answer_req(500, "{}");
+	assert_int_equal(ready, 3);
+	sync_batch(st, e, b, 400);
+	assert_int_equal(have_session(st, sid), 1);
+	json_decref(b);
+	free(sid);
+	json_decref(ans);
+	json_decref(dk);
+	json_decref(otk);
+	mx_olm_session_free(olm);
+	mx_account_free(alice);
+	mx_e2ee_free(e);
+}
+
 static int teardown_all(void **state)
 {
 	json_decref(uploaded);
 	uploaded = NULL;
+	json_decref(req.body);
+	memset(&req, 0, sizeof(req));
 	return teardown(state);
 }
 
@@ -406,6 +670,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(key_requests_do_not_hold_up_replies, setup, teardown_all),
 		cmocka_unit_test_setup_teardown(room_keys_are_capped_per_sender_device, setup, teardown_all),
 		cmocka_unit_test_setup_teardown(reset_records_waiting_events_as_given_up, setup, teardown_all),
+		cmocka_unit_test_setup_teardown(lost_olm_session_is_mended, setup, teardown_all),
+		cmocka_unit_test_setup_teardown(room_key_must_name_the_sending_devices_key, setup, teardown_all),
 	};
 	return cmocka_run_group_tests_name("mx_e2ee", tests, NULL, NULL);
 }
