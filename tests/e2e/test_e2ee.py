@@ -554,18 +554,29 @@ class Scenarios(E2EECase):
         self.assertEqual(b.stop(), 0)
 
     def test_04b_new_device_while_keys_query_in_flight(self):
-        """device_lists.changed (alice's new device) synced while the bot's
-        /keys/query is in flight: the older answer does not mark alice's
-        list up to date, so the next reply reaches the new device."""
+        """alice logs in a new device while the bot's /keys/query for her
+        is held (its answer lists the old devices only): the bot's list
+        must not stay at that older answer, so the next reply reaches the
+        new device.  (The bot now asks for a sender's devices before it
+        stores the sync batch that carries her room key, which serialises
+        this case; the race with a sync in between is the generation test
+        of tests/unit/test_store.c.)"""
         room, b, alice = self.alice_dm()
-        box = {}
+        # the hook runs in the fake's thread and holds the bot's query
+        # while this thread (which owns nio's event loop) adds the device
+        in_flight, release = threading.Event(), threading.Event()
         def post():
-            box["a2"] = User(self, "alice").start()
-            time.sleep(3)
+            in_flight.set()
+            release.wait(15)
         self.fake.bot_query_post = post
         q1 = alice.ask(room, COUT[0])
-        self.expect_answers(alice, room, [(q1, COUT[1])], settle=4)
-        alice2 = box["a2"]
+        self.assertTrue(in_flight.wait(15), "the bot sent no /keys/query\n" + b.logs()[-2000:])
+        try:
+            alice2 = User(self, "alice").start()
+            time.sleep(1.0)
+        finally:
+            release.set()
+        self.expect_answers(alice, room, [(q1, COUT[1])], settle=1)
         time.sleep(1.0)
         q2 = alice.ask(room, ETUDE[0])
         self.expect_answers(alice2, room, [(q2, ETUDE[1])])
