@@ -157,6 +157,8 @@ def bench_telegram(a):
                FAQBOT_FAQ=os.path.join(ROOT, "faq", "faq.json"),
                FAQBOT_TELEGRAM_RATE_LIMITS="false", FAQBOT_TELEGRAM_POLL_TIMEOUT="10", FAQBOT_FLOOD_MAX="0",
                FAQBOT_LOG_LEVEL="warn")
+    if os.environ.get("FAQBOT_TELEGRAM_PARALLEL_SENDS"):  # to measure another setting
+        env["FAQBOT_TELEGRAM_PARALLEL_SENDS"] = os.environ["FAQBOT_TELEGRAM_PARALLEL_SENDS"]
     p = subprocess.Popen([a.faqbot, "run"], env=env, stdin=subprocess.DEVNULL,
                          stdout=subprocess.DEVNULL)
     try:
