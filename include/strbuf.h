@@ -47,4 +47,8 @@ int strbuf_add_html_escaped(struct strbuf *sb, const char *s, size_t n, int attr
 /* Appends s with JSON string escaping (no surrounding quotes). */
 int strbuf_add_json_escaped(struct strbuf *sb, const char *s, size_t n);
 
+/* Appends s percent-encoded for one URL path segment: every byte but
+ * RFC 3986's unreserved characters (A-Z a-z 0-9 - _ . ~) as %XX. */
+int strbuf_add_path_escaped(struct strbuf *sb, const char *s);
+
 #endif

@@ -81,17 +81,6 @@ struct mx {
 
 /* ==== Requests ==== */
 
-static void path_escape(struct strbuf *out, const char *s)
-{
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~')
-			strbuf_addch(out, (char)c);
-		else
-			strbuf_addf(out, "%%%02X", c);
-	}
-}
-
 /* Starts a request whose answer may be max_body bytes (0: the default). */
 static int request_capped(struct mx *m, const char *method, const char *path, const char *body,
 			  long timeout_ms, size_t max_body, http_done_fn done, void *arg)
@@ -427,7 +416,7 @@ static int mx_start(void *self)
 		}
 		strbuf_release(&fu);
 		strbuf_addstr(&path, "/_matrix/client/v3/user/");
-		path_escape(&path, m->user_id);
+		strbuf_add_path_escaped(&path, m->user_id);
 		strbuf_addstr(&path, "/filter");
 		issued = 1;
 		struct strbuf f = STRBUF_INIT;
@@ -1238,11 +1227,11 @@ static void fill_next_gap(struct mx *m)
 	struct gap *g = &m->gaps[m->gap_next];
 	struct strbuf path = STRBUF_INIT;
 	strbuf_addstr(&path, "/_matrix/client/v3/rooms/");
-	path_escape(&path, g->room);
+	strbuf_add_path_escaped(&path, g->room);
 	strbuf_addf(&path, "/messages?dir=b&limit=%d&from=", m->messages_limit);
-	path_escape(&path, g->from);
+	strbuf_add_path_escaped(&path, g->from);
 	strbuf_addstr(&path, "&to=");
-	path_escape(&path, g->to);
+	strbuf_add_path_escaped(&path, g->to);
 	size_t cap = m->messages_limit == 1 && m->messages_big ? HTTP_SINGLE_MAX_BODY : 0;
 	if (request_capped(m, "GET", path.buf, NULL, REQ_TIMEOUT_MS, cap, messages_done, m) < 0) {
 		m->gap_filling = 0;
@@ -1313,14 +1302,14 @@ static int mx_poll(void *self)
 		/* after an oversized answer: the same filter inline, fewer events a room */
 		struct strbuf f = STRBUF_INIT;
 		filter_json(&f, m->timeline_limit);
-		path_escape(&path, f.buf);
+		strbuf_add_path_escaped(&path, f.buf);
 		strbuf_release(&f);
 	} else {
-		path_escape(&path, m->filter_id);
+		strbuf_add_path_escaped(&path, m->filter_id);
 	}
 	if (have) {
 		strbuf_addstr(&path, "&since=");
-		path_escape(&path, since.buf);
+		strbuf_add_path_escaped(&path, since.buf);
 	}
 	size_t cap = m->timeline_limit == 1 && m->sync_big ? HTTP_SINGLE_MAX_BODY : 0;
 	m->sync_started = wall_ms();
@@ -1472,7 +1461,7 @@ static int enc_check_start(struct mx *m, struct send_ctx *x, http_done_fn done)
 	m->checks = k;
 	struct strbuf path = STRBUF_INIT;
 	strbuf_addstr(&path, "/_matrix/client/v3/rooms/");
-	path_escape(&path, x->row.chat);
+	strbuf_add_path_escaped(&path, x->row.chat);
 	strbuf_addstr(&path, "/state/m.room.encryption/");
 	int rc = request(m, "GET", path.buf, NULL, REQ_TIMEOUT_MS, enc_check_done, k);
 	strbuf_release(&path);
@@ -1490,7 +1479,7 @@ static int mx_send(void *self, struct send_ctx *x, http_done_fn done)
 	int rc;
 	if (!strcmp(x->row.method, "m.room_key_request")) {
 		strbuf_addstr(&path, "/_matrix/client/v3/sendToDevice/m.room_key_request/");
-		path_escape(&path, x->row.txn ? x->row.txn : "");
+		strbuf_add_path_escaped(&path, x->row.txn ? x->row.txn : "");
 		rc = request(m, "PUT", path.buf, x->row.body, REQ_TIMEOUT_MS, done, x);
 		strbuf_release(&path);
 		return rc;
@@ -1507,13 +1496,13 @@ static int mx_send(void *self, struct send_ctx *x, http_done_fn done)
 			return checked < 0 ? -1 : enc_check_start(m, x, done);
 	}
 	strbuf_addstr(&path, "/_matrix/client/v3/rooms/");
-	path_escape(&path, x->row.chat);
+	strbuf_add_path_escaped(&path, x->row.chat);
 	if (!strcmp(x->row.method, "join")) {
 		strbuf_addstr(&path, "/join");
 		rc = request(m, "POST", path.buf, "{}", REQ_TIMEOUT_MS, done, x);
 	} else {
 		strbuf_addstr(&path, "/send/m.room.message/");
-		path_escape(&path, x->row.txn);
+		strbuf_add_path_escaped(&path, x->row.txn);
 		rc = request(m, "PUT", path.buf, x->row.body, REQ_TIMEOUT_MS, done, x);
 	}
 	strbuf_release(&path);

@@ -68,17 +68,6 @@ struct upload {
 
 /* ==== Helpers ==== */
 
-static void path_escape(struct strbuf *out, const char *s)
-{
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~')
-			strbuf_addch(out, (char)c);
-		else
-			strbuf_addf(out, "%%%02X", c);
-	}
-}
-
 /* Opens a transaction unless one is open (then the caller's holds the
  * writes); *own says which. */
 static int txn_begin(struct mx_e2ee *e, int *own)
@@ -1012,7 +1001,7 @@ static void chain_members(struct chain *c)
 	c->member_fetches++;
 	struct strbuf path = STRBUF_INIT;
 	strbuf_addstr(&path, "/_matrix/client/v3/rooms/");
-	path_escape(&path, c->room);
+	strbuf_add_path_escaped(&path, c->room);
 	strbuf_addstr(&path, "/joined_members");
 	chain_request(c, "GET", path.buf, NULL, members_done);
 	strbuf_release(&path);
@@ -1490,7 +1479,7 @@ static void chain_share(struct chain *c)
 	struct strbuf path = STRBUF_INIT;
 	if (mend) { /* the row's txnId: a retry is the same transaction */
 		strbuf_addstr(&path, "/_matrix/client/v3/sendToDevice/m.room.encrypted/");
-		path_escape(&path, c->x->row.txn ? c->x->row.txn : "");
+		strbuf_add_path_escaped(&path, c->x->row.txn ? c->x->row.txn : "");
 	} else {
 		strbuf_addf(&path, "/_matrix/client/v3/sendToDevice/m.room.encrypted/rk.%016llx%016llx",
 			    (unsigned long long)h, (unsigned long long)h2);
@@ -1528,9 +1517,9 @@ static void chain_encrypt(struct chain *c)
 	}
 	struct strbuf path = STRBUF_INIT;
 	strbuf_addstr(&path, "/_matrix/client/v3/rooms/");
-	path_escape(&path, c->room);
+	strbuf_add_path_escaped(&path, c->room);
 	strbuf_addstr(&path, "/send/m.room.encrypted/");
-	path_escape(&path, c->x->row.txn ? c->x->row.txn : "");
+	strbuf_add_path_escaped(&path, c->x->row.txn ? c->x->row.txn : "");
 	chain_request(c, "PUT", path.buf, enc, put_done);
 	json_decref(enc);
 	strbuf_release(&path);

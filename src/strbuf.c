@@ -5,6 +5,7 @@
 #include "strbuf.h"
 #include "util.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -154,6 +155,18 @@ int strbuf_add_json_escaped(struct strbuf *sb, const char *s, size_t n)
 			}
 		}
 		if (r < 0)
+			return -1;
+	}
+	return 0;
+}
+
+int strbuf_add_path_escaped(struct strbuf *sb, const char *s)
+{
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		int rc = isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' ? strbuf_addch(sb, (char)c)
+										  : strbuf_addf(sb, "%%%02X", c);
+		if (rc < 0)
 			return -1;
 	}
 	return 0;

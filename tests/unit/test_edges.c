@@ -20,6 +20,7 @@
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
+#include "strbuf.h"
 #include "strmap.h"
 #include "util.h"
 
@@ -116,6 +117,20 @@ static void backoff_grows_and_is_capped(void **state)
 			base = 60000;
 		assert_true(ms >= base / 2 && ms <= base);
 	}
+}
+
+/* Matrix ids in URL paths: '!', ':', '@', '/', '?', '#', '%', spaces and
+ * non-ASCII bytes encoded, RFC 3986's unreserved characters kept. */
+static void path_segments_are_percent_encoded(void **state)
+{
+	(void)state;
+	struct strbuf b = STRBUF_INIT;
+	assert_int_equal(strbuf_add_path_escaped(&b, "!r/oom?x#y:ex.org"), 0);
+	assert_string_equal(b.buf, "%21r%2Foom%3Fx%23y%3Aex.org");
+	strbuf_reset(&b);
+	assert_int_equal(strbuf_add_path_escaped(&b, "@a b%~_-\xc3\xa9"), 0);
+	assert_string_equal(b.buf, "%40a%20b%25~_-%C3%A9");
+	strbuf_release(&b);
 }
 
 /* A batch whose commit failed is handled again: its questions were counted
@@ -372,6 +387,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(flood_window_notice_then_silence),
 		cmocka_unit_test(flood_counts_a_message_once),
+		cmocka_unit_test(path_segments_are_percent_encoded),
 		cmocka_unit_test(allow_lists),
 		cmocka_unit_test(secrets_never_reach_a_line),
 		cmocka_unit_test(json_lines),
