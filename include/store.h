@@ -76,7 +76,8 @@
  *             disabled, nothing queued)
  *   unanswered  after unanswered_retention_days
  *   votes, choices  after feedback_retention_days (feedback_ms)
- *   mx_key_requests  after the de-duplication window; mx_waiting rows at
+ *   mx_key_requests, kv's matrix.olm_mend.* (when a lost Olm session was
+ *             last mended)  after the de-duplication window; mx_waiting rows at
  *             their give_up_at (the Matrix transport, MX_KEY_WAIT_MS);
  *             mx_megolm_in sessions unused for STORE_MX_SESSION_MS
  *             (30 days), mx_olm ones too unless the latest of their peer

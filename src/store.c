@@ -1467,7 +1467,13 @@ int store_retain(struct store *s, int64_t now, const struct store_retention *r)
 	static const char megolm_in[] =
 		"DELETE FROM mx_megolm_in WHERE (room, session_id) IN (SELECT room, session_id"
 		" FROM mx_megolm_in WHERE at<?1 LIMIT " RETAIN_BATCH_SQL ") AND ?2=?2";
-	if (prune(s, key_requests, now - r->dedup_ms, now, &n) < 0 ||
+	/* the last time a lost Olm session was mended, per peer device
+	 * (mx_e2ee.c: at most hourly) */
+	static const char olm_mend[] =
+		"DELETE FROM kv WHERE key IN (SELECT key FROM kv WHERE key LIKE 'matrix.olm\\_mend.%' ESCAPE '\\'"
+		" AND CAST(value AS INTEGER)<?1 LIMIT " RETAIN_BATCH_SQL ") AND ?2=?2";
+	if (prune(s, olm_mend, now - r->dedup_ms, now, &n) < 0 ||
+	    prune(s, key_requests, now - r->dedup_ms, now, &n) < 0 ||
 	    prune(s, olm, now - STORE_MX_SESSION_MS, now, &n) < 0 ||
 	    prune(s, megolm_in, now - STORE_MX_SESSION_MS, now, &n) < 0)
 		return -1;

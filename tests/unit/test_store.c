@@ -909,8 +909,16 @@ static void encryption_tables_keep_what_the_transport_needs(void **state)
 	/* key requests: once per session, pruned after the de-duplication window */
 	assert_int_equal(store_mx_key_request_add(s, "!r", "m9", 100), 1);
 	assert_int_equal(store_mx_key_request_add(s, "!r", "m9", 150), 0);
+	assert_int_equal(store_kv_set(s, "matrix.olm_mend.K1", "100"), 0);  /* mended long ago */
+	assert_int_equal(store_kv_set(s, "matrix.olm_mend.K2", "1500"), 0); /* recently */
+	assert_int_equal(store_kv_set(s, "matrix.olmXmend.K3", "100"), 0);  /* not one ('_' is no wildcard) */
 	struct store_retention keep = { 1000, 1000, 1000, 1000 };
-	assert_true(store_retain(s, 2000, &keep) >= 1);
+	assert_true(store_retain(s, 2000, &keep) >= 2);
+	struct strbuf kv = STRBUF_INIT;
+	assert_int_equal(store_kv_get(s, "matrix.olm_mend.K1", &kv), 0);
+	assert_int_equal(store_kv_get(s, "matrix.olm_mend.K2", &kv), 1);
+	assert_int_equal(store_kv_get(s, "matrix.olmXmend.K3", &kv), 1);
+	strbuf_release(&kv);
 	assert_int_equal(store_mx_key_request_add(s, "!r", "m9", 2100), 1);
 	/* sessions go after a month without use; a use keeps them */
 	assert_int_equal(store_mx_megolm_in_set(s, "!r", "m1", "K", "i1c", STORE_MX_SESSION_MS), 0);
