@@ -707,14 +707,13 @@ static int to_device(struct mx_e2ee *e, const json_t *ev, int64_t now)
 		if (keys_ok < 0)
 			out = -1;
 		struct mx_megolm_in *in = NULL;
-		if (out == 0 && !keys_ok)
-			err[0] = '\0'; /* refused, logged */
-		else if (out == 0 && !strcmp(d.type, "m.room_key"))
+		if (out == 0 && keys_ok == 1 && !strcmp(d.type, "m.room_key"))
 			in = mx_megolm_in_new(d.content, d.sender, d.sender_key, d.sender_ed25519, err, sizeof(err));
-		else if (out == 0 && !strcmp(d.type, "m.forwarded_room_key"))
+		else if (out == 0 && keys_ok == 1 && !strcmp(d.type, "m.forwarded_room_key"))
 			in = mx_megolm_in_from_forwarded(d.content, d.sender, d.sender_key, err, sizeof(err));
-		else if (out == 0)
-			err[0] = '\0'; /* another encrypted to-device message (m.dummy): nothing to do */
+		else
+			err[0] = '\0'; /* refused (logged), a store error, or another encrypted
+					  * to-device message (m.dummy): nothing more to do */
 		if (in)
 			out = add_inbound(e, in, now);
 		else if (out == 0 && err[0]) {
