@@ -400,6 +400,9 @@ STORE_MUST_CHECK int store_mx_waiting_rooms(struct store *s, int64_t received_be
 STORE_MUST_CHECK int64_t store_mx_waiting_count(struct store *s);
 /* Events of room waiting for a key, or -1. */
 STORE_MUST_CHECK int64_t store_mx_waiting_room_count(struct store *s, const char *room);
+/* Forgets the key request for (room, session_id) once its key came: 1 when
+ * there was one (its cancellation is due), 0 not, -1. */
+STORE_MUST_CHECK int store_mx_key_request_done(struct store *s, const char *room, const char *session_id);
 /* Records a key request for (room, session_id): 1 new, 0 already sent, -1. */
 STORE_MUST_CHECK int store_mx_key_request_add(struct store *s, const char *room, const char *session_id,
 					      int64_t now);

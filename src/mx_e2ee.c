@@ -521,7 +521,13 @@ static int requeue_waiting(void *arg, const char *event_id, const char *room, co
 /* Keeps inbound session s (taken), unless a copy from the same device that
  * starts earlier is stored; a copy from another device is an impostor.
  * Events waiting for it go back to the inbox.  0 or -1 (store). */
-static int add_inbound(struct mx_e2ee *e, struct mx_megolm_in *s, int64_t now)
+static int queue_key_request(struct mx_e2ee *e, const char *action, const char *room, const char *sid,
+			     const char *sender_key, const char *user, int64_t now);
+
+/* Stores an inbound session that sender's device shared (kept when it
+ * starts earlier than the copy held); events waiting for it go back to the
+ * inbox, and a key request made for it is cancelled. */
+static int add_inbound(struct mx_e2ee *e, struct mx_megolm_in *s, const char *sender, int64_t now)
 {
 	const char *room = mx_megolm_in_room_id(s), *sid = mx_megolm_in_session_id(s);
 	struct strbuf p = STRBUF_INIT;
@@ -559,8 +565,12 @@ static int add_inbound(struct mx_e2ee *e, struct mx_megolm_in *s, int64_t now)
 			 log_q("a device shared more sessions in this room than are kept: the least recently used "
 			       "were dropped"));
 	int n = store_mx_waiting_take(e->st, room, sid, requeue_waiting, e);
+	int asked = n < 0 || !keep ? 0 : store_mx_key_request_done(e->st, room, sid);
+	if (asked == 1) /* the spec: cancel a request once its key came */
+		asked = queue_key_request(e, "request_cancellation", room, sid, mx_megolm_in_sender_key(s), sender,
+					  now);
 	mx_megolm_in_free(s);
-	return n < 0 ? -1 : 0;
+	return n < 0 || asked < 0 ? -1 : 0;
 }
 
 /* An Olm message from the device sender_key of sender could not be
@@ -715,7 +725,7 @@ static int to_device(struct mx_e2ee *e, const json_t *ev, int64_t now)
 			err[0] = '\0'; /* refused (logged), a store error, or another encrypted
 					  * to-device message (m.dummy): nothing more to do */
 		if (in)
-			out = add_inbound(e, in, now);
+			out = add_inbound(e, in, d.sender, now);
 		else if (out == 0 && err[0]) {
 			count_error("room_key_refused");
 			log_warn("room_key_refused", "transport=" T " sender=%s type=%s error=%s", log_q(d.sender),
@@ -783,29 +793,28 @@ int mx_e2ee_room_encrypted(struct mx_e2ee *e, const char *room)
 
 /* ==== Inbox ==== */
 
-/* Asks the devices of the event's sender for the session's key, once per
- * session: an outbox row of the room (sent in clear: it names the session,
- * never a key). */
-static int request_key(struct mx_e2ee *e, const char *room, const json_t *ev, const char *sid, int64_t now)
+/* Queues an m.room_key_request to-device message (action "request" or
+ * "request_cancellation") for the session (room, sid) to every device of
+ * user: an outbox row in the room's key-request queue (sent in clear: it
+ * names the session, never a key).  The request id is the same for both,
+ * as the spec asks.  0, or -1 when the store failed. */
+static int queue_key_request(struct mx_e2ee *e, const char *action, const char *room, const char *sid,
+			     const char *sender_key, const char *user, int64_t now)
 {
-	int rc = store_mx_key_request_add(e->st, room, sid, now);
-	if (rc <= 0)
-		return rc;
-	const char *sender = json_string_value(json_object_get(ev, "sender"));
-	const char *sk = json_string_value(json_object_get(json_object_get(ev, "content"), "sender_key"));
+	int cancel = !strcmp(action, "request_cancellation");
 	char id[64];
 	uint64_t h = hash_bytes(sid, strlen(sid)) ^ hash_bytes(room, strlen(room));
 	snprintf(id, sizeof(id), "kr%016llx", (unsigned long long)h);
-	json_t *c = mx_room_key_request("request", room, sid, sk ? sk : "", id, e->device_id);
-	if (!c || !sender)
+	json_t *c = mx_room_key_request(action, room, sid, sender_key ? sender_key : "", id, e->device_id);
+	if (!c || !user)
 		return json_decref(c), 0;
-	json_t *body = json_pack("{s:{s:{s:o}}}", "messages", sender, "*", c);
+	json_t *body = json_pack("{s:{s:{s:o}}}", "messages", user, "*", c);
 	char *s = json_dumps(body, JSON_COMPACT);
 	json_decref(body);
 	char trigger[600], txn[96], queue[600];
-	snprintf(trigger, sizeof(trigger), "keyreq:%.500s", sid);
+	snprintf(trigger, sizeof(trigger), "%s:%.500s", cancel ? "keycancel" : "keyreq", sid);
 	snprintf(queue, sizeof(queue), KEYREQ_QUEUE "%.500s", room);
-	snprintf(txn, sizeof(txn), "keyreq.%s", id);
+	snprintf(txn, sizeof(txn), "%s.%s", cancel ? "keycancel" : "keyreq", id);
 	struct outbox_row row = { 0 };
 	row.transport = T;
 	row.chat = queue;
@@ -817,9 +826,21 @@ static int request_key(struct mx_e2ee *e, const char *room, const json_t *ev, co
 	int64_t added = s ? store_outbox_add(e->st, &row) : 0;
 	free(s);
 	if (added > 0)
-		log_info("key_requested", "transport=" T " room=%s session=%s sender=%s", log_q(room), log_q(sid),
-			 log_q(sender));
+		log_info(cancel ? "key_request_cancelled" : "key_requested",
+			 "transport=" T " room=%s session=%s sender=%s", log_q(room), log_q(sid), log_q(user));
 	return added < 0 ? -1 : 0;
+}
+
+/* Asks the devices of the event's sender for the session's key, once per
+ * session. */
+static int request_key(struct mx_e2ee *e, const char *room, const json_t *ev, const char *sid, int64_t now)
+{
+	int rc = store_mx_key_request_add(e->st, room, sid, now);
+	if (rc <= 0)
+		return rc;
+	return queue_key_request(e, "request", room, sid,
+				 json_string_value(json_object_get(json_object_get(ev, "content"), "sender_key")),
+				 json_string_value(json_object_get(ev, "sender")), now);
 }
 
 int mx_e2ee_decrypt(struct mx_e2ee *e, const char *room, const json_t *ev, const char *payload,

@@ -1931,6 +1931,17 @@ int64_t store_mx_waiting_count(struct store *s)
 	return n;
 }
 
+int store_mx_key_request_done(struct store *s, const char *room, const char *session_id)
+{
+	static const char sql[] = "DELETE FROM mx_key_requests WHERE room=?1 AND session_id=?2";
+	sqlite3_stmt *st = stmt(s, sql);
+	bind_str(st, 1, room);
+	bind_str(st, 2, session_id);
+	if (run(s, st) < 0)
+		return -1;
+	return sqlite3_changes(s->db) > 0;
+}
+
 int store_mx_key_request_add(struct store *s, const char *room, const char *session_id, int64_t now)
 {
 	static const char sql[] = "INSERT OR IGNORE INTO mx_key_requests(room, session_id, sent_at)"

@@ -165,6 +165,8 @@ static void message_waits_for_its_key_then_decrypts(void **state)
 	json_t *req = json_object_get(json_object_get(json_object_get(kr, "messages"), ALICE), "*");
 	assert_string_equal(json_string_value(json_object_get(req, "action")), "request");
 	assert_string_equal(json_string_value(json_object_get(req, "requesting_device_id")), "BOTDEV");
+	char request_id[64];
+	snprintf(request_id, sizeof(request_id), "%s", json_string_value(json_object_get(req, "request_id")));
 	assert_string_equal(json_string_value(json_object_get(json_object_get(req, "body"), "session_id")),
 			    mx_megolm_out_session_id(out));
 	json_decref(kr);
@@ -183,6 +185,19 @@ static void message_waits_for_its_key_then_decrypts(void **state)
 	assert_int_equal(mx_e2ee_sync(e, batch, 300), 0);
 	assert_int_equal(store_commit(st), 0);
 	assert_int_equal(store_mx_waiting_count(st), 0);
+	/* the key came: the request is cancelled, with the same request id */
+	assert_int_equal(store_outbox_count(st, "matrix", OUT_PENDING), 2);
+	assert_int_equal(store_outbox_due(st, "matrix", 400, rows, 2), 1); /* one queue: in order */
+	rows[0].state = OUT_SENT;
+	assert_int_equal(store_outbox_set(st, &rows[0]), 0);
+	outbox_row_release(&rows[0]);
+	assert_int_equal(store_outbox_due(st, "matrix", 400, rows, 2), 1);
+	kr = json_loads(rows[0].body, 0, NULL);
+	json_t *cancel = json_object_get(json_object_get(json_object_get(kr, "messages"), ALICE), "*");
+	assert_string_equal(json_string_value(json_object_get(cancel, "action")), "request_cancellation");
+	assert_string_equal(json_string_value(json_object_get(cancel, "request_id")), request_id);
+	json_decref(kr);
+	outbox_row_release(&rows[0]);
 	struct inbox_row in;
 	assert_int_equal(store_inbox_next(st, "matrix", &in), 1);
 	assert_string_equal(in.uid, "$q1");
